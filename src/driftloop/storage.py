@@ -1,0 +1,275 @@
+"""Where Parquet lives: local folders or S3, behind one pyarrow filesystem interface.
+
+The core (drift, merge, training data) reads and writes through ``pyarrow.fs.FileSystem`` and
+plain paths, so it never imports boto3. S3 is reached through boto3 (not pyarrow's own S3 client)
+so that the embedded AWS of the local runtime and Lambda's trimmed layer both work.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
+_MULTIPART_CHUNK = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ParquetSource:
+    """A set of Parquet files on one filesystem, read in the given order."""
+
+    filesystem: pafs.FileSystem
+    paths: tuple[str, ...]
+    labels: tuple[str, ...] = field(default=())
+
+    def label(self, index: int) -> str:
+        """How the file at ``index`` is named to users (an ``s3://`` URI or a local path)."""
+        return self.labels[index] if self.labels else self.paths[index]
+
+
+def is_parquet_name(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name.lower().endswith(PARQUET_SUFFIXES) and not name.startswith(("_", "."))
+
+
+def local_source(path: str) -> ParquetSource:
+    """A Parquet file, or every Parquet file below a folder (sorted, hidden files skipped)."""
+    filesystem = pafs.LocalFileSystem()
+    info = filesystem.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if info.type == pafs.FileType.File:
+        return ParquetSource(filesystem, (info.path,))
+    selector = pafs.FileSelector(info.path, recursive=True)
+    files = sorted(
+        entry.path
+        for entry in filesystem.get_file_info(selector)
+        if entry.type == pafs.FileType.File and is_parquet_name(entry.path)
+    )
+    return ParquetSource(filesystem, tuple(files))
+
+
+def s3_filesystem(client: Any) -> pafs.FileSystem:
+    """A pyarrow filesystem over a boto3 S3 client; paths are ``bucket/key``."""
+    return pafs.PyFileSystem(Boto3S3Handler(client))
+
+
+def s3_source(client: Any, bucket: str, keys: Iterable[str]) -> ParquetSource:
+    keys = tuple(keys)
+    return ParquetSource(
+        s3_filesystem(client),
+        tuple(f"{bucket}/{key}" for key in keys),
+        tuple(f"s3://{bucket}/{key}" for key in keys),
+    )
+
+
+class _RangedS3Reader(io.RawIOBase):
+    """A seekable read-only file over one S3 object version, fetched with ranged GETs."""
+
+    def __init__(self, client: Any, bucket: str, key: str, size: int, etag: str) -> None:
+        super().__init__()
+        self._client, self._bucket, self._key = client, bucket, key
+        self._size, self._etag, self._position = size, etag, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        end = min(self._position + len(view), self._size)
+        if end <= self._position:
+            return 0
+        response = self._client.get_object(
+            Bucket=self._bucket,
+            Key=self._key,
+            Range=f"bytes={self._position}-{end - 1}",
+            IfMatch=self._etag,
+        )
+        data = response["Body"].read()
+        view[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
+class _S3Writer(io.RawIOBase):
+    """Buffers up to one part in memory; large outputs go up as a multipart upload."""
+
+    def __init__(self, client: Any, bucket: str, key: str) -> None:
+        super().__init__()
+        self._client, self._bucket, self._key = client, bucket, key
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._buffer += chunk
+        if len(self._buffer) >= _MULTIPART_CHUNK:
+            self._flush_part()
+        return len(chunk)
+
+    def _flush_part(self) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)[
+                "UploadId"
+            ]
+        number = len(self._parts) + 1
+        response = self._client.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=bytes(self._buffer),
+        )
+        self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
+        self._buffer.clear()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._upload_id is None:
+                self._client.put_object(Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer))
+            else:
+                if self._buffer:
+                    self._flush_part()
+                self._client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+        finally:
+            super().close()
+
+
+def _split(path: str) -> tuple[str, str]:
+    bucket, _, key = path.lstrip("/").partition("/")
+    return bucket, key
+
+
+class Boto3S3Handler(pafs.FileSystemHandler):
+    """``pyarrow.fs.FileSystemHandler`` that talks to S3 through a boto3 client."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Boto3S3Handler) and other._client is self._client
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def get_type_name(self) -> str:
+        return "boto3-s3"
+
+    def normalize_path(self, path: str) -> str:
+        return path.removeprefix("s3://").lstrip("/")
+
+    def _head(self, path: str) -> dict[str, Any] | None:
+        bucket, key = _split(path)
+        try:
+            return self._client.head_object(Bucket=bucket, Key=key)
+        except self._client.exceptions.ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def _info(self, path: str) -> pafs.FileInfo:
+        bucket, key = _split(path)
+        if key:
+            head = self._head(path)
+            if head is not None:
+                return pafs.FileInfo(path, pafs.FileType.File, size=head["ContentLength"])
+        listing = self._client.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
+        if listing.get("KeyCount", 0) or not key:
+            return pafs.FileInfo(path, pafs.FileType.Directory)
+        return pafs.FileInfo(path, pafs.FileType.NotFound)
+
+    def get_file_info(self, paths: Sequence[str]) -> list[pafs.FileInfo]:
+        return [self._info(path) for path in paths]
+
+    def get_file_info_selector(self, selector: pafs.FileSelector) -> list[pafs.FileInfo]:
+        bucket, key = _split(selector.base_dir)
+        prefix = key.rstrip("/") + "/" if key else ""
+        paginator = self._client.get_paginator("list_objects_v2")
+        infos: list[pafs.FileInfo] = []
+        directories: set[str] = set()
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                relative = entry["Key"][len(prefix) :]
+                parts = relative.split("/")
+                if not selector.recursive and len(parts) > 1:
+                    directories.add(f"{bucket}/{prefix}{parts[0]}")
+                    continue
+                for depth in range(1, len(parts)):
+                    directories.add(f"{bucket}/{prefix}{'/'.join(parts[:depth])}")
+                infos.append(pafs.FileInfo(f"{bucket}/{entry['Key']}", pafs.FileType.File, size=entry["Size"]))
+        if not infos and not directories and not selector.allow_not_found and key:
+            raise FileNotFoundError(f"s3://{selector.base_dir}: no such prefix")
+        infos.extend(pafs.FileInfo(path, pafs.FileType.Directory) for path in sorted(directories))
+        return infos
+
+    def create_dir(self, path: str, recursive: bool) -> None:
+        """S3 has no folders: a prefix exists once an object is written below it."""
+
+    def delete_dir(self, path: str) -> None:
+        raise PermissionError("driftloop never deletes S3 prefixes")
+
+    def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
+        raise PermissionError("driftloop never deletes S3 prefixes")
+
+    def delete_root_dir_contents(self) -> None:
+        raise PermissionError("driftloop never deletes S3 prefixes")
+
+    def delete_file(self, path: str) -> None:
+        raise PermissionError("driftloop never deletes S3 objects")
+
+    def move(self, src: str, dest: str) -> None:
+        raise PermissionError("driftloop never moves S3 objects (inputs are read-only)")
+
+    def copy_file(self, src: str, dest: str) -> None:
+        src_bucket, src_key = _split(src)
+        dest_bucket, dest_key = _split(dest)
+        self._client.copy_object(
+            Bucket=dest_bucket, Key=dest_key, CopySource={"Bucket": src_bucket, "Key": src_key}
+        )
+
+    def _reader(self, path: str) -> _RangedS3Reader:
+        head = self._head(path)
+        if head is None:
+            raise FileNotFoundError(f"s3://{path}: no such object")
+        bucket, key = _split(path)
+        return _RangedS3Reader(self._client, bucket, key, head["ContentLength"], head["ETag"])
+
+    def open_input_stream(self, path: str) -> pa.NativeFile:
+        return pa.PythonFile(io.BufferedReader(self._reader(path), buffer_size=8 * 1024 * 1024), mode="r")
+
+    def open_input_file(self, path: str) -> pa.NativeFile:
+        return pa.PythonFile(self._reader(path), mode="r")
+
+    def open_output_stream(self, path: str, metadata: dict[str, str] | None = None) -> pa.NativeFile:
+        bucket, key = _split(path)
+        return pa.PythonFile(_S3Writer(self._client, bucket, key), mode="w")
+
+    def open_append_stream(self, path: str, metadata: dict[str, str] | None = None) -> pa.NativeFile:
+        raise PermissionError("S3 objects cannot be appended to")
