@@ -1,0 +1,167 @@
+"""The run ledger on DynamoDB: trigger de-duplication, the per-model lock, the champion, run records.
+
+Items (``pk`` / ``sk``):
+- ``TRIGGER#<dedup key>`` / ``TRIGGER``: the run that first claimed a trigger (expires after 30 days).
+- ``MODEL#<model>`` / ``LOCK``: holder run id and lease expiry (conditional writes).
+- ``MODEL#<model>`` / ``CHAMPION``: what serves now (model, dataset version, baseline).
+- ``MODEL#<model>`` / ``PENDING#<dedup key>``: a trigger deferred while another run held the lock.
+- ``MODEL#<model>`` / ``RUN#<started_at>#<run id>``: the run record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from driftloop.errors import TransientError
+
+TRIGGER_RETENTION_SECONDS = 30 * 24 * 3600
+_THROTTLING = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+               "InternalServerError", "TransactionConflictException"}
+
+
+@dataclass(frozen=True)
+class LockResult:
+    acquired: bool
+    holder: str
+    expires_at: float
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class Ledger:
+    def __init__(self, client: Any, table: str) -> None:
+        self._client, self._table = client, table
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self._client, operation)(TableName=self._table, **kwargs)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _THROTTLING:
+                raise TransientError(f"DynamoDB {operation}: {error.response['Error']['Code']}") from error
+            raise
+
+    def claim_trigger(self, dedup_key: str, run_id: str, now: float) -> str | None:
+        """Record that ``run_id`` handles this trigger; return the earlier run's id on a redelivery."""
+        try:
+            self._call(
+                "put_item",
+                Item={
+                    "pk": {"S": f"TRIGGER#{dedup_key}"},
+                    "sk": {"S": "TRIGGER"},
+                    "run_id": {"S": run_id},
+                    "claimed_at": {"N": str(now)},
+                    "expires_at": {"N": str(int(now + TRIGGER_RETENTION_SECONDS))},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR run_id = :run",
+                ExpressionAttributeValues={":run": {"S": run_id}},
+            )
+            return None
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        item = self._call(
+            "get_item", Key={"pk": {"S": f"TRIGGER#{dedup_key}"}, "sk": {"S": "TRIGGER"}}, ConsistentRead=True
+        ).get("Item", {})
+        return item.get("run_id", {}).get("S", "unknown")
+
+    def acquire_lock(self, model: str, run_id: str, now: float, lease_seconds: float) -> LockResult:
+        """Take the model's lock, or renew it for its holder; a lapsed lease can be taken over."""
+        expires = now + lease_seconds
+        try:
+            self._call(
+                "put_item",
+                Item={
+                    "pk": {"S": f"MODEL#{model}"},
+                    "sk": {"S": "LOCK"},
+                    "holder": {"S": run_id},
+                    "lease_expires_at": {"N": str(expires)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR lease_expires_at < :now OR holder = :run",
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":run": {"S": run_id}},
+            )
+            return LockResult(True, run_id, expires)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        item = self.lock(model) or {}
+        return LockResult(False, item.get("holder", "unknown"), float(item.get("lease_expires_at", 0)))
+
+    def lock(self, model: str) -> dict[str, Any] | None:
+        item = self._call(
+            "get_item", Key={"pk": {"S": f"MODEL#{model}"}, "sk": {"S": "LOCK"}}, ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        return {"holder": item["holder"]["S"], "lease_expires_at": float(item["lease_expires_at"]["N"])}
+
+    def release_lock(self, model: str, run_id: str) -> bool:
+        """Release only a lock this run holds; True when released (False: someone else's or none)."""
+        try:
+            self._call(
+                "delete_item",
+                Key={"pk": {"S": f"MODEL#{model}"}, "sk": {"S": "LOCK"}},
+                ConditionExpression="holder = :run",
+                ExpressionAttributeValues={":run": {"S": run_id}},
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def _put_document(self, pk: str, sk: str, document: dict[str, Any], **extra: dict[str, Any]) -> None:
+        self._call("put_item", Item={"pk": {"S": pk}, "sk": {"S": sk}, "document": {"S": _dumps(document)}, **extra})
+
+    def _get_document(self, pk: str, sk: str) -> dict[str, Any] | None:
+        item = self._call("get_item", Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True).get("Item")
+        return json.loads(item["document"]["S"]) if item else None
+
+    def champion(self, model: str) -> dict[str, Any] | None:
+        return self._get_document(f"MODEL#{model}", "CHAMPION")
+
+    def put_champion(self, model: str, champion: dict[str, Any]) -> None:
+        self._put_document(f"MODEL#{model}", "CHAMPION", champion)
+
+    def add_pending(self, model: str, dedup_key: str, trigger: dict[str, Any]) -> None:
+        self._put_document(f"MODEL#{model}", f"PENDING#{dedup_key}", trigger)
+
+    def _query(self, pk: str, sk_prefix: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :sk)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":sk": {"S": sk_prefix}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._call("query", **kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def take_pending(self, model: str) -> list[dict[str, Any]]:
+        """Remove and return the deferred triggers, oldest first."""
+        taken = []
+        for item in self._query(f"MODEL#{model}", "PENDING#"):
+            self._call("delete_item", Key={"pk": item["pk"], "sk": item["sk"]})
+            taken.append(json.loads(item["document"]["S"]))
+        return taken
+
+    def put_run(self, model: str, record: dict[str, Any]) -> None:
+        sort_key = f"RUN#{record['started_at']}#{record['run_id']}"
+        self._put_document(
+            f"MODEL#{model}", sort_key, record,
+            outcome={"S": record["outcome"]}, run_id={"S": record["run_id"]},
+            recorded_at={"N": str(Decimal(str(round(time.time(), 3))))},
+        )
+
+    def runs(self, model: str) -> list[dict[str, Any]]:
+        return [json.loads(item["document"]["S"]) for item in self._query(f"MODEL#{model}", "RUN#")]

@@ -1,0 +1,103 @@
+"""Settings of one deployment, read from the Lambda environment that template.yaml defines."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from driftloop.errors import ConfigurationError
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ConfigurationError(f"expected true or false, got {text!r}")
+    return value == "true"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_bucket: str
+    ledger_table: str
+    notification_topic_arn: str
+    model_name: str
+    endpoint_name: str
+    champion_variant: str
+    challenger_variant: str
+    incoming_prefix: str
+    monitor_report_prefix: str
+    psi_threshold: float
+    js_threshold: float
+    significance_level: float
+    min_sample_size: int
+    evaluation_margin: float
+    traffic_stages: tuple[int, ...]
+    min_samples_per_variant: int
+    holdout_days: int
+    cooldown_hours: float
+    lock_lease_minutes: float
+    max_bake_waits: int
+    training_image: str
+    training_instance_type: str
+    use_spot_training: bool
+    max_training_seconds: int
+    endpoint_instance_type: str
+    sagemaker_role_arn: str
+    runtime_backend: str
+
+    def __post_init__(self) -> None:
+        if self.runtime_backend not in ("aws", "local"):
+            raise ConfigurationError(f"RUNTIME_BACKEND must be aws or local, not {self.runtime_backend!r}")
+        if self.champion_variant == self.challenger_variant:
+            raise ConfigurationError("champion and challenger variants need different names")
+        if not self.traffic_stages or any(
+            not 0 < stage <= 100 for stage in self.traffic_stages
+        ) or list(self.traffic_stages) != sorted(set(self.traffic_stages)):
+            raise ConfigurationError(f"TRAFFIC_STAGES must increase within 1..100: {self.traffic_stages}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def need(name: str) -> str:
+            try:
+                return env[name]
+            except KeyError:
+                raise ConfigurationError(f"environment variable {name} is not set") from None
+
+        try:
+            return cls(
+                data_bucket=need("DATA_BUCKET"),
+                ledger_table=need("LEDGER_TABLE"),
+                notification_topic_arn=need("NOTIFICATION_TOPIC_ARN"),
+                model_name=need("MODEL_NAME"),
+                endpoint_name=need("ENDPOINT_NAME"),
+                champion_variant=need("CHAMPION_VARIANT"),
+                challenger_variant=need("CHALLENGER_VARIANT"),
+                incoming_prefix=need("INCOMING_PREFIX"),
+                monitor_report_prefix=need("MONITOR_REPORT_PREFIX"),
+                psi_threshold=float(need("PSI_THRESHOLD")),
+                js_threshold=float(need("JS_THRESHOLD")),
+                significance_level=float(need("SIGNIFICANCE_LEVEL")),
+                min_sample_size=int(need("MIN_SAMPLE_SIZE")),
+                evaluation_margin=float(need("EVALUATION_MARGIN")),
+                traffic_stages=tuple(int(part) for part in need("TRAFFIC_STAGES").split(",") if part.strip()),
+                min_samples_per_variant=int(need("MIN_SAMPLES_PER_VARIANT")),
+                holdout_days=int(need("HOLDOUT_DAYS")),
+                cooldown_hours=float(need("COOLDOWN_HOURS")),
+                lock_lease_minutes=float(need("LOCK_LEASE_MINUTES")),
+                max_bake_waits=int(need("MAX_BAKE_WAITS")),
+                training_image=need("TRAINING_IMAGE"),
+                training_instance_type=need("TRAINING_INSTANCE_TYPE"),
+                use_spot_training=_bool(need("USE_SPOT_TRAINING")),
+                max_training_seconds=int(need("MAX_TRAINING_SECONDS")),
+                endpoint_instance_type=need("ENDPOINT_INSTANCE_TYPE"),
+                sagemaker_role_arn=need("SAGEMAKER_ROLE_ARN"),
+                runtime_backend=need("RUNTIME_BACKEND"),
+            )
+        except ValueError as error:
+            raise ConfigurationError(f"bad setting: {error}") from error
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""The steps of the retraining state machine: one module per Lambda, each ``run(invocation, services)``."""

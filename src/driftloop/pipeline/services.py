@@ -1,0 +1,70 @@
+"""The outside world a step talks to, built once per process from the Lambda environment."""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from driftloop.adapters.endpoint import Endpoint, SageMakerEndpoint
+from driftloop.adapters.ledger import Ledger
+from driftloop.adapters.training import SageMakerTrainer, Trainer
+from driftloop.config import Settings
+from driftloop.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    s3: Any
+    sagemaker: Any
+    sns: Any
+    states: Any
+    events: Any
+    ledger: Ledger
+    trainer: Trainer
+    endpoint: Endpoint
+    clock: Callable[[], float] = time.time
+
+
+def build_services(settings: Settings, workspace: str | None = None) -> Services:
+    session = boto3.session.Session()
+    sagemaker = session.client("sagemaker")
+    s3 = session.client("s3")
+    if settings.runtime_backend == "local":
+        if not workspace:
+            raise ConfigurationError("RUNTIME_BACKEND=local needs DRIFTLOOP_WORKSPACE (set by the local runtime)")
+        from driftloop.local.adapters import LocalTrainer, SimulatedEndpoint
+
+        trainer: Trainer = LocalTrainer(workspace, s3)
+        endpoint: Endpoint = SimulatedEndpoint(workspace, settings.endpoint_name, s3)
+    else:
+        trainer = SageMakerTrainer(sagemaker)
+        endpoint = SageMakerEndpoint(sagemaker, settings.endpoint_name)
+    return Services(
+        settings=settings,
+        s3=s3,
+        sagemaker=sagemaker,
+        sns=session.client("sns"),
+        states=session.client("stepfunctions"),
+        events=session.client("events"),
+        ledger=Ledger(session.client("dynamodb"), settings.ledger_table),
+        trainer=trainer,
+        endpoint=endpoint,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(environment: frozenset[tuple[str, str]]) -> Services:
+    env = dict(environment)
+    return build_services(Settings.from_env(env), env.get("DRIFTLOOP_WORKSPACE"))
+
+
+def services_from_env() -> Services:
+    """One Services per distinct environment: warm Lambda invocations reuse the clients."""
+    return _cached(frozenset(os.environ.items()))
