@@ -1,0 +1,366 @@
+"""An implicit-feedback top-K recommender: an item-item model (EASE or item-kNN) over recency- and
+event-weighted interactions, with popularity for cold users and for filling short lists.
+
+Fitting may use scipy; a fitted model is plain numpy arrays, so loading and recommending need
+numpy only (the Lambda layer and the inference container have no scipy guarantee).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from driftloop.errors import InvalidInputError
+from driftloop.model.data import EVENT, ITEM, TIME, USER, ColumnMapping, normalise_interactions
+
+ALGORITHMS = ("ease", "item_knn", "popularity")
+MODEL_ARRAYS = "recommender.npz"
+MODEL_META = "recommender.json"
+FORMAT_VERSION = 1
+_MICROS_PER_DAY = 86_400 * 1_000_000
+_SCORE_BUDGET = 8_000_000  # scored cells (users x items) per chunk: bounds recommend()'s memory
+
+
+@dataclass(frozen=True)
+class RecommenderConfig:
+    """How to turn interactions into a model. ``event_weights`` applies when the data has event types."""
+
+    algorithm: str = "ease"
+    l2: float = 100.0
+    neighbours: int = 200
+    shrinkage: float = 10.0
+    recency_half_life_days: float | None = 90.0
+    event_weights: Mapping[str, float] = field(
+        default_factory=lambda: {"view": 1.0, "cart": 2.0, "purchase": 4.0}
+    )
+    target_event_types: tuple[str, ...] = ("purchase",)
+    max_items: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise InvalidInputError(f"algorithm must be one of {ALGORITHMS}, not {self.algorithm!r}")
+        if self.l2 <= 0 or self.shrinkage < 0:
+            raise InvalidInputError("l2 must be > 0 and shrinkage >= 0")
+        if self.neighbours < 1 or self.max_items < 1:
+            raise InvalidInputError("neighbours and max_items must be >= 1")
+        if self.recency_half_life_days is not None and self.recency_half_life_days <= 0:
+            raise InvalidInputError("recency_half_life_days must be > 0 (or None for no decay)")
+        if any(weight < 0 for weight in self.event_weights.values()):
+            raise InvalidInputError("event weights must be >= 0")
+        if not self.target_event_types:
+            raise InvalidInputError("target_event_types must name at least one event type")
+        object.__setattr__(self, "event_weights", dict(self.event_weights))
+        object.__setattr__(self, "target_event_types", tuple(self.target_event_types))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["target_event_types"] = list(self.target_event_types)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RecommenderConfig:
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        if "target_event_types" in known:
+            known["target_event_types"] = tuple(known["target_event_types"])
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class _Interactions:
+    """Per (user, item) aggregates, sorted by user then item."""
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    users: np.ndarray
+    items: np.ndarray
+    values: np.ndarray
+    bought: np.ndarray
+    item_popularity: np.ndarray
+    latest: datetime
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    encoded = column.combine_chunks().dictionary_encode()
+    return encoded.indices.to_numpy().astype(np.int64), np.asarray(encoded.dictionary.to_pylist(), dtype=str)
+
+
+def _aggregate(table: pa.Table, config: RecommenderConfig) -> _Interactions:
+    user_codes, user_ids = _codes(table.column(USER))
+    item_codes, item_ids = _codes(table.column(ITEM))
+    events = table.column(EVENT)
+    if events.null_count == table.num_rows:
+        weights = np.ones(table.num_rows)
+        is_target = np.ones(table.num_rows, dtype=bool)
+    else:
+        event_types = pc.fill_null(events, "").combine_chunks()
+        mapping = pa.array(list(config.event_weights), pa.string())
+        index = pc.fill_null(pc.index_in(event_types, value_set=mapping), len(mapping)).to_numpy()
+        known_weights = np.append(np.asarray(list(config.event_weights.values()), dtype=float), 1.0)
+        weights = known_weights[index]
+        is_target = pc.is_in(event_types, value_set=pa.array(config.target_event_types)).to_numpy(
+            zero_copy_only=False
+        )
+    micros = table.column(TIME).cast(pa.int64()).to_numpy()
+    latest_micros = int(micros.max())
+    if config.recency_half_life_days is not None:
+        age_days = (latest_micros - micros) / _MICROS_PER_DAY
+        weights = weights * np.exp2(-age_days / config.recency_half_life_days)
+    n_items = len(item_ids)
+    keys = user_codes * n_items + item_codes
+    unique_keys, inverse = np.unique(keys, return_inverse=True)
+    summed = np.bincount(inverse, weights=weights, minlength=unique_keys.size)
+    bought = np.bincount(inverse, weights=is_target, minlength=unique_keys.size) > 0
+    popularity = np.bincount(item_codes, weights=weights * is_target, minlength=n_items)
+    return _Interactions(
+        user_ids=user_ids,
+        item_ids=item_ids,
+        users=unique_keys // n_items,
+        items=(unique_keys % n_items).astype(np.int32),
+        values=np.log1p(summed).astype(np.float32),
+        bought=bought,
+        item_popularity=popularity.astype(np.float32),
+        latest=datetime.fromtimestamp(latest_micros / 1_000_000, tz=UTC),
+    )
+
+
+def _top_neighbours(similarity: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``count`` largest entries of each row (indices and values)."""
+    count = min(count, similarity.shape[1])
+    indices = np.argpartition(-similarity, count - 1, axis=1)[:, :count]
+    return indices.astype(np.int32), np.take_along_axis(similarity, indices, axis=1).astype(np.float32)
+
+
+def _item_item(data: _Interactions, config: RecommenderConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbour lists for every item; items outside the modelled set get none (weights 0)."""
+    from scipy import sparse  # training-time only
+
+    n_items = len(data.item_ids)
+    n_neighbours = min(config.neighbours, n_items)
+    neighbour_items = np.tile(np.arange(n_items, dtype=np.int32)[:, None], (1, n_neighbours))
+    neighbour_weights = np.zeros((n_items, n_neighbours), dtype=np.float32)
+    if config.algorithm == "popularity":
+        return neighbour_items[:, :1], neighbour_weights[:, :1]
+    user_counts = np.bincount(data.items, minlength=n_items)
+    modelled = np.flatnonzero(user_counts >= 2)
+    if modelled.size > config.max_items:
+        modelled = modelled[np.argsort(-user_counts[modelled], kind="stable")[: config.max_items]]
+        modelled.sort()
+    if modelled.size < 2:
+        return neighbour_items, neighbour_weights
+    column_of = np.full(n_items, -1, dtype=np.int64)
+    column_of[modelled] = np.arange(modelled.size)
+    keep = column_of[data.items] >= 0
+    matrix = sparse.csr_matrix(
+        (data.values[keep].astype(np.float64), (data.users[keep], column_of[data.items[keep]])),
+        shape=(len(data.user_ids), modelled.size),
+    )
+    gram = (matrix.T @ matrix).toarray()
+    diagonal = np.diag(gram).copy()
+    if config.algorithm == "ease":
+        gram[np.diag_indices_from(gram)] += config.l2
+        precision = np.linalg.inv(gram)
+        similarity = precision / (-np.diag(precision))
+    else:
+        norms = np.sqrt(diagonal)
+        similarity = gram / (np.outer(norms, norms) + config.shrinkage)
+    np.fill_diagonal(similarity, -np.inf)
+    local_items, weights = _top_neighbours(similarity, min(n_neighbours, modelled.size - 1))
+    weights[~np.isfinite(weights)] = 0.0
+    width = local_items.shape[1]
+    neighbour_items[modelled, :width] = modelled[local_items]
+    neighbour_weights[modelled, :width] = weights
+    return neighbour_items, neighbour_weights
+
+
+class Recommender:
+    """A fitted model: per-user histories, item neighbour lists and item popularity."""
+
+    def __init__(
+        self,
+        *,
+        config: RecommenderConfig,
+        user_ids: np.ndarray,
+        item_ids: np.ndarray,
+        history_indptr: np.ndarray,
+        history_items: np.ndarray,
+        history_values: np.ndarray,
+        history_bought: np.ndarray,
+        neighbour_items: np.ndarray,
+        neighbour_weights: np.ndarray,
+        item_popularity: np.ndarray,
+        trained_until: datetime,
+    ) -> None:
+        self.config = config
+        self.user_ids = user_ids
+        self.item_ids = item_ids
+        self.history_indptr = history_indptr
+        self.history_items = history_items
+        self.history_values = history_values
+        self.history_bought = history_bought
+        self.neighbour_items = neighbour_items
+        self.neighbour_weights = neighbour_weights
+        self.item_popularity = item_popularity
+        self.trained_until = trained_until
+        self._user_index = {user: index for index, user in enumerate(user_ids.tolist())}
+        order = np.argsort(-item_popularity, kind="stable")
+        rank = np.empty(len(item_ids), dtype=np.float64)
+        rank[order] = np.arange(len(item_ids))
+        # A tie-breaker far below any real score: unscored items are ordered by popularity.
+        self._popularity_bonus = (1.0 - rank / max(len(item_ids), 1)) * 1e-9
+        self._popularity_order = order
+
+    @classmethod
+    def fit(
+        cls,
+        interactions: pa.Table,
+        config: RecommenderConfig | None = None,
+        columns: ColumnMapping | None = None,
+    ) -> Recommender:
+        """Fit on every row of ``interactions`` (filter by time before calling)."""
+        config = config or RecommenderConfig()
+        table = normalise_interactions(interactions, columns or ColumnMapping())
+        if table.num_rows == 0:
+            raise InvalidInputError("cannot train a recommender on 0 interactions")
+        distinct_users = pc.count_distinct(table.column(USER)).as_py()
+        if distinct_users < 2:
+            raise InvalidInputError(
+                f"cannot train a recommender on {distinct_users} distinct user: "
+                "personalisation needs at least 2 users"
+            )
+        data = _aggregate(table, config)
+        neighbour_items, neighbour_weights = _item_item(data, config)
+        indptr = np.zeros(len(data.user_ids) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(data.users, minlength=len(data.user_ids)), out=indptr[1:])
+        return cls(
+            config=config,
+            user_ids=data.user_ids,
+            item_ids=data.item_ids,
+            history_indptr=indptr,
+            history_items=data.items,
+            history_values=data.values,
+            history_bought=data.bought,
+            neighbour_items=neighbour_items,
+            neighbour_weights=neighbour_weights,
+            item_popularity=data.item_popularity,
+            trained_until=data.latest,
+        )
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def knows(self, user_id: str) -> bool:
+        return user_id in self._user_index
+
+    def popular_items(self, k: int) -> list[str]:
+        return self.item_ids[self._popularity_order[:k]].tolist()
+
+    def recommend(self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = True) -> list[list[str]]:
+        """Top-``k`` item ids per user, best first; unknown users get the most popular items."""
+        if k < 1:
+            raise InvalidInputError(f"k must be >= 1, not {k}")
+        result: list[list[str]] = [self.popular_items(k)] * len(user_ids)
+        known = [
+            (position, self._user_index[user])
+            for position, user in enumerate(user_ids)
+            if user in self._user_index
+        ]
+        rows_per_chunk = max(1, _SCORE_BUDGET // max(self.n_items, 1))
+        for start in range(0, len(known), rows_per_chunk):
+            chunk = known[start : start + rows_per_chunk]
+            top = self._top_k(np.asarray([user for _, user in chunk]), k, exclude_seen)
+            for (position, _), items in zip(chunk, top, strict=True):
+                result[position] = items
+        return result
+
+    def _top_k(self, users: np.ndarray, k: int, exclude_seen: bool) -> list[list[str]]:
+        starts, ends = self.history_indptr[users], self.history_indptr[users + 1]
+        lengths = ends - starts
+        entries = np.repeat(ends - lengths.cumsum(), lengths) + np.arange(lengths.sum())
+        rows = np.repeat(np.arange(users.size), lengths)
+        items = self.history_items[entries]
+        targets = self.neighbour_items[items]
+        contributions = self.history_values[entries, None] * self.neighbour_weights[items]
+        flat = (rows[:, None] * self.n_items + targets).ravel()
+        scores = np.bincount(flat, weights=contributions.ravel(), minlength=users.size * self.n_items)
+        scores = scores.reshape(users.size, self.n_items) + self._popularity_bonus
+        if exclude_seen:
+            bought = self.history_bought[entries]
+            scores[rows[bought], items[bought]] = -np.inf
+        k = min(k, self.n_items)
+        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        best_scores = np.take_along_axis(scores, best, axis=1)
+        ranked = np.take_along_axis(best, np.argsort(-best_scores, axis=1, kind="stable"), axis=1)
+        ranked_scores = np.take_along_axis(scores, ranked, axis=1)
+        return [
+            self.item_ids[row[np.isfinite(row_scores)]].tolist()
+            for row, row_scores in zip(ranked, ranked_scores, strict=True)
+        ]
+
+    def seen_items(self, user_id: str, bought_only: bool = True) -> list[str]:
+        index = self._user_index.get(user_id)
+        if index is None:
+            return []
+        span = slice(self.history_indptr[index], self.history_indptr[index + 1])
+        items = self.history_items[span]
+        if bought_only:
+            items = items[self.history_bought[span]]
+        return self.item_ids[items].tolist()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": int(self.history_items.size),
+            "trained_until": self.trained_until.isoformat(),
+        }
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        os.makedirs(directory, exist_ok=True)
+        np.savez(
+            os.path.join(directory, MODEL_ARRAYS),
+            user_ids=self.user_ids,
+            item_ids=self.item_ids,
+            history_indptr=self.history_indptr,
+            history_items=self.history_items,
+            history_values=self.history_values,
+            history_bought=self.history_bought,
+            neighbour_items=self.neighbour_items,
+            neighbour_weights=self.neighbour_weights,
+            item_popularity=self.item_popularity,
+        )
+        with open(os.path.join(directory, MODEL_META), "w", encoding="utf-8") as handle:
+            json.dump(self.describe(), handle, indent=2, sort_keys=True)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> Recommender:
+        meta_path = os.path.join(directory, MODEL_META)
+        if not os.path.exists(meta_path):
+            raise FileNotFoundError(f"{directory}: no {MODEL_META} (not a driftloop recommender)")
+        with open(meta_path, encoding="utf-8") as handle:
+            meta = json.load(handle)
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise InvalidInputError(
+                f"{directory}: model format {meta.get('format_version')} is not {FORMAT_VERSION}"
+            )
+        with np.load(os.path.join(directory, MODEL_ARRAYS), allow_pickle=False) as arrays:
+            loaded = {name: arrays[name] for name in arrays.files}
+        return cls(
+            config=RecommenderConfig.from_dict(meta["config"]),
+            trained_until=datetime.fromisoformat(meta["trained_until"]),
+            **loaded,
+        )

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from model_fixtures import table_of
+
+from driftloop.errors import InvalidInputError
+from driftloop.model.data import ColumnMapping, at_or_after, before, time_quantile
+from driftloop.model.metrics import evaluate
+from driftloop.model.recommender import Recommender, RecommenderConfig
+
+SMALL = [
+    ("alice", "apple", "purchase", "2026-01-01T10:00"),
+    ("alice", "banana", "view", "2026-01-02T10:00"),
+    ("bob", "apple", "purchase", "2026-01-01T11:00"),
+    ("bob", "banana", "purchase", "2026-01-03T11:00"),
+    ("bob", "cherry", "purchase", "2026-01-04T11:00"),
+    ("carol", "banana", "purchase", "2026-01-05T11:00"),
+    ("carol", "cherry", "view", "2026-01-05T12:00"),
+    ("dave", "cherry", "purchase", "2026-01-06T11:00"),
+    ("dave", "apple", "purchase", "2026-01-06T12:00"),
+]
+
+
+@pytest.mark.parametrize("algorithm", ["ease", "item_knn", "popularity"])
+def test_recommendations_exclude_bought_items_but_keep_viewed_ones(algorithm: str) -> None:
+    model = Recommender.fit(table_of(SMALL), RecommenderConfig(algorithm=algorithm))
+    [alice] = model.recommend(["alice"], k=3)
+    assert "apple" not in alice
+    assert "banana" in alice  # viewed, not bought
+    assert sorted(alice) == ["banana", "cherry"]  # only two items remain; no duplicates, no padding
+
+
+def test_without_exclusion_bought_items_can_come_back() -> None:
+    model = Recommender.fit(table_of(SMALL))
+    [bob] = model.recommend(["bob"], k=3, exclude_seen=False)
+    assert sorted(bob) == ["apple", "banana", "cherry"]
+    assert model.recommend(["bob"], k=3) == [[]]
+
+
+def test_unknown_users_get_the_most_bought_items() -> None:
+    model = Recommender.fit(table_of(SMALL), RecommenderConfig(recency_half_life_days=None))
+    unknown, known = model.recommend(["zoe", "alice"], k=2)
+    assert unknown[0] == "apple" and unknown[1] in {"banana", "cherry"}  # 3 purchases, then 2 each
+    assert "apple" not in known
+    assert not model.knows("zoe") and model.knows("alice")
+
+
+def test_results_follow_request_order_and_k() -> None:
+    model = Recommender.fit(table_of(SMALL))
+    lists = model.recommend(["carol", "zoe", "carol"], k=1)
+    assert len(lists) == 3 and lists[0] == lists[2] and all(len(items) == 1 for items in lists)
+    with pytest.raises(InvalidInputError):
+        model.recommend(["carol"], k=0)
+
+
+def test_zero_rows_fail_clearly() -> None:
+    empty = table_of(SMALL).slice(0, 0)
+    with pytest.raises(InvalidInputError, match="0 interactions"):
+        Recommender.fit(empty)
+
+
+def test_a_single_user_fails_clearly() -> None:
+    single = table_of([row for row in SMALL if row[0] == "bob"])
+    with pytest.raises(InvalidInputError, match="at least 2 users"):
+        Recommender.fit(single)
+
+
+def test_rows_missing_user_item_or_time_are_dropped_before_the_checks() -> None:
+    table = pa.table({"user_id": ["a", None], "item_id": ["x", "y"], "event_time": [1.0, 2.0]})
+    with pytest.raises(InvalidInputError, match="1 distinct user"):
+        Recommender.fit(table, columns=ColumnMapping(event_type_col=None))
+
+
+def test_other_column_names_and_untyped_events() -> None:
+    table = pa.table(
+        {
+            "customer": ["a", "a", "b", "b", "c"],
+            "product": [1, 2, 1, 3, 2],
+            "ts": pa.array([1_700_000_000, 1_700_000_100, 1_700_000_200, 1_700_000_300, 1_700_000_400]),
+        }
+    )
+    columns = ColumnMapping(user_col="customer", item_col="product", time_col="ts", event_type_col=None)
+    model = Recommender.fit(table, columns=columns)
+    # Without event types every interaction counts as bought and is excluded.
+    assert "1" not in model.recommend(["a"], k=3)[0] and "2" not in model.recommend(["a"], k=3)[0]
+    assert model.recommend(["a"], k=3) == [["3"]]
+
+
+def test_save_and_load_round_trip(tmp_path, interactions: pa.Table) -> None:
+    model = Recommender.fit(interactions)
+    model.save(tmp_path)
+    loaded = Recommender.load(tmp_path)
+    users = interactions.column("user_id").unique().to_pylist()[:50] + ["nobody"]
+    assert loaded.recommend(users, k=10) == model.recommend(users, k=10)
+    assert loaded.config == model.config and loaded.trained_until == model.trained_until
+
+
+def test_load_rejects_a_folder_without_a_model(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="recommender.json"):
+        Recommender.load(tmp_path)
+
+
+@pytest.mark.parametrize("algorithm", ["ease", "item_knn"])
+def test_personalisation_beats_popularity_on_clustered_data(interactions: pa.Table, algorithm: str) -> None:
+    cutoff = time_quantile(interactions, 0.8)
+    train, test = before(interactions, cutoff), at_or_after(interactions, cutoff)
+    model = Recommender.fit(train, RecommenderConfig(algorithm=algorithm))
+    result = evaluate(model, train, test)
+    assert result.model["users_evaluated"] > 100
+    assert result.model["ndcg_at_10"] >= 1.3 * result.baseline_popularity["ndcg_at_10"]
+    assert np.array_equal(result.model_per_user["user_id"], result.baseline_per_user["user_id"])
+
+
+def test_item_cap_leaves_the_rest_to_popularity(interactions: pa.Table) -> None:
+    model = Recommender.fit(interactions, RecommenderConfig(max_items=5, neighbours=3))
+    has_neighbours = (model.neighbour_weights != 0).any(axis=1)
+    assert 0 < has_neighbours.sum() <= 5
+    assert model.neighbour_items.shape == (model.n_items, 3)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"algorithm": "svd"},
+        {"l2": 0},
+        {"neighbours": 0},
+        {"recency_half_life_days": -1},
+        {"event_weights": {"view": -1.0}},
+        {"target_event_types": ()},
+    ],
+)
+def test_config_is_validated(bad: dict) -> None:
+    with pytest.raises(InvalidInputError):
+        RecommenderConfig(**bad)
+
+
+def test_config_round_trips_through_a_dict() -> None:
+    config = RecommenderConfig(algorithm="item_knn", target_event_types=("purchase", "cart"))
+    assert RecommenderConfig.from_dict(config.to_dict()) == config
