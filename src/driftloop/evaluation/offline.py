@@ -1,0 +1,238 @@
+"""Offline gate: does the challenger beat the champion on the same time-split holdout?
+
+Per-user metric values are compared pairwise (the same users, the same held-out interactions)
+and the mean difference gets a percentile bootstrap interval from resampling users.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from driftloop.errors import ConfigurationError, InvalidInputError
+
+MODELS = ("champion", "challenger")
+# Bootstrap replicates are drawn in blocks of about this many numbers, to bound memory.
+_BLOCK_ELEMENTS = 1 << 22
+# Below this share of distinct per-user differences, resampling counts per distinct value
+# (multinomial) is cheaper than resampling user indices; both draw from the same distribution.
+_DISTINCT_SHARE_FOR_COUNTS = 0.1
+
+
+@dataclass(frozen=True)
+class OfflineGateConfig:
+    """``margin``: the challenger's mean gain on ``primary_metric`` must be at least this (absolute)."""
+
+    primary_metric: str = "ndcg_at_10"
+    margin: float = 0.0
+    confidence: float = 0.95
+    n_bootstrap: int = 2000
+    seed: int = 0
+    min_users: int = 50
+    block_on_secondary_regression: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.primary_metric:
+            raise ConfigurationError("primary_metric must be named")
+        if not math.isfinite(self.margin) or self.margin < 0:
+            raise ConfigurationError(f"margin must be a non-negative number, got {self.margin}")
+        if not 0 < self.confidence < 1:
+            raise ConfigurationError(f"confidence must be in (0, 1), got {self.confidence}")
+        if self.n_bootstrap < 100:
+            raise ConfigurationError(f"n_bootstrap must be at least 100, got {self.n_bootstrap}")
+        if self.min_users < 2:
+            raise ConfigurationError(f"min_users must be at least 2, got {self.min_users}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Mean of (challenger - champion) over users, with its bootstrap interval.
+
+    ``fraction_not_positive`` is the share of bootstrap means at or below zero: a one-sided,
+    p-value-like measure of how plausible "the challenger is not better" is.
+    """
+
+    mean_difference: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    fraction_not_positive: float
+    n_users: int
+    n_bootstrap: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """``baseline`` is ``"champion"``, or ``"popularity"`` on a first deployment."""
+
+    passed: bool
+    reason: str
+    baseline: str
+    primary_metric: str
+    n_users: int
+    metrics: dict[str, dict[str, float]]
+    differences: dict[str, BootstrapResult] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _as_vector(values: Any, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise InvalidInputError(f"{name} must be one value per user, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise InvalidInputError(f"{name} has missing or infinite values")
+    return array
+
+
+def _bootstrap_means(differences: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
+    n_users = differences.size
+    values, counts = np.unique(differences, return_counts=True)
+    means = np.empty(n_bootstrap)
+    if values.size <= _DISTINCT_SHARE_FOR_COUNTS * n_users:
+        probabilities = counts / n_users
+        block = max(1, _BLOCK_ELEMENTS // values.size)
+        for start in range(0, n_bootstrap, block):
+            stop = min(start + block, n_bootstrap)
+            draws = rng.multinomial(n_users, probabilities, size=stop - start)
+            means[start:stop] = draws @ values / n_users
+    else:
+        block = max(1, _BLOCK_ELEMENTS // n_users)
+        for start in range(0, n_bootstrap, block):
+            stop = min(start + block, n_bootstrap)
+            indices = rng.integers(0, n_users, size=(stop - start, n_users))
+            means[start:stop] = differences[indices].mean(axis=1)
+    return means
+
+
+def paired_bootstrap(
+    champion: Any,
+    challenger: Any,
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> BootstrapResult:
+    """Percentile bootstrap interval of mean(challenger - champion); arrays are aligned by user."""
+    champion_values = _as_vector(champion, "champion")
+    challenger_values = _as_vector(challenger, "challenger")
+    if champion_values.size != challenger_values.size:
+        raise InvalidInputError(
+            f"per-user arrays differ in length: champion {champion_values.size}, "
+            f"challenger {challenger_values.size}"
+        )
+    if champion_values.size == 0:
+        raise InvalidInputError("no users to compare")
+    if n_bootstrap < 1:
+        raise ConfigurationError(f"n_bootstrap must be positive, got {n_bootstrap}")
+    if not 0 < confidence < 1:
+        raise ConfigurationError(f"confidence must be in (0, 1), got {confidence}")
+    differences = challenger_values - champion_values
+    means = _bootstrap_means(differences, n_bootstrap, np.random.default_rng(seed))
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return BootstrapResult(
+        mean_difference=float(differences.mean()),
+        ci_low=float(low),
+        ci_high=float(high),
+        confidence=confidence,
+        fraction_not_positive=float(np.mean(means <= 0)),
+        n_users=int(differences.size),
+        n_bootstrap=n_bootstrap,
+    )
+
+
+def _validated_per_user(
+    per_user: Mapping[str, Mapping[str, Any]], primary_metric: str
+) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+    missing_models = [model for model in MODELS if model not in per_user]
+    if missing_models:
+        raise InvalidInputError(f"per-user metrics lack {missing_models}; expected keys {list(MODELS)}")
+    names = {model: set(per_user[model]) for model in MODELS}
+    if names["champion"] != names["challenger"]:
+        raise InvalidInputError(
+            f"champion and challenger report different metrics: "
+            f"{sorted(names['champion'])} vs {sorted(names['challenger'])}"
+        )
+    if primary_metric not in names["champion"]:
+        raise InvalidInputError(f"primary metric {primary_metric!r} not among {sorted(names['champion'])}")
+    ordered = [primary_metric, *sorted(names["champion"] - {primary_metric})]
+    arrays = {
+        model: {metric: _as_vector(per_user[model][metric], f"{model}.{metric}") for metric in ordered}
+        for model in MODELS
+    }
+    lengths = {array.size for by_metric in arrays.values() for array in by_metric.values()}
+    if len(lengths) != 1:
+        raise InvalidInputError(
+            f"per-user arrays must all have one value per holdout user, got lengths {lengths}"
+        )
+    return arrays, lengths.pop()
+
+
+def offline_gate(
+    per_user: Mapping[str, Mapping[str, Any]],
+    config: OfflineGateConfig,
+    first_deployment: bool = False,
+) -> GateDecision:
+    """Pass only if the challenger beats the baseline on the primary metric by ``margin`` on average
+    with the interval's lower bound above zero (and, if configured, no other metric is significantly
+    worse). On a first deployment, ``per_user["champion"]`` holds the popularity baseline's values.
+    """
+    arrays, n_users = _validated_per_user(per_user, config.primary_metric)
+    baseline = "popularity" if first_deployment else "champion"
+    means = {
+        model: {metric: float(values.mean()) for metric, values in arrays[model].items()} for model in MODELS
+    }
+
+    def decide(passed: bool, reason: str, differences: dict[str, BootstrapResult]) -> GateDecision:
+        return GateDecision(
+            passed, reason, baseline, config.primary_metric, n_users, means, differences, config.to_dict()
+        )
+
+    if n_users < config.min_users:
+        return decide(False, f"holdout has {n_users} users; the gate needs at least {config.min_users}", {})
+    differences = {
+        metric: paired_bootstrap(
+            arrays["champion"][metric],
+            arrays["challenger"][metric],
+            config.n_bootstrap,
+            config.confidence,
+            config.seed,
+        )
+        for metric in arrays["champion"]
+    }
+    primary = differences[config.primary_metric]
+    summary = (
+        f"{config.primary_metric} {means['challenger'][config.primary_metric]:.4f} vs {baseline} "
+        f"{means['champion'][config.primary_metric]:.4f}, difference {primary.mean_difference:+.4f} "
+        f"({config.confidence:.0%} CI [{primary.ci_low:+.4f}, {primary.ci_high:+.4f}], {n_users} users)"
+    )
+    if primary.ci_low <= 0:
+        return decide(
+            False, f"challenger is not significantly better than the {baseline}: {summary}", differences
+        )
+    if primary.mean_difference < config.margin:
+        return decide(False, f"challenger's gain is below the margin {config.margin}: {summary}", differences)
+    regressions = [
+        f"{metric} {result.mean_difference:+.4f} (CI high {result.ci_high:+.4f})"
+        for metric, result in differences.items()
+        if metric != config.primary_metric and result.ci_high < 0
+    ]
+    if regressions and config.block_on_secondary_regression:
+        return decide(
+            False,
+            f"challenger is significantly worse on {', '.join(regressions)} despite {summary}",
+            differences,
+        )
+    return decide(True, f"challenger beats the {baseline}: {summary}", differences)
