@@ -1,0 +1,166 @@
+"""Streaming reads of a ParquetSource: one record batch at a time, columns projected, schema checked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from driftloop.errors import InvalidInputError, UnsafeSchemaChangeError
+from driftloop.storage import ParquetSource
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+DEFAULT_BATCH_ROWS = 262_144
+
+
+def column_kind(data_type: pa.DataType) -> str | None:
+    """``numeric``, ``categorical`` or None for types drift does not compare (timestamps, lists...)."""
+    if pa.types.is_dictionary(data_type):
+        data_type = data_type.value_type
+    if pa.types.is_integer(data_type) or pa.types.is_floating(data_type) or pa.types.is_decimal(data_type):
+        return NUMERIC
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or pa.types.is_boolean(data_type):
+        return CATEGORICAL
+    return None
+
+
+def inferred_type(data_type: pa.DataType) -> str:
+    """Model Monitor's ``inferred_type`` for an Arrow type."""
+    if pa.types.is_dictionary(data_type):
+        data_type = data_type.value_type
+    if pa.types.is_integer(data_type):
+        return "Integral"
+    if pa.types.is_floating(data_type) or pa.types.is_decimal(data_type):
+        return "Fractional"
+    if column_kind(data_type) == CATEGORICAL:
+        return "String"
+    return "Unknown"
+
+
+@dataclass(frozen=True)
+class SourceSchema:
+    """Columns of every file of a source, with their types, checked to agree across files."""
+
+    types: dict[str, pa.DataType]
+    row_count: int
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.types)
+
+
+def _open(source: ParquetSource, index: int, columns: Sequence[str] | None = None) -> pq.ParquetFile:
+    label = source.label(index)
+    try:
+        handle = source.filesystem.open_input_file(source.paths[index])
+        dictionary_columns = None
+        if columns is not None:
+            schema = pq.read_schema(handle)
+            dictionary_columns = [
+                name
+                for name in columns
+                if name in schema.names
+                and (
+                    pa.types.is_string(schema.field(name).type)
+                    or pa.types.is_large_string(schema.field(name).type)
+                )
+            ]
+        return pq.ParquetFile(handle, read_dictionary=dictionary_columns)
+    except FileNotFoundError as error:
+        raise InvalidInputError(f"{label}: file not found") from error
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as error:
+        raise InvalidInputError(f"{label}: not a readable Parquet file ({error})") from error
+
+
+def read_source_schema(source: ParquetSource) -> SourceSchema:
+    """The union schema of a source; a column whose kind differs between files is an error."""
+    if not source.paths:
+        raise InvalidInputError("no Parquet files to read")
+    types: dict[str, pa.DataType] = {}
+    first_seen: dict[str, str] = {}
+    rows = 0
+    for index in range(len(source.paths)):
+        parquet_file = _open(source, index)
+        rows += parquet_file.metadata.num_rows
+        for schema_field in parquet_file.schema_arrow:
+            name, data_type = schema_field.name, schema_field.type
+            if name not in types:
+                types[name], first_seen[name] = data_type, source.label(index)
+            elif column_kind(types[name]) != column_kind(data_type):
+                raise UnsafeSchemaChangeError(
+                    f"column {name!r} is {types[name]} in {first_seen[name]} but {data_type} in "
+                    f"{source.label(index)}"
+                )
+            elif types[name] != data_type and pa.types.is_floating(data_type):
+                types[name] = data_type
+    return SourceSchema(types, rows)
+
+
+def iter_batches(
+    source: ParquetSource, columns: Sequence[str], batch_rows: int = DEFAULT_BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """Record batches with the requested columns (string columns dictionary-encoded); missing columns
+    of a file come back as nulls so every batch has the same column order."""
+    for index in range(len(source.paths)):
+        parquet_file = _open(source, index, columns)
+        present = [name for name in columns if name in parquet_file.schema_arrow.names]
+        try:
+            for batch in parquet_file.iter_batches(batch_size=batch_rows, columns=present, use_threads=True):
+                if len(present) == len(columns):
+                    yield batch
+                else:
+                    arrays = [
+                        batch.column(name) if name in present else pa.nulls(batch.num_rows)
+                        for name in columns
+                    ]
+                    yield pa.RecordBatch.from_arrays(arrays, names=list(columns))
+        except (pa.ArrowInvalid, OSError) as error:
+            raise InvalidInputError(f"{source.label(index)}: corrupt Parquet data ({error})") from error
+
+
+def numeric_values(array: pa.Array) -> tuple[np.ndarray, int]:
+    """Finite float64 values of a column chunk and how many were missing (null, NaN or infinite)."""
+    total = len(array)
+    if pa.types.is_null(array.type):
+        return np.empty(0), total
+    if pa.types.is_decimal(array.type):
+        array = pc.cast(array, pa.float64())
+    if array.null_count:
+        array = pc.drop_null(array)
+    values = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    if pa.types.is_floating(array.type):
+        finite = np.isfinite(values)
+        if not finite.all():
+            values = values[finite]
+    return values, total - values.size
+
+
+def category_counts(array: pa.Array) -> tuple[dict[str, int], int]:
+    """Counts of each value of a categorical column chunk, and the number of nulls."""
+    total = len(array)
+    if pa.types.is_null(array.type):
+        return {}, total
+    if not pa.types.is_dictionary(array.type):
+        array = pc.dictionary_encode(array)
+    indices = array.indices
+    nulls = indices.null_count
+    if nulls:
+        indices = pc.drop_null(indices)
+    counts = np.bincount(indices.to_numpy(zero_copy_only=False), minlength=len(array.dictionary))
+    labels = [_category_label(value) for value in array.dictionary.to_pylist()]
+    result: dict[str, int] = {}
+    for label, count in zip(labels, counts.tolist(), strict=True):
+        if count:
+            result[label] = result.get(label, 0) + count
+    return result, nulls
+
+
+def _category_label(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
