@@ -1,0 +1,63 @@
+"""``driftloop merge``: merge local Parquet into a new dataset version folder."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from driftloop.data.manifest import find_manifest, manifest_path
+from driftloop.data.merge import DEFAULT_KEY, MergeConfig, dataset_source, merge_datasets
+from driftloop.errors import DriftloopError
+from driftloop.storage import ParquetSource, local_source
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "merge",
+        help="merge the current training set with new uploads into a new dataset version",
+        description="Writes DIR/v=<run id>/ (partitioned Parquet, then _manifest.json) and prints the "
+        "manifest path. PATH is a Parquet file, a folder of Parquet files, or a committed version folder.",
+    )
+    parser.add_argument("--original", required=True, metavar="PATH", help="the current training set")
+    parser.add_argument("--new", required=True, action="append", metavar="PATH", help="new data (repeatable)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder that holds the versions")
+    parser.add_argument(
+        "--key",
+        default=",".join(DEFAULT_KEY),
+        metavar="COL,...",
+        help="de-duplication key (default: %(default)s)",
+    )
+    parser.add_argument("--run-id", help="version name (default: the current UTC time)")
+    parser.add_argument("--max-bad-share", type=float, default=0.5, help="default: %(default)s")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _source(path: str) -> ParquetSource:
+    filesystem = pafs.LocalFileSystem()
+    if find_manifest(filesystem, path) is not None:
+        return dataset_source(filesystem, path)
+    return local_source(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_id = args.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    key = tuple(column.strip() for column in args.key.split(",") if column.strip())
+    try:
+        partition_by = "event_date" if "event_time" in key else None
+        config = MergeConfig(key=key, partition_by=partition_by, max_bad_share=args.max_bad_share)
+        out_dir = f"{args.out.rstrip('/')}/v={run_id}"
+        manifest = merge_datasets(
+            _source(args.original), [_source(path) for path in args.new], pafs.LocalFileSystem(), out_dir, config
+        )
+    except (DriftloopError, ValueError, FileNotFoundError) as error:
+        print(f"driftloop merge: {error}", file=sys.stderr)
+        return 2
+    for entry in manifest.quarantined:
+        print(f"quarantined {entry['source']}: {entry['reason']}", file=sys.stderr)
+    print(manifest_path(manifest.version_dir))
+    return 0

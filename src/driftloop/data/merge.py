@@ -1,0 +1,530 @@
+"""Streaming merge of the current training set with new uploads into a new immutable version.
+
+Two passes with bounded memory, whatever the input size:
+
+1. *Spill*: every input file is read batch by batch, conformed to the unified schema and split by
+   bucket, ``(UTC event date, hash slot)``, into Arrow IPC files in a local temporary folder.
+   Rows with the same de-duplication key share the event time, hence the bucket.
+2. *Reduce*: bucket by bucket, rows are de-duplicated (the first occurrence wins: previous version
+   first, then new files in the order given), the retention policy is applied, and the bucket is
+   written as ``<partition>=YYYY-MM-DD/part-<slot>.parquet``. A bucket larger than
+   ``bucket_bytes`` is split again by a second hash before it is loaded.
+
+The manifest is written last; a version folder without one is incomplete and never read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import math
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from driftloop.data.hashing import is_fixed_width, row_hashes, unit_interval
+from driftloop.data.inputs import READ_ERRORS, InputFile, inspect_file, quarantine, quarantine_names
+from driftloop.data.manifest import (
+    Manifest,
+    OutputFile,
+    SourceRecord,
+    dataset_source,
+    find_manifest,
+    read_manifest,
+    write_manifest,
+)
+from driftloop.data.schema import conform_batch, unify_schemas
+from driftloop.errors import InvalidInputError
+from driftloop.storage import ParquetSource
+
+__all__ = [
+    "DEFAULT_KEY",
+    "KeepAll",
+    "Manifest",
+    "MergeConfig",
+    "SlidingWindow",
+    "dataset_source",
+    "merge_datasets",
+    "read_manifest",
+]
+
+DEFAULT_KEY = ("user_id", "item_id", "event_type", "event_time")
+_DAY_US = 86_400_000_000
+_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+_SOURCE_COLUMN = "__source"
+_ORDINAL_COLUMN = "__ordinal"
+_MAX_RESPLIT_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class KeepAll:
+    """Keep every row ever merged."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": "keep_all"}
+
+
+@dataclass(frozen=True)
+class SlidingWindow:
+    """Keep the last ``days`` UTC dates (counted back from the newest event) and a sample of older rows.
+
+    The sample keeps an older row when a seeded hash of its key falls below ``sample_fraction``,
+    so it is the same in every run: a row kept once stays kept, and old data does not shrink
+    again at each merge. Hash sampling is proportional within every stratum of ``stratify_by``.
+    """
+
+    days: int
+    sample_fraction: float
+    seed: int = 0
+    stratify_by: tuple[str, ...] = ("event_type",)
+
+    def __post_init__(self) -> None:
+        if self.days < 1:
+            raise ValueError(f"SlidingWindow.days must be at least 1, got {self.days}")
+        if not 0.0 <= self.sample_fraction <= 1.0:
+            raise ValueError(f"SlidingWindow.sample_fraction must be in [0, 1], got {self.sample_fraction}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": "sliding_window",
+            "days": self.days,
+            "sample_fraction": self.sample_fraction,
+            "seed": self.seed,
+            "stratify_by": list(self.stratify_by),
+        }
+
+
+@dataclass(frozen=True)
+class MergeConfig:
+    key: tuple[str, ...] = DEFAULT_KEY
+    time_column: str = "event_time"
+    partition_by: str | None = "event_date"  # the UTC date of ``time_column``, or None
+    quarantine_dir: str | None = None  # default: <out_dir>/_quarantine
+    max_bad_share: float = 0.5  # fail when more than this share of the new files is bad
+    retention: KeepAll | SlidingWindow = field(default_factory=KeepAll)
+    bucket_bytes: int = 128 * 1024 * 1024  # in-memory size of one bucket in the reduce pass
+    spill_buffer_bytes: int = 128 * 1024 * 1024
+    batch_rows: int = 64 * 1024
+    compression: str = "snappy"
+    spill_dir: str | None = None  # local folder for temporary files; default: the system's
+
+    def __post_init__(self) -> None:
+        if not self.key or len(set(self.key)) != len(self.key):
+            raise ValueError(f"key must name distinct columns, got {self.key}")
+        if self.partition_by not in (None, "event_date"):
+            raise ValueError(f"partition_by must be 'event_date' or None, got {self.partition_by!r}")
+        if self.partition_by and self.time_column not in self.key:
+            raise ValueError(
+                f"partitioning by date needs time_column {self.time_column!r} in the key, "
+                "so that duplicates meet in one partition"
+            )
+        if isinstance(self.retention, SlidingWindow) and self.partition_by is None:
+            raise ValueError("a SlidingWindow retention needs partition_by='event_date'")
+        if not 0.0 <= self.max_bad_share <= 1.0:
+            raise ValueError(f"max_bad_share must be in [0, 1], got {self.max_bad_share}")
+        for name in ("bucket_bytes", "spill_buffer_bytes", "batch_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    day: int | None  # days since 1970-01-01 UTC; None for a null event time or no partitioning
+    slot: str
+
+    def partition_path(self, partition_by: str | None) -> str:
+        if partition_by is None:
+            return ""
+        value = _NULL_PARTITION if self.day is None else _date(self.day).isoformat()
+        return f"{partition_by}={value}/"
+
+
+def _date(day: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=day)
+
+
+class _SpillArea:
+    """Batches grouped by bucket, buffered in memory and flushed to Arrow IPC files together."""
+
+    def __init__(self, directory: str, schema: pa.Schema, buffer_bytes: int) -> None:
+        self._directory, self._schema, self._buffer_bytes = directory, schema, buffer_bytes
+        self._buffers: dict[_Bucket, list[pa.RecordBatch]] = defaultdict(list)
+        self._buffered = 0
+        self._flushes = 0
+        self.files: dict[_Bucket, list[str]] = defaultdict(list)
+
+    def add(self, bucket: _Bucket, batch: pa.RecordBatch) -> None:
+        self._buffers[bucket].append(batch)
+        self._buffered += batch.nbytes
+        if self._buffered >= self._buffer_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        for number, (bucket, batches) in enumerate(self._buffers.items()):
+            path = f"{self._directory}/{self._flushes:06d}-{number:06d}.arrow"
+            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, self._schema) as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+            self.files[bucket].append(path)
+        self._buffers.clear()
+        self._buffered = 0
+        self._flushes += 1
+
+
+def _read_spilled(paths: Sequence[str]) -> Iterator[pa.RecordBatch]:
+    for path in paths:
+        with pa.memory_map(path) as source:
+            reader = pa.ipc.open_file(source)
+            for index in range(reader.num_record_batches):
+                yield reader.get_batch(index)
+
+
+def _spilled_bytes(paths: Sequence[str]) -> int:
+    return sum(pafs.LocalFileSystem().get_file_info(list(paths))[i].size for i in range(len(paths)))
+
+
+class _HashingWriter(io.RawIOBase):
+    """Forwards writes to ``stream`` and keeps a SHA-256 and a byte count of what went through."""
+
+    def __init__(self, stream: pa.NativeFile) -> None:
+        super().__init__()
+        self._stream = stream
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.digest.update(view)
+        self._stream.write(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close()
+        super().close()
+
+
+@dataclass
+class _Totals:
+    rows_out: int = 0
+    duplicates_dropped: int = 0
+    retention_dropped: int = 0
+    time_min: Any = None
+    time_max: Any = None
+    files: list[OutputFile] = field(default_factory=list)
+
+
+class _Merger:
+    def __init__(
+        self,
+        inputs: list[InputFile],
+        schema: pa.Schema,
+        out_filesystem: pafs.FileSystem,
+        out_dir: str,
+        config: MergeConfig,
+        spill_dir: str,
+    ) -> None:
+        self._inputs, self._schema, self._config = inputs, schema, config
+        self._out_filesystem, self._out_dir, self._spill_dir = out_filesystem, out_dir, spill_dir
+        fixed = [name for name in config.key if name in schema.names and is_fixed_width(schema.field(name).type)]
+        self._slot_columns = fixed or list(config.key)
+        spill_schema = schema.append(pa.field(_SOURCE_COLUMN, pa.int32()))
+        self._spill = _SpillArea(spill_dir, spill_schema, config.spill_buffer_bytes)
+        self._spill_schema = spill_schema
+        self.rows_read: dict[int, int] = {}
+        self.failed: dict[int, str] = {}
+        self.max_day: int | None = None
+        self.totals = _Totals()
+
+    def spill(self) -> None:
+        for file in self._inputs:
+            self.rows_read[file.ordinal] = 0
+            try:
+                with file.filesystem.open_input_file(file.path) as handle:
+                    for batch in pq.ParquetFile(handle).iter_batches(batch_size=self._config.batch_rows):
+                        self._spill_batch(conform_batch(batch, self._schema, file.label), file.ordinal)
+                        self.rows_read[file.ordinal] += batch.num_rows
+            except READ_ERRORS as error:
+                if file.role == "previous":
+                    raise InvalidInputError(f"{file.label}: committed version file unreadable: {error}") from error
+                self.failed[file.ordinal] = f"unreadable data: {error}"
+        self._spill.flush()
+
+    def _spill_batch(self, batch: pa.RecordBatch, ordinal: int) -> None:
+        if batch.num_rows == 0:
+            return
+        batch = batch.append_column(_SOURCE_COLUMN, pa.array(np.full(batch.num_rows, ordinal, np.int32)))
+        if self._config.partition_by is None:
+            self._spill.add(_Bucket(None, "0"), batch)
+            return
+        times = batch.column(self._config.time_column)
+        days = np.floor_divide(pc.fill_null(times.view(pa.int64()), 0).to_numpy(), _DAY_US)
+        if times.null_count:
+            nulls = times.is_null().to_numpy(zero_copy_only=False)
+            null_day = int(days.min()) - 1
+            days = np.where(nulls, null_day, days)
+        else:
+            null_day = None
+        valid_days = days[days != null_day] if null_day is not None else days
+        if len(valid_days):
+            newest = int(valid_days.max())
+            self.max_day = newest if self.max_day is None else max(self.max_day, newest)
+        if days[0] == days[-1] and (days == days[0]).all():
+            self._spill.add(_Bucket(None if days[0] == null_day else int(days[0]), "0"), batch)
+            return
+        order = np.argsort(days, kind="stable")
+        sorted_days = days[order]
+        starts = np.flatnonzero(np.r_[True, sorted_days[1:] != sorted_days[:-1]])
+        ordered = batch.take(pa.array(order))
+        for start, end in zip(starts, [*starts[1:], len(order)], strict=True):
+            day = int(sorted_days[start])
+            self._spill.add(_Bucket(None if day == null_day else day, "0"), ordered.slice(start, end - start))
+
+    def reduce(self) -> None:
+        for bucket in sorted(self._spill.files, key=lambda b: (b.day is None, b.day or 0, b.slot)):
+            self._reduce_bucket(bucket, self._spill.files[bucket], depth=0)
+
+    def _reduce_bucket(self, bucket: _Bucket, paths: list[str], depth: int) -> None:
+        if _spilled_bytes(paths) > self._config.bucket_bytes and depth < _MAX_RESPLIT_DEPTH:
+            for sub_bucket, sub_paths in self._resplit(bucket, paths, depth):
+                self._reduce_bucket(sub_bucket, sub_paths, depth + 1)
+            return
+        table = pa.Table.from_batches(list(_read_spilled(paths)), schema=self._spill_schema)
+        if self.failed:
+            table = table.filter(pc.invert(pc.is_in(table[_SOURCE_COLUMN], pa.array(list(self.failed), pa.int32()))))
+        table = self._deduplicate(table.drop_columns([_SOURCE_COLUMN]))
+        table = self._retain(table, bucket)
+        if table.num_rows:
+            self._write(bucket, table)
+
+    def _resplit(self, bucket: _Bucket, paths: list[str], depth: int) -> list[tuple[_Bucket, list[str]]]:
+        parts = math.ceil(_spilled_bytes(paths) / self._config.bucket_bytes) + 1
+        directory = tempfile.mkdtemp(dir=self._spill_dir)
+        area = _SpillArea(directory, self._spill_schema, self._config.spill_buffer_bytes)
+        for batch in _read_spilled(paths):
+            slots = row_hashes(batch, self._slot_columns, seed=depth + 1) % np.uint64(parts)
+            for slot in np.unique(slots):
+                area.add(_Bucket(bucket.day, f"{bucket.slot}-{int(slot)}"), batch.filter(pa.array(slots == slot)))
+        area.flush()
+        return sorted(area.files.items(), key=lambda item: item[0].slot)
+
+    def _deduplicate(self, table: pa.Table) -> pa.Table:
+        keys = table.select(list(self._config.key)).append_column(
+            _ORDINAL_COLUMN, pa.array(np.arange(table.num_rows, dtype=np.int64))
+        )
+        firsts = keys.group_by(list(self._config.key)).aggregate([(_ORDINAL_COLUMN, "min")])
+        if firsts.num_rows == table.num_rows:
+            return table
+        self.totals.duplicates_dropped += table.num_rows - firsts.num_rows
+        return table.take(np.sort(firsts.column(f"{_ORDINAL_COLUMN}_min").to_numpy()))
+
+    def _retain(self, table: pa.Table, bucket: _Bucket) -> pa.Table:
+        retention = self._config.retention
+        if not isinstance(retention, SlidingWindow) or self.max_day is None or bucket.day is None:
+            return table
+        if bucket.day > self.max_day - retention.days:
+            return table
+        keep = unit_interval(row_hashes(table, self._config.key, seed=retention.seed)) < retention.sample_fraction
+        kept = table.filter(pa.array(keep))
+        self.totals.retention_dropped += table.num_rows - kept.num_rows
+        return kept
+
+    def _write(self, bucket: _Bucket, table: pa.Table) -> None:
+        relative = f"{bucket.partition_path(self._config.partition_by)}part-{bucket.slot}.parquet"
+        path = f"{self._out_dir}/{relative}"
+        self._out_filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        hashing = _HashingWriter(self._out_filesystem.open_output_stream(path))
+        with pq.ParquetWriter(
+            pa.PythonFile(hashing, mode="w"), table.schema, compression=self._config.compression
+        ) as writer:
+            writer.write_table(table)
+        hashing.close()
+        totals = self.totals
+        totals.files.append(OutputFile(relative, table.num_rows, hashing.size, hashing.digest.hexdigest()))
+        totals.rows_out += table.num_rows
+        if self._config.time_column in table.column_names:
+            low, high = (scalar.as_py() for scalar in pc.min_max(table[self._config.time_column]).values())
+            if low is not None:
+                totals.time_min = low if totals.time_min is None else min(totals.time_min, low)
+                totals.time_max = high if totals.time_max is None else max(totals.time_max, high)
+
+
+def _version_manifest(source: ParquetSource) -> Manifest | None:
+    """The manifest of the committed version ``source`` lists, if it is one (else: original data)."""
+    if not source.paths:
+        return None
+    folder = source.paths[0].rsplit("/", 1)[0]
+    for _ in range(3):
+        manifest = find_manifest(source.filesystem, folder)
+        if manifest is not None and set(source.paths) <= set(manifest.file_paths()):
+            return manifest
+        if "/" not in folder:
+            return None
+        folder = folder.rsplit("/", 1)[0]
+    return None
+
+
+def _check_bad_share(files: list[InputFile], role: str, max_bad_share: float) -> None:
+    checked = [file for file in files if file.role == role]
+    bad = [file for file in checked if file.reason is not None]
+    if checked and len(bad) / len(checked) > max_bad_share:
+        reasons = "; ".join(f"{file.label}: {file.reason}" for file in bad)
+        raise InvalidInputError(
+            f"{len(bad)} of {len(checked)} {role} files are bad (more than {max_bad_share:.0%}): {reasons}"
+        )
+
+
+def _consumed(previous: Manifest | None, files: list[InputFile]) -> tuple[dict[str, str | None], ...]:
+    seen = {(entry["source"], entry["version"]): entry for entry in (previous.consumed_sources if previous else ())}
+    for file in files:
+        if file.role != "previous":
+            seen.setdefault((file.label, file.version), {"source": file.label, "version": file.version})
+    return tuple(seen.values())
+
+
+def merge_datasets(
+    previous: ParquetSource | None,
+    new: Sequence[ParquetSource],
+    out_filesystem: pafs.FileSystem,
+    out_dir: str,
+    config: MergeConfig | None = None,
+    source_versions: Mapping[str, str] | None = None,
+) -> Manifest:
+    """Merge ``previous`` (a committed version, or the original data) with ``new`` into ``out_dir``.
+
+    Returns the manifest, written as ``out_dir/_manifest.json`` after every data file. When
+    ``out_dir`` already holds a manifest, that version is returned unchanged.
+    """
+    config = config or MergeConfig()
+    out_dir = out_dir.rstrip("/")
+    committed = find_manifest(out_filesystem, out_dir)
+    if committed is not None:
+        return committed
+    versions = dict(source_versions or {})
+    base = _version_manifest(previous) if previous is not None else None
+    already = {(entry["source"], entry["version"]) for entry in (base.consumed_sources if base else ())}
+
+    files: list[InputFile] = []
+    skipped: list[SourceRecord] = []
+    roles = [("previous" if base else "original", previous)] if previous is not None else []
+    for role, source in [*roles, *(("new", source) for source in new)]:
+        for index in range(len(source.paths)):
+            label = source.label(index)
+            version = versions.get(label)
+            if role == "new" and version is not None and (label, version) in already:
+                skipped.append(SourceRecord(label, role, version, "already_consumed"))
+                continue
+            files.append(inspect_file(len(files), source, index, role, version))
+    files = [_missing_key_check(file, config) for file in files]
+    for file in files:
+        if file.role == "previous" and file.reason is not None:
+            raise InvalidInputError(f"{file.label}: committed version file is bad: {file.reason}")
+
+    quarantine_dir = (config.quarantine_dir or f"{out_dir}/_quarantine").rstrip("/")
+    names = quarantine_names(files)
+    quarantined = [
+        quarantine(file, out_filesystem, quarantine_dir, names[file.ordinal]) for file in files if file.reason
+    ]
+    for role in ("original", "new"):
+        _check_bad_share(files, role, config.max_bad_share)
+    good = [file for file in files if file.reason is None]
+    schema = unify_schemas([(file.label, file.schema) for file in good if file.schema is not None])
+    _require_columns(schema, config)
+
+    with tempfile.TemporaryDirectory(prefix="driftloop-merge-", dir=config.spill_dir) as spill_dir:
+        merger = _Merger(good, schema, out_filesystem, out_dir, config, spill_dir)
+        merger.spill()
+        if merger.failed:
+            late = [file.rejected(merger.failed[file.ordinal]) for file in good if file.ordinal in merger.failed]
+            quarantined += [quarantine(file, out_filesystem, quarantine_dir, names[file.ordinal]) for file in late]
+            files = [next((bad for bad in late if bad.ordinal == file.ordinal), file) for file in files]
+            for role in ("original", "new"):
+                _check_bad_share(files, role, config.max_bad_share)
+        merger.reduce()
+
+    totals = merger.totals
+    rows_in = sum(rows for ordinal, rows in merger.rows_read.items() if ordinal not in merger.failed)
+    records = [
+        SourceRecord(
+            file.label,
+            file.role,
+            file.version,
+            "quarantined" if file.reason else "merged",
+            0 if file.reason else merger.rows_read.get(file.ordinal, 0),
+            file.size,
+        )
+        for file in files
+    ]
+    manifest = Manifest(
+        version_dir=out_dir,
+        previous_version=base.version_dir if base else None,
+        sources=tuple(records + skipped),
+        consumed_sources=_consumed(base, files),
+        rows_in=rows_in,
+        rows_out=totals.rows_out,
+        duplicates_dropped=totals.duplicates_dropped,
+        quarantined=tuple(quarantined),
+        dedup={
+            "key": list(config.key),
+            "scope": "all rows of the previous version and of every merged new file",
+            "keep": "first occurrence: previous version first, then new files in the order given",
+        },
+        retention={
+            **config.retention.to_dict(),
+            "rows_dropped": totals.retention_dropped,
+            **_window(config, merger.max_day),
+        },
+        schema=tuple({"name": column.name, "type": str(column.type)} for column in schema),
+        partition_by=config.partition_by,
+        time_range={"min": _iso(totals.time_min), "max": _iso(totals.time_max)},
+        files=tuple(totals.files),
+        storage_bytes=sum(output.bytes for output in totals.files),
+        content_hash=_content_hash(totals.files),
+    )
+    write_manifest(out_filesystem, manifest)
+    return manifest
+
+
+def _missing_key_check(file: InputFile, config: MergeConfig) -> InputFile:
+    if file.reason is not None or file.schema is None:
+        return file
+    missing = [name for name in config.key if name not in file.schema.names]
+    return file.rejected(f"missing key column(s): {', '.join(missing)}") if missing else file
+
+
+def _require_columns(schema: pa.Schema, config: MergeConfig) -> None:
+    needed = [*config.key]
+    if isinstance(config.retention, SlidingWindow):
+        needed += config.retention.stratify_by
+    missing = [name for name in needed if name not in schema.names]
+    if missing and schema.names:
+        raise InvalidInputError(f"the merged data has no column(s) {', '.join(missing)}")
+
+
+def _window(config: MergeConfig, max_day: int | None) -> dict[str, Any]:
+    if not isinstance(config.retention, SlidingWindow) or max_day is None:
+        return {}
+    return {"window_start": _date(max_day - config.retention.days + 1).isoformat()}
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _content_hash(files: Sequence[OutputFile]) -> str:
+    """SHA-256 over the sorted (path, SHA-256) list of the data files: the version's fingerprint."""
+    listing = "".join(f"{output.path}\t{output.sha256}\n" for output in sorted(files, key=lambda f: f.path))
+    return hashlib.sha256(listing.encode()).hexdigest()
