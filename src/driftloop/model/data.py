@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,8 @@ import pyarrow.parquet as pq
 from driftloop.errors import InvalidInputError
 from driftloop.storage import ParquetSource
 
+# The SageMaker scikit-learn 1.4-2 container runs Python 3.10, which lacks datetime.UTC.
+UTC = timezone.utc  # noqa: UP017
 USER, ITEM, TIME, EVENT = "user_id", "item_id", "event_time", "event_type"
 NORMALISED_SCHEMA = pa.schema(
     [(USER, pa.string()), (ITEM, pa.string()), (TIME, pa.timestamp("us", tz="UTC")), (EVENT, pa.string())]
@@ -51,11 +53,7 @@ def _as_utc_timestamp(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
             return column.cast(pa.timestamp(kind.unit, tz="UTC")).cast(NORMALISED_SCHEMA.field(TIME).type)
         return column.cast(NORMALISED_SCHEMA.field(TIME).type)
     if pa.types.is_date(kind):
-        return (
-            column.cast(pa.timestamp("s"))
-            .cast(pa.timestamp("s", tz="UTC"))
-            .cast(pa.timestamp("us", tz="UTC"))
-        )
+        return column.cast(pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC")).cast(pa.timestamp("us", tz="UTC"))
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         seconds = pc.multiply(column.cast(pa.float64()), 1_000_000.0)
         micros = pc.round(seconds).cast(pa.int64())
@@ -66,16 +64,12 @@ def _as_utc_timestamp(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
         except (ValueError, TypeError) as error:
             raise InvalidInputError(f"time column {name!r}: {error}") from None
         return pa.chunked_array([pa.array(parsed, pa.timestamp("us", tz="UTC"))])
-    raise InvalidInputError(
-        f"time column {name!r} has type {kind}; expected a timestamp, date, number or ISO string"
-    )
+    raise InvalidInputError(f"time column {name!r} has type {kind}; expected a timestamp, date, number or ISO string")
 
 
 def normalise_interactions(table: pa.Table, columns: ColumnMapping) -> pa.Table:
     """Select and rename the recommender's columns; drop rows without user, item or time."""
-    missing = [
-        c for c in (columns.user_col, columns.item_col, columns.time_col) if c not in table.column_names
-    ]
+    missing = [c for c in (columns.user_col, columns.item_col, columns.time_col) if c not in table.column_names]
     if missing:
         raise InvalidInputError(f"interactions lack column(s) {missing}; found {table.column_names}")
     users = table.column(columns.user_col).cast(pa.string())
@@ -124,16 +118,12 @@ def _parse_iso_aware(value: str) -> datetime:
 
 def before(table: pa.Table, cutoff: datetime) -> pa.Table:
     """Rows strictly before ``cutoff``."""
-    return table.filter(
-        pc.less(table.column(TIME), pa.scalar(parse_time(cutoff), NORMALISED_SCHEMA.field(TIME).type))
-    )
+    return table.filter(pc.less(table.column(TIME), pa.scalar(parse_time(cutoff), NORMALISED_SCHEMA.field(TIME).type)))
 
 
 def at_or_after(table: pa.Table, cutoff: datetime) -> pa.Table:
     return table.filter(
-        pc.greater_equal(
-            table.column(TIME), pa.scalar(parse_time(cutoff), NORMALISED_SCHEMA.field(TIME).type)
-        )
+        pc.greater_equal(table.column(TIME), pa.scalar(parse_time(cutoff), NORMALISED_SCHEMA.field(TIME).type))
     )
 
 

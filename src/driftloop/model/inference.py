@@ -32,9 +32,7 @@ class RecommendationRequest:
     def __post_init__(self) -> None:
         if not isinstance(self.user_id, str) or not self.user_id:
             raise InvalidInputError(f"user_id must be a non-empty string, not {self.user_id!r}")
-        if self.k is not None and (
-            isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= MAX_K
-        ):
+        if self.k is not None and (isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= MAX_K):
             raise InvalidInputError(f"k must be an integer in [1, {MAX_K}], not {self.k!r}")
         if not isinstance(self.exclude_seen, bool):
             raise InvalidInputError(f"exclude_seen must be true or false, not {self.exclude_seen!r}")

@@ -73,9 +73,7 @@ def popularity_ranking(train: pa.Table, target_event_types: Collection[str]) -> 
     if targets.num_rows == 0:
         targets = train
     counts = targets.group_by(ITEM).aggregate([(USER, "count")]).to_pydict()
-    pairs = sorted(
-        zip(counts[ITEM], counts[f"{USER}_count"], strict=True), key=lambda pair: (-pair[1], pair[0])
-    )
+    pairs = sorted(zip(counts[ITEM], counts[f"{USER}_count"], strict=True), key=lambda pair: (-pair[1], pair[0]))
     return [item for item, _ in pairs]
 
 

@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftloop.errors import InvalidInputError
-from driftloop.model.data import EVENT, ITEM, TIME, USER, ColumnMapping, normalise_interactions
+from driftloop.model.data import EVENT, ITEM, TIME, USER, UTC, ColumnMapping, normalise_interactions
 
 ALGORITHMS = ("ease", "item_knn", "popularity")
 MODEL_ARRAYS = "recommender.npz"
@@ -38,9 +38,7 @@ class RecommenderConfig:
     neighbours: int = 200
     shrinkage: float = 10.0
     recency_half_life_days: float | None = 90.0
-    event_weights: Mapping[str, float] = field(
-        default_factory=lambda: {"view": 1.0, "cart": 2.0, "purchase": 4.0}
-    )
+    event_weights: Mapping[str, float] = field(default_factory=lambda: {"view": 1.0, "cart": 2.0, "purchase": 4.0})
     target_event_types: tuple[str, ...] = ("purchase",)
     max_items: int = 10_000
 
@@ -105,9 +103,7 @@ def _aggregate(table: pa.Table, config: RecommenderConfig) -> _Interactions:
         index = pc.fill_null(pc.index_in(event_types, value_set=mapping), len(mapping)).to_numpy()
         known_weights = np.append(np.asarray(list(config.event_weights.values()), dtype=float), 1.0)
         weights = known_weights[index]
-        is_target = pc.is_in(event_types, value_set=pa.array(config.target_event_types)).to_numpy(
-            zero_copy_only=False
-        )
+        is_target = pc.is_in(event_types, value_set=pa.array(config.target_event_types)).to_numpy(zero_copy_only=False)
     micros = table.column(TIME).cast(pa.int64()).to_numpy()
     latest_micros = int(micros.max())
     if config.recency_half_life_days is not None:
@@ -232,8 +228,7 @@ class Recommender:
         distinct_users = pc.count_distinct(table.column(USER)).as_py()
         if distinct_users < 2:
             raise InvalidInputError(
-                f"cannot train a recommender on {distinct_users} distinct user: "
-                "personalisation needs at least 2 users"
+                f"cannot train a recommender on {distinct_users} distinct user: personalisation needs at least 2 users"
             )
         data = _aggregate(table, config)
         neighbour_items, neighbour_weights = _item_item(data, config)
@@ -273,9 +268,7 @@ class Recommender:
             raise InvalidInputError(f"k must be >= 1, not {k}")
         result: list[list[str]] = [self.popular_items(k)] * len(user_ids)
         known = [
-            (position, self._user_index[user])
-            for position, user in enumerate(user_ids)
-            if user in self._user_index
+            (position, self._user_index[user]) for position, user in enumerate(user_ids) if user in self._user_index
         ]
         rows_per_chunk = max(1, _SCORE_BUDGET // max(self.n_items, 1))
         for start in range(0, len(known), rows_per_chunk):
@@ -354,9 +347,7 @@ class Recommender:
         with open(meta_path, encoding="utf-8") as handle:
             meta = json.load(handle)
         if meta.get("format_version") != FORMAT_VERSION:
-            raise InvalidInputError(
-                f"{directory}: model format {meta.get('format_version')} is not {FORMAT_VERSION}"
-            )
+            raise InvalidInputError(f"{directory}: model format {meta.get('format_version')} is not {FORMAT_VERSION}")
         with np.load(os.path.join(directory, MODEL_ARRAYS), allow_pickle=False) as arrays:
             loaded = {name: arrays[name] for name in arrays.files}
         return cls(

@@ -69,11 +69,7 @@ class TrainingParameters:
     @classmethod
     def from_hyperparameters(cls, hyperparameters: Mapping[str, Any]) -> TrainingParameters:
         """Build from SageMaker hyperparameters (strings, or JSON-decoded values); ``sagemaker_*`` ignored."""
-        values = {
-            name: _decode(value)
-            for name, value in hyperparameters.items()
-            if not name.startswith("sagemaker_")
-        }
+        values = {name: _decode(value) for name, value in hyperparameters.items() if not name.startswith("sagemaker_")}
         unknown = sorted(set(values) - set(_COLUMN_PARAMETERS + _RUN_PARAMETERS + _CONFIG_PARAMETERS))
         if unknown:
             raise InvalidInputError(f"unknown hyperparameter(s) {unknown}")
@@ -152,9 +148,7 @@ def _fit(table: pa.Table, parameters: TrainingParameters, label: str) -> Recomme
     return Recommender.fit(table, parameters.config)
 
 
-def train(
-    interactions: pa.Table, parameters: TrainingParameters, holdout: pa.Table | None = None
-) -> TrainingOutcome:
+def train(interactions: pa.Table, parameters: TrainingParameters, holdout: pa.Table | None = None) -> TrainingOutcome:
     """Fit, evaluate against popularity and describe the run. Tables must be normalised."""
     started = time.perf_counter()
     split: dict[str, Any]
@@ -189,9 +183,7 @@ def train(
         "model": model.describe(),
     }
     if parameters.k != REPORTED_K:
-        metrics[f"at_{parameters.k}"] = evaluate(
-            evaluation_model, evaluation_rows, test, parameters.k
-        ).to_dict()
+        metrics[f"at_{parameters.k}"] = evaluate(evaluation_model, evaluation_rows, test, parameters.k).to_dict()
     metrics["training_seconds"] = round(time.perf_counter() - started, 3)
     return TrainingOutcome(model, evaluation, metrics)
 
@@ -252,8 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         _write_failure(environ, f"internal error: {type(error).__name__}: {error}")
         raise
-    summary = {key: outcome.metrics[key] for key in ("ndcg_at_10", "recall_at_10", "hit_rate_at_10")}
-    LOG.info("metrics %s; popularity %s", summary, outcome.metrics["baseline_popularity"])
+    # One "name=value" line per metric: the training job's MetricDefinitions parse these from the log.
+    metrics = outcome.metrics
+    for name in ("ndcg_at_10", "recall_at_10", "hit_rate_at_10"):
+        LOG.info("%s=%.6f", name, metrics[name])
+        LOG.info("baseline_%s=%.6f", name, metrics["baseline_popularity"][name])
     return 0
 
 

@@ -44,8 +44,6 @@ def table_of(rows: list[tuple[str, str, str, str]]) -> pa.Table:
             "user_id": users,
             "item_id": items,
             "event_type": events,
-            "event_time": pa.array(np.array(times, dtype="datetime64[us]")).cast(
-                pa.timestamp("us", tz="UTC")
-            ),
+            "event_time": pa.array(np.array(times, dtype="datetime64[us]")).cast(pa.timestamp("us", tz="UTC")),
         }
     )

@@ -31,9 +31,7 @@ def model_dir(tmp_path) -> str:
 
 def serve(model_dir: str, body: object) -> dict:
     model = model_fn(model_dir)
-    return json.loads(
-        output_fn(predict_fn(input_fn(json.dumps(body), "application/json"), model), "application/json")
-    )
+    return json.loads(output_fn(predict_fn(input_fn(json.dumps(body), "application/json"), model), "application/json"))
 
 
 def test_known_user_gets_model_items_without_what_they_bought(model_dir: str) -> None:
