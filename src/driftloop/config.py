@@ -34,6 +34,7 @@ class Settings:
     evaluation_margin: float
     traffic_stages: tuple[int, ...]
     min_samples_per_variant: int
+    attribution_window_minutes: float
     holdout_days: int
     cooldown_hours: float
     lock_lease_minutes: float
@@ -84,6 +85,7 @@ class Settings:
                 evaluation_margin=float(need("EVALUATION_MARGIN")),
                 traffic_stages=tuple(int(part) for part in need("TRAFFIC_STAGES").split(",") if part.strip()),
                 min_samples_per_variant=int(need("MIN_SAMPLES_PER_VARIANT")),
+                attribution_window_minutes=float(need("ATTRIBUTION_WINDOW_MINUTES")),
                 holdout_days=int(need("HOLDOUT_DAYS")),
                 cooldown_hours=float(need("COOLDOWN_HOURS")),
                 lock_lease_minutes=float(need("LOCK_LEASE_MINUTES")),

@@ -15,7 +15,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, S3EventNotificationEventBridgeModel
+from aws_lambda_powertools.utilities.parser.models import (
+    EventBridgeModel,
+    S3EventNotificationEventBridgeModel,
+)
 from pydantic import BaseModel, Field, ValidationError
 
 from driftloop.errors import InvalidInputError
@@ -47,6 +50,7 @@ class RetrainRequestDetail(BaseModel):
     reason: str = Field(default="manual request", max_length=500)
     requested_by: str = Field(default="unknown", max_length=200)
     uploads: list[str] = Field(default_factory=list, max_length=10_000)
+    force: bool = True
 
 
 class RetrainRequestModel(EventBridgeModel):

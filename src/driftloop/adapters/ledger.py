@@ -48,20 +48,20 @@ class Ledger:
                 raise TransientError(f"DynamoDB {operation}: {error.response['Error']['Code']}") from error
             raise
 
-    def claim_trigger(self, dedup_key: str, run_id: str, now: float) -> str | None:
-        """Record that ``run_id`` handles this trigger; return the earlier run's id on a redelivery."""
+    def claim_trigger(self, dedup_key: str, claimant: str, now: float) -> str | None:
+        """Record that ``claimant`` (an execution) handles this trigger; return the earlier claimant on a redelivery."""
         try:
             self._call(
                 "put_item",
                 Item={
                     "pk": {"S": f"TRIGGER#{dedup_key}"},
                     "sk": {"S": "TRIGGER"},
-                    "run_id": {"S": run_id},
+                    "claimant": {"S": claimant},
                     "claimed_at": {"N": str(now)},
                     "expires_at": {"N": str(int(now + TRIGGER_RETENTION_SECONDS))},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR run_id = :run",
-                ExpressionAttributeValues={":run": {"S": run_id}},
+                ConditionExpression="attribute_not_exists(pk) OR claimant = :claimant",
+                ExpressionAttributeValues={":claimant": {"S": claimant}},
             )
             return None
         except ClientError as error:
@@ -70,7 +70,7 @@ class Ledger:
         item = self._call(
             "get_item", Key={"pk": {"S": f"TRIGGER#{dedup_key}"}, "sk": {"S": "TRIGGER"}}, ConsistentRead=True
         ).get("Item", {})
-        return item.get("run_id", {}).get("S", "unknown")
+        return item.get("claimant", {}).get("S", "unknown")
 
     def acquire_lock(self, model: str, run_id: str, now: float, lease_seconds: float) -> LockResult:
         """Take the model's lock, or renew it for its holder; a lapsed lease can be taken over."""

@@ -8,6 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from driftloop.adapters.aws_errors import raise_for_client_error
+from driftloop.errors import TransientError
 
 
 class Trainer(ABC):
@@ -18,8 +19,8 @@ class Trainer(ABC):
         """Start the job named in the request, or adopt the job of that name if it already exists."""
 
     @abstractmethod
-    def describe(self, job_name: str) -> dict[str, Any]:
-        """DescribeTrainingJob's answer: TrainingJobStatus, FailureReason, ModelArtifacts, seconds..."""
+    def describe(self, job_name: str) -> dict[str, Any] | None:
+        """DescribeTrainingJob's answer (TrainingJobStatus, FailureReason, ModelArtifacts, ...), None if no such job."""
 
 
 class SageMakerTrainer(Trainer):
@@ -36,11 +37,15 @@ class SageMakerTrainer(Trainer):
                 "ValidationException", "ResourceInUse")
             if not in_use:
                 raise_for_client_error(error, f"CreateTrainingJob {name}")
-        return self.describe(name)
+        described = self.describe(name)
+        if described is None:
+            raise TransientError(f"training job {name} was created but cannot be described yet")
+        return described
 
-    def describe(self, job_name: str) -> dict[str, Any]:
+    def describe(self, job_name: str) -> dict[str, Any] | None:
         try:
             return self._client.describe_training_job(TrainingJobName=job_name)
         except ClientError as error:
+            if "not found" in error.response["Error"].get("Message", "").lower():
+                return None
             raise_for_client_error(error, f"DescribeTrainingJob {job_name}")
-            raise

@@ -1,0 +1,299 @@
+"""Local stand-ins for SageMaker: a trainer that runs the real entry point, and a simulated endpoint.
+
+Both keep their state as JSON in the workspace, so consecutive ``driftloop`` commands see one world.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from driftloop.adapters.artifacts import fetch_model_dir
+from driftloop.adapters.endpoint import IN_SERVICE, Endpoint, EndpointState, ModelSpec, Variant
+from driftloop.adapters.s3 import split_uri
+from driftloop.adapters.training import Trainer
+from driftloop.errors import TransientError
+
+_STATE_LOCK = threading.RLock()
+
+
+def _read(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def _write(path: Path, document: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
+    temporary.replace(path)
+
+
+def _epoch() -> float:
+    return time.time()
+
+
+class LocalTrainer(Trainer):
+    """Runs ``train.py`` from the job's ``sourcedir.tar.gz`` in a subprocess, as the container would:
+    channels under ``input/data/<channel>``, ``SM_MODEL_DIR``, ``SM_OUTPUT_DATA_DIR``, ``SM_HPS``;
+    the model folder goes back to S3 as ``<output path>/<job>/output/model.tar.gz``."""
+
+    def __init__(self, workspace: str | os.PathLike[str], s3: Any) -> None:
+        self._root = Path(workspace) / "trainer"
+        self._s3 = s3
+
+    @property
+    def _jobs_file(self) -> Path:
+        return self._root / "jobs.json"
+
+    def _jobs(self) -> dict[str, dict[str, Any]]:
+        return _read(self._jobs_file, {})
+
+    def _save(self, name: str, job: dict[str, Any]) -> None:
+        with _STATE_LOCK:
+            jobs = self._jobs()
+            jobs[name] = job
+            _write(self._jobs_file, jobs)
+
+    def describe(self, job_name: str) -> dict[str, Any] | None:
+        with _STATE_LOCK:
+            job = self._jobs().get(job_name)
+        if job is not None and job["TrainingJobStatus"] == "InProgress" and job.get("pid_owner") != os.getpid():
+            job = {**job, "TrainingJobStatus": "Failed",
+                   "FailureReason": "the local runtime that ran this job exited before it finished"}
+            self._save(job_name, job)
+        return job
+
+    def start(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["TrainingJobName"]
+        existing = self.describe(name)
+        if existing is not None:
+            return existing
+        job = {
+            "TrainingJobName": name,
+            "TrainingJobArn": f"arn:aws:sagemaker:local:000000000000:training-job/{name}",
+            "TrainingJobStatus": "InProgress",
+            "SecondaryStatus": "Starting",
+            "HyperParameters": request.get("HyperParameters", {}),
+            "InputDataConfig": request["InputDataConfig"],
+            "OutputDataConfig": request["OutputDataConfig"],
+            "ResourceConfig": request["ResourceConfig"],
+            "EnableManagedSpotTraining": request.get("EnableManagedSpotTraining", False),
+            "Tags": request.get("Tags", []),
+            "CreationTime": datetime.now(UTC).isoformat(),
+            "pid_owner": os.getpid(),
+        }
+        self._save(name, job)
+        threading.Thread(target=self._run, args=(name,), name=f"train-{name}", daemon=True).start()
+        return job
+
+    def _download_prefix(self, uri: str, target: Path) -> None:
+        bucket, prefix = split_uri(uri)
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                relative = entry["Key"][len(prefix):].lstrip("/")
+                destination = (target / relative).resolve()
+                if not str(destination).startswith(str(target.resolve())):
+                    continue
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                self._s3.download_file(bucket, entry["Key"], str(destination))
+
+    def _run(self, name: str) -> None:
+        job = self.describe(name) or {}
+        started = _epoch()
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"driftloop-{name}-") as folder:
+                outcome = self._train(job, Path(folder))
+        except Exception as error:  # noqa: BLE001 - a crashed job is a Failed job with its reason
+            outcome = {"TrainingJobStatus": "Failed", "FailureReason": f"{type(error).__name__}: {error}"[:1024]}
+        seconds = max(1, round(_epoch() - started))
+        self._save(name, {**job, **outcome, "SecondaryStatus": outcome["TrainingJobStatus"],
+                          "TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds,
+                          "TrainingEndTime": datetime.now(UTC).isoformat()})
+
+    def _train(self, job: dict[str, Any], root: Path) -> dict[str, Any]:
+        hyperparameters = {key: json.loads(value) for key, value in job["HyperParameters"].items()}
+        code = root / "code"
+        code.mkdir()
+        bucket, key = split_uri(hyperparameters["sagemaker_submit_directory"])
+        with tarfile.open(fileobj=io.BytesIO(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as bundle:
+            bundle.extractall(code, filter="data")
+        channels = []
+        for channel in job["InputDataConfig"]:
+            channel_dir = root / "input" / "data" / channel["ChannelName"]
+            channel_dir.mkdir(parents=True)
+            self._download_prefix(channel["DataSource"]["S3DataSource"]["S3Uri"], channel_dir)
+            channels.append(channel["ChannelName"])
+        model_dir, output_dir = root / "model", root / "output"
+        (output_dir / "data").mkdir(parents=True)
+        model_dir.mkdir()
+        user_hyperparameters = {k: v for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}
+        environment = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SM_")},
+            "SM_MODEL_DIR": str(model_dir),
+            "SM_OUTPUT_DIR": str(output_dir),
+            "SM_OUTPUT_DATA_DIR": str(output_dir / "data"),
+            "SM_CHANNELS": json.dumps(channels),
+            "SM_HPS": json.dumps(user_hyperparameters),
+            "SM_CURRENT_HOST": "algo-1",
+            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_NUM_CPUS": str(os.cpu_count() or 1),
+            "PYTHONPATH": str(code),
+            **{f"SM_CHANNEL_{name.upper()}": str(root / "input" / "data" / name) for name in channels},
+            **{f"SM_HP_{name.upper()}": str(value) for name, value in user_hyperparameters.items()},
+        }
+        program = hyperparameters.get("sagemaker_program", "train.py")
+        completed = subprocess.run([sys.executable, program], cwd=code, env=environment,
+                                   capture_output=True, text=True, check=False)
+        (self._root / f"{job['TrainingJobName']}.log").write_text(completed.stdout + completed.stderr)
+        if completed.returncode != 0:
+            failure = output_dir / "failure"
+            reason = failure.read_text() if failure.exists() else (completed.stderr.strip().splitlines() or ["?"])[-1]
+            return {"TrainingJobStatus": "Failed", "FailureReason": reason[:1024]}
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w:gz") as model_tar:
+            for path in sorted(model_dir.rglob("*")):
+                model_tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
+        out_bucket, out_prefix = split_uri(job["OutputDataConfig"]["S3OutputPath"])
+        artifact_key = f"{out_prefix.rstrip('/')}/{job['TrainingJobName']}/output/model.tar.gz".lstrip("/")
+        self._s3.put_object(Bucket=out_bucket, Key=artifact_key, Body=archive.getvalue())
+        metrics_file = output_dir / "data" / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        return {
+            "TrainingJobStatus": "Completed",
+            "ModelArtifacts": {"S3ModelArtifacts": f"s3://{out_bucket}/{artifact_key}"},
+            "FinalMetricDataList": [{"MetricName": name, "Value": value} for name, value in metrics.items()
+                                    if isinstance(value, int | float)],
+        }
+
+
+class SimulatedEndpoint(Endpoint):
+    """Records variant weights like a SageMaker endpoint and serves recommendations with the real
+    inference code. Each weight change lets simulated customers through for one bake period: requests
+    are routed by weight and their purchases drawn from the simulator's ground truth (feedback log)."""
+
+    def __init__(self, workspace: str | os.PathLike[str], name: str, s3: Any,
+                 feedback_bucket: str | None = None) -> None:
+        self.name = name
+        self._root = Path(workspace) / "endpoint"
+        self._s3 = s3
+        self._feedback_bucket = feedback_bucket
+        self._models: dict[str, Any] = {}
+
+    @property
+    def _state_file(self) -> Path:
+        return self._root / f"{self.name}.json"
+
+    def _state(self) -> dict[str, Any]:
+        return _read(self._state_file, {"models": {}, "configs": {}, "endpoint": None, "history": []})
+
+    def _commit(self, state: dict[str, Any], change: str) -> None:
+        state["history"].append({"at": datetime.now(UTC).isoformat(), "change": change,
+                                 "endpoint": state["endpoint"]})
+        _write(self._state_file, state)
+
+    def describe(self) -> EndpointState | None:
+        with _STATE_LOCK:
+            endpoint = self._state()["endpoint"]
+        if endpoint is None:
+            return None
+        return EndpointState(self.name, IN_SERVICE, endpoint["config_name"],
+                             tuple(Variant(**variant) for variant in endpoint["variants"]))
+
+    def ensure_model(self, model: ModelSpec) -> None:
+        with _STATE_LOCK:
+            state = self._state()
+            if model.name not in state["models"]:
+                state["models"][model.name] = {"model_data_url": model.model_data_url, "image": model.image}
+                self._commit(state, f"model {model.name} created")
+
+    def deploy(self, config_name: str, variants: list[Variant]) -> None:
+        with _STATE_LOCK:
+            state = self._state()
+            missing = [variant.model_name for variant in variants if variant.model_name not in state["models"]]
+            if missing:
+                raise TransientError(f"models {missing} do not exist yet")
+            state["configs"].setdefault(config_name, [asdict(variant) for variant in variants])
+            if state["endpoint"] and state["endpoint"]["config_name"] == config_name:
+                return
+            state["endpoint"] = {"config_name": config_name, "variants": state["configs"][config_name]}
+            self._commit(state, f"endpoint on config {config_name}")
+        self._serve_bake_traffic()
+
+    def set_weights(self, weights: dict[str, float]) -> None:
+        with _STATE_LOCK:
+            state = self._state()
+            if state["endpoint"] is None:
+                raise TransientError(f"endpoint {self.name} does not exist yet")
+            variants = {variant["name"]: variant for variant in state["endpoint"]["variants"]}
+            unknown = set(weights) - set(variants)
+            if unknown:
+                raise ValueError(f"unknown variants {sorted(unknown)} on endpoint {self.name}")
+            if all(variants[name]["weight"] == float(weight) for name, weight in weights.items()):
+                return
+            for name, weight in weights.items():
+                variants[name]["weight"] = float(weight)
+            self._commit(state, f"weights {weights}")
+        self._serve_bake_traffic()
+
+    def model_artifact(self, model_name: str) -> str:
+        return self._state()["models"][model_name]["model_data_url"]
+
+    def _served_model(self, model_name: str) -> Any:
+        from driftloop.model.inference import model_fn
+
+        if model_name not in self._models:
+            self._models[model_name] = model_fn(str(fetch_model_dir(self._s3, self.model_artifact(model_name))))
+        return self._models[model_name]
+
+    def invoke(self, user_id: str, k: int = 10, variant: str | None = None) -> dict[str, Any]:
+        """One recommendation request through the container's input_fn/predict_fn/output_fn."""
+        from driftloop.model.inference import input_fn, output_fn, predict_fn
+
+        state = self.describe()
+        if state is None:
+            raise TransientError(f"endpoint {self.name} does not exist")
+        chosen = state.variant(variant) if variant else state.variants[0]
+        body = json.dumps({"user_id": user_id, "k": k})
+        response = json.loads(output_fn(predict_fn(input_fn(body, "application/json"),
+                                                   self._served_model(chosen.model_name)), "application/json"))
+        return {"variant": chosen.name, **response}
+
+    def _serve_bake_traffic(self) -> None:
+        world = _read(self._root.parent / "world.json", None)
+        if not world or not self._feedback_bucket:
+            return
+        from driftloop.local.traffic import serve_simulated_traffic
+
+        state = self.describe()
+        if state is not None:
+            serve_simulated_traffic(self, state, world, self._s3, self._feedback_bucket)
+
+    def recommend_batch(self, model_name: str, user_ids: list[str], k: int) -> list[list[str]]:
+        from driftloop.model.inference import input_fn, predict_fn
+
+        body = json.dumps({"instances": [{"user_id": user, "k": k} for user in user_ids]})
+        prediction = predict_fn(input_fn(body, "application/json"), self._served_model(model_name))
+        return [entry["items"] for entry in prediction["predictions"]]
+
+
+def write_feedback(s3: Any, bucket: str, endpoint: str, table: pa.Table, stamp: datetime, sequence: int) -> str:
+    key = f"feedback/{endpoint}/date={stamp:%Y-%m-%d}/part-{stamp:%H%M%S}-{sequence:05d}.parquet"
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+    return key
+

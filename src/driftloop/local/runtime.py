@@ -1,0 +1,393 @@
+"""The embedded AWS: moto in-process, provisioned from template.yaml, persisted in a workspace folder.
+
+Lambda tasks of the state machine reach moto's Lambda service, whose Docker-free backend is routed
+here to the handler the template names, in this process, with that function's environment. A
+handler exception comes back as a function error with ``errorType``/``errorMessage``, so the state
+machine's own Retry and Catch decide what happens next.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import sys
+import threading
+import time
+import tomllib
+import traceback
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from driftloop.errors import ConfigurationError, InjectedFault, TransientError
+from driftloop.local.template import REGION, FunctionSpec, LocalApp, load_app
+
+LOCAL_PROFILE = "local.toml"
+_INVOKE_LOCK = threading.RLock()
+_FAULT_ERRORS: dict[str, type[Exception]] = {"TransientError": TransientError, "InjectedFault": InjectedFault}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Local values for the template's parameters, and settings of the local world."""
+
+    parameters: dict[str, Any]
+    requests_per_bake: int = 4000
+
+    @classmethod
+    def load(cls, project_dir: Path, overrides: dict[str, Any] | None = None) -> Profile:
+        path = project_dir / LOCAL_PROFILE
+        document = tomllib.loads(path.read_text()) if path.exists() else {}
+        parameters = {**document.get("parameters", {}), **(overrides or {})}
+        world = document.get("world", {})
+        return cls(parameters={k: str(v) for k, v in parameters.items()},
+                   requests_per_bake=int(world.get("requests_per_bake", cls.requests_per_bake)))
+
+
+@dataclass
+class FaultPlan:
+    """Errors to raise instead of running a function: ``{logical id: [(error type, times), ...]}``."""
+
+    remaining: dict[str, list[list[Any]]] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
+
+    def take(self, logical_id: str) -> str | None:
+        queue = self.remaining.get(logical_id) or []
+        while queue and queue[0][1] == 0:
+            queue.pop(0)
+        if not queue:
+            return None
+        error, times = queue[0]
+        if times > 0:
+            queue[0][1] = times - 1
+        return error
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    deadline: float = 0.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.time()) * 1000))
+
+
+class Dispatcher:
+    """Runs the template's handlers in-process for moto's Lambda backend."""
+
+    def __init__(self, app: LocalApp, runtime_environment: dict[str, str], faults: FaultPlan) -> None:
+        self.app = app
+        self.runtime_environment = runtime_environment
+        self.faults = faults
+        self.invocations: list[dict[str, Any]] = []
+        self._modules: dict[str, ModuleType] = {}
+
+    def _module(self, function: FunctionSpec) -> ModuleType:
+        if function.logical_id not in self._modules:
+            module_file, _, _ = function.handler.rpartition(".")
+            path = function.code_dir / f"{module_file.replace('.', '/')}.py"
+            name = f"driftloop_function_{function.logical_id}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise ConfigurationError(f"cannot load handler {function.handler} from {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            self._modules[function.logical_id] = module
+        return self._modules[function.logical_id]
+
+    def invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+        function = self.app.function_by_arn(function_name)
+        event = json.loads(body) if body else {}
+        started = time.time()
+        record: dict[str, Any] = {"function": function.logical_id, "started": started}
+        with _INVOKE_LOCK:
+            saved = dict(os.environ)
+            os.environ.update(function.environment)
+            os.environ.update(self.runtime_environment)
+            os.environ["AWS_LAMBDA_FUNCTION_NAME"] = function.name
+            try:
+                delay = self.faults.delays.get(function.logical_id, 0.0)
+                if delay:
+                    time.sleep(delay)
+                injected = self.faults.take(function.logical_id)
+                if injected:
+                    raise _FAULT_ERRORS.get(injected, InjectedFault)(
+                        f"fault injected into {function.logical_id} by the local fault plan")
+                handler = getattr(self._module(function), function.handler.rpartition(".")[2])
+                context = LambdaContext(function.name, function.arn, deadline=started + function.timeout,
+                                        log_group_name=f"/aws/lambda/{function.name}")
+                result = handler(event, context)
+                payload = json.dumps(result, default=str).encode()
+                record["outcome"] = "ok"
+            except Exception as error:  # noqa: BLE001 - every handler error becomes a Lambda function error
+                response_headers["x-amz-function-error"] = "Unhandled"
+                payload = json.dumps({
+                    "errorType": type(error).__name__,
+                    "errorMessage": str(error)[:4000],
+                    "stackTrace": traceback.format_exception(error)[-3:],
+                }).encode()
+                record.update(outcome="error", error=type(error).__name__, message=str(error)[:500])
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+        record["seconds"] = round(time.time() - started, 3)
+        self.invocations.append(record)
+        return payload
+
+
+def _zip_placeholder() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README", "code runs from the project folder")
+    return buffer.getvalue()
+
+
+class Workspace:
+    """S3 objects, DynamoDB items and counters kept between commands under one folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects = root / "s3" / "objects"
+        self.index_file = root / "s3" / "index.json"
+
+    def load_index(self) -> dict[str, dict[str, Any]]:
+        return json.loads(self.index_file.read_text()) if self.index_file.exists() else {}
+
+    def save_s3(self, s3: Any, buckets: list[str]) -> None:
+        self.objects.mkdir(parents=True, exist_ok=True)
+        index: dict[str, dict[str, Any]] = {}
+        for bucket in buckets:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for entry in page.get("Contents", []):
+                    response = s3.get_object(Bucket=bucket, Key=entry["Key"])
+                    body = response["Body"].read()
+                    digest = hashlib.sha256(body).hexdigest()
+                    blob = self.objects / digest
+                    if not blob.exists():
+                        blob.write_bytes(body)
+                    index[f"{bucket}/{entry['Key']}"] = {
+                        "bucket": bucket, "key": entry["Key"], "sha256": digest,
+                        "content_type": response.get("ContentType", "binary/octet-stream"),
+                        "last_modified": entry["LastModified"].isoformat(),
+                    }
+        self.index_file.parent.mkdir(parents=True, exist_ok=True)
+        self.index_file.write_text(json.dumps(index, indent=1, sort_keys=True))
+
+    def restore_s3(self, s3: Any) -> None:
+        for entry in sorted(self.load_index().values(), key=lambda item: item["last_modified"]):
+            s3.put_object(Bucket=entry["bucket"], Key=entry["key"], ContentType=entry["content_type"],
+                          Body=(self.objects / entry["sha256"]).read_bytes())
+
+    def table_file(self, table: str) -> Path:
+        return self.root / "dynamodb" / f"{table}.json"
+
+    def save_table(self, dynamodb: Any, table: str) -> None:
+        items = []
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+            items.extend(page.get("Items", []))
+        path = self.table_file(table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(items, indent=1, sort_keys=True))
+
+    def restore_table(self, dynamodb: Any, table: str) -> None:
+        path = self.table_file(table)
+        if path.exists():
+            for item in json.loads(path.read_text()):
+                dynamodb.put_item(TableName=table, Item=item)
+
+    def counters(self) -> dict[str, int]:
+        path = self.root / "deliveries.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def save_counters(self, counters: dict[str, int]) -> None:
+        (self.root / "deliveries.json").write_text(json.dumps(counters, indent=1, sort_keys=True))
+
+
+class LocalAWS:
+    """A provisioned, running copy of the stack. Use as a context manager: state is saved on exit."""
+
+    def __init__(self, project_dir: Path, workspace: Path, profile: Profile, faults: FaultPlan | None = None,
+                 template: str = "template.yaml") -> None:
+        self.project_dir = project_dir.resolve()
+        self.workspace = Workspace(workspace.resolve())
+        self.profile = profile
+        self.faults = faults or FaultPlan()
+        self.app = load_app(self.project_dir / template, profile.parameters)
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
+                                      "lambda": {"use_docker": False}})
+        self._original_invoke: Callable[..., Any] | None = None
+        self._saved_environment: dict[str, str] = {}
+        self.rule_queues: dict[str, str] = {}
+        self.notification_queue = ""
+        self.dispatcher: Dispatcher | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+    def __enter__(self) -> LocalAWS:
+        self._saved_environment = dict(os.environ)
+        os.environ.update({"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+                           "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+                           "DRIFTLOOP_ARTIFACT_CACHE": str(self.workspace.root / "cache")})
+        self.workspace.root.mkdir(parents=True, exist_ok=True)
+        self._mock.start()
+        self.dispatcher = Dispatcher(self.app, {"DRIFTLOOP_WORKSPACE": str(self.workspace.root),
+                                                "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION},
+                                     self.faults)
+        dispatcher = self.dispatcher
+        self._original_invoke = LambdaSimpleBackend.invoke
+
+        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
+                   response_headers: dict[str, str]) -> bytes:
+            return dispatcher.invoke(function_name, body, response_headers)
+
+        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+        try:
+            self._provision()
+        except Exception:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if exc[0] is None:
+                self.save()
+        finally:
+            if self._original_invoke is not None:
+                LambdaSimpleBackend.invoke = self._original_invoke  # type: ignore[method-assign]
+            self._mock.stop()
+            os.environ.clear()
+            os.environ.update(self._saved_environment)
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION)
+
+    def save(self) -> None:
+        self.workspace.save_s3(self.client("s3"), list(self.app.buckets.values()))
+        for table in self.app.tables.values():
+            self.workspace.save_table(self.client("dynamodb"), table["TableName"])
+
+    # -- provisioning -----------------------------------------------------------------------
+    def _provision(self) -> None:
+        s3, dynamodb, iam = self.client("s3"), self.client("dynamodb"), self.client("iam")
+        for bucket in self.app.buckets.values():
+            s3.create_bucket(Bucket=bucket)
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        for table in self.app.tables.values():
+            dynamodb.create_table(
+                TableName=table["TableName"],
+                KeySchema=table["KeySchema"],
+                AttributeDefinitions=table["AttributeDefinitions"],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        self.workspace.restore_s3(s3)
+        for table in self.app.tables.values():
+            self.workspace.restore_table(dynamodb, table["TableName"])
+        data_bucket = self.app.functions[next(iter(self.app.functions))].environment["DATA_BUCKET"]
+        s3.put_bucket_notification_configuration(
+            Bucket=data_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+        role = iam.create_role(RoleName="driftloop-local-runtime", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lambda_client = self.client("lambda")
+        for function in self.app.functions.values():
+            lambda_client.create_function(FunctionName=function.name, Runtime="python3.12", Role=role,
+                                          Handler=function.handler, Code={"ZipFile": _zip_placeholder()},
+                                          Timeout=function.timeout)
+        sns, sqs, events = self.client("sns"), self.client("sqs"), self.client("events")
+        for topic in self.app.topics.values():
+            topic_arn = sns.create_topic(Name=topic)["TopicArn"]
+            self.notification_queue = sqs.create_queue(QueueName=f"local-notifications-{topic}")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=self.notification_queue,
+                                                 AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        for index, rule in enumerate(self.app.rules):
+            if not (rule.targets_state_machine and rule.enabled and rule.pattern):
+                continue
+            queue_url = sqs.create_queue(QueueName=f"local-rule-{index}")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"]
+            events.put_rule(Name=rule.name, EventPattern=json.dumps(rule.pattern), State="ENABLED")
+            events.put_targets(Rule=rule.name, Targets=[{"Id": "local-runner", "Arn": queue_arn}])
+            self.rule_queues[rule.name] = queue_url
+        self.client("stepfunctions").create_state_machine(
+            name=self.app.state_machine_name, definition=json.dumps(self.app.definition), roleArn=role,
+            type="STANDARD")
+
+    # -- events -----------------------------------------------------------------------------
+    def drain_rule_queues(self) -> list[tuple[str, dict[str, Any]]]:
+        """(rule name, delivered event) for every event a rule matched since the last drain."""
+        sqs = self.client("sqs")
+        delivered = []
+        for rule, queue_url in self.rule_queues.items():
+            while True:
+                messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    delivered.append((rule, json.loads(message["Body"])))
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return delivered
+
+    def drain_notifications(self) -> list[dict[str, Any]]:
+        sqs, received = self.client("sqs"), []
+        while self.notification_queue:
+            messages = sqs.receive_message(QueueUrl=self.notification_queue, MaxNumberOfMessages=10).get(
+                "Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                body = json.loads(message["Body"])
+                received.append({"subject": body.get("Subject"), "message": body.get("Message")})
+                sqs.delete_message(QueueUrl=self.notification_queue, ReceiptHandle=message["ReceiptHandle"])
+        if received:
+            with open(self.workspace.root / "notifications.jsonl", "a", encoding="utf-8") as log:
+                for notification in received:
+                    log.write(json.dumps(notification) + "\n")
+        return received
+
+    def execution_name(self, event: dict[str, Any]) -> str:
+        """Derived from the event and how often this workspace has seen it delivered."""
+        digest = hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:16]
+        counters = self.workspace.counters()
+        counters[digest] = counters.get(digest, 0) + 1
+        self.workspace.save_counters(counters)
+        return f"evt-{digest}-{counters[digest]}"
+
+    def start_execution(self, event: dict[str, Any]) -> str:
+        return self.client("stepfunctions").start_execution(
+            stateMachineArn=self.app.state_machine_arn, name=self.execution_name(event),
+            input=json.dumps(event))["executionArn"]
+
+
+@contextmanager
+def local_aws(project_dir: Path, workspace: Path, profile: Profile | None = None,
+              faults: FaultPlan | None = None) -> Iterator[LocalAWS]:
+    with LocalAWS(project_dir, workspace, profile or Profile.load(project_dir), faults) as world:
+        yield world
+
+
+def find_project_dir(start: Path | None = None) -> Path:
+    """The folder holding template.yaml: the current one or a parent."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "template.yaml").exists() and (folder / "statemachines").is_dir():
+            return folder
+    raise ConfigurationError(f"no template.yaml found in {here} or its parents; run driftloop from the project")
+

@@ -1,0 +1,136 @@
+"""Record the run with its evidence, release the lock, hand deferred triggers on, notify."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from driftloop.adapters.s3 import put_json
+from driftloop.pipeline.invocation import StepInvocation
+from driftloop.pipeline.services import Services
+
+OUTCOMES = ("no_drift", "challenger_rejected", "promoted", "rolled_back", "failed", "duplicate_ignored", "deferred")
+EVIDENCE_STEPS = ("drift", "merge", "training", "evaluation", "traffic", "ab", "promotion", "rollback")
+_SKIPPED_STATES = {"Finalize", "FinalizeFailedRun"}
+
+
+def _timestamp(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def steps_from_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per visit of a Task state: status, attempts (1 + retries), timings and errors."""
+    steps: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for event in events:
+        kind = event["type"]
+        if kind == "TaskStateEntered":
+            name = event["stateEnteredEventDetails"]["name"]
+            current = None if name in _SKIPPED_STATES else {
+                "name": name, "status": "running", "attempts": 0, "started_at": _timestamp(event["timestamp"]),
+                "finished_at": None, "errors": []}
+            if current is not None:
+                steps.append(current)
+        elif current is None:
+            continue
+        elif kind in ("LambdaFunctionScheduled", "TaskScheduled"):
+            current["attempts"] += 1
+        elif kind in ("LambdaFunctionFailed", "TaskFailed", "LambdaFunctionTimedOut", "TaskTimedOut"):
+            details = next((value for key, value in event.items() if key.endswith("EventDetails")), {})
+            current["errors"].append({"error": details.get("error", kind), "cause": str(details.get("cause", ""))[:500]})
+        elif kind == "TaskStateExited":
+            current["finished_at"] = _timestamp(event["timestamp"])
+            failed_last = current["errors"] and len(current["errors"]) >= current["attempts"]
+            current["status"] = "failed" if failed_last else "succeeded"
+            started = datetime.fromisoformat(current["started_at"])
+            current["duration_seconds"] = round((event["timestamp"] - started).total_seconds(), 3) \
+                if isinstance(event["timestamp"], datetime) else None
+            current = None
+    for step in steps:
+        if step["status"] == "running" and step["errors"]:
+            step["status"] = "failed"
+    return steps
+
+
+def execution_history(services: Services, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = services.states.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def _failure(state: dict[str, Any]) -> dict[str, Any]:
+    error = state.get("error") or {}
+    cause = error.get("Cause", "")
+    try:
+        parsed = json.loads(cause)
+        message = parsed.get("errorMessage", cause) if isinstance(parsed, dict) else cause
+    except (TypeError, ValueError):
+        message = cause
+    return {"error": error.get("Error", "Unknown"), "cause": str(message)[:2000]}
+
+
+def build_record(invocation: StepInvocation, steps: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    state, execution = invocation.state, invocation.context.execution
+    admission = state.get("admission") or {}
+    run = admission.get("run") or {
+        "run_id": f"unadmitted-{execution.name}",
+        "trigger": {"type": "unknown", "source": str((execution.input or {}).get("source", "unknown"))[:100]},
+        "started_at": execution.start_time,
+        "execution": execution.id,
+    }
+    if "error" in state:
+        outcome = "failed"
+    else:
+        outcome = state.get("outcome") or admission.get("outcome")
+    record = {
+        **run,
+        "outcome": outcome,
+        "finished_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
+        "steps": steps,
+        "evidence": {"admission": {k: v for k, v in admission.items() if k != "run"}}
+        | {step: state[step] for step in EVIDENCE_STEPS if step in state},
+    }
+    if outcome == "failed":
+        record["error"] = _failure(state)
+        if "restore_error" in state:
+            record["restore_error"] = _failure({"error": state["restore_error"]})
+    return record
+
+
+def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+    settings = services.settings
+    steps = steps_from_history(execution_history(services, invocation.context.execution.id))
+    record = build_record(invocation, steps, services.clock())
+    key = f"runs/{record['run_id']}/record.json"
+    record["record_uri"] = f"s3://{settings.data_bucket}/{key}"
+    put_json(services.s3, settings.data_bucket, key, record)
+    services.ledger.put_run(settings.model_name, record)
+    handed_on = 0
+    if services.ledger.release_lock(settings.model_name, record["run_id"]):
+        pending = services.ledger.take_pending(settings.model_name)
+        if pending:
+            uploads = [trigger["key"] for trigger in pending if trigger.get("type") == "upload"]
+            services.events.put_events(Entries=[{
+                "Source": "driftloop",
+                "DetailType": "Retrain Requested",
+                "Detail": json.dumps({"reason": f"{len(pending)} triggers deferred during run {record['run_id']}",
+                                      "requested_by": "driftloop", "uploads": uploads[:1000],
+                                      "force": False}),
+            }])
+            handed_on = len(pending)
+    if record["outcome"] != "duplicate_ignored":
+        services.sns.publish(
+            TopicArn=settings.notification_topic_arn,
+            Subject=f"driftloop {settings.model_name}: {record['outcome']}"[:100],
+            Message=json.dumps({key: record.get(key) for key in
+                                ("run_id", "outcome", "trigger", "started_at", "finished_at", "error",
+                                 "record_uri")}, indent=2, default=str),
+        )
+    return {"run_id": record["run_id"], "outcome": record["outcome"], "record_uri": record["record_uri"],
+            "deferred_triggers_handed_on": handed_on}

@@ -1,0 +1,195 @@
+"""Move traffic between champion and challenger, judge each stage, promote or roll back."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from driftloop.adapters.endpoint import EndpointState, ModelSpec, Variant
+from driftloop.adapters.registry import APPROVED, REJECTED, ModelRegistry
+from driftloop.adapters.s3 import list_objects, put_json
+from driftloop.data.merge import dataset_source
+from driftloop.drift import build_baseline
+from driftloop.errors import NotFoundError
+from driftloop.pipeline.invocation import StepInvocation
+from driftloop.pipeline.services import Services
+from driftloop.storage import s3_filesystem
+from driftloop.traffic.online import OnlineTestConfig, analyse_stage, summarise_feedback
+from driftloop.traffic.stages import TrafficPlan
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def sagemaker_model_name(model_name: str, run_id: str) -> str:
+    return f"{model_name[:40]}-{_short_hash(run_id)}"
+
+
+def config_name(endpoint: str, *parts: str) -> str:
+    return f"{endpoint[:40]}-{_short_hash('/'.join(parts))}"
+
+
+def challenger_spec(invocation: StepInvocation, services: Services) -> ModelSpec:
+    settings = services.settings
+    training = invocation.result("training")
+    return ModelSpec(
+        name=sagemaker_model_name(settings.model_name, invocation.run["run_id"]),
+        model_data_url=training["model_artifact"],
+        image=settings.training_image,
+        role_arn=settings.sagemaker_role_arn,
+        environment=(("SAGEMAKER_PROGRAM", "inference.py"),
+                     ("SAGEMAKER_SUBMIT_DIRECTORY", training["source_uri"])),
+    )
+
+
+def _single_variant(services: Services, model_name: str, instance_count: int = 1) -> list[Variant]:
+    settings = services.settings
+    return [Variant(settings.champion_variant, model_name, 1.0, instance_count, settings.endpoint_instance_type)]
+
+
+def update_weights(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+    """Stage ``$.ab.next_stage_index`` (0 at first): the A/B config on first entry, then weights in place."""
+    settings = services.settings
+    plan = TrafficPlan(settings.traffic_stages)
+    previous = invocation.result("ab")
+    stage = previous.get("next_stage_index") or 0
+    weights = plan.weights_for_stage(stage, settings.champion_variant, settings.challenger_variant)
+    champion = services.ledger.champion(settings.model_name)
+    if champion is None:
+        raise NotFoundError(f"model {settings.model_name} has no champion to test against")
+    challenger = challenger_spec(invocation, services)
+    services.endpoint.ensure_model(challenger)
+    state = services.endpoint.describe()
+    live = state.variant(settings.challenger_variant) if state else None
+    if live is not None and live.model_name == challenger.name:
+        services.endpoint.set_weights({name: float(weight) for name, weight in weights.items()})
+    else:
+        current = state.variant(settings.champion_variant) if state else None
+        count = current.instance_count if current else 1
+        services.endpoint.deploy(
+            config_name(settings.endpoint_name, "ab", invocation.run["run_id"]),
+            [
+                Variant(settings.champion_variant, champion["sagemaker_model"],
+                        float(weights[settings.champion_variant]), count, settings.endpoint_instance_type),
+                Variant(settings.challenger_variant, challenger.name,
+                        float(weights[settings.challenger_variant]), count, settings.endpoint_instance_type),
+            ],
+        )
+    started = invocation.result("traffic").get("ab_started_at") or datetime.fromtimestamp(
+        services.clock(), UTC).isoformat()
+    return {"stage_index": stage, "weights": weights, "challenger_model": challenger.name,
+            "ab_started_at": started, "waits": previous.get("waits", 0) if previous.get("action") else 0}
+
+
+def read_feedback(services: Services, since: datetime) -> pa.Table:
+    settings = services.settings
+    prefix = f"feedback/{settings.endpoint_name}/"
+    filesystem = s3_filesystem(services.s3)
+    tables = []
+    for obj in list_objects(services.s3, settings.data_bucket, prefix):
+        partition = obj.key[len(prefix):].split("/", 1)[0]
+        if partition.startswith("date=") and partition[5:] < since.date().isoformat():
+            continue
+        with filesystem.open_input_file(f"{settings.data_bucket}/{obj.key}") as handle:
+            tables.append(pq.read_table(handle))
+    if not tables:
+        return pa.table({"variant": pa.array([], pa.string()),
+                         "served_at": pa.array([], pa.timestamp("us", tz="UTC")),
+                         "converted": pa.array([], pa.bool_()), "latency_ms": pa.array([], pa.float64()),
+                         "error": pa.array([], pa.bool_())})
+    table = pa.concat_tables(tables, promote_options="permissive")
+    mask = pa.compute.greater_equal(table["served_at"], pa.scalar(since, pa.timestamp("us", tz="UTC")))
+    return table.filter(mask)
+
+
+def analyse(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+    settings = services.settings
+    traffic = invocation.result("traffic")
+    now = datetime.fromtimestamp(services.clock(), UTC)
+    feedback = read_feedback(services, datetime.fromisoformat(traffic["ab_started_at"]))
+    counts = summarise_feedback(feedback, timedelta(minutes=settings.attribution_window_minutes), now)
+    decision = analyse_stage(
+        counts,
+        settings.champion_variant,
+        settings.challenger_variant,
+        traffic["stage_index"],
+        TrafficPlan(settings.traffic_stages),
+        OnlineTestConfig(alpha=settings.significance_level,
+                         min_samples_per_variant=settings.min_samples_per_variant,
+                         max_waits=settings.max_bake_waits),
+        waits=traffic.get("waits", 0),
+    ).to_dict()
+    put_json(services.s3, settings.data_bucket,
+             f"reports/{invocation.run['run_id']}/ab-stage-{traffic['stage_index']}-{decision['waits']}.json",
+             decision)
+    return decision
+
+
+def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+    """Challenger to 100%, then alone on the endpoint as the new champion and the new drift baseline."""
+    settings = services.settings
+    bucket = settings.data_bucket
+    run, merge = invocation.run, invocation.result("merge")
+    evaluation, training = invocation.result("evaluation"), invocation.result("training")
+    challenger = challenger_spec(invocation, services)
+    services.endpoint.ensure_model(challenger)
+    state = services.endpoint.describe()
+    if state is not None and state.variant(settings.challenger_variant) is not None:
+        services.endpoint.set_weights({settings.champion_variant: 0.0, settings.challenger_variant: 1.0})
+    services.endpoint.deploy(config_name(settings.endpoint_name, "single", challenger.name),
+                             _single_variant(services, challenger.name))
+    baseline_key = f"baselines/{settings.model_name}/{run['run_id']}.json"
+    training_data = dataset_source(s3_filesystem(services.s3), f"{bucket}/{merge['dataset_dir']}")
+    put_json(services.s3, bucket, baseline_key, build_baseline(training_data).to_dict())
+    registry = ModelRegistry(services.sagemaker, settings.model_name)
+    registry.set_status(evaluation["model_package_arn"], APPROVED, f"promoted by run {run['run_id']}")
+    previous = services.ledger.champion(settings.model_name)
+    champion = {
+        "run_id": run["run_id"],
+        "sagemaker_model": challenger.name,
+        "model_data_url": training["model_artifact"],
+        "model_package_arn": evaluation["model_package_arn"],
+        "dataset_dir": merge["dataset_dir"],
+        "dataset_manifest_key": merge["manifest_key"],
+        "baseline_key": baseline_key,
+        "promoted_at": datetime.fromtimestamp(services.clock(), UTC).isoformat(),
+        "offline_metrics": evaluation.get("metrics", {}),
+        "previous_champion": (previous or {}).get("run_id"),
+    }
+    if (previous or {}).get("run_id") != run["run_id"]:
+        services.ledger.put_champion(settings.model_name, champion)
+    return {"champion": champion, "endpoint": services.endpoint.describe().to_dict()}
+
+
+def rollback(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+    """Champion at 100% and alone. Only undoes what this run did: a run that never put its challenger
+    on the endpoint (or failed before it had one) leaves the endpoint untouched."""
+    settings = services.settings
+    run = invocation.state.get("admission", {}).get("run")
+    champion = services.ledger.champion(settings.model_name)
+    state: EndpointState | None = services.endpoint.describe()
+    actions: list[str] = []
+    if run is None or champion is None or state is None:
+        return {"restored": False, "actions": ["nothing to restore: no run, champion or endpoint"]}
+    ours = sagemaker_model_name(settings.model_name, run["run_id"])
+    if ours != champion["sagemaker_model"] and any(v.model_name == ours for v in state.variants):
+        if state.status == "InService" and state.variant(settings.challenger_variant) is not None:
+            services.endpoint.set_weights({settings.champion_variant: 1.0, settings.challenger_variant: 0.0})
+            actions.append("champion weight 100%, challenger 0%")
+        services.endpoint.deploy(config_name(settings.endpoint_name, "single", champion["sagemaker_model"]),
+                                 _single_variant(services, champion["sagemaker_model"]))
+        actions.append("challenger variant removed (single-variant config with the champion)")
+    package = invocation.result("evaluation").get("model_package_arn")
+    if package:
+        reason = invocation.result("ab").get("reason") or invocation.state.get("error", {}).get("Cause", "")
+        ModelRegistry(services.sagemaker, settings.model_name).set_status(
+            package, REJECTED, f"rolled back by run {run['run_id']}: {str(reason)[:500]}")
+        actions.append("challenger package marked Rejected")
+    after = services.endpoint.describe()
+    return {"restored": bool(actions), "actions": actions or ["endpoint already champion-only"],
+            "endpoint": after.to_dict() if after else None}

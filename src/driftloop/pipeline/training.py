@@ -1,0 +1,91 @@
+"""Start the challenger's training job (adopting a live one) and follow it to the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from driftloop.adapters.s3 import exists, put_bytes
+from driftloop.errors import TrainingFailedError, TransientError
+from driftloop.model.bundle import build_source_bundle
+from driftloop.model.jobs import (
+    TrainingJobConfig,
+    build_training_job_request,
+    estimate_training_cost,
+    map_training_status,
+    training_job_name,
+)
+from driftloop.pipeline.invocation import StepInvocation
+from driftloop.pipeline.services import Services
+
+MAX_JOB_ATTEMPTS = 5
+_LIVE = ("InProgress", "Completed", "Stopping")
+
+
+def upload_source_bundle(services: Services) -> str:
+    """The training code as a content-addressed ``sourcedir.tar.gz`` (uploaded once per version)."""
+    bundle, digest = build_source_bundle()
+    key = f"code/{digest[:16]}/sourcedir.tar.gz"
+    if not exists(services.s3, services.settings.data_bucket, key):
+        put_bytes(services.s3, services.settings.data_bucket, key, bundle, "application/gzip")
+    return f"s3://{services.settings.data_bucket}/{key}"
+
+
+def start(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+    settings = services.settings
+    bucket = settings.data_bucket
+    run = invocation.run
+    merge = invocation.result("merge")
+    execution_name = invocation.context.execution.name
+    earlier_failures = []
+    source_uri = upload_source_bundle(services)
+    for attempt in range(MAX_JOB_ATTEMPTS):
+        name = training_job_name(execution_name, attempt)
+        existing = services.trainer.describe(name)
+        if existing is not None and existing.get("TrainingJobStatus") in _LIVE:
+            return {"job_name": name, "attempt": attempt, "status": existing["TrainingJobStatus"],
+                    "adopted": True, "earlier_failures": earlier_failures, "source_uri": source_uri}
+        if existing is not None:
+            earlier_failures.append({"job_name": name, "status": existing.get("TrainingJobStatus"),
+                                     "failure_reason": existing.get("FailureReason", "")})
+            continue
+        request = build_training_job_request(
+            TrainingJobConfig(
+                role_arn=settings.sagemaker_role_arn,
+                instance_type=settings.training_instance_type,
+                image_uri=settings.training_image,
+                use_spot=settings.use_spot_training,
+                max_runtime_seconds=settings.max_training_seconds,
+                checkpoint_s3_uri=f"s3://{bucket}/checkpoints/{name}/",
+            ),
+            run_id=run["run_id"],
+            job_name=name,
+            train_s3_uri=f"s3://{bucket}/{merge['dataset_dir']}/",
+            source_s3_uri=source_uri,
+            output_s3_uri=f"s3://{bucket}/models/{settings.model_name}/",
+            hyperparameters={"train_until": merge["holdout_from"]},
+        )
+        described = services.trainer.start(request)
+        return {"job_name": name, "attempt": attempt, "status": described.get("TrainingJobStatus", "InProgress"),
+                "adopted": False, "earlier_failures": earlier_failures, "source_uri": source_uri}
+    raise TrainingFailedError(f"{MAX_JOB_ATTEMPTS} training attempts failed: {earlier_failures}")
+
+
+def poll(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+    started = invocation.result("training")
+    described = services.trainer.describe(started["job_name"])
+    if described is None:
+        raise TransientError(f"training job {started['job_name']} is not visible yet")
+    status = map_training_status(described)
+    result = {**started, **status.to_dict()}
+    if status.status in ("Failed", "Stopped"):
+        raise TrainingFailedError(
+            f"training job {started['job_name']} {status.status}: {status.failure_reason or 'no reason given'}"
+        )
+    if status.status == "Completed":
+        result["cost"] = estimate_training_cost(
+            services.settings.training_instance_type,
+            training_seconds=status.training_seconds,
+            billable_seconds=status.billable_seconds,
+            spot=services.settings.use_spot_training,
+        )
+    return result
