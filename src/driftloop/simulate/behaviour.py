@@ -15,10 +15,10 @@ from driftloop.simulate.schema import CATEGORIES, DEVICES, SUMMER_CATEGORIES, WI
 from driftloop.simulate.world import AGE_ACTIVITY_TILT, CATEGORY_MEDIAN_PRICE, World
 
 PURCHASE_INTERCEPT = -5.5
-PROMO_PURCHASE_GAIN = 2.0
-PROMO_VIEW_GAIN = 2.5
+PROMO_PURCHASE_GAIN = 0.8
+PROMO_VIEW_GAIN = 1.5
 NOVELTY_GAIN = 1.0
-DISCOUNT_LEVELS = np.array([0.1, 0.2, 0.3, 0.5])
+DISCOUNT_LEVELS = np.array([0.1, 0.15, 0.2, 0.3])
 PROMO_STREAM = 2
 SEASON_SIGN = np.array(
     [1.0 if name in WINTER_CATEGORIES else -1.0 if name in SUMMER_CATEGORIES else 0.0 for name in CATEGORIES]

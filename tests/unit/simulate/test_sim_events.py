@@ -113,9 +113,7 @@ def test_another_seed_gives_other_data(small_seasonal: Simulator) -> None:
     assert not other.month(1).equals(small_seasonal.month(1))
 
 
-def test_month_zero_is_shared_by_all_scenarios(
-    small_seasonal: Simulator, small_stationary: Simulator
-) -> None:
+def test_month_zero_is_shared_by_all_scenarios(small_seasonal: Simulator, small_stationary: Simulator) -> None:
     assert small_stationary.month(0).equals(small_seasonal.month(0))
     assert not small_stationary.month(6).equals(small_seasonal.month(6))
 
