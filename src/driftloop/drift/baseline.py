@@ -157,9 +157,7 @@ class NumericSummary:
             bound = max(self.cdf_error_bound, other.cdf_error_bound)
         else:
             fine_bins = max(self.edges.size, other.edges.size) - 1
-            edges = _edges(
-                sketch, min(self.minimum, other.minimum), max(self.maximum, other.maximum), fine_bins
-            )
+            edges = _edges(sketch, min(self.minimum, other.minimum), max(self.maximum, other.maximum), fine_bins)
             counts = _rebin(self, edges) + _rebin(other, edges)
             bound = max(self.cdf_error_bound, other.cdf_error_bound) + max(
                 _largest_bin_share(self), _largest_bin_share(other)
@@ -275,9 +273,7 @@ class Baseline:
                     features[name] = NumericSummary.from_dict(name, summary)
                 else:
                     features[name] = CategoricalSummary.from_dict(name, summary)
-            return cls(
-                features, tuple(data["columns"]), int(data["row_count"]), BaselineSettings(**data["settings"])
-            )
+            return cls(features, tuple(data["columns"]), int(data["row_count"]), BaselineSettings(**data["settings"]))
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidInputError(f"malformed baseline: {error!r}") from error
 
@@ -285,8 +281,7 @@ class Baseline:
         """Combine summaries of two partitions of the reference data (see the module docstring)."""
         if self.features.keys() != other.features.keys():
             raise InvalidInputError(
-                "cannot merge baselines over different features: "
-                f"{sorted(self.features)} vs {sorted(other.features)}"
+                f"cannot merge baselines over different features: {sorted(self.features)} vs {sorted(other.features)}"
             )
         merged: dict[str, FeatureSummary] = {}
         for name, mine in self.features.items():
@@ -296,9 +291,7 @@ class Baseline:
             elif isinstance(mine, CategoricalSummary) and isinstance(theirs, CategoricalSummary):
                 merged[name] = mine.merge(theirs, self.settings.max_categories)
             else:
-                raise InvalidInputError(
-                    f"feature {name!r} is numeric in one baseline and categorical in the other"
-                )
+                raise InvalidInputError(f"feature {name!r} is numeric in one baseline and categorical in the other")
         columns = self.columns + tuple(column for column in other.columns if column not in self.columns)
         return Baseline(merged, columns, self.row_count + other.row_count, self.settings)
 
@@ -382,9 +375,7 @@ def build_baseline(
     return Baseline(ordered, tuple(schema.columns), schema.row_count, settings)
 
 
-def _select_features(
-    types: Mapping[str, Any], features: Sequence[str] | None, exclude: Sequence[str]
-) -> list[str]:
+def _select_features(types: Mapping[str, Any], features: Sequence[str] | None, exclude: Sequence[str]) -> list[str]:
     if features is not None:
         unknown = [name for name in features if name not in types]
         if unknown:
@@ -397,9 +388,7 @@ def _select_features(
         return list(features)
     names = [name for name in types if name not in exclude and column_kind(types[name]) is not None]
     if not names:
-        raise InvalidInputError(
-            f"no numeric or categorical feature columns in the reference data {list(types)}"
-        )
+        raise InvalidInputError(f"no numeric or categorical feature columns in the reference data {list(types)}")
     return names
 
 

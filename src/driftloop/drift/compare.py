@@ -24,6 +24,7 @@ from driftloop.drift.statistics import (
     BinnedSide,
     align_categories,
     chi_square_homogeneity,
+    coarse_bounds,
     coarse_cuts,
     coarsen,
     compare_binned,
@@ -182,9 +183,7 @@ class _CategoricalAccumulator:
             self.counts[OTHER_CATEGORY] = self.counts.get(OTHER_CATEGORY, 0.0) + count
 
 
-def compare_to_baseline(
-    baseline: Baseline, current: ParquetSource, policy: DriftPolicy | None = None
-) -> DriftReport:
+def compare_to_baseline(baseline: Baseline, current: ParquetSource, policy: DriftPolicy | None = None) -> DriftReport:
     """Profile ``current`` against ``baseline`` feature by feature and decide none/warn/retrain."""
     policy = policy or DriftPolicy()
     schema = read_source_schema(current)
@@ -194,16 +193,13 @@ def compare_to_baseline(
     comparable: list[str] = []
     for name, summary in baseline.features.items():
         if name not in schema.types:
-            quality.append(
-                QualityViolation(name, "missing_column_check", "column is absent from the current data")
-            )
+            quality.append(QualityViolation(name, "missing_column_check", "column is absent from the current data"))
         elif column_kind(schema.types[name]) != summary.kind:
             quality.append(
                 QualityViolation(
                     name,
                     "data_type_check",
-                    f"expected {summary.inferred_type} ({summary.kind}); "
-                    f"current column is {schema.types[name]}",
+                    f"expected {summary.inferred_type} ({summary.kind}); current column is {schema.types[name]}",
                 )
             )
         else:
@@ -273,18 +269,14 @@ def _numeric_drift(accumulator: _NumericAccumulator, coarse_bins: int) -> Featur
         "ks_statistic": comparison.ks_statistic,
         "ks_pvalue": comparison.ks_pvalue,
         "ks_statistic_error_bound": comparison.ks_statistic_error_bound,
-        "wasserstein": comparison.wasserstein_distance / scale
-        if scale > 0
-        else comparison.wasserstein_distance,
+        "wasserstein": comparison.wasserstein_distance / scale if scale > 0 else comparison.wasserstein_distance,
         "wasserstein_distance": comparison.wasserstein_distance,
         "wasserstein_error_bound": comparison.wasserstein_error_bound / scale if scale > 0 else 0.0,
         "exact": float(comparison.exact),
         "current_fraction_at_or_below_reference_min": float(accumulator.counts[0] / current_count),
         "current_fraction_above_reference_max": float(accumulator.counts[-1] / current_count),
     }
-    bounds = np.concatenate(
-        [[summary.minimum], summary.edges[np.minimum(cuts, summary.edges.size - 1)], [summary.maximum]]
-    )
+    bounds = coarse_bounds(summary.edges, cuts)
     labels = [f"{bounds[i]:.4g}..{bounds[i + 1]:.4g}" for i in range(len(reference_bins))]
     distribution = Distribution(
         labels,
@@ -328,9 +320,7 @@ def _categorical_drift(accumulator: _CategoricalAccumulator) -> FeatureDrift:
     vanished = [c for c in summary.counts if accumulator.counts.get(c, 0.0) == 0]
     current_count = int(sum(accumulator.counts.values()))
     if current_count and not summary.truncated:
-        outside = sum(
-            count for category, count in accumulator.counts.items() if category not in summary.counts
-        )
+        outside = sum(count for category, count in accumulator.counts.items() if category not in summary.counts)
         statistics["current_fraction_outside_domain"] = outside / current_count
     order = np.argsort(-(reference_counts + current_counts), kind="stable")[:MAX_CHART_CATEGORIES]
     reference_shares = reference_counts / max(reference_counts.sum(), 1.0)
@@ -402,9 +392,7 @@ def _apply_policy(features: dict[str, FeatureDrift], policy: DriftPolicy) -> dic
         if not policy.thresholds(name).ignore
         and min(feature.reference_count, feature.current_count) >= policy.thresholds(name).min_samples
     ]
-    adjusted = dict(
-        zip(tested, benjamini_hochberg([features[name].pvalue for name in tested]).tolist(), strict=True)
-    )
+    adjusted = dict(zip(tested, benjamini_hochberg([features[name].pvalue for name in tested]).tolist(), strict=True))
     decided: dict[str, FeatureDrift] = {}
     for name, feature in features.items():
         thresholds = policy.thresholds(name)

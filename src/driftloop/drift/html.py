@@ -48,9 +48,7 @@ def _bar_chart(distribution: dict[str, Any]) -> str:
 
 
 def _statistics_table(statistics: dict[str, float]) -> str:
-    rows = "".join(
-        f"<tr><th>{escape(key)}</th><td>{value:.6g}</td></tr>" for key, value in statistics.items()
-    )
+    rows = "".join(f"<tr><th>{escape(key)}</th><td>{value:.6g}</td></tr>" for key, value in statistics.items())
     return f"<table>{rows}</table>"
 
 
@@ -62,9 +60,7 @@ def render_report(report: dict[str, Any], title: str) -> str:
         f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1>",
         f"<p>Decision: <span class='decision' style='background:{colour}'>{escape(decision)}</span></p>",
         f"<p>Rows: reference {report['rows']['reference']:,}, current {report['rows']['current']:,}</p>",
-        "<h2>Reasons</h2><ul>"
-        + "".join(f"<li>{escape(reason)}</li>" for reason in report["reasons"])
-        + "</ul>",
+        "<h2>Reasons</h2><ul>" + "".join(f"<li>{escape(reason)}</li>" for reason in report["reasons"]) + "</ul>",
         "<h2>Summary</h2><table><tr><th>feature</th><th>kind</th><th>status</th><th>PSI</th><th>JS</th>"
         "<th>L-inf</th><th>adjusted p</th></tr>",
     ]
@@ -92,16 +88,12 @@ def render_report(report: dict[str, Any], title: str) -> str:
         f"<span style='color:{_CURRENT_COLOUR}'>&#9632; current</span></p>"
     )
     for name, feature in report["features"].items():
-        sections.append(
-            f"<div class='feature' id='f-{escape(name)}'><h3>{escape(name)} ({feature['kind']})</h3>"
-        )
+        sections.append(f"<div class='feature' id='f-{escape(name)}'><h3>{escape(name)} ({feature['kind']})</h3>")
         sections.append(f"<p>{escape(feature['reason'])}</p>")
         if feature.get("new_categories"):
             sections.append(f"<p>New categories: {escape(', '.join(feature['new_categories'][:50]))}</p>")
         if feature.get("missing_categories"):
-            sections.append(
-                f"<p>Vanished categories: {escape(', '.join(feature['missing_categories'][:50]))}</p>"
-            )
+            sections.append(f"<p>Vanished categories: {escape(', '.join(feature['missing_categories'][:50]))}</p>")
         sections.append(_bar_chart(feature["distribution"]))
         sections.append(_statistics_table(feature["statistics"]) + "</div>")
     sections.append("</body></html>")

@@ -65,10 +65,7 @@ def _open(source: ParquetSource, index: int, columns: Sequence[str] | None = Non
                 name
                 for name in columns
                 if name in schema.names
-                and (
-                    pa.types.is_string(schema.field(name).type)
-                    or pa.types.is_large_string(schema.field(name).type)
-                )
+                and (pa.types.is_string(schema.field(name).type) or pa.types.is_large_string(schema.field(name).type))
             ]
         return pq.ParquetFile(handle, read_dictionary=dictionary_columns)
     except FileNotFoundError as error:
@@ -93,8 +90,7 @@ def read_source_schema(source: ParquetSource) -> SourceSchema:
                 types[name], first_seen[name] = data_type, source.label(index)
             elif column_kind(types[name]) != column_kind(data_type):
                 raise UnsafeSchemaChangeError(
-                    f"column {name!r} is {types[name]} in {first_seen[name]} but {data_type} in "
-                    f"{source.label(index)}"
+                    f"column {name!r} is {types[name]} in {first_seen[name]} but {data_type} in {source.label(index)}"
                 )
             elif types[name] != data_type and pa.types.is_floating(data_type):
                 types[name] = data_type
@@ -114,10 +110,7 @@ def iter_batches(
                 if len(present) == len(columns):
                     yield batch
                 else:
-                    arrays = [
-                        batch.column(name) if name in present else pa.nulls(batch.num_rows)
-                        for name in columns
-                    ]
+                    arrays = [batch.column(name) if name in present else pa.nulls(batch.num_rows) for name in columns]
                     yield pa.RecordBatch.from_arrays(arrays, names=list(columns))
         except (pa.ArrowInvalid, OSError) as error:
             raise InvalidInputError(f"{source.label(index)}: corrupt Parquet data ({error})") from error

@@ -98,9 +98,7 @@ def compare_exact(reference: np.ndarray, current: np.ndarray) -> NumericComparis
     statistic = float(np.max(np.abs(cdf_reference - cdf_current)))
     widths = np.diff(combined)
     wasserstein = float(np.sum(np.abs(cdf_reference[:-1] - cdf_current[:-1]) * widths))
-    return NumericComparison(
-        statistic, ks_pvalue(statistic, reference.size, current.size), 0.0, wasserstein, 0.0, True
-    )
+    return NumericComparison(statistic, ks_pvalue(statistic, reference.size, current.size), 0.0, wasserstein, 0.0, True)
 
 
 @dataclass(frozen=True)
@@ -152,6 +150,11 @@ def coarse_cuts(reference_counts: np.ndarray, coarse_bins: int) -> np.ndarray:
     targets = np.arange(1, coarse_bins) / coarse_bins
     cuts = np.searchsorted(cumulative, targets - 1e-12, side="left") + 1
     return np.unique(np.clip(cuts, 1, reference_counts.size - 1))
+
+
+def coarse_bounds(edges: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Value bounds of the coarse bins: the reference min, the last fine edge of each, the max."""
+    return np.concatenate([edges[:1], edges[cuts - 1], edges[-1:]])
 
 
 def coarsen(counts: np.ndarray, cuts: np.ndarray) -> np.ndarray:

@@ -1,0 +1,191 @@
+"""Concept drift from outcomes: the champion's conversion per period, tested for a real drop.
+
+Two complementary tests on the feedback log's ``converted`` flag:
+- a one-sided two-proportion z-test of the recent window against the baseline window (pooled), which
+  decides; a drop must also be at least ``min_relative_drop`` so that tiny effects on huge traffic
+  do not trigger retraining;
+- Page-Hinkley on per-period rates normalised by the baseline rate, which reports the first period
+  where a sustained decrease started (useful to date the change).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from driftloop.drift.reading import iter_batches, read_source_schema
+from driftloop.errors import InvalidInputError
+from driftloop.storage import ParquetSource
+
+
+@dataclass(frozen=True)
+class ConversionPeriod:
+    label: str
+    served: int
+    conversions: int
+
+    def __post_init__(self) -> None:
+        if self.served < 0 or not 0 <= self.conversions <= self.served:
+            raise ValueError(f"period {self.label}: need 0 <= conversions <= served")
+
+    @property
+    def rate(self) -> float:
+        return self.conversions / self.served if self.served else 0.0
+
+
+@dataclass(frozen=True)
+class ConversionMonitor:
+    baseline_periods: int = 7
+    recent_periods: int = 3
+    alpha: float = 0.01
+    min_relative_drop: float = 0.05
+    min_served: int = 1000
+    page_hinkley_delta: float = 0.02
+    page_hinkley_threshold: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.baseline_periods < 1 or self.recent_periods < 1:
+            raise ValueError("baseline_periods and recent_periods must be at least 1")
+        if not 0 < self.alpha < 1 or not 0 <= self.min_relative_drop < 1:
+            raise ValueError("alpha must be in (0, 1) and min_relative_drop in [0, 1)")
+        if self.min_served < 1 or self.page_hinkley_delta < 0 or self.page_hinkley_threshold <= 0:
+            raise ValueError("min_served >= 1, page_hinkley_delta >= 0, page_hinkley_threshold > 0 are required")
+
+    def evaluate(self, periods: Sequence[ConversionPeriod]) -> ConceptDriftResult:
+        needed = self.baseline_periods + self.recent_periods
+        if len(periods) < needed:
+            raise InvalidInputError(f"need at least {needed} periods of feedback, got {len(periods)}")
+        window = list(periods[-needed:])
+        baseline, recent = window[: self.baseline_periods], window[self.baseline_periods :]
+        served_b, conv_b = sum(p.served for p in baseline), sum(p.conversions for p in baseline)
+        served_r, conv_r = sum(p.served for p in recent), sum(p.conversions for p in recent)
+        if min(served_b, served_r) < self.min_served:
+            return ConceptDriftResult(
+                False,
+                _rate(conv_b, served_b),
+                _rate(conv_r, served_r),
+                0.0,
+                0.0,
+                1.0,
+                None,
+                [f"too little traffic to test (baseline {served_b}, recent {served_r}, need {self.min_served})"],
+            )
+        z, pvalue = two_proportion_drop_test(conv_b, served_b, conv_r, served_r)
+        baseline_rate, recent_rate = conv_b / served_b, conv_r / served_r
+        relative = (recent_rate - baseline_rate) / baseline_rate if baseline_rate else 0.0
+        change_at = page_hinkley_decrease(
+            [p.rate / baseline_rate if baseline_rate else 0.0 for p in window],
+            self.page_hinkley_delta,
+            self.page_hinkley_threshold,
+        )
+        change_label = window[change_at].label if change_at is not None else None
+        detected = pvalue < self.alpha and -relative >= self.min_relative_drop
+        summary = (
+            f"conversion {baseline_rate:.4f} -> {recent_rate:.4f} ({relative:+.1%}), "
+            f"one-sided two-proportion p={pvalue:.3g}"
+        )
+        reasons = [f"conversion dropped: {summary}" if detected else f"no significant conversion drop: {summary}"]
+        if change_label is not None:
+            reasons.append(f"Page-Hinkley signals a sustained decrease from period {change_label}")
+        return ConceptDriftResult(detected, baseline_rate, recent_rate, relative, z, pvalue, change_label, reasons)
+
+
+def _rate(conversions: int, served: int) -> float:
+    return conversions / served if served else 0.0
+
+
+@dataclass(frozen=True)
+class ConceptDriftResult:
+    detected: bool
+    baseline_rate: float
+    recent_rate: float
+    relative_change: float
+    z_statistic: float
+    pvalue: float
+    change_period: str | None
+    reasons: list[str]
+
+    @property
+    def decision(self) -> str:
+        return "retrain" if self.detected else "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "detected": self.detected,
+            "baseline_rate": self.baseline_rate,
+            "recent_rate": self.recent_rate,
+            "relative_change": self.relative_change,
+            "z_statistic": self.z_statistic,
+            "pvalue": self.pvalue,
+            "change_period": self.change_period,
+            "reasons": list(self.reasons),
+        }
+
+
+def detect_conversion_drop(
+    periods: Sequence[ConversionPeriod], monitor: ConversionMonitor | None = None
+) -> ConceptDriftResult:
+    return (monitor or ConversionMonitor()).evaluate(periods)
+
+
+def two_proportion_drop_test(
+    baseline_conversions: int, baseline_served: int, recent_conversions: int, recent_served: int
+) -> tuple[float, float]:
+    """z and one-sided p-value for H1: recent rate < baseline rate (pooled standard error)."""
+    pooled = (baseline_conversions + recent_conversions) / (baseline_served + recent_served)
+    error = math.sqrt(pooled * (1 - pooled) * (1 / baseline_served + 1 / recent_served))
+    if error == 0:
+        return 0.0, 1.0
+    z = (recent_conversions / recent_served - baseline_conversions / baseline_served) / error
+    return z, 0.5 * math.erfc(-z / math.sqrt(2))
+
+
+def page_hinkley_decrease(values: Sequence[float], delta: float, threshold: float) -> int | None:
+    """Index where a sustained decrease began, or None (Page-Hinkley on the running mean)."""
+    cumulative, peak, peak_index, mean = 0.0, 0.0, 0, 0.0
+    for index, value in enumerate(values):
+        mean += (value - mean) / (index + 1)
+        cumulative += value - mean + delta
+        if cumulative > peak:
+            peak, peak_index = cumulative, index
+        if peak - cumulative > threshold:
+            return min(peak_index + 1, len(values) - 1)
+    return None
+
+
+def conversion_periods(
+    source: ParquetSource, variant: str | None = None, period_unit: str = "day"
+) -> list[ConversionPeriod]:
+    """Served and converted counts per period (``day``, ``week`` or ``hour``) from the feedback log."""
+    units = {"day": "D", "week": "W", "hour": "h"}
+    if period_unit not in units:
+        raise ValueError(f"period_unit must be one of {sorted(units)}")
+    schema = read_source_schema(source)
+    required = ["served_at", "converted"] + (["variant"] if variant is not None else [])
+    missing = [name for name in required if name not in schema.types]
+    if missing:
+        raise InvalidInputError(f"feedback log lacks columns {missing}")
+    served: dict[np.datetime64, int] = {}
+    converted: dict[np.datetime64, int] = {}
+    for batch in iter_batches(source, required):
+        table = pa.Table.from_batches([batch])
+        if variant is not None:
+            table = table.filter(pc.equal(table["variant"].cast(pa.string()), variant))
+        table = table.filter(pc.is_valid(table["served_at"]))
+        if table.num_rows == 0:
+            continue
+        times = table["served_at"].to_numpy().astype("datetime64[us]").astype(f"datetime64[{units[period_unit]}]")
+        flags = pc.fill_null(table["converted"], False).to_numpy(zero_copy_only=False).astype(bool)
+        keys, index, counts = np.unique(times, return_inverse=True, return_counts=True)
+        hits = np.bincount(index, weights=flags, minlength=keys.size)
+        for key, count, hit in zip(keys, counts, hits, strict=True):
+            served[key] = served.get(key, 0) + int(count)
+            converted[key] = converted.get(key, 0) + int(hit)
+    return [ConversionPeriod(str(key), served[key], converted[key]) for key in sorted(served)]
