@@ -1,0 +1,103 @@
+"""The simulated shop behind the local runtime: seeding the first champion, monthly uploads, the demo."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from driftloop.adapters.ledger import Ledger
+from driftloop.local.runner import Printer, Runner
+from driftloop.local.runtime import LocalAWS
+from driftloop.simulate import Scenario, Simulator, SimulatorConfig
+
+WORLD_FILE = "world.json"
+
+
+@dataclass(frozen=True)
+class Shop:
+    """The simulator a workspace was seeded with, and the month it has reached."""
+
+    config: SimulatorConfig
+    scenario: Scenario
+    month: int
+    requests_per_bake: int
+
+    def simulator(self) -> Simulator:
+        return Simulator(self.config, self.scenario)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"simulator": self.config.to_dict(), "scenario": self.scenario.value, "month": self.month,
+                "requests_per_bake": self.requests_per_bake}
+
+    @classmethod
+    def load(cls, workspace: Path) -> Shop | None:
+        path = workspace / WORLD_FILE
+        if not path.exists():
+            return None
+        document = json.loads(path.read_text())
+        return cls(SimulatorConfig(**document["simulator"]), Scenario(document["scenario"]),
+                   int(document["month"]), int(document["requests_per_bake"]))
+
+    def save(self, workspace: Path) -> None:
+        (workspace / WORLD_FILE).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+
+
+def data_bucket(world: LocalAWS) -> str:
+    return next(iter(world.app.functions.values())).environment["DATA_BUCKET"]
+
+
+def incoming_key(world: LocalAWS, name: str) -> str:
+    return f"{next(iter(world.app.functions.values())).environment['INCOMING_PREFIX']}{name}"
+
+
+def upload_bytes(world: LocalAWS, key: str, body: bytes) -> dict[str, Any]:
+    """A plain PutObject: S3 itself emits the Object Created event the template's rules watch."""
+    return world.client("s3").put_object(Bucket=data_bucket(world), Key=key, Body=body)
+
+
+def upload_month(world: LocalAWS, shop: Shop, month: int) -> str:
+    """Generate month ``month`` of the shop, advance its clock, upload it under the incoming prefix."""
+    simulator = shop.simulator()
+    buffer = io.BytesIO()
+    pq.write_table(simulator.month(month), buffer)
+    Shop(shop.config, shop.scenario, month, shop.requests_per_bake).save(world.workspace.root)
+    key = incoming_key(world, f"{simulator.month_label(month)}.parquet")
+    upload_bytes(world, key, buffer.getvalue())
+    return key
+
+
+def seed(world: LocalAWS, runner: Runner, shop: Shop, printer: Printer) -> dict[str, Any]:
+    """Launch the original model: month 0 goes through the pipeline's first-deployment branch."""
+    shop.save(world.workspace.root)
+    key = upload_month(world, shop, 0)
+    printer(f"uploaded the original data (month 0) to s3://{data_bucket(world)}/{key}")
+    runner.wait()
+    return latest_run(world)
+
+
+def latest_run(world: LocalAWS) -> dict[str, Any]:
+    runs = ledger(world).runs(model_name(world))
+    return max(runs, key=lambda run: run["finished_at"]) if runs else {}
+
+
+def ledger(world: LocalAWS) -> Ledger:
+    environment = next(iter(world.app.functions.values())).environment
+    return Ledger(world.client("dynamodb"), environment["LEDGER_TABLE"])
+
+
+def model_name(world: LocalAWS) -> str:
+    return next(iter(world.app.functions.values())).environment["MODEL_NAME"]
+
+
+def reset_workspace(path: Path) -> None:
+    """Only a folder driftloop made (it holds world.json or s3/) is ever removed."""
+    if path.exists():
+        if not ((path / WORLD_FILE).exists() or (path / "s3").exists()):
+            raise FileExistsError(f"{path} exists and is not a driftloop workspace; choose another --workspace")
+        shutil.rmtree(path)
