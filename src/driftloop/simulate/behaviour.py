@@ -80,47 +80,47 @@ class MonthBehaviour:
         self.novelty = np.where(
             (items.launch_month > 0) & self.available, NOVELTY_GAIN * np.exp(-months_on_sale / 2.0), 0.0
         )
-        self.log_price_ratio = np.log(
-            self.price * (1.0 - self.discount) / CATEGORY_MEDIAN_PRICE[items.category]
-        )
+        self.log_price_ratio = np.log(self.price * (1.0 - self.discount) / CATEGORY_MEDIAN_PRICE[items.category])
         self.item_purchase_term = items.quality + PROMO_PURCHASE_GAIN * self.discount + self.novelty
         self.item_view_weight = np.where(
             self.available, np.exp(items.quality + PROMO_VIEW_GAIN * self.discount + self.novelty), 0.0
         )
 
+        winter, summer, future = self._taste_weights
+        self.category_logit_table = (
+            users.shared_taste
+            + winter * users.winter_taste
+            + summer * users.summer_taste
+            + future * users.future_taste
+            + self.seasonal_boost
+        )
+        self._user_side = np.column_stack([self.user_vector, -users.price_sensitivity])
+        self._item_side = np.column_stack([items.vector, self.log_price_ratio])
+
     def category_logits(self, user_index: np.ndarray) -> np.ndarray:
         """(users, categories) log-preference, the same scale for browsing and buying."""
-        users = self.world.users
-        winter, summer, future = self._taste_weights
-        personal = (
-            winter * users.winter_taste[user_index]
-            + summer * users.summer_taste[user_index]
-            + future * users.future_taste[user_index]
-        )
-        return users.shared_taste[user_index] + personal + self.seasonal_boost
+        return self.category_logit_table[user_index]
 
     def category_probabilities(self, user_index: np.ndarray) -> np.ndarray:
         logits = self.category_logits(user_index)
-        logits -= logits.max(axis=1, keepdims=True)
-        weights = np.exp(logits)
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
         return weights / weights.sum(axis=1, keepdims=True)
 
     def purchase_probability(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
-        """P(purchase | the user sees the item) for aligned index pairs; 0 for items not on sale."""
+        """P(purchase | the user sees the item) for aligned index pairs; 0 for items not on sale.
+
+        logit = intercept + category taste + user·item latent match + item appeal (quality,
+        promotion, novelty) - the user's price sensitivity × log(paid price / category median).
+        """
         result = np.empty(len(user_index))
         for start in range(0, len(user_index), _CHUNK):
             users = user_index[start : start + _CHUNK]
             items = item_index[start : start + _CHUNK]
-            category = self.world.items.category[items]
-            distinct, inverse = np.unique(users, return_inverse=True)
-            taste = self.category_logits(distinct)[inverse, category]
-            affinity = np.einsum("ij,ij->i", self.user_vector[users], self.world.items.vector[items])
             logit = (
                 PURCHASE_INTERCEPT
-                + taste
-                + affinity
+                + self.category_logit_table[users, self.world.items.category[items]]
+                + np.einsum("ij,ij->i", self._user_side[users], self._item_side[items])
                 + self.item_purchase_term[items]
-                - self.world.users.price_sensitivity[users] * self.log_price_ratio[items]
             )
             result[start : start + _CHUNK] = np.where(self.available[items], _sigmoid(logit), 0.0)
         return result
@@ -128,26 +128,24 @@ class MonthBehaviour:
     def best_purchase_probability(self, user_index: np.ndarray) -> np.ndarray:
         """Per user, the highest purchase probability over the items on sale."""
         items = self.world.items
-        on_sale = np.flatnonzero(self.available)
-        best = np.empty(len(user_index))
-        rows = max(1, _CHUNK // max(len(on_sale), 1))
-        for start in range(0, len(user_index), rows):
-            users = user_index[start : start + rows]
-            logit = (
-                PURCHASE_INTERCEPT
-                + self.category_logits(users)[:, items.category[on_sale]]
-                + self.user_vector[users] @ items.vector[on_sale].T
-                + self.item_purchase_term[on_sale]
-                - np.outer(self.world.users.price_sensitivity[users], self.log_price_ratio[on_sale])
-            )
-            best[start : start + rows] = _sigmoid(logit.max(axis=1))
-        return best
+        best_logit = np.full(len(user_index), -np.inf)
+        user_side = np.column_stack([self._user_side[user_index], np.ones(len(user_index))])
+        for category in range(len(CATEGORIES)):
+            in_category = np.flatnonzero(self.available & (items.category == category))
+            if len(in_category) == 0:
+                continue
+            item_side = np.column_stack([self._item_side[in_category], self.item_purchase_term[in_category]]).T
+            taste = self.category_logit_table[user_index, category]
+            rows = max(1, _CHUNK * 8 // len(in_category))
+            for start in range(0, len(user_index), rows):
+                block = slice(start, start + rows)
+                candidate = (user_side[block] @ item_side).max(axis=1) + taste[block]
+                np.maximum(best_logit[block], candidate, out=best_logit[block])
+        return _sigmoid(PURCHASE_INTERCEPT + best_logit)
 
     def device(self, user_index: np.ndarray) -> np.ndarray:
         users = self.world.users
-        switched = (
-            users.mobile_switch[user_index] < self.config.mobile_adoption * self.state.population_progress
-        )
+        switched = users.mobile_switch[user_index] < self.config.mobile_adoption * self.state.population_progress
         return np.where(switched, MOBILE, users.device[user_index])
 
     def activity(self, user_index: np.ndarray) -> np.ndarray:

@@ -70,9 +70,7 @@ def generate_month(behaviour: MonthBehaviour) -> pa.Table:
     carted = rng.random(views_kept) < step
     bought = carted & (rng.random(views_kept) < step)
     session_end = session_start[view_session] + length_us[view_session]
-    view_time = session_start[view_session] + (rng.random(views_kept) * length_us[view_session]).astype(
-        np.int64
-    )
+    view_time = session_start[view_session] + (rng.random(views_kept) * length_us[view_session]).astype(np.int64)
     cart_time = view_time + 1 + (rng.random(views_kept) * (session_end - view_time - 1)).astype(np.int64)
     purchase_time = cart_time + 1 + (rng.random(views_kept) * (session_end - cart_time - 1)).astype(np.int64)
 
@@ -106,10 +104,10 @@ def generate_month(behaviour: MonthBehaviour) -> pa.Table:
 
 def _draw_items(behaviour: MonthBehaviour, view_user: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Category by the user's taste, then item by appeal within the category (inverse CDF)."""
-    distinct, inverse = np.unique(view_user, return_inverse=True)
-    cumulative = np.cumsum(behaviour.category_probabilities(distinct), axis=1)
+    everyone = np.arange(len(behaviour.world.users))
+    cumulative = np.cumsum(behaviour.category_probabilities(everyone), axis=1)
     cumulative[:, -1] = np.inf
-    category = np.argmax(cumulative[inverse] > rng.random(len(view_user))[:, None], axis=1)
+    category = np.argmax(cumulative[view_user] > rng.random(len(view_user))[:, None], axis=1)
 
     items = behaviour.world.items
     weight = behaviour.item_view_weight

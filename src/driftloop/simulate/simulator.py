@@ -62,9 +62,7 @@ class Simulator:
         """The interaction events of ``month``, sorted by ``event_time``."""
         return generate_month(self._behaviour(self._check_month(month)))
 
-    def purchase_probability(
-        self, user_ids: Sequence[str], item_ids: Sequence[str], month: int
-    ) -> np.ndarray:
+    def purchase_probability(self, user_ids: Sequence[str], item_ids: Sequence[str], month: int) -> np.ndarray:
         """P(the user buys the item | it is shown to them) in ``month``, for aligned id pairs.
 
         Items not yet launched have probability 0; unknown ids raise ``NotFoundError``.
@@ -119,9 +117,7 @@ class Simulator:
                 pa.array(AGE_BANDS, pa.string()).take(pa.array(users.age_band[active])),
                 pa.array(REGIONS, pa.string()).take(pa.array(users.region[active])),
                 pa.array(DEVICES, pa.string()).take(pa.array(behaviour.device(active))),
-                pa.array(users.first_visit_us[active], pa.int64()).cast(
-                    GROUND_TRUTH_SCHEMA.field("first_visit").type
-                ),
+                pa.array(users.first_visit_us[active], pa.int64()).cast(GROUND_TRUTH_SCHEMA.field("first_visit").type),
                 pa.ListArray.from_arrays(offsets, category_names),
                 pa.ListArray.from_arrays(offsets, pa.array(np.round(top_shares.ravel(), 6), pa.float64())),
                 pa.array(behaviour.best_purchase_probability(active), pa.float64()),
@@ -129,9 +125,7 @@ class Simulator:
             schema=GROUND_TRUTH_SCHEMA,
         )
 
-    def write_months(
-        self, out_dir: str, months: Iterable[int], filesystem: pafs.FileSystem | None = None
-    ) -> list[str]:
+    def write_months(self, out_dir: str, months: Iterable[int], filesystem: pafs.FileSystem | None = None) -> list[str]:
         """Write each month's events to ``<out_dir>/<YYYY-MM>.parquet``; returns the paths."""
         return self._write(out_dir, months, self.month, filesystem)
 

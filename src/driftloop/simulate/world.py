@@ -168,9 +168,7 @@ def _build_items(config: SimulatorConfig, scenario: Scenario, rng: np.random.Gen
     )
     count = len(launch)
     n_categories = len(CATEGORIES)
-    category = np.concatenate(
-        [np.arange(n_categories), rng.integers(0, n_categories, size=count - n_categories)]
-    )
+    category = np.concatenate([np.arange(n_categories), rng.integers(0, n_categories, size=count - n_categories)])
     base_price = np.round(CATEGORY_MEDIAN_PRICE[category] * rng.lognormal(0.0, 0.5, size=count), 2)
     quality = rng.normal(0.0, 0.6, size=count)
     vector = rng.normal(0.0, 1.0, size=(count, LATENT_DIMENSIONS))
