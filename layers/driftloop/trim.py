@@ -34,12 +34,10 @@ def _tree_size(path: Path) -> int:
 
 def tests_and_sources(root: Path) -> Iterator[Path]:
     for path in sorted(root.rglob("*")):
-        if path.is_dir() and path.name in TEST_DIRECTORIES:
+        is_test_directory = path.is_dir() and path.name in TEST_DIRECTORIES
+        if is_test_directory or (path.is_file() and path.name.endswith(SOURCE_SUFFIXES)):
             yield path
-        elif path.is_file() and path.name.endswith(SOURCE_SUFFIXES):
-            yield path
-    for include in sorted((root / "pyarrow").glob("include")):
-        yield include
+    yield from sorted((root / "pyarrow").glob("include"))
 
 
 def optional_pyarrow_parts(root: Path) -> Iterator[Path]:

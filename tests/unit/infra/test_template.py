@@ -1,0 +1,486 @@
+"""template.yaml against the contract the local runtime and the handlers rely on."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from conftest import REPO
+
+FUNCTIONS = {
+    "AdmitFunction": "admit",
+    "DriftFunction": "drift",
+    "MergeFunction": "merge",
+    "StartTrainingFunction": "start_training",
+    "PollTrainingFunction": "poll_training",
+    "EvaluateFunction": "evaluate",
+    "UpdateWeightsFunction": "update_weights",
+    "AnalyseABFunction": "analyse_ab",
+    "PromoteFunction": "promote",
+    "RollbackFunction": "rollback",
+    "FinalizeFunction": "finalize",
+}
+ENVIRONMENT = {
+    "DATA_BUCKET", "LEDGER_TABLE", "NOTIFICATION_TOPIC_ARN", "MODEL_NAME", "ENDPOINT_NAME",
+    "CHAMPION_VARIANT", "CHALLENGER_VARIANT", "INCOMING_PREFIX", "MONITOR_REPORT_PREFIX", "PSI_THRESHOLD",
+    "JS_THRESHOLD", "SIGNIFICANCE_LEVEL", "MIN_SAMPLE_SIZE", "EVALUATION_MARGIN", "TRAFFIC_STAGES",
+    "MIN_SAMPLES_PER_VARIANT", "ATTRIBUTION_WINDOW_MINUTES", "HOLDOUT_DAYS", "COOLDOWN_HOURS",
+    "LOCK_LEASE_MINUTES", "MAX_BAKE_WAITS",
+    "TRAINING_IMAGE", "TRAINING_INSTANCE_TYPE", "USE_SPOT_TRAINING", "MAX_TRAINING_SECONDS",
+    "ENDPOINT_INSTANCE_TYPE", "SAGEMAKER_ROLE_ARN", "RUNTIME_BACKEND", "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
+}  # fmt: skip
+PARAMETER_DEFAULTS = {
+    "ModelName": "recommender", "EndpointName": "driftloop-recommender", "ChampionVariantName": "champion",
+    "ChallengerVariantName": "challenger", "IncomingPrefix": "incoming/", "MonitorReportPrefix": "monitoring/",
+    "AlarmNames": "driftloop-conversion-drop", "ScheduleExpression": "rate(7 days)", "ScheduleState": "DISABLED",
+    "PsiThreshold": 0.2, "JsThreshold": 0.1, "SignificanceLevel": 0.05, "MinSampleSize": 1000,
+    "EvaluationMargin": 0.0, "TrafficStages": "10,50,100", "MinSamplesPerVariant": 500, "AttributionWindowMinutes": 60,
+    "HoldoutDays": 7,
+    "CooldownHours": 24, "LockLeaseMinutes": 720, "TrainingImage": "auto", "TrainingInstanceType": "ml.m5.xlarge",
+    "UseSpotTraining": "true", "MaxTrainingSeconds": 3600, "EndpointInstanceType": "ml.m5.large",
+    "PollSeconds": 60, "BakeSeconds": 3600, "MaxBakeWaits": 24, "RuntimeBackend": "aws", "KmsKeyArn": "",
+    "NotificationEmail": "",
+}  # fmt: skip
+PASS_ROLE_FUNCTIONS = {"StartTrainingFunction", "UpdateWeightsFunction", "PromoteFunction"}
+# APIs that accept no resource-level scope, so "*" is the only valid Resource for them.
+UNSCOPED_ACTIONS = {
+    "cloudwatch:PutMetricData", "ecr:GetAuthorizationToken", "sagemaker:ListModelPackages",
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+}  # fmt: skip
+METADATA_KEYS = {"BuildMethod", "BuildArchitecture", "checkov", "cfn-lint"}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _branches(value: Any) -> list[Any]:
+    """Both outcomes of an ``Fn::If`` (minus AWS::NoValue), or the value itself."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        _, when_true, when_false = value["Fn::If"]
+        return [branch for branch in (when_true, when_false) if branch != {"Ref": "AWS::NoValue"}]
+    return [value]
+
+
+def _role_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = []
+    for policy in role["Properties"].get("Policies", []):
+        for branch in _branches(policy):
+            statements.extend(_as_list(branch["PolicyDocument"]["Statement"]))
+    return statements
+
+
+def _allowed(statements: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+    return [s for s in statements if s["Effect"] == "Allow" and action in _as_list(s["Action"])]
+
+
+def _statement_resources(statement: dict[str, Any]) -> list[Any]:
+    return _as_list(statement["Resource"])
+
+
+def _subs(value: Any) -> str:
+    """The template string of an ``Fn::Sub`` (short or long form)."""
+    sub = value["Fn::Sub"]
+    return sub if isinstance(sub, str) else sub[0]
+
+
+def _rule(resources: dict[str, Any], event: str) -> dict[str, Any]:
+    return resources[f"RetrainStateMachine{event}"]["Properties"]
+
+
+# ---------------------------------------------------------------- parameters and outputs
+
+
+def test_parameters_have_the_contract_defaults_and_descriptions(raw_template):
+    parameters = raw_template["Parameters"]
+    assert set(parameters) == set(PARAMETER_DEFAULTS)
+    for name, default in PARAMETER_DEFAULTS.items():
+        assert parameters[name]["Default"] == default, name
+        assert parameters[name]["Description"], name
+    assert parameters["AlarmNames"]["Type"] == "CommaDelimitedList"
+    assert parameters["ScheduleState"]["AllowedValues"] == ["DISABLED", "ENABLED"]
+    assert parameters["RuntimeBackend"]["AllowedValues"] == ["aws", "local"]
+    assert parameters["UseSpotTraining"]["AllowedValues"] == ["true", "false"]
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "accepted"),
+    [
+        ("ModelName", "recommender", True),
+        ("ModelName", "Recommender", False),
+        ("ModelName", "a" * 32, False),
+        ("TrafficStages", "10,50,100", True),
+        ("TrafficStages", "10, 50", False),
+        ("IncomingPrefix", "incoming/", True),
+        ("IncomingPrefix", "incoming", False),
+        ("TrainingImage", "auto", True),
+        ("TrainingImage", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/sklearn:1.4-2", True),
+        ("TrainingImage", "sklearn:latest", False),
+        ("KmsKeyArn", "", True),
+        ("KmsKeyArn", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", True),
+        ("KmsKeyArn", "alias/aws/s3", False),
+        ("NotificationEmail", "", True),
+        ("NotificationEmail", "ops@example.com", True),
+        ("NotificationEmail", "ops", False),
+    ],
+)
+def test_parameter_patterns(raw_template, parameter, value, accepted):
+    pattern = raw_template["Parameters"][parameter]["AllowedPattern"]
+    # CloudFormation requires the whole value to match.
+    assert (re.fullmatch(pattern, value) is not None) is accepted
+
+
+def test_outputs(raw_template):
+    outputs = raw_template["Outputs"]
+    assert set(outputs) == {
+        "DataBucketName",
+        "LedgerTableName",
+        "NotificationTopicArn",
+        "StateMachineArn",
+        "DriftloopLayerArn",
+    }
+    assert outputs["StateMachineArn"]["Value"] == {"Ref": "RetrainStateMachine"}
+    assert outputs["DataBucketName"]["Value"] == {"Ref": "DataBucket"}
+
+
+def test_training_image_mapping_has_registry_accounts(raw_template):
+    registries = raw_template["Mappings"]["SklearnImageRegistry"]
+    assert {"us-east-1", "eu-west-1", "us-west-2"} <= set(registries)
+    assert all(re.fullmatch(r"\d{12}", entry["Account"]) for entry in registries.values())
+    assert raw_template["Mappings"]["SklearnImage"]["Repository"]["Name"] == "sagemaker-scikit-learn"
+
+
+# ---------------------------------------------------------------- the Metadata/Properties trap
+
+
+def test_no_properties_hide_inside_metadata_or_the_reverse(raw_template):
+    """A Metadata block at the wrong indentation silently takes the properties after it."""
+    for name, resource in raw_template["Resources"].items():
+        assert set(resource) <= {"Type", "Properties", "Metadata", "Condition", "DependsOn"}, name
+        assert set(resource.get("Metadata", {})) <= METADATA_KEYS, name
+        assert not METADATA_KEYS & set(resource.get("Properties", {})) - {"BuildMethod"}, name
+        assert "Metadata" not in resource.get("Properties", {}), name
+
+
+def test_every_function_keeps_its_properties_and_makefile_build(raw_template):
+    for name, folder in FUNCTIONS.items():
+        resource = raw_template["Resources"][name]
+        assert resource["Type"] == "AWS::Serverless::Function"
+        assert resource["Metadata"]["BuildMethod"] == "makefile"
+        assert resource["Properties"]["CodeUri"] == f"functions/{folder}/"
+        assert resource["Properties"]["Policies"], name
+        assert resource["Properties"]["Description"], name
+    layer = raw_template["Resources"]["DriftloopLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert layer["Properties"]["ContentUri"] == "layers/driftloop"
+
+
+def test_build_targets_exist_for_every_makefile_build(raw_template):
+    for name, folder in FUNCTIONS.items():
+        makefile = (REPO / "functions" / folder / "Makefile").read_text()
+        assert re.search(rf"^build-(%|{name}):", makefile, re.MULTILINE), name
+    layer_makefile = (REPO / "layers/driftloop/Makefile").read_text()
+    assert re.search(r"^build-DriftloopLayer:", layer_makefile, re.MULTILINE)
+
+
+# ---------------------------------------------------------------- functions
+
+
+def test_functions_share_runtime_layer_and_tracing(resources):
+    for name in FUNCTIONS:
+        properties = resources[name]["Properties"]
+        assert properties["Handler"] == "app.lambda_handler"
+        assert properties["Runtime"] == "python3.12"
+        assert properties["Architectures"] == ["arm64"]
+        [layer] = properties["Layers"]
+        # The translator renames the layer version with a content hash suffix.
+        assert layer["Ref"].startswith("DriftloopLayer")
+        assert resources[layer["Ref"]]["Type"] == "AWS::Lambda::LayerVersion"
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert properties["LoggingConfig"] == {"LogGroup": {"Ref": "FunctionsLogGroup"}}
+
+
+def test_every_function_gets_exactly_the_contract_environment(resources):
+    for name in FUNCTIONS:
+        variables = resources[name]["Properties"]["Environment"]["Variables"]
+        assert set(variables) == ENVIRONMENT, name
+        assert variables["DATA_BUCKET"] == {"Ref": "DataBucket"}
+        assert variables["SAGEMAKER_ROLE_ARN"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+        assert variables["RUNTIME_BACKEND"] == {"Ref": "RuntimeBackend"}
+        assert variables["POWERTOOLS_SERVICE_NAME"] == "driftloop"
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "driftloop"
+        assert variables["LOG_LEVEL"] == "INFO"
+
+
+def test_training_image_resolves_auto_from_the_mapping(resources):
+    image = resources["AdmitFunction"]["Properties"]["Environment"]["Variables"]["TRAINING_IMAGE"]
+    condition, default_image, custom_image = image["Fn::If"]
+    assert condition == "UseDefaultTrainingImage"
+    assert custom_image == {"Ref": "TrainingImage"}
+    template, values = default_image["Fn::Sub"]
+    assert template == "${Account}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/${Repository}:${Tag}"
+    assert values["Account"]["Fn::FindInMap"][0] == "SklearnImageRegistry"
+
+
+def test_heavy_steps_get_time_and_memory(resources):
+    for name in FUNCTIONS:
+        properties = resources[name]["Properties"]
+        if name in {"DriftFunction", "MergeFunction", "EvaluateFunction"}:
+            assert (properties["Timeout"], properties["MemorySize"]) == (900, 3008), name
+        else:
+            assert properties["Timeout"] == 120, name
+            assert 256 <= properties["MemorySize"] <= 512, name
+
+
+# ---------------------------------------------------------------- IAM
+
+
+def _all_roles(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: resource for name, resource in resources.items() if resource["Type"] == "AWS::IAM::Role"}
+
+
+def test_no_allow_statement_grants_wildcard_actions(resources):
+    for name, role in _all_roles(resources).items():
+        for statement in _role_statements(role):
+            if statement["Effect"] == "Allow":
+                for action in _as_list(statement["Action"]):
+                    assert "*" not in action, (name, action)
+
+
+def test_wildcard_resources_only_for_apis_without_resource_scope(resources):
+    for name, role in _all_roles(resources).items():
+        for statement in _role_statements(role):
+            if statement["Effect"] == "Allow" and "*" in _statement_resources(statement):
+                assert set(_as_list(statement["Action"])) <= UNSCOPED_ACTIONS, (name, statement)
+
+
+def test_metric_publishing_is_limited_to_a_namespace(resources):
+    for name, role in _all_roles(resources).items():
+        for statement in _allowed(_role_statements(role), "cloudwatch:PutMetricData"):
+            condition = statement["Condition"]
+            namespaces = condition.get("StringEquals", condition.get("StringLike", {}))
+            assert "cloudwatch:namespace" in namespaces, name
+    drift = _role_statements(resources["DriftFunctionRole"])
+    [publish] = _allowed(drift, "cloudwatch:PutMetricData")
+    assert publish["Condition"]["StringEquals"]["cloudwatch:namespace"] == "driftloop"
+
+
+def test_pass_role_only_where_models_or_jobs_are_created(resources):
+    passing = {
+        name.removesuffix("Role")
+        for name, role in _all_roles(resources).items()
+        if _allowed(_role_statements(role), "iam:PassRole")
+    }
+    assert passing == PASS_ROLE_FUNCTIONS
+    for function in PASS_ROLE_FUNCTIONS:
+        [statement] = _allowed(_role_statements(resources[f"{function}Role"]), "iam:PassRole")
+        assert statement["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+        assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_sagemaker_actions_are_scoped_to_the_model_and_endpoint_names(resources):
+    for function in FUNCTIONS:
+        for statement in _role_statements(resources[f"{function}Role"]):
+            actions = [action for action in _as_list(statement["Action"]) if action.startswith("sagemaker:")]
+            if not actions or actions == ["sagemaker:ListModelPackages"]:
+                continue
+            for resource in _statement_resources(statement):
+                arn = _subs(resource)
+                assert "${ModelName}" in arn or "${EndpointName}" in arn, (function, actions, arn)
+
+
+def test_writes_go_to_the_step_prefixes_only(resources):
+    expected = {
+        "DriftFunction": {"reports/*", "baselines/*"},
+        "MergeFunction": {"datasets/*", "quarantine/*"},
+        "StartTrainingFunction": {"code/*"},
+        "UpdateWeightsFunction": {"baselines/*"},
+        "PromoteFunction": {"baselines/*"},
+        "RollbackFunction": {"baselines/*"},
+        "FinalizeFunction": {"runs/*"},
+    }
+    for function in FUNCTIONS:
+        prefixes = set()
+        for statement in _allowed(_role_statements(resources[f"{function}Role"]), "s3:PutObject"):
+            for resource in _statement_resources(statement):
+                prefixes.add(_subs(resource).removeprefix("${DataBucket.Arn}/"))
+        assert prefixes == expected.get(function, set()), function
+
+
+def test_finalize_reads_history_of_this_state_machine_only(raw_template, resources):
+    [statement] = _allowed(_role_statements(resources["FinalizeFunctionRole"]), "states:GetExecutionHistory")
+    machine_name = raw_template["Resources"]["RetrainStateMachine"]["Properties"]["Name"]["Fn::Sub"]
+    assert _subs(statement["Resource"]).endswith(f":execution:{machine_name}:*")
+    [publish] = _allowed(_role_statements(resources["FinalizeFunctionRole"]), "sns:Publish")
+    assert publish["Resource"]["Fn::Sub"][1]["topicName"] == {"Fn::GetAtt": ["NotificationTopic", "TopicName"]}
+
+
+def test_sagemaker_execution_role(resources):
+    role = resources["SageMakerExecutionRole"]["Properties"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    statements = _role_statements(resources["SageMakerExecutionRole"])
+    readable = {_subs(r).removeprefix("${DataBucket.Arn}/") for s in _allowed(statements, "s3:GetObject")
+                for r in _statement_resources(s)}  # fmt: skip
+    writable = {_subs(r).removeprefix("${DataBucket.Arn}/") for s in _allowed(statements, "s3:PutObject")
+                for r in _statement_resources(s)}  # fmt: skip
+    assert {"datasets/*", "code/*"} <= readable
+    assert writable == {"models/*", "checkpoints/*"}
+    assert _allowed(statements, "ecr:BatchGetImage")
+    [logs] = _allowed(statements, "logs:PutLogEvents")
+    assert ":log-group:/aws/sagemaker/*" in _subs(_statement_resources(logs)[0])
+
+
+# ---------------------------------------------------------------- storage
+
+
+def test_data_bucket(raw_template):
+    bucket = raw_template["Resources"]["DataBucket"]["Properties"]
+    assert bucket["BucketName"] == {"Fn::Sub": "${ModelName}-data-${AWS::AccountId}-${AWS::Region}"}
+    assert bucket["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert bucket["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "LogsBucket"}
+    [encryption] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    condition, customer_key, default_key = encryption["ServerSideEncryptionByDefault"]["Fn::If"]
+    assert condition == "UseCustomerKey"
+    assert customer_key == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Ref": "KmsKeyArn"}}
+    assert default_key == {"SSEAlgorithm": "AES256"}
+
+
+def test_lifecycle_never_expires_current_objects(raw_template):
+    rules = raw_template["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rules
+    for rule in rules:
+        assert not {"ExpirationInDays", "ExpirationDate", "Transitions"} & set(rule), rule["Id"]
+    assert any("NoncurrentVersionExpiration" in rule for rule in rules)
+    assert any("AbortIncompleteMultipartUpload" in rule for rule in rules)
+
+
+@pytest.mark.parametrize(("policy", "bucket"), [("DataBucketPolicy", "DataBucket"), ("LogsBucketPolicy", "LogsBucket")])
+def test_buckets_deny_plain_http(raw_template, policy, bucket):
+    statements = raw_template["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"]
+    [deny] = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Principal"] == "*"
+    assert {"Fn::GetAtt": [bucket, "Arn"]} in deny["Resource"]
+
+
+def test_ledger_table(raw_template):
+    table = raw_template["Resources"]["LedgerTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {"pk": "S", "sk": "S"}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_topic_queue_and_logs_are_encrypted(raw_template):
+    resources = raw_template["Resources"]
+    topic_key = resources["NotificationTopic"]["Properties"]["KmsMasterKeyId"]["Fn::If"]
+    assert topic_key[1] == {"Ref": "KmsKeyArn"} and "alias/aws/sns" in topic_key[2]["Fn::Sub"]
+    queue = resources["EventsDeadLetterQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"]["Fn::If"][2] is True
+    for group in ("FunctionsLogGroup", "StateMachineLogGroup"):
+        assert resources[group]["Properties"]["RetentionInDays"] > 0
+    assert resources["NotificationEmailSubscription"]["Condition"] == "HasNotificationEmail"
+
+
+# ---------------------------------------------------------------- state machine and triggers
+
+
+def test_state_machine_substitutes_every_placeholder_of_the_definition(raw_template):
+    machine = raw_template["Resources"]["RetrainStateMachine"]["Properties"]
+    assert machine["Type"] == "STANDARD"
+    assert machine["DefinitionUri"] == "statemachines/retrain.asl.json"
+    definition = (REPO / machine["DefinitionUri"]).read_text()
+    placeholders = set(re.findall(r"\$\{(\w+)\}", definition))
+    substitutions = machine["DefinitionSubstitutions"]
+    assert placeholders <= set(substitutions)
+    for name in FUNCTIONS:
+        assert substitutions[f"{name}Arn"] == {"Fn::GetAtt": [name, "Arn"]}
+    assert substitutions["PollSeconds"] == {"Ref": "PollSeconds"}
+    assert substitutions["BakeSeconds"] == {"Ref": "BakeSeconds"}
+
+
+def test_state_machine_logging_tracing_and_invoke_rights(resources):
+    machine = resources["RetrainStateMachine"]["Properties"]
+    assert machine["StateMachineType"] == "STANDARD"
+    logging = machine["LoggingConfiguration"]
+    assert (logging["Level"], logging["IncludeExecutionData"]) == ("ALL", False)
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    invoked = {
+        statement["Resource"]["Fn::Sub"][1]["functionName"]["Ref"]
+        for statement in _allowed(_role_statements(resources["RetrainStateMachineRole"]), "lambda:InvokeFunction")
+    }
+    assert invoked == set(FUNCTIONS)
+
+
+def test_object_created_rules(resources):
+    upload = _rule(resources, "NewDataUpload")["EventPattern"]
+    assert upload["source"] == ["aws.s3"] and upload["detail-type"] == ["Object Created"]
+    assert upload["detail"]["bucket"]["name"] == [{"Ref": "DataBucket"}]
+    assert upload["detail"]["object"]["key"] == [{"prefix": {"Ref": "IncomingPrefix"}}]
+    report = _rule(resources, "MonitorViolationReport")["EventPattern"]
+    assert report["detail"]["bucket"]["name"] == [{"Ref": "DataBucket"}]
+    assert report["detail"]["object"]["key"] == [
+        {"wildcard": {"Fn::Sub": "${MonitorReportPrefix}*constraint_violations.json"}}
+    ]
+
+
+def test_alarm_schedule_and_manual_rules(resources):
+    alarm = _rule(resources, "DriftAlarm")["EventPattern"]
+    assert alarm == {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": {"alarmName": {"Ref": "AlarmNames"}, "state": {"value": ["ALARM"]}},
+    }
+    schedule = _rule(resources, "PeriodicCheck")
+    assert schedule["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
+    assert schedule["State"] == {"Ref": "ScheduleState"}
+    manual = _rule(resources, "ManualRequest")["EventPattern"]
+    assert manual == {"source": ["driftloop"], "detail-type": ["Retrain Requested"]}
+
+
+@pytest.mark.parametrize(
+    "event", ["NewDataUpload", "MonitorViolationReport", "DriftAlarm", "PeriodicCheck", "ManualRequest"]
+)
+def test_rules_deliver_the_whole_event_with_retries_and_dead_letters(resources, event):
+    [target] = _rule(resources, event)["Targets"]
+    assert target["Arn"] == {"Ref": "RetrainStateMachine"}
+    assert not {"Input", "InputPath", "InputTransformer"} & set(target)
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}}
+
+
+def test_dead_letter_queue_accepts_exactly_the_retrain_rules(resources):
+    statements = resources["EventsDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [events] = [s for s in statements if s.get("Principal") == {"Service": "events.amazonaws.com"}]
+    sources = events["Condition"]["ArnEquals"]["aws:SourceArn"]
+    rules = {name for name, r in resources.items() if r["Type"] == "AWS::Events::Rule"}
+    assert {source["Fn::GetAtt"][0] for source in sources} == rules
+
+
+def test_failed_runs_alarm_notifies_the_topic(resources):
+    alarm = resources["FailedRunsAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/States", "ExecutionsFailed")
+    assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "RetrainStateMachine"}}]
+    assert alarm["AlarmActions"] == [{"Ref": "NotificationTopic"}]
+
+
+def test_dashboard_shows_executions_errors_and_drift_metrics(resources):
+    body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    for metric in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed"):
+        assert metric in body
+    for name in FUNCTIONS:
+        assert f'"FunctionName", "${{{name}}}"' in body
+    assert "driftloop" in body
