@@ -50,7 +50,7 @@ def generate_month(behaviour: MonthBehaviour) -> pa.Table:
     minutes = np.round(np.clip(minutes, 0.5, 240.0), 2)
     lower = np.maximum(users.first_visit_us[session_user], month_start)
     length_us = np.minimum(minutes * MICROS_PER_MINUTE, 0.9 * (month_end - lower)).astype(np.int64)
-    minutes = np.round(length_us / MICROS_PER_MINUTE, 2)
+    minutes = np.maximum(np.round(length_us / MICROS_PER_MINUTE, 2), 0.01)
     session_start = lower + (rng.random(n_sessions) * (month_end - lower - length_us)).astype(np.int64)
 
     view_session = np.repeat(np.arange(n_sessions), session_views)
