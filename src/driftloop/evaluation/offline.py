@@ -17,10 +17,9 @@ from driftloop.errors import ConfigurationError, InvalidInputError
 
 MODELS = ("champion", "challenger")
 # Bootstrap replicates are drawn in blocks of about this many numbers, to bound memory.
-_BLOCK_ELEMENTS = 1 << 22
-# Below this share of distinct per-user differences, resampling counts per distinct value
-# (multinomial) is cheaper than resampling user indices; both draw from the same distribution.
-_DISTINCT_SHARE_FOR_COUNTS = 0.1
+_BLOCK_ELEMENTS = 1 << 21
+# Measured cost of one distinct value in a multinomial draw, in units of one resampled user.
+_COST_PER_DISTINCT_VALUE = 10
 
 
 @dataclass(frozen=True)
@@ -98,22 +97,47 @@ def _as_vector(values: Any, name: str) -> np.ndarray:
 
 
 def _bootstrap_means(differences: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``n_bootstrap`` resamples of users, drawn in whichever of two exact ways is cheaper.
+
+    Per-user differences are mostly ties (most users score the same under both models, often 0), so:
+    either draw how often each distinct value is picked (a multinomial), or draw how many picks fall
+    outside the most common value (a binomial) and resample only those users.
+    """
     n_users = differences.size
     values, counts = np.unique(differences, return_counts=True)
+    mode = int(np.argmax(counts))
+    n_other = n_users - int(counts[mode])
+    if values.size * _COST_PER_DISTINCT_VALUE <= n_other:
+        return _multinomial_means(values, counts / n_users, n_users, n_bootstrap, rng)
+    return values[mode] + _resampled_means(
+        differences[differences != values[mode]] - values[mode], n_users, n_bootstrap, rng
+    )
+
+
+def _multinomial_means(
+    values: np.ndarray, probabilities: np.ndarray, n_users: int, n_bootstrap: int, rng: np.random.Generator
+) -> np.ndarray:
     means = np.empty(n_bootstrap)
-    if values.size <= _DISTINCT_SHARE_FOR_COUNTS * n_users:
-        probabilities = counts / n_users
-        block = max(1, _BLOCK_ELEMENTS // values.size)
-        for start in range(0, n_bootstrap, block):
-            stop = min(start + block, n_bootstrap)
-            draws = rng.multinomial(n_users, probabilities, size=stop - start)
-            means[start:stop] = draws @ values / n_users
-    else:
-        block = max(1, _BLOCK_ELEMENTS // n_users)
-        for start in range(0, n_bootstrap, block):
-            stop = min(start + block, n_bootstrap)
-            indices = rng.integers(0, n_users, size=(stop - start, n_users))
-            means[start:stop] = differences[indices].mean(axis=1)
+    block = max(1, _BLOCK_ELEMENTS // values.size)
+    for start in range(0, n_bootstrap, block):
+        stop = min(start + block, n_bootstrap)
+        means[start:stop] = rng.multinomial(n_users, probabilities, size=stop - start) @ values / n_users
+    return means
+
+
+def _resampled_means(others: np.ndarray, n_users: int, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap means of ``n_users`` values that are 0 except for the ``others``."""
+    if others.size == 0:
+        return np.zeros(n_bootstrap)
+    means = np.empty(n_bootstrap)
+    block = max(1, _BLOCK_ELEMENTS // others.size)
+    for start in range(0, n_bootstrap, block):
+        stop = min(start + block, n_bootstrap)
+        picks = rng.binomial(n_users, others.size / n_users, size=stop - start)
+        drawn = others[rng.integers(0, others.size, size=int(picks.sum()))]
+        running = np.concatenate(([0.0], np.cumsum(drawn)))
+        ends = np.cumsum(picks)
+        means[start:stop] = (running[ends] - running[ends - picks]) / n_users
     return means
 
 
@@ -129,8 +153,7 @@ def paired_bootstrap(
     challenger_values = _as_vector(challenger, "challenger")
     if champion_values.size != challenger_values.size:
         raise InvalidInputError(
-            f"per-user arrays differ in length: champion {champion_values.size}, "
-            f"challenger {challenger_values.size}"
+            f"per-user arrays differ in length: champion {champion_values.size}, challenger {challenger_values.size}"
         )
     if champion_values.size == 0:
         raise InvalidInputError("no users to compare")
@@ -174,9 +197,7 @@ def _validated_per_user(
     }
     lengths = {array.size for by_metric in arrays.values() for array in by_metric.values()}
     if len(lengths) != 1:
-        raise InvalidInputError(
-            f"per-user arrays must all have one value per holdout user, got lengths {lengths}"
-        )
+        raise InvalidInputError(f"per-user arrays must all have one value per holdout user, got lengths {lengths}")
     return arrays, lengths.pop()
 
 
@@ -191,9 +212,7 @@ def offline_gate(
     """
     arrays, n_users = _validated_per_user(per_user, config.primary_metric)
     baseline = "popularity" if first_deployment else "champion"
-    means = {
-        model: {metric: float(values.mean()) for metric, values in arrays[model].items()} for model in MODELS
-    }
+    means = {model: {metric: float(values.mean()) for metric, values in arrays[model].items()} for model in MODELS}
 
     def decide(passed: bool, reason: str, differences: dict[str, BootstrapResult]) -> GateDecision:
         return GateDecision(
@@ -219,9 +238,7 @@ def offline_gate(
         f"({config.confidence:.0%} CI [{primary.ci_low:+.4f}, {primary.ci_high:+.4f}], {n_users} users)"
     )
     if primary.ci_low <= 0:
-        return decide(
-            False, f"challenger is not significantly better than the {baseline}: {summary}", differences
-        )
+        return decide(False, f"challenger is not significantly better than the {baseline}: {summary}", differences)
     if primary.mean_difference < config.margin:
         return decide(False, f"challenger's gain is below the margin {config.margin}: {summary}", differences)
     regressions = [

@@ -26,11 +26,14 @@ def per_user(champion, challenger):
     }
 
 
-@pytest.mark.parametrize("kind", ["continuous", "three_valued"])
+@pytest.mark.parametrize("kind", ["continuous", "shifted", "three_valued"])
 def test_bootstrap_interval_agrees_with_scipy_bootstrap(kind):
     rng = np.random.default_rng(3)
     if kind == "continuous":
         champion, challenger = ndcg_like(rng, 400), ndcg_like(rng, 400, 0.5)
+    elif kind == "shifted":  # most users gain exactly 0.03: the most common difference is not 0
+        champion = ndcg_like(rng, 400)
+        challenger = champion + np.where(rng.random(400) < 0.7, 0.03, rng.normal(0, 0.2, 400))
     else:  # hit-rate differences take only -1, 0, 1: exercises the resample-by-value path
         champion, challenger = (rng.random(400) < 0.3) * 1.0, (rng.random(400) < 0.4) * 1.0
     ours = paired_bootstrap(champion, challenger, n_bootstrap=4000, confidence=0.9, seed=1)
