@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import math
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,7 @@ class MergeConfig:
     spill_buffer_bytes: int = 128 * 1024 * 1024
     batch_rows: int = 64 * 1024
     compression: str = "snappy"
+    workers: int = 2  # buckets reduced at once; memory grows with it
     spill_dir: str | None = None  # local folder for temporary files; default: the system's
 
     def __post_init__(self) -> None:
@@ -131,7 +132,7 @@ class MergeConfig:
             raise ValueError("a SlidingWindow retention needs partition_by='event_date'")
         if not 0.0 <= self.max_bad_share <= 1.0:
             raise ValueError(f"max_bad_share must be in [0, 1], got {self.max_bad_share}")
-        for name in ("bucket_bytes", "spill_buffer_bytes", "batch_rows"):
+        for name in ("bucket_bytes", "spill_buffer_bytes", "batch_rows", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
 
@@ -192,31 +193,6 @@ def _spilled_bytes(paths: Sequence[str]) -> int:
     return sum(pafs.LocalFileSystem().get_file_info(list(paths))[i].size for i in range(len(paths)))
 
 
-class _HashingWriter(io.RawIOBase):
-    """Forwards writes to ``stream`` and keeps a SHA-256 and a byte count of what went through."""
-
-    def __init__(self, stream: pa.NativeFile) -> None:
-        super().__init__()
-        self._stream = stream
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data)
-        self.digest.update(view)
-        self._stream.write(view)
-        self.size += view.nbytes
-        return view.nbytes
-
-    def close(self) -> None:
-        if not self.closed:
-            self._stream.close()
-        super().close()
-
-
 @dataclass
 class _Totals:
     rows_out: int = 0
@@ -225,6 +201,18 @@ class _Totals:
     time_min: Any = None
     time_max: Any = None
     files: list[OutputFile] = field(default_factory=list)
+
+    def widen_time_range(self, low: Any, high: Any) -> None:
+        if low is not None:
+            self.time_min = low if self.time_min is None else min(self.time_min, low)
+            self.time_max = high if self.time_max is None else max(self.time_max, high)
+
+    def absorb(self, other: _Totals) -> None:
+        self.rows_out += other.rows_out
+        self.duplicates_dropped += other.duplicates_dropped
+        self.retention_dropped += other.retention_dropped
+        self.widen_time_range(other.time_min, other.time_max)
+        self.files.extend(other.files)
 
 
 class _Merger:
@@ -241,6 +229,7 @@ class _Merger:
         self._out_filesystem, self._out_dir, self._spill_dir = out_filesystem, out_dir, spill_dir
         fixed = [name for name in config.key if name in schema.names and is_fixed_width(schema.field(name).type)]
         self._slot_columns = fixed or list(config.key)
+        self._prefilter_columns = fixed
         spill_schema = schema.append(pa.field(_SOURCE_COLUMN, pa.int32()))
         self._spill = _SpillArea(spill_dir, spill_schema, config.spill_buffer_bytes)
         self._spill_schema = spill_schema
@@ -285,35 +274,45 @@ class _Merger:
         if days[0] == days[-1] and (days == days[0]).all():
             self._spill.add(_Bucket(None if days[0] == null_day else int(days[0]), "0"), batch)
             return
-        order = np.argsort(days, kind="stable")
-        sorted_days = days[order]
+        if (days[1:] >= days[:-1]).all():  # uploads are often in time order: slices, no copy
+            ordered, sorted_days = batch, days
+        else:
+            order = np.argsort(days, kind="stable")
+            ordered, sorted_days = batch.take(pa.array(order)), days[order]
         starts = np.flatnonzero(np.r_[True, sorted_days[1:] != sorted_days[:-1]])
-        ordered = batch.take(pa.array(order))
-        for start, end in zip(starts, [*starts[1:], len(order)], strict=True):
+        for start, end in zip(starts, [*starts[1:], len(sorted_days)], strict=True):
             day = int(sorted_days[start])
             self._spill.add(_Bucket(None if day == null_day else day, "0"), ordered.slice(start, end - start))
 
     def reduce(self) -> None:
-        for bucket in sorted(self._spill.files, key=lambda b: (b.day is None, b.day or 0, b.slot)):
-            self._reduce_bucket(bucket, self._spill.files[bucket], depth=0)
+        buckets = sorted(self._spill.files, key=lambda b: (b.day is None, b.day or 0, b.slot))
+        with ThreadPoolExecutor(max_workers=self._config.workers) as pool:
+            for result in pool.map(lambda b: self._reduce_bucket(b, self._spill.files[b], 0), buckets):
+                self.totals.absorb(result)
 
-    def _reduce_bucket(self, bucket: _Bucket, paths: list[str], depth: int) -> None:
+    def _reduce_bucket(self, bucket: _Bucket, paths: list[str], depth: int) -> _Totals:
+        result = _Totals()
         if _spilled_bytes(paths) > self._config.bucket_bytes and depth < _MAX_RESPLIT_DEPTH:
             for sub_bucket, sub_paths in self._resplit(bucket, paths, depth):
-                self._reduce_bucket(sub_bucket, sub_paths, depth + 1)
-            return
+                result.absorb(self._reduce_bucket(sub_bucket, sub_paths, depth + 1))
+            return result
         table = pa.Table.from_batches(list(_read_spilled(paths)), schema=self._spill_schema)
         if self.failed:
-            table = table.filter(pc.invert(pc.is_in(table[_SOURCE_COLUMN], pa.array(list(self.failed), pa.int32()))))
-        table = self._deduplicate(table.drop_columns([_SOURCE_COLUMN]))
-        table = self._retain(table, bucket)
-        if table.num_rows:
-            self._write(bucket, table)
+            failed = pa.array(list(self.failed), pa.int32())
+            table = table.filter(pc.invert(pc.is_in(table[_SOURCE_COLUMN], failed)))
+        table = table.drop_columns([_SOURCE_COLUMN])
+        unique = self._deduplicate(table)
+        result.duplicates_dropped = table.num_rows - unique.num_rows
+        kept = self._retain(unique, bucket)
+        result.retention_dropped = unique.num_rows - kept.num_rows
+        if kept.num_rows:
+            self._write(bucket, kept, result)
+        return result
 
     def _resplit(self, bucket: _Bucket, paths: list[str], depth: int) -> list[tuple[_Bucket, list[str]]]:
         parts = math.ceil(_spilled_bytes(paths) / self._config.bucket_bytes) + 1
         directory = tempfile.mkdtemp(dir=self._spill_dir)
-        area = _SpillArea(directory, self._spill_schema, self._config.spill_buffer_bytes)
+        area = _SpillArea(directory, self._spill_schema, self._config.spill_buffer_bytes // self._config.workers)
         for batch in _read_spilled(paths):
             slots = row_hashes(batch, self._slot_columns, seed=depth + 1) % np.uint64(parts)
             for slot in np.unique(slots):
@@ -322,14 +321,28 @@ class _Merger:
         return sorted(area.files.items(), key=lambda item: item[0].slot)
 
     def _deduplicate(self, table: pa.Table) -> pa.Table:
-        keys = table.select(list(self._config.key)).append_column(
-            _ORDINAL_COLUMN, pa.array(np.arange(table.num_rows, dtype=np.int64))
+        """Keeps the first row of each key. Only rows whose fixed-width key part repeats are grouped."""
+        candidates = np.arange(table.num_rows, dtype=np.int64)
+        if self._prefilter_columns:
+            values = row_hashes(table, self._prefilter_columns)
+            order = np.argsort(values, kind="stable")
+            repeats = values[order][1:] == values[order][:-1]
+            in_run = np.zeros(table.num_rows, dtype=bool)
+            in_run[1:] |= repeats
+            in_run[:-1] |= repeats
+            candidates = np.sort(order[in_run])
+        if len(candidates) == 0:
+            return table
+        keys = (
+            table.select(list(self._config.key)).take(candidates).append_column(_ORDINAL_COLUMN, pa.array(candidates))
         )
         firsts = keys.group_by(list(self._config.key)).aggregate([(_ORDINAL_COLUMN, "min")])
-        if firsts.num_rows == table.num_rows:
+        if firsts.num_rows == len(candidates):
             return table
-        self.totals.duplicates_dropped += table.num_rows - firsts.num_rows
-        return table.take(np.sort(firsts.column(f"{_ORDINAL_COLUMN}_min").to_numpy()))
+        keep = np.ones(table.num_rows, dtype=bool)
+        keep[candidates] = False
+        keep[firsts.column(f"{_ORDINAL_COLUMN}_min").to_numpy()] = True
+        return table.filter(pa.array(keep))
 
     def _retain(self, table: pa.Table, bucket: _Bucket) -> pa.Table:
         retention = self._config.retention
@@ -337,29 +350,23 @@ class _Merger:
             return table
         if bucket.day > self.max_day - retention.days:
             return table
-        keep = unit_interval(row_hashes(table, self._config.key, seed=retention.seed)) < retention.sample_fraction
-        kept = table.filter(pa.array(keep))
-        self.totals.retention_dropped += table.num_rows - kept.num_rows
-        return kept
+        draws = unit_interval(row_hashes(table, self._config.key, seed=retention.seed))
+        return table.filter(pa.array(draws < retention.sample_fraction))
 
-    def _write(self, bucket: _Bucket, table: pa.Table) -> None:
+    def _write(self, bucket: _Bucket, table: pa.Table, result: _Totals) -> None:
         relative = f"{bucket.partition_path(self._config.partition_by)}part-{bucket.slot}.parquet"
         path = f"{self._out_dir}/{relative}"
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer, compression=self._config.compression)
+        data = buffer.getvalue()
         self._out_filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        hashing = _HashingWriter(self._out_filesystem.open_output_stream(path))
-        with pq.ParquetWriter(
-            pa.PythonFile(hashing, mode="w"), table.schema, compression=self._config.compression
-        ) as writer:
-            writer.write_table(table)
-        hashing.close()
-        totals = self.totals
-        totals.files.append(OutputFile(relative, table.num_rows, hashing.size, hashing.digest.hexdigest()))
-        totals.rows_out += table.num_rows
+        with self._out_filesystem.open_output_stream(path) as stream:
+            stream.write(data)
+        result.files.append(OutputFile(relative, table.num_rows, data.size, hashlib.sha256(data).hexdigest()))
+        result.rows_out += table.num_rows
         if self._config.time_column in table.column_names:
             low, high = (scalar.as_py() for scalar in pc.min_max(table[self._config.time_column]).values())
-            if low is not None:
-                totals.time_min = low if totals.time_min is None else min(totals.time_min, low)
-                totals.time_max = high if totals.time_max is None else max(totals.time_max, high)
+            result.widen_time_range(low, high)
 
 
 def _version_manifest(source: ParquetSource) -> Manifest | None:
