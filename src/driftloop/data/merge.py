@@ -369,7 +369,7 @@ class _Merger:
             result.widen_time_range(low, high)
 
 
-def _version_manifest(source: ParquetSource) -> Manifest | None:
+def previous_manifest(source: ParquetSource) -> Manifest | None:
     """The manifest of the committed version ``source`` lists, if it is one (else: original data)."""
     if not source.paths:
         return None
@@ -384,7 +384,7 @@ def _version_manifest(source: ParquetSource) -> Manifest | None:
     return None
 
 
-def _check_bad_share(files: list[InputFile], role: str, max_bad_share: float) -> None:
+def check_bad_share(files: list[InputFile], role: str, max_bad_share: float) -> None:
     checked = [file for file in files if file.role == role]
     bad = [file for file in checked if file.reason is not None]
     if checked and len(bad) / len(checked) > max_bad_share:
@@ -415,13 +415,26 @@ def merge_datasets(
     Returns the manifest, written as ``out_dir/_manifest.json`` after every data file. When
     ``out_dir`` already holds a manifest, that version is returned unchanged.
     """
-    config = config or MergeConfig()
     out_dir = out_dir.rstrip("/")
     committed = find_manifest(out_filesystem, out_dir)
     if committed is not None:
         return committed
+    manifest = build_version(previous, new, out_filesystem, out_dir, config or MergeConfig(), source_versions)
+    write_manifest(out_filesystem, manifest)
+    return manifest
+
+
+def build_version(
+    previous: ParquetSource | None,
+    new: Sequence[ParquetSource],
+    out_filesystem: pafs.FileSystem,
+    out_dir: str,
+    config: MergeConfig,
+    source_versions: Mapping[str, str] | None = None,
+) -> Manifest:
+    """Writes the data files of a version and returns its manifest, leaving the manifest unwritten."""
     versions = dict(source_versions or {})
-    base = _version_manifest(previous) if previous is not None else None
+    base = previous_manifest(previous) if previous is not None else None
     already = {(entry["source"], entry["version"]) for entry in (base.consumed_sources if base else ())}
 
     files: list[InputFile] = []
@@ -446,7 +459,7 @@ def merge_datasets(
         quarantine(file, out_filesystem, quarantine_dir, names[file.ordinal]) for file in files if file.reason
     ]
     for role in ("original", "new"):
-        _check_bad_share(files, role, config.max_bad_share)
+        check_bad_share(files, role, config.max_bad_share)
     good = [file for file in files if file.reason is None]
     schema = unify_schemas([(file.label, file.schema) for file in good if file.schema is not None])
     _require_columns(schema, config)
@@ -459,7 +472,7 @@ def merge_datasets(
             quarantined += [quarantine(file, out_filesystem, quarantine_dir, names[file.ordinal]) for file in late]
             files = [next((bad for bad in late if bad.ordinal == file.ordinal), file) for file in files]
             for role in ("original", "new"):
-                _check_bad_share(files, role, config.max_bad_share)
+                check_bad_share(files, role, config.max_bad_share)
         merger.reduce()
 
     totals = merger.totals
@@ -501,7 +514,6 @@ def merge_datasets(
         storage_bytes=sum(output.bytes for output in totals.files),
         content_hash=_content_hash(totals.files),
     )
-    write_manifest(out_filesystem, manifest)
     return manifest
 
 
