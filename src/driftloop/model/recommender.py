@@ -155,7 +155,7 @@ def _item_item(data: _Interactions, config: RecommenderConfig) -> tuple[np.ndarr
     column_of[modelled] = np.arange(modelled.size)
     keep = column_of[data.items] >= 0
     matrix = sparse.csr_matrix(
-        (data.values[keep].astype(np.float64), (data.users[keep], column_of[data.items[keep]])),
+        (data.values[keep], (data.users[keep], column_of[data.items[keep]])),
         shape=(len(data.user_ids), modelled.size),
     )
     gram = (matrix.T @ matrix).toarray()
