@@ -88,8 +88,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     if args.reset:
         reset_workspace(Path(args.workspace))
     with _local(args) as world:
-        shop = Shop(SimulatorConfig(seed=args.seed), Scenario(args.scenario.replace("-", "_")), 0,
-                    world.profile.requests_per_bake)
+        shop = Shop(SimulatorConfig(seed=args.seed), Scenario(args.scenario.replace("-", "_")), 0)
         run = seed(world, Runner(world, _printer(args)), shop, print)
     print(f"seeded: first deployment run {run.get('run_id')} ended {run.get('outcome')}")
     return 0 if run.get("outcome") == "promoted" else 1

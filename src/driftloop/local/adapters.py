@@ -19,9 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from driftloop.adapters.artifacts import fetch_model_dir
 from driftloop.adapters.endpoint import IN_SERVICE, Endpoint, EndpointState, ModelSpec, Variant
 from driftloop.adapters.s3 import split_uri
@@ -182,15 +179,12 @@ class LocalTrainer(Trainer):
 
 class SimulatedEndpoint(Endpoint):
     """Records variant weights like a SageMaker endpoint and serves recommendations with the real
-    inference code. Each weight change lets simulated customers through for one bake period: requests
-    are routed by weight and their purchases drawn from the simulator's ground truth (feedback log)."""
+    inference code (``driftloop.local.traffic`` sends it simulated customers)."""
 
-    def __init__(self, workspace: str | os.PathLike[str], name: str, s3: Any,
-                 feedback_bucket: str | None = None) -> None:
+    def __init__(self, workspace: str | os.PathLike[str], name: str, s3: Any) -> None:
         self.name = name
         self._root = Path(workspace) / "endpoint"
         self._s3 = s3
-        self._feedback_bucket = feedback_bucket
         self._models: dict[str, Any] = {}
 
     @property
@@ -231,7 +225,6 @@ class SimulatedEndpoint(Endpoint):
                 return
             state["endpoint"] = {"config_name": config_name, "variants": state["configs"][config_name]}
             self._commit(state, f"endpoint on config {config_name}")
-        self._serve_bake_traffic()
 
     def set_weights(self, weights: dict[str, float]) -> None:
         with _STATE_LOCK:
@@ -247,7 +240,6 @@ class SimulatedEndpoint(Endpoint):
             for name, weight in weights.items():
                 variants[name]["weight"] = float(weight)
             self._commit(state, f"weights {weights}")
-        self._serve_bake_traffic()
 
     def model_artifact(self, model_name: str) -> str:
         return self._state()["models"][model_name]["model_data_url"]
@@ -272,28 +264,10 @@ class SimulatedEndpoint(Endpoint):
                                                    self._served_model(chosen.model_name)), "application/json"))
         return {"variant": chosen.name, **response}
 
-    def _serve_bake_traffic(self) -> None:
-        world = _read(self._root.parent / "world.json", None)
-        if not world or not self._feedback_bucket:
-            return
-        from driftloop.local.traffic import serve_simulated_traffic
-
-        state = self.describe()
-        if state is not None:
-            serve_simulated_traffic(self, state, world, self._s3, self._feedback_bucket)
-
     def recommend_batch(self, model_name: str, user_ids: list[str], k: int) -> list[list[str]]:
         from driftloop.model.inference import input_fn, predict_fn
 
         body = json.dumps({"instances": [{"user_id": user, "k": k} for user in user_ids]})
         prediction = predict_fn(input_fn(body, "application/json"), self._served_model(model_name))
         return [entry["items"] for entry in prediction["predictions"]]
-
-
-def write_feedback(s3: Any, bucket: str, endpoint: str, table: pa.Table, stamp: datetime, sequence: int) -> str:
-    key = f"feedback/{endpoint}/date={stamp:%Y-%m-%d}/part-{stamp:%H%M%S}-{sequence:05d}.parquet"
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
-    return key
 

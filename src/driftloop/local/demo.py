@@ -32,7 +32,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"driftloop demo — scenario {args.scenario}, workspace {workspace}")
     with LocalAWS(project, workspace, profile) as world:
         runner = Runner(world, printer)
-        shop = Shop(SimulatorConfig(seed=7), scenario, 0, profile.requests_per_bake)
+        shop = Shop(SimulatorConfig(seed=7), scenario, 0)
         print("1. launching the original model: month 0 through the first-deployment branch")
         first = seed(world, runner, shop, print)
         print(f"   first deployment: {first.get('outcome')}")

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import logging
 import os
 import sys
 import threading
@@ -33,9 +34,11 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from driftloop.errors import ConfigurationError, InjectedFault, TransientError
 from driftloop.local.template import REGION, FunctionSpec, LocalApp, load_app
+from driftloop.local.traffic import LiveTraffic
 
 LOCAL_PROFILE = "local.toml"
 _INVOKE_LOCK = threading.RLock()
+logging.getLogger("moto").setLevel(logging.CRITICAL)
 _FAULT_ERRORS: dict[str, type[Exception]] = {"TransientError": TransientError, "InjectedFault": InjectedFault}
 
 
@@ -44,7 +47,7 @@ class Profile:
     """Local values for the template's parameters, and settings of the local world."""
 
     parameters: dict[str, Any]
-    requests_per_bake: int = 4000
+    requests_per_second: float = 2000.0
 
     @classmethod
     def load(cls, project_dir: Path, overrides: dict[str, Any] | None = None) -> Profile:
@@ -53,7 +56,7 @@ class Profile:
         parameters = {**document.get("parameters", {}), **(overrides or {})}
         world = document.get("world", {})
         return cls(parameters={k: str(v) for k, v in parameters.items()},
-                   requests_per_bake=int(world.get("requests_per_bake", cls.requests_per_bake)))
+                   requests_per_second=float(world.get("requests_per_second", cls.requests_per_second)))
 
 
 @dataclass
@@ -90,11 +93,33 @@ class LambdaContext:
         return max(0, int((self.deadline - time.time()) * 1000))
 
 
+class _HandlerOutput(io.TextIOBase):
+    """sys.stdout while the runtime is up: what a handler prints (Powertools logs and metrics) goes to
+    ``<workspace>/logs/<function>.log`` as it would go to CloudWatch Logs; everything else passes through."""
+
+    def __init__(self, console: Any, logs: Path) -> None:
+        self.console, self.logs = console, logs
+        self.local = threading.local()
+
+    def write(self, text: str) -> int:
+        function = getattr(self.local, "function", None)
+        if function is None:
+            return self.console.write(text)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.logs / f"{function}.log", "a", encoding="utf-8") as log:
+            return log.write(text)
+
+    def flush(self) -> None:
+        self.console.flush()
+
+
 class Dispatcher:
     """Runs the template's handlers in-process for moto's Lambda backend."""
 
-    def __init__(self, app: LocalApp, runtime_environment: dict[str, str], faults: FaultPlan) -> None:
+    def __init__(self, app: LocalApp, runtime_environment: dict[str, str], faults: FaultPlan,
+                 output: _HandlerOutput) -> None:
         self.app = app
+        self.output = output
         self.runtime_environment = runtime_environment
         self.faults = faults
         self.invocations: list[dict[str, Any]] = []
@@ -124,6 +149,7 @@ class Dispatcher:
             os.environ.update(function.environment)
             os.environ.update(self.runtime_environment)
             os.environ["AWS_LAMBDA_FUNCTION_NAME"] = function.name
+            self.output.local.function = function.logical_id
             try:
                 delay = self.faults.delays.get(function.logical_id, 0.0)
                 if delay:
@@ -147,6 +173,7 @@ class Dispatcher:
                 }).encode()
                 record.update(outcome="error", error=type(error).__name__, message=str(error)[:500])
             finally:
+                self.output.local.function = None
                 os.environ.clear()
                 os.environ.update(saved)
         record["seconds"] = round(time.time() - started, 3)
@@ -239,6 +266,8 @@ class LocalAWS:
         self.rule_queues: dict[str, str] = {}
         self.notification_queue = ""
         self.dispatcher: Dispatcher | None = None
+        self.traffic: LiveTraffic | None = None
+        self._console = sys.stdout
 
     # -- life cycle -------------------------------------------------------------------------
     def __enter__(self) -> LocalAWS:
@@ -248,9 +277,11 @@ class LocalAWS:
                            "DRIFTLOOP_ARTIFACT_CACHE": str(self.workspace.root / "cache")})
         self.workspace.root.mkdir(parents=True, exist_ok=True)
         self._mock.start()
+        output = _HandlerOutput(self._console, self.workspace.root / "logs")
+        sys.stdout = output
         self.dispatcher = Dispatcher(self.app, {"DRIFTLOOP_WORKSPACE": str(self.workspace.root),
                                                 "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION},
-                                     self.faults)
+                                     self.faults, output)
         dispatcher = self.dispatcher
         self._original_invoke = LambdaSimpleBackend.invoke
 
@@ -264,13 +295,21 @@ class LocalAWS:
         except Exception:
             self.__exit__(None, None, None)
             raise
+        environment = next(iter(self.app.functions.values())).environment
+        if environment.get("RUNTIME_BACKEND") == "local" and self.profile.requests_per_second > 0:
+            self.traffic = LiveTraffic(self.workspace.root, environment["ENDPOINT_NAME"],
+                                       environment["DATA_BUCKET"], self.profile.requests_per_second)
+            self.traffic.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         try:
+            if self.traffic is not None:
+                self.traffic.stop()
             if exc[0] is None:
                 self.save()
         finally:
+            sys.stdout = self._console
             if self._original_invoke is not None:
                 LambdaSimpleBackend.invoke = self._original_invoke  # type: ignore[method-assign]
             self._mock.stop()

@@ -1,21 +1,33 @@
-"""Simulated customers for the simulated endpoint: requests routed by variant weight, purchases drawn
-from the simulator's ground truth, written to the feedback log the A/B analysis reads."""
+"""Simulated customers for the simulated endpoint, flowing while the local runtime runs.
+
+Every tick, ``requests_per_second × elapsed`` customers of the shop's current month ask the endpoint
+for recommendations; each request goes to a variant by weight and is answered by that variant's model
+through the real inference code; purchases are drawn from the simulator's ground truth. The results
+go to the feedback log (``feedback/<endpoint>/date=…/``) that the A/B analysis reads.
+"""
 
 from __future__ import annotations
 
 import functools
-import hashlib
+import io
 import json
+import threading
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import boto3
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from driftloop.adapters.endpoint import EndpointState
+from driftloop.local.adapters import SimulatedEndpoint
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
 
 K = 10
+MAX_REQUESTS_PER_TICK = 5000
 
 
 @functools.lru_cache(maxsize=4)
@@ -23,53 +35,90 @@ def simulator_for(config_json: str, scenario: str) -> Simulator:
     return Simulator(SimulatorConfig(**json.loads(config_json)), Scenario(scenario))
 
 
-def serve_simulated_traffic(endpoint: Any, state: EndpointState, world: dict[str, Any], s3: Any,
-                            bucket: str) -> str | None:
-    """One bake period of traffic at the endpoint's current weights; returns the feedback object key."""
-    from driftloop.local.adapters import write_feedback
-
-    requests = int(world.get("requests_per_bake", 0))
+def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: dict[str, Any], requests: int,
+                      rng: np.random.Generator) -> pa.Table | None:
+    """``requests`` customers served by the endpoint as it is now, with their purchases."""
     serving = [variant for variant in state.variants if variant.weight > 0]
     if requests <= 0 or not serving:
         return None
-    simulator = simulator_for(json.dumps(world["simulator"], sort_keys=True), world["scenario"])
-    month = int(world["month"])
-    seed = int(hashlib.sha256(f"{world['simulator']['seed']}/{month}/{state.config_name}/{state.weights()}"
-                              .encode()).hexdigest()[:8], 16)
-    rng = np.random.default_rng(seed)
+    simulator = simulator_for(json.dumps(shop["simulator"], sort_keys=True), shop["scenario"])
+    month = int(shop["month"])
     population = simulator.active_user_ids(month).to_numpy(zero_copy_only=False)
     users = rng.choice(population, size=requests, replace=True)
     shares = np.array([variant.weight for variant in serving], dtype=float)
     routed = rng.choice(len(serving), size=requests, p=shares / shares.sum())
     items: list[list[str]] = [[] for _ in range(requests)]
+    latency = np.zeros(requests)
     for index, variant in enumerate(serving):
         positions = np.flatnonzero(routed == index)
         if positions.size:
+            started = time.perf_counter()
             lists = endpoint.recommend_batch(variant.model_name, [str(u) for u in users[positions]], K)
+            latency[positions] = 1000 * (time.perf_counter() - started) / positions.size
             for position, ranked in zip(positions, lists, strict=True):
                 items[position] = ranked
     pair_users = [str(users[i]) for i in range(requests) for _ in items[i]]
     pair_items = [item for ranked in items for item in ranked]
     probabilities = simulator.purchase_probability(pair_users, pair_items, month) if pair_items else np.array([])
-    converted, purchased = np.zeros(requests, dtype=bool), [None] * requests
+    converted = np.zeros(requests, dtype=bool)
+    purchased: list[str | None] = [None] * requests
     offset = 0
     for i, ranked in enumerate(items):
-        p = probabilities[offset: offset + len(ranked)]
+        bought = rng.random(len(ranked)) < probabilities[offset: offset + len(ranked)]
         offset += len(ranked)
-        bought = rng.random(len(ranked)) < p
         if bought.any():
             converted[i] = True
             purchased[i] = ranked[int(np.flatnonzero(bought)[0])]
     now = datetime.now(UTC)
-    table = pa.table({
-        "request_id": [f"{seed:08x}-{i:06d}" for i in range(requests)],
+    stamp = now.strftime("%Y%m%dT%H%M%S%f")
+    return pa.table({
+        "request_id": [f"{stamp}-{i:06d}" for i in range(requests)],
         "user_id": pa.array([str(user) for user in users], pa.string()),
         "variant": pa.array([serving[index].name for index in routed], pa.string()),
         "items": pa.array(items, pa.list_(pa.string())),
         "served_at": pa.array([now] * requests, pa.timestamp("us", tz="UTC")),
         "purchased_item": pa.array(purchased, pa.string()),
         "converted": pa.array(converted, pa.bool_()),
-        "latency_ms": pa.array(rng.gamma(4.0, 5.0, size=requests), pa.float64()),
+        "latency_ms": pa.array(latency, pa.float64()),
         "error": pa.array(np.zeros(requests, dtype=bool), pa.bool_()),
     })
-    return write_feedback(s3, bucket, endpoint.name, table, now, len(state.variants) * 1000 + seed % 1000)
+
+
+class LiveTraffic(threading.Thread):
+    """Background customers while a local command runs (started and stopped by LocalAWS)."""
+
+    def __init__(self, workspace: Path, endpoint_name: str, bucket: str, requests_per_second: float,
+                 tick_seconds: float = 0.5, seed: int = 0) -> None:
+        super().__init__(name="driftloop-live-traffic", daemon=True)
+        self.workspace, self.endpoint_name, self.bucket = workspace, endpoint_name, bucket
+        self.requests_per_second, self.tick_seconds = requests_per_second, tick_seconds
+        self.rng = np.random.default_rng(seed)
+        self._stop_event = threading.Event()
+        self.served = 0
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=30)
+
+    def run(self) -> None:
+        s3 = boto3.client("s3")
+        endpoint = SimulatedEndpoint(self.workspace, self.endpoint_name, s3)
+        last = time.time()
+        while not self._stop_event.wait(self.tick_seconds):
+            now = time.time()
+            requests = min(MAX_REQUESTS_PER_TICK, int(self.requests_per_second * (now - last)))
+            last = now
+            shop_file = self.workspace / "world.json"
+            state = endpoint.describe()
+            if state is None or not shop_file.exists():
+                continue
+            table = simulate_requests(endpoint, state, json.loads(shop_file.read_text()), requests, self.rng)
+            if table is None:
+                continue
+            buffer = io.BytesIO()
+            pq.write_table(table, buffer)
+            served_at = datetime.now(UTC)
+            key = (f"feedback/{self.endpoint_name}/date={served_at:%Y-%m-%d}/"
+                   f"part-{served_at:%H%M%S%f}.parquet")
+            s3.put_object(Bucket=self.bucket, Key=key, Body=buffer.getvalue())
+            self.served += table.num_rows

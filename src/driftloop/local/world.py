@@ -26,14 +26,12 @@ class Shop:
     config: SimulatorConfig
     scenario: Scenario
     month: int
-    requests_per_bake: int
 
     def simulator(self) -> Simulator:
         return Simulator(self.config, self.scenario)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"simulator": self.config.to_dict(), "scenario": self.scenario.value, "month": self.month,
-                "requests_per_bake": self.requests_per_bake}
+        return {"simulator": self.config.to_dict(), "scenario": self.scenario.value, "month": self.month}
 
     @classmethod
     def load(cls, workspace: Path) -> Shop | None:
@@ -41,8 +39,7 @@ class Shop:
         if not path.exists():
             return None
         document = json.loads(path.read_text())
-        return cls(SimulatorConfig(**document["simulator"]), Scenario(document["scenario"]),
-                   int(document["month"]), int(document["requests_per_bake"]))
+        return cls(SimulatorConfig(**document["simulator"]), Scenario(document["scenario"]), int(document["month"]))
 
     def save(self, workspace: Path) -> None:
         (workspace / WORLD_FILE).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
@@ -66,7 +63,7 @@ def upload_month(world: LocalAWS, shop: Shop, month: int) -> str:
     simulator = shop.simulator()
     buffer = io.BytesIO()
     pq.write_table(simulator.month(month), buffer)
-    Shop(shop.config, shop.scenario, month, shop.requests_per_bake).save(world.workspace.root)
+    Shop(shop.config, shop.scenario, month).save(world.workspace.root)
     key = incoming_key(world, f"{simulator.month_label(month)}.parquet")
     upload_bytes(world, key, buffer.getvalue())
     return key

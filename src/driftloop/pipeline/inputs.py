@@ -19,11 +19,13 @@ def inputs_key(run_id: str) -> str:
     return f"runs/{run_id}/inputs.json"
 
 
-def consumed_sources(services: Services, champion: dict[str, Any] | None) -> set[str]:
+def consumed_sources(services: Services, champion: dict[str, Any] | None) -> set[tuple[str, str]]:
+    """(URI, ETag) of every upload already merged into the champion's training data: a new version
+    of an object under the same key is new data, the same version is not."""
     if not champion or not champion.get("dataset_manifest_key"):
         return set()
     manifest = get_json(services.s3, services.settings.data_bucket, champion["dataset_manifest_key"])
-    return set(manifest.get("consumed_sources", []))
+    return {(entry["source"], entry.get("version") or "") for entry in manifest.get("consumed_sources", [])}
 
 
 def probe_parquet(services: Services, obj: ObjectInfo) -> str | None:
@@ -52,7 +54,7 @@ def fix_inputs(services: Services, run_id: str, champion: dict[str, Any] | None)
     consumed = consumed_sources(services, champion)
     readable, unreadable = [], []
     for obj in list_objects(services.s3, bucket, services.settings.incoming_prefix):
-        if obj.uri(bucket) in consumed:
+        if (obj.uri(bucket), obj.etag) in consumed:
             continue
         reason = probe_parquet(services, obj)
         entry = {"key": obj.key, "etag": obj.etag, "size": obj.size}

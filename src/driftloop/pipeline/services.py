@@ -42,7 +42,7 @@ def build_services(settings: Settings, workspace: str | None = None) -> Services
         from driftloop.local.adapters import LocalTrainer, SimulatedEndpoint
 
         trainer: Trainer = LocalTrainer(workspace, s3)
-        endpoint: Endpoint = SimulatedEndpoint(workspace, settings.endpoint_name, s3, settings.data_bucket)
+        endpoint: Endpoint = SimulatedEndpoint(workspace, settings.endpoint_name, s3)
     else:
         trainer = SageMakerTrainer(sagemaker)
         endpoint = SageMakerEndpoint(sagemaker, settings.endpoint_name)

@@ -62,6 +62,8 @@ def update_weights(invocation: StepInvocation, services: Services) -> dict[str, 
     champion = services.ledger.champion(settings.model_name)
     if champion is None:
         raise NotFoundError(f"model {settings.model_name} has no champion to test against")
+    started = invocation.result("traffic").get("ab_started_at") or datetime.fromtimestamp(
+        services.clock(), UTC).isoformat()
     challenger = challenger_spec(invocation, services)
     services.endpoint.ensure_model(challenger)
     state = services.endpoint.describe()
@@ -80,8 +82,6 @@ def update_weights(invocation: StepInvocation, services: Services) -> dict[str, 
                         float(weights[settings.challenger_variant]), count, settings.endpoint_instance_type),
             ],
         )
-    started = invocation.result("traffic").get("ab_started_at") or datetime.fromtimestamp(
-        services.clock(), UTC).isoformat()
     return {"stage_index": stage, "weights": weights, "challenger_model": challenger.name,
             "ab_started_at": started, "waits": previous.get("waits", 0) if previous.get("action") else 0}
 
