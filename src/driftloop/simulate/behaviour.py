@@ -71,10 +71,7 @@ class MonthBehaviour:
         self.user_vector = np.cos(drift) * users.vector_now + np.sin(drift) * users.vector_future
 
         self.available = items.launch_month <= month
-        promo_rng = np.random.default_rng(np.random.SeedSequence([config.seed, PROMO_STREAM, month]))
-        on_promo = promo_rng.random(len(items)) < config.promo_rate
-        levels = promo_rng.choice(DISCOUNT_LEVELS, size=len(items))
-        self.discount = np.where(on_promo & self.available, levels, 0.0)
+        self.discount = self._promotions()
         self.price = np.round(items.base_price * self.state.price_factor, 2)
         months_on_sale = month - items.launch_month
         self.novelty = np.where(
@@ -96,6 +93,24 @@ class MonthBehaviour:
         )
         self._user_side = np.column_stack([self.user_vector, -users.price_sensitivity])
         self._item_side = np.column_stack([items.vector, self.log_price_ratio])
+
+    def _promotions(self) -> np.ndarray:
+        """Discount per item: ``promo_rate`` of the items on sale, one drawn from each band of
+        equally appealing items, with the discount levels spread evenly over the bands. Stratifying
+        keeps the month-to-month share of discounted events steady, as a stationary shop should."""
+        items = self.world.items
+        rng = np.random.default_rng(np.random.SeedSequence([self.config.seed, PROMO_STREAM, self.state.month]))
+        discount = np.zeros(len(items))
+        on_sale = np.flatnonzero(self.available)
+        promoted = int(round(self.config.promo_rate * len(on_sale)))
+        if promoted == 0:
+            return discount
+        by_appeal = on_sale[np.argsort(-items.quality[on_sale], kind="stable")]
+        edges = np.linspace(0, len(by_appeal), promoted + 1).astype(np.int64)
+        picks = edges[:-1] + (rng.random(promoted) * np.diff(edges)).astype(np.int64)
+        level = (rng.integers(len(DISCOUNT_LEVELS)) + np.arange(promoted)) % len(DISCOUNT_LEVELS)
+        discount[by_appeal[picks]] = DISCOUNT_LEVELS[level]
+        return discount
 
     def category_logits(self, user_index: np.ndarray) -> np.ndarray:
         """(users, categories) log-preference, the same scale for browsing and buying."""

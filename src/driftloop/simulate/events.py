@@ -47,7 +47,7 @@ def generate_month(behaviour: MonthBehaviour) -> pa.Table:
     session_views = 1 + rng.poisson(MEAN_EXTRA_VIEWS_PER_SESSION, size=n_sessions)
     session_device = behaviour.device(session_user)
     minutes = SESSION_MEDIAN_MINUTES[session_device] * rng.lognormal(0.0, 0.6, size=n_sessions)
-    minutes = np.round(np.clip(minutes, 0.5, 240.0), 2)
+    minutes = np.clip(minutes, 0.5, 240.0)
     lower = np.maximum(users.first_visit_us[session_user], month_start)
     length_us = np.minimum(minutes * MICROS_PER_MINUTE, 0.9 * (month_end - lower)).astype(np.int64)
     minutes = np.maximum(np.round(length_us / MICROS_PER_MINUTE, 2), 0.01)

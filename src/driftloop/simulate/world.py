@@ -1,8 +1,9 @@
 """The static world drawn once per seed: every user and item that will ever exist, with timelines.
 
-Users occupy ``n_users`` slots; at each month boundary a slot's user churns with probability
-``monthly_churn`` and a newcomer takes the slot during that month. Initial users' tenures are drawn
-from the matching exponential law, so under a constant population the tenure mix stays stationary.
+Users occupy ``n_users`` slots; at the start of each month (month 0 included) a slot's user churns
+with probability ``monthly_churn`` and a newcomer arrives in the slot during that month. Tenures of
+the users already there at month 0 follow the matching exponential law, so under a constant
+population the tenure mix of every month is the same.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from driftloop.simulate.config import Scenario, SimulatorConfig
 from driftloop.simulate.schema import AGE_BANDS, CATEGORIES, DEVICES, REGIONS
 
 LATENT_DIMENSIONS = 8
+ACTIVITY_SIGMA = 0.4
+MIN_CHURN_FOR_TENURE = 1 / 120
 MICROS_PER_DAY = 86_400_000_000
 
 INITIAL_AGE_MIX = np.array([0.12, 0.25, 0.24, 0.21, 0.18])
@@ -90,19 +93,22 @@ def build_world(config: SimulatorConfig, scenario: Scenario) -> World:
     return World(users=users, items=items)
 
 
-def _slot_timelines(config: SimulatorConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(join_month, leave_month) per user, initial users first, newcomers ordered by join month."""
-    horizon = config.horizon_months
-    churn = rng.random((config.n_users, horizon)) < config.monthly_churn
+def _slot_timelines(config: SimulatorConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(join_month, leave_month, pre_existing) per user: pre-existing users first, then newcomers
+    ordered by join month. Month 0 has newcomers too, as every month of a stationary shop does."""
+    n_slots, horizon = config.n_users, config.horizon_months
+    churn = rng.random((n_slots, horizon + 1)) < config.monthly_churn
     newcomer_month, newcomer_slot = np.nonzero(churn.T)
-    newcomer_month = newcomer_month + 1
-    slots = np.concatenate([np.arange(config.n_users), newcomer_slot])
-    join = np.concatenate([np.zeros(config.n_users, dtype=np.int64), newcomer_month])
+    first_churn = np.where(churn.any(axis=1), churn.argmax(axis=1), horizon + 1)
+    staying = np.flatnonzero(first_churn > 0)
+    slots = np.concatenate([staying, newcomer_slot])
+    join = np.concatenate([np.zeros(len(staying), dtype=np.int64), newcomer_month])
+    pre_existing = np.arange(len(slots)) < len(staying)
     by_slot = np.lexsort((join, slots))
     leave = np.full(len(join), horizon + 1, dtype=np.int64)
     same_slot_next = slots[by_slot][1:] == slots[by_slot][:-1]
     leave[by_slot[:-1][same_slot_next]] = join[by_slot[1:][same_slot_next]]
-    return join, leave
+    return join, leave, pre_existing
 
 
 def _build_users(
@@ -112,7 +118,7 @@ def _build_users(
     age_bias: np.ndarray,
     region_bias: np.ndarray,
 ) -> Users:
-    join, leave = _slot_timelines(config, rng)
+    join, leave, pre_existing = _slot_timelines(config, rng)
     count = len(join)
     n_categories = len(CATEGORIES)
 
@@ -124,13 +130,13 @@ def _build_users(
     device = rng.choice(len(DEVICES), size=count, p=DEVICE_MIX)
     mobile_switch = rng.random(count)
 
-    month_us = 30.44 * MICROS_PER_DAY
-    initial_tenure_us = rng.exponential(month_us / max(config.monthly_churn, 1e-3), size=count)
+    mean_tenure_us = 30.44 * MICROS_PER_DAY / max(config.monthly_churn, MIN_CHURN_FOR_TENURE)
+    initial_tenure_us = rng.exponential(mean_tenure_us, size=count)
     starts = np.array([month_start_us(config, month) for month in range(config.horizon_months + 2)])
     join_offset_us = rng.random(count) * (starts[join + 1] - starts[join])
-    first_visit = np.where(join == 0, starts[0] - initial_tenure_us, starts[join] + join_offset_us)
+    first_visit = np.where(pre_existing, starts[0] - initial_tenure_us, starts[join] + join_offset_us)
 
-    activity = rng.lognormal(0.0, 0.8, size=count)
+    activity = rng.lognormal(0.0, ACTIVITY_SIGMA, size=count)
     price_sensitivity = AGE_PRICE_SENSITIVITY[age_band] * rng.lognormal(0.0, 0.3, size=count)
     shared_taste = age_bias[age_band] + region_bias[region]
     winter_taste = rng.normal(0.0, 1.3, size=(count, n_categories))
