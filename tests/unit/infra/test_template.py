@@ -160,7 +160,16 @@ def test_training_image_mapping_has_registry_accounts(raw_template):
 def test_no_properties_hide_inside_metadata_or_the_reverse(raw_template):
     """A Metadata block at the wrong indentation silently takes the properties after it."""
     for name, resource in raw_template["Resources"].items():
-        assert set(resource) <= {"Type", "Properties", "Metadata", "Condition", "DependsOn"}, name
+        attributes = {
+            "Type",
+            "Properties",
+            "Metadata",
+            "Condition",
+            "DependsOn",
+            "DeletionPolicy",
+            "UpdateReplacePolicy",
+        }
+        assert set(resource) <= attributes, name
         assert set(resource.get("Metadata", {})) <= METADATA_KEYS, name
         assert not METADATA_KEYS & set(resource.get("Properties", {})) - {"BuildMethod"}, name
         assert "Metadata" not in resource.get("Properties", {}), name
@@ -351,6 +360,12 @@ def test_data_bucket(raw_template):
     assert condition == "UseCustomerKey"
     assert customer_key == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Ref": "KmsKeyArn"}}
     assert default_key == {"SSEAlgorithm": "AES256"}
+
+
+@pytest.mark.parametrize("name", ["DataBucket", "LogsBucket", "LedgerTable"])
+def test_stateful_resources_survive_stack_deletion(raw_template, name):
+    resource = raw_template["Resources"][name]
+    assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
 
 def test_lifecycle_never_expires_current_objects(raw_template):
