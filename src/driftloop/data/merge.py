@@ -79,7 +79,9 @@ class SlidingWindow:
 
     The sample keeps an older row when a seeded hash of its key falls below ``sample_fraction``,
     so it is the same in every run: a row kept once stays kept, and old data does not shrink
-    again at each merge. Hash sampling is proportional within every stratum of ``stratify_by``.
+    again at each merge. The draw is independent of ``stratify_by``, so every stratum keeps its
+    share; and every stratum present on an old date keeps at least its row with the lowest draw,
+    so rare segments are never sampled away.
     """
 
     days: int
@@ -351,7 +353,14 @@ class _Merger:
         if bucket.day > self.max_day - retention.days:
             return table
         draws = unit_interval(row_hashes(table, self._config.key, seed=retention.seed))
-        return table.filter(pa.array(draws < retention.sample_fraction))
+        keep = draws < retention.sample_fraction
+        if retention.stratify_by:
+            strata = row_hashes(table, retention.stratify_by)
+            by_stratum_then_draw = np.lexsort((draws, strata))
+            sorted_strata = strata[by_stratum_then_draw]
+            lowest_draws = by_stratum_then_draw[np.r_[True, sorted_strata[1:] != sorted_strata[:-1]]]
+            keep[lowest_draws] = True
+        return table.filter(pa.array(keep))
 
     def _write(self, bucket: _Bucket, table: pa.Table, result: _Totals) -> None:
         relative = f"{bucket.partition_path(self._config.partition_by)}part-{bucket.slot}.parquet"

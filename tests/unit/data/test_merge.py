@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -336,3 +337,22 @@ def test_a_previous_version_with_a_missing_file_is_an_error(tmp_path: Path) -> N
 def test_an_empty_merge_writes_an_empty_version(tmp_path: Path) -> None:
     manifest = merge_datasets(None, [ParquetSource(LOCAL, ())], LOCAL, str(tmp_path / "v"))
     assert manifest.rows_out == 0 and manifest.files == () and (tmp_path / "v/_manifest.json").exists()
+
+
+def test_sliding_window_never_samples_a_rare_stratum_away(tmp_path: Path) -> None:
+    original = make_events(3_000, seed=1, days=6)
+    refunds = make_events(12, seed=5, days=6)
+    refunds = refunds.set_column(refunds.schema.get_field_index("event_type"), "event_type", pa.array(["refund"] * 12))
+    write(pa.concat_tables([original, refunds]), tmp_path / "original/a.parquet")
+    config = MergeConfig(retention=SlidingWindow(days=2, sample_fraction=0.0))
+    manifest = merge_datasets(local_source(str(tmp_path / "original")), [], LOCAL, str(tmp_path / "v"), config)
+
+    def old_pairs(table: pa.Table) -> list[tuple[str, str]]:
+        old = table.filter(pc.less(table["event_time"], pa.scalar(dt.datetime(2026, 3, 5, tzinfo=dt.UTC))))
+        return list(
+            zip(pc.strftime(old["event_time"], "%Y-%m-%d").to_pylist(), old["event_type"].to_pylist(), strict=True)
+        )
+
+    kept = old_pairs(read_version(manifest.version_dir))
+    assert manifest.retention["window_start"] == "2026-03-05"
+    assert sorted(kept) == sorted(set(old_pairs(original) + old_pairs(refunds)))  # one row per date and type
