@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from sim_fixtures import DEFAULT
 
-from driftloop.simulate import Scenario, Simulator
+from driftloop.simulate import Scenario, Simulator, SimulatorConfig
 from driftloop.simulate.schema import SUMMER_CATEGORIES, WINTER_CATEGORIES
 
 
@@ -69,3 +69,26 @@ def test_summer_brings_summer_categories(months: dict) -> None:
     assert winter_share(july) < winter_share(january) - 0.15
     kept = months[Scenario.POPULATION_SHIFT, 6]
     assert summer_share(kept) == pytest.approx(summer_share(january), abs=0.05)
+
+
+def test_newcomers_arrive_at_the_churn_rate_from_month_zero_on() -> None:
+    simulator = Simulator(DEFAULT, Scenario.NO_DRIFT)
+    for month in (0, 1, 6, 12):
+        truth = simulator.ground_truth(month).to_pandas()
+        first_visit_month = truth.first_visit.dt.strftime("%Y-%m")
+        arrived = float((first_visit_month == simulator.month_label(month)).mean())
+        assert arrived == pytest.approx(DEFAULT.monthly_churn, abs=0.012)
+
+
+def test_no_drift_keeps_the_tenure_of_active_customers() -> None:
+    many_customers = SimulatorConfig(seed=3, n_users=20_000, n_items=60, events_per_month=100)
+    simulator = Simulator(many_customers, Scenario.NO_DRIFT)
+
+    def tenure_quantiles(month: int) -> pd.Series:
+        truth = simulator.ground_truth(month).to_pandas()
+        start = pd.Timestamp(simulator.month_label(month) + "-15", tz="UTC")
+        return ((start - truth.first_visit).dt.total_seconds() / 86_400).quantile([0.25, 0.5, 0.75])
+
+    launch = tenure_quantiles(0)
+    for month in (6, 12):
+        assert tenure_quantiles(month).to_numpy() == pytest.approx(launch.to_numpy(), rel=0.05)
