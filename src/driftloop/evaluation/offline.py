@@ -17,7 +17,7 @@ from driftloop.errors import ConfigurationError, InvalidInputError
 
 MODELS = ("champion", "challenger")
 # Bootstrap replicates are drawn in blocks of about this many numbers, to bound memory.
-_BLOCK_ELEMENTS = 1 << 21
+_BLOCK_ELEMENTS = 1 << 18
 # Measured cost of one distinct value in a multinomial draw, in units of one resampled user.
 _COST_PER_DISTINCT_VALUE = 10
 
