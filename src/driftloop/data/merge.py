@@ -192,7 +192,7 @@ def _read_spilled(paths: Sequence[str]) -> Iterator[pa.RecordBatch]:
 
 
 def _spilled_bytes(paths: Sequence[str]) -> int:
-    return sum(pafs.LocalFileSystem().get_file_info(list(paths))[i].size for i in range(len(paths)))
+    return sum(info.size for info in pafs.LocalFileSystem().get_file_info(list(paths)))
 
 
 @dataclass
@@ -497,7 +497,7 @@ def build_version(
         )
         for file in files
     ]
-    manifest = Manifest(
+    return Manifest(
         version_dir=out_dir,
         previous_version=base.version_dir if base else None,
         sources=tuple(records + skipped),
@@ -523,7 +523,6 @@ def build_version(
         storage_bytes=sum(output.bytes for output in totals.files),
         content_hash=_content_hash(totals.files),
     )
-    return manifest
 
 
 def _missing_key_check(file: InputFile, config: MergeConfig) -> InputFile:
