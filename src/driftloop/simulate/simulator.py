@@ -23,7 +23,13 @@ from driftloop.simulate.schema import (
     GROUND_TRUTH_SCHEMA,
     REGIONS,
 )
-from driftloop.simulate.world import build_world
+from driftloop.simulate.world import (
+    ITEM_ID_DIGITS,
+    ITEM_ID_PREFIX,
+    USER_ID_DIGITS,
+    USER_ID_PREFIX,
+    build_world,
+)
 
 TOP_CATEGORIES = 3
 
@@ -70,8 +76,8 @@ class Simulator:
         behaviour = self._behaviour(self._check_month(month))
         if len(user_ids) != len(item_ids):
             raise InvalidInputError(f"{len(user_ids)} user ids but {len(item_ids)} item ids")
-        users = _indices(self.world.users.ids, user_ids, "user")
-        items = _indices(self.world.items.ids, item_ids, "item")
+        users = _indices(user_ids, USER_ID_PREFIX, USER_ID_DIGITS, len(self.world.users), "user")
+        items = _indices(item_ids, ITEM_ID_PREFIX, ITEM_ID_DIGITS, len(self.world.items), "item")
         return behaviour.purchase_probability(users, items)
 
     def active_user_ids(self, month: int) -> pa.StringArray:
@@ -148,9 +154,18 @@ class Simulator:
         return paths
 
 
-def _indices(known: pa.StringArray, wanted: Sequence[str], kind: str) -> np.ndarray:
-    positions = pc.index_in(pa.array(wanted, pa.string()), value_set=known)
-    if positions.null_count:
-        missing = pa.array(wanted, pa.string()).filter(positions.is_null())
+def _indices(wanted: Sequence[str], prefix: str, digits: int, count: int, kind: str) -> np.ndarray:
+    """World indices of ids built by ``world._ids``, parsed rather than looked up (no hash table)."""
+    ids = pa.array(wanted, pa.string())
+    well_formed = pc.fill_null(
+        pc.match_substring_regex(ids, f"^{prefix}([0-9]{{{digits}}}|[1-9][0-9]{{{digits},}})$"), False
+    )
+    numbers = np.full(len(ids), -1, dtype=np.int64)
+    if len(ids):
+        digits_only = pc.if_else(well_formed, pc.utf8_slice_codeunits(ids, len(prefix)), "-1")
+        numbers = pc.cast(digits_only, pa.int64()).to_numpy(zero_copy_only=False)
+    unknown = (numbers < 0) | (numbers >= count)
+    if unknown.any():
+        missing = ids.filter(pa.array(unknown))
         raise NotFoundError(f"unknown {kind} ids: {missing[:5].to_pylist()} ({len(missing)} in all)")
-    return positions.to_numpy(zero_copy_only=False).astype(np.int64)
+    return numbers

@@ -30,6 +30,8 @@ DEVICE_MIX = np.array([0.45, 0.45, 0.10])
 CATEGORY_MEDIAN_PRICE = np.array([120, 60, 90, 250, 40, 35, 110, 45, 300, 18, 50, 30], dtype=float)
 
 WORLD_STREAM = 0
+USER_ID_PREFIX, USER_ID_DIGITS = "u", 7
+ITEM_ID_PREFIX, ITEM_ID_DIGITS = "i", 6
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def _build_users(
     vector_future = rng.normal(0.0, scale, size=(count, LATENT_DIMENSIONS))
 
     return Users(
-        ids=pa.array([f"u{index:07d}" for index in range(count)], pa.string()),
+        ids=_ids(USER_ID_PREFIX, USER_ID_DIGITS, count),
         age_band=age_band,
         region=region,
         device=device,
@@ -180,7 +182,7 @@ def _build_items(config: SimulatorConfig, scenario: Scenario, rng: np.random.Gen
     vector = rng.normal(0.0, 1.0, size=(count, LATENT_DIMENSIONS))
     kept = config.n_items if not scenario.moves_population else count
     return Items(
-        ids=pa.array([f"i{index:06d}" for index in range(kept)], pa.string()),
+        ids=_ids(ITEM_ID_PREFIX, ITEM_ID_DIGITS, kept),
         category=category[:kept],
         base_price=np.maximum(base_price[:kept], 0.99),
         quality=quality[:kept],
@@ -194,3 +196,8 @@ def _inverse_cdf(probabilities: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     cumulative = np.cumsum(probabilities, axis=1)
     cumulative[:, -1] = np.inf
     return np.argmax(cumulative > uniforms[:, None], axis=1)
+
+
+def _ids(prefix: str, digits: int, count: int) -> pa.StringArray:
+    """``prefix`` + the zero-padded position: an id's number is its index in the world's arrays."""
+    return pa.array([f"{prefix}{index:0{digits}d}" for index in range(count)], pa.string())

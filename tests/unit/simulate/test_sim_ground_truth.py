@@ -34,6 +34,22 @@ def test_probabilities_are_probabilities_and_aligned(small_seasonal: Simulator) 
     np.testing.assert_array_equal(reversed_pairs, probability[::-1])
 
 
+@pytest.mark.parametrize("user", ["nobody", None, "u9999999", "u00000001", "U0000001", "u-000001", ""])
+def test_malformed_or_unknown_user_ids_are_not_found(small_seasonal: Simulator, user: str | None) -> None:
+    with pytest.raises(NotFoundError, match="user"):
+        small_seasonal.purchase_probability([user], ["i000001"], 0)  # type: ignore[list-item]
+
+
+def test_ids_may_come_as_numpy_arrays_or_be_empty(small_seasonal: Simulator) -> None:
+    users = np.array(["u0000001", "u0000002"])
+    items = np.array(["i000003", "i000004"])
+    np.testing.assert_array_equal(
+        small_seasonal.purchase_probability(users, items, 1),
+        small_seasonal.purchase_probability(users.tolist(), items.tolist(), 1),
+    )
+    assert small_seasonal.purchase_probability([], [], 1).shape == (0,)
+
+
 def test_unknown_ids_and_mismatched_lengths_are_rejected(small_seasonal: Simulator) -> None:
     user = small_seasonal.active_user_ids(0)[0].as_py()
     with pytest.raises(NotFoundError, match="user"):
