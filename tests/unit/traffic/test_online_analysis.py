@@ -227,7 +227,7 @@ def stage_inputs(draw):
     return plan, variants, config, stage, draw(st.integers(0, 8))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(stage_inputs())
 def test_stage_policy_always_gives_a_valid_action_and_weights(inputs):
     plan, variants, config, stage, waits = inputs
