@@ -103,6 +103,10 @@ def main() -> int:
         lines.append(("large: one month, random baseline", base_seconds, base_peak, table.num_rows, ""))
         truth_seconds, truth_peak, truth = measure(lambda: big.ground_truth(6))
         lines.append(("large: ground truth of one month", truth_seconds, truth_peak, truth.num_rows, ""))
+        pairs = table.slice(0, 100_000)
+        users, items = pairs.column("user_id").to_pylist(), pairs.column("item_id").to_pylist()
+        pairs_seconds, pairs_peak, _ = measure(lambda: big.purchase_probability(users, items, 6))
+        lines.append(("large: purchase_probability of 100k pairs", pairs_seconds, pairs_peak, len(users), ""))
 
     print(f"{'case':<46} {'seconds':>8} {'peak MiB':>9} {'rows':>10}  note")
     for name, seconds, peak, count, note in lines:

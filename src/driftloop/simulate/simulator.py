@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -141,13 +141,19 @@ class Simulator:
         """Write each month's ground truth to ``<out_dir>/<YYYY-MM>.parquet``; returns the paths."""
         return self._write(out_dir, months, self.ground_truth, filesystem)
 
-    def _write(self, out_dir, months, produce, filesystem) -> list[str]:  # type: ignore[no-untyped-def]
+    def _write(
+        self,
+        out_dir: str,
+        months: Iterable[int],
+        produce: Callable[[int], pa.Table],
+        filesystem: pafs.FileSystem | None,
+    ) -> list[str]:
         filesystem = filesystem or pafs.LocalFileSystem()
-        months = [self._check_month(month) for month in months]
+        checked = [self._check_month(month) for month in months]
         out_dir = out_dir.rstrip("/")
         filesystem.create_dir(out_dir, recursive=True)
         paths = []
-        for month in months:
+        for month in checked:
             path = f"{out_dir}/{self.config.month_label(month)}.parquet"
             pq.write_table(produce(month), path, filesystem=filesystem)
             paths.append(path)
