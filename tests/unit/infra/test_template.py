@@ -499,3 +499,33 @@ def test_dashboard_shows_executions_errors_and_drift_metrics(resources):
     for name in FUNCTIONS:
         assert f'"FunctionName", "${{{name}}}"' in body
     assert "driftloop" in body
+
+
+def _evaluate(node: Any, parameters: dict[str, str]) -> Any:
+    """Just enough of Ref/Select/Split/Join to follow how a value is cut out of a parameter."""
+    if isinstance(node, dict) and len(node) == 1:
+        [(function, argument)] = node.items()
+        if function == "Ref":
+            return parameters[argument]
+        if function == "Fn::Split":
+            return _evaluate(argument[1], parameters).split(argument[0])
+        if function == "Fn::Select":
+            return _evaluate(argument[1], parameters)[int(argument[0])]
+        if function == "Fn::Join":
+            return argument[0].join(_evaluate(part, parameters) for part in argument[1])
+    if isinstance(node, list):
+        return [_evaluate(item, parameters) for item in node]
+    return node
+
+
+def test_custom_image_pull_is_scoped_to_the_image_registry(resources):
+    [pull] = _allowed(_role_statements(resources["SageMakerExecutionRole"]), "ecr:BatchGetImage")
+    condition, _, custom = pull["Resource"]["Fn::If"]
+    assert condition == "UseDefaultTrainingImage"
+    template, values = custom["Fn::Sub"]
+    assert template == "arn:${AWS::Partition}:ecr:${Region}:${Account}:repository/*"
+    image = {"TrainingImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/sklearn:1.4-2"}
+    assert _evaluate(values["Account"], image) == "123456789012"
+    assert _evaluate(values["Region"], image) == "eu-west-1"
+    # CloudFormation may evaluate the branch not taken: it must not fail for the default "auto".
+    assert _evaluate(values["Region"], {"TrainingImage": "auto"}) == "-"
