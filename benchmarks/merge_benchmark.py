@@ -25,17 +25,22 @@ ROWS_PER_FILE = 2_000_000
 DAY_US = 86_400_000_000
 
 
-def _events(rows: int, rng: np.random.Generator, days: int) -> pa.Table:
-    def choice(values: list[str]) -> pa.Array:
-        return pa.array(np.array(values, dtype=object)[rng.integers(0, len(values), rows)], pa.string())
+USERS = pa.array(np.char.add("u", np.arange(2_000_000).astype(str)))
+ITEMS = pa.array(np.char.add("i", np.arange(50_000).astype(str)))
 
-    users = np.char.add("u", rng.integers(0, 2_000_000, rows).astype(str))
-    items = np.char.add("i", rng.integers(0, 50_000, rows).astype(str))
+
+def _events(rows: int, rng: np.random.Generator, days: int) -> pa.Table:
+    def pick(dictionary: pa.Array) -> pa.Array:
+        return dictionary.take(pa.array(rng.integers(0, len(dictionary), rows)))
+
+    def choice(values: list[str]) -> pa.Array:
+        return pick(pa.array(values))
+
     times = np.datetime64("2026-01-01", "us") + rng.integers(0, days * DAY_US, rows).astype("timedelta64[us]")
     return pa.table(
         {
-            "user_id": pa.array(users, pa.string()),
-            "item_id": pa.array(items, pa.string()),
+            "user_id": pick(USERS),
+            "item_id": pick(ITEMS),
             "event_type": choice(["view", "cart", "purchase"]),
             "event_time": pa.array(np.sort(times), pa.timestamp("us", tz="UTC")),
             "age_band": choice(["18-24", "25-34", "35-44", "45-54", "55+"]),
