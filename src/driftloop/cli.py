@@ -82,15 +82,22 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_seed(args: argparse.Namespace) -> int:
     from driftloop.local.runner import Runner
+    from driftloop.local.samples import DRIFTED_MONTH, stage_sample_objects
     from driftloop.local.world import Shop, reset_workspace, seed
     from driftloop.simulate import Scenario, SimulatorConfig
 
     if args.reset:
         reset_workspace(Path(args.workspace))
     with _local(args) as world:
-        shop = Shop(SimulatorConfig(seed=args.seed), Scenario(args.scenario.replace("-", "_")), 0)
+        config = SimulatorConfig(seed=args.seed, n_users=args.users, n_items=args.items,
+                                 events_per_month=args.events_per_month)
+        shop = Shop(config, Scenario(args.scenario.replace("-", "_")), 0)
         run = seed(world, Runner(world, _printer(args)), shop, print)
+        staged = stage_sample_objects(world, shop.simulator())
+        Shop(shop.config, shop.scenario, DRIFTED_MONTH).save(world.workspace.root)
     print(f"seeded: first deployment run {run.get('run_id')} ended {run.get('outcome')}")
+    print("staged for the sample events (replay events/*.json to deliver them): " + ", ".join(staged))
+    print(f"the simulated customers now live in month {DRIFTED_MONTH}, the month of the staged upload")
     return 0 if run.get("outcome") == "promoted" else 1
 
 
@@ -166,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed = local_command("seed", "simulate month 0 and launch the first champion through the pipeline")
     seed.add_argument("--scenario", choices=("seasonal", "no-drift", "population-shift"), default="seasonal")
     seed.add_argument("--seed", type=int, default=7, help="simulator seed")
+    seed.add_argument("--users", type=int, default=2000, help="simulated customers")
+    seed.add_argument("--items", type=int, default=400, help="simulated products")
+    seed.add_argument("--events-per-month", type=int, default=20_000, help="simulated events per month")
     seed.add_argument("--reset", action="store_true", help="start from an empty workspace")
     seed.set_defaults(run=cmd_seed)
 

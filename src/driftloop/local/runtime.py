@@ -61,7 +61,8 @@ class Profile:
 
 @dataclass
 class FaultPlan:
-    """Errors to raise instead of running a function: ``{logical id: [(error type, times), ...]}``."""
+    """Errors to raise instead of running a function: ``{logical id: [[error type, times], ...]}``,
+    consumed in order; ``times`` -1 repeats forever and the error type ``"ok"`` lets calls through."""
 
     remaining: dict[str, list[list[Any]]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
@@ -75,7 +76,7 @@ class FaultPlan:
         error, times = queue[0]
         if times > 0:
             queue[0][1] = times - 1
-        return error
+        return None if error == "ok" else error
 
 
 @dataclass
@@ -306,8 +307,7 @@ class LocalAWS:
         try:
             if self.traffic is not None:
                 self.traffic.stop()
-            if exc[0] is None:
-                self.save()
+            self.save()
         finally:
             sys.stdout = self._console
             if self._original_invoke is not None:

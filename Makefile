@@ -1,0 +1,62 @@
+# The two commands of the README: `make demo` and `make test`. Everything they need is installed here
+# from pyproject.toml (pinned), into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: demo test venv lint events build sizes validate checkov bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	# MovieLens 100K ships inside the recbole wheel; its torch dependency is not needed to read it.
+	$(BIN)/python -m pip install --quiet --no-deps recbole==1.2.1
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/driftloop demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/cfn-lint -t template.yaml -a cfn_lint_serverless.rules
+
+events: $(STAMP)
+	$(BIN)/python -m driftloop.local.samples events
+
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0 uv==0.13.9
+	touch $@
+
+validate: $(SAM_VENV)/.installed
+	$(SAM_VENV)/bin/sam validate --lint --region us-east-1
+
+build: $(SAM_VENV)/.installed
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam build
+
+sizes: build
+	$(BIN)/python scripts/lambda_sizes.py .aws-sam/build
+
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
+	touch $@
+
+checkov: $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet
+
+bench: $(STAMP)
+	for script in benchmarks/*_benchmark.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf .aws-sam .driftloop

@@ -1,0 +1,186 @@
+"""The sample events in ``events/`` and the small data they refer to, both generated deterministically.
+
+``driftloop seed`` stages the objects (a drifted month, a Model Monitor violation report, a file that
+is not Parquet) in the local S3 *without* delivering their S3 events; ``driftloop replay`` delivers
+them. ``python -m driftloop.local.samples events/`` rewrites the event files (run it after changing
+the simulator or the template's names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from driftloop.drift import DriftPolicy, build_baseline, compare_to_baseline
+from driftloop.drift.model_monitor import violations_document
+from driftloop.local.template import ACCOUNT_ID, REGION, load_app
+from driftloop.simulate import Scenario, Simulator, SimulatorConfig
+from driftloop.storage import ParquetSource
+
+SAMPLE_SEED = 7
+DRIFTED_MONTH = 6
+REPORT_KEY = "monitoring/driftloop-recommender/driftloop-dq-schedule/2025/07/31/23/constraint_violations.json"
+EVENT_TIME = "2025-08-01T00:05:12Z"
+
+
+def _month_bytes(simulator: Simulator, month: int) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(simulator.month(month), buffer)
+    return buffer.getvalue()
+
+
+def _violation_report(simulator: Simulator, drifted: bytes) -> bytes:
+    """A Model Monitor style report: our own drift check of the drifted month against month 0."""
+    with tempfile.TemporaryDirectory() as folder:
+        reference, current = f"{folder}/reference.parquet", f"{folder}/current.parquet"
+        pq.write_table(simulator.month(0), reference)
+        Path(current).write_bytes(drifted)
+        local = pafs.LocalFileSystem()
+        baseline = build_baseline(ParquetSource(local, (reference,)))
+        report = compare_to_baseline(baseline, ParquetSource(local, (current,)), DriftPolicy())
+    return json.dumps(violations_document(report), indent=2, sort_keys=True).encode()
+
+
+def default_simulator() -> Simulator:
+    """The shop ``driftloop seed`` simulates by default; the committed events describe its objects."""
+    return Simulator(SimulatorConfig(seed=SAMPLE_SEED), Scenario.SEASONAL)
+
+
+def sample_objects(incoming_prefix: str, simulator: Simulator) -> dict[str, bytes]:
+    """Object key -> content, the same bytes every time for the same simulator."""
+    drifted = _month_bytes(simulator, DRIFTED_MONTH)
+    return {
+        f"{incoming_prefix}{simulator.month_label(DRIFTED_MONTH)}.parquet": drifted,
+        REPORT_KEY: _violation_report(simulator, drifted),
+        f"{incoming_prefix}notes.txt": b"not a Parquet file: a note someone uploaded by mistake\n",
+    }
+
+
+def _s3_event(bucket: str, key: str, body: bytes, sequencer: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.UUID(hashlib.md5(key.encode()).hexdigest())),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": ACCOUNT_ID,
+        "time": EVENT_TIME,
+        "region": REGION,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": len(body), "etag": hashlib.md5(body).hexdigest(),
+                       "version-id": f"sample-{hashlib.sha256(body).hexdigest()[:24]}", "sequencer": sequencer},
+            "request-id": "SAMPLEREQUEST0001",
+            "requester": ACCOUNT_ID,
+            "source-ip-address": "203.0.113.10",
+            "reason": "PutObject",
+        },
+    }
+
+
+def sample_events(project_dir: Path) -> dict[str, dict[str, Any]]:
+    app = load_app(project_dir / "template.yaml", {"RuntimeBackend": "local"})
+    environment = next(iter(app.functions.values())).environment
+    bucket, prefix = environment["DATA_BUCKET"], environment["INCOMING_PREFIX"]
+    objects = sample_objects(prefix, default_simulator())
+    drifted_key, notes_key = (key for key in objects if key.startswith(prefix) and key != REPORT_KEY)
+    alarm = environment.get("ALARM_NAMES", "driftloop-conversion-drop").split(",")[0]
+    return {
+        "s3_object_created_new_data.json": _s3_event(bucket, drifted_key, objects[drifted_key], "0066A8D0E77DE42B01"),
+        "s3_object_created_violation_report.json": _s3_event(bucket, REPORT_KEY, objects[REPORT_KEY],
+                                                             "0066A8D0E77DE42B02"),
+        "s3_object_created_not_parquet.json": _s3_event(bucket, notes_key, objects[notes_key], "0066A8D0E77DE42B03"),
+        "s3_object_created_outside_prefix.json": _s3_event(bucket, "uploads/2025-07.parquet",
+                                                           objects[drifted_key], "0066A8D0E77DE42B04"),
+        "cloudwatch_alarm_conversion_drop.json": {
+            "version": "0",
+            "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+            "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch",
+            "account": ACCOUNT_ID,
+            "time": EVENT_TIME,
+            "region": REGION,
+            "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{alarm}"],
+            "detail": {
+                "alarmName": alarm,
+                "state": {
+                    "value": "ALARM",
+                    "reason": "Threshold Crossed: 1 out of the last 1 datapoints [0.031 (31/07/25 23:00:00)] was "
+                              "less than the threshold (0.05) (minimum 1 datapoint for OK -> ALARM transition).",
+                    "reasonData": json.dumps({"version": "1.0", "queryDate": "2025-08-01T00:05:12.985+0000",
+                                              "statistic": "Average", "period": 3600, "recentDatapoints": [0.031],
+                                              "threshold": 0.05}),
+                    "timestamp": "2025-08-01T00:05:12.988+0000",
+                },
+                "previousState": {"value": "OK", "reason": "Threshold Crossed", "reasonData": "{}",
+                                  "timestamp": "2025-07-31T00:05:12.988+0000"},
+                "configuration": {
+                    "description": "Champion conversion rate dropped",
+                    "metrics": [{"id": "m1", "metricStat": {
+                        "metric": {"namespace": "driftloop", "name": "conversion_rate",
+                                   "dimensions": {"service": "driftloop"}},
+                        "period": 3600, "stat": "Average"}, "returnData": True}],
+                },
+            },
+        },
+        "scheduled_periodic_check.json": {
+            "version": "0",
+            "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT_ID,
+            "time": EVENT_TIME,
+            "region": REGION,
+            "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/driftloop-RetrainStateMachinePeriodicCheck"],
+            "detail": {},
+        },
+        "manual_retrain_request.json": {
+            "version": "0",
+            "id": "0b9e8c1a-7d7e-4f0e-9a51-3f3c2a1d9e77",
+            "detail-type": "Retrain Requested",
+            "source": "driftloop",
+            "account": ACCOUNT_ID,
+            "time": EVENT_TIME,
+            "region": REGION,
+            "resources": [],
+            "detail": {"reason": "new product catalogue launched", "requested_by": "mlops-oncall"},
+        },
+    }
+
+
+def stage_sample_objects(world: Any, simulator: Simulator) -> list[str]:
+    """Put the sample objects (made with the workspace's own shop) into the local bucket and drop the S3
+    events that announced them, so that replaying ``events/*.json`` is what delivers them."""
+    environment = next(iter(world.app.functions.values())).environment
+    s3 = world.client("s3")
+    keys = []
+    for key, body in sample_objects(environment["INCOMING_PREFIX"], simulator).items():
+        s3.put_object(Bucket=environment["DATA_BUCKET"], Key=key, Body=body)
+        keys.append(key)
+    world.drain_rule_queues()
+    return keys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    target = Path(args[0] if args else "events")
+    project = target.resolve().parent
+    target.mkdir(parents=True, exist_ok=True)
+    for name, event in sample_events(project).items():
+        (target / name).write_text(json.dumps(event, indent=2) + "\n")
+        print(f"wrote {target / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
