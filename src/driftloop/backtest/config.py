@@ -1,0 +1,87 @@
+"""How a backtest runs: which strategies, how history is cut, and each strategy's knobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftloop.backtest.periods import PeriodSpec
+from driftloop.drift import DriftPolicy
+from driftloop.errors import InvalidInputError
+from driftloop.model.jobs import TRAINING_PRICES_USD_PER_HOUR
+from driftloop.model.recommender import ALGORITHMS, RecommenderConfig
+
+STRATEGIES = {
+    "never": "the original model forever",
+    "every": "retrain every period on all data so far",
+    "A": "every K periods, retrain on the original data only with stronger regularisation",
+    "B": "every K periods, tune hyperparameters on a validation slice of the original data; train on the original",
+    "C": "every K periods, train a different algorithm from scratch on the newest periods only",
+    "D": "when driftloop's drift check says retrain, train on the original plus all new data",
+}
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """``every_k``: A, B and C act before every K-th new period. ``initial_periods``: how many leading
+    periods form the original training data. ``model`` is the champion's configuration; A multiplies
+    its l2 by ``regularisation_factor``; B searches ``tuning_l2_factors`` x ``tuning_half_lives``,
+    validating on the last ``validation_fraction`` of the original events; C trains
+    ``challenger_algorithm`` on the newest ``newest_periods`` periods."""
+
+    strategies: tuple[str, ...] = tuple(STRATEGIES)
+    period: PeriodSpec = field(default_factory=lambda: PeriodSpec("month"))
+    initial_periods: int = 1
+    every_k: int = 3
+    model: RecommenderConfig = field(default_factory=RecommenderConfig)
+    regularisation_factor: float = 4.0
+    tuning_l2_factors: tuple[float, ...] = (0.25, 1.0, 4.0, 16.0)
+    tuning_half_lives: tuple[float | None, ...] = (30.0, 90.0, None)
+    validation_fraction: float = 0.2
+    challenger_algorithm: str = "item_knn"
+    newest_periods: int = 1
+    drift_policy: DriftPolicy = field(default_factory=DriftPolicy)
+    instance_type: str = "ml.m5.xlarge"
+    hourly_price_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strategies", tuple(self.strategies))
+        unknown = [name for name in self.strategies if name not in STRATEGIES]
+        if unknown or not self.strategies:
+            raise InvalidInputError(f"strategies must be some of {list(STRATEGIES)}, not {list(self.strategies)}")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise InvalidInputError(f"strategies repeat: {list(self.strategies)}")
+        if self.initial_periods < 1 or self.every_k < 1 or self.newest_periods < 1:
+            raise InvalidInputError("initial_periods, every_k and newest_periods must be >= 1")
+        if self.regularisation_factor <= 0 or any(factor <= 0 for factor in self.tuning_l2_factors):
+            raise InvalidInputError("regularisation and tuning l2 factors must be > 0")
+        if not self.tuning_l2_factors or not self.tuning_half_lives:
+            raise InvalidInputError("B needs at least one l2 factor and one half-life to try")
+        if not 0 < self.validation_fraction < 1:
+            raise InvalidInputError(f"validation_fraction must be in (0, 1), not {self.validation_fraction}")
+        if self.challenger_algorithm not in ALGORITHMS or self.challenger_algorithm == self.model.algorithm:
+            raise InvalidInputError(
+                f"challenger_algorithm must be one of {ALGORITHMS} other than the champion's {self.model.algorithm!r}"
+            )
+        if self.hourly_price_usd is None and self.instance_type not in TRAINING_PRICES_USD_PER_HOUR:
+            raise InvalidInputError(f"no list price for {self.instance_type}: give hourly_price_usd")
+        if self.hourly_price_usd is not None and self.hourly_price_usd < 0:
+            raise InvalidInputError("hourly_price_usd must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategies": list(self.strategies),
+            "period": str(self.period),
+            "initial_periods": self.initial_periods,
+            "every_k": self.every_k,
+            "model": self.model.to_dict(),
+            "regularisation_factor": self.regularisation_factor,
+            "tuning_l2_factors": list(self.tuning_l2_factors),
+            "tuning_half_lives": list(self.tuning_half_lives),
+            "validation_fraction": self.validation_fraction,
+            "challenger_algorithm": self.challenger_algorithm,
+            "newest_periods": self.newest_periods,
+            "drift_policy": self.drift_policy.to_dict(),
+            "instance_type": self.instance_type,
+            "hourly_price_usd": self.hourly_price_usd,
+        }

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import pytest
+from backtest_fixtures import monthly_events
+
+from driftloop.backtest import BacktestConfig, PeriodSpec, history_from_table, run_backtest
+from driftloop.drift import DriftPolicy
+from driftloop.errors import InvalidInputError
+from driftloop.model.data import ColumnMapping
+
+SMALL_SAMPLE_POLICY = DriftPolicy(min_samples=50)
+
+
+def _history(devices, seed=0):
+    return history_from_table("test", monthly_events(devices, seed), ColumnMapping())
+
+
+def _retrained(result, name):
+    return [score.retrained for score in result.strategies[name].per_period]
+
+
+@pytest.fixture(scope="module")
+def transient_shift():
+    """Months 0..4 on mobile except month 3 on desktop: D's only drift is in month 3."""
+    config = BacktestConfig(every_k=2, drift_policy=SMALL_SAMPLE_POLICY)
+    return run_backtest(_history(["mobile", "mobile", "mobile", "desktop", "mobile"]), config)
+
+
+def test_schedules_of_periodic_strategies(transient_shift):
+    assert transient_shift.periods == ("2025-01", "2025-02", "2025-03", "2025-04", "2025-05")
+    assert _retrained(transient_shift, "never") == [False, False, False, False]
+    assert _retrained(transient_shift, "every") == [False, True, True, True]
+    for name in ("A", "B", "C"):
+        assert _retrained(transient_shift, name) == [False, False, True, False], name
+    expected_retrains = {"never": 0, "every": 3, "A": 1, "B": 1, "C": 1, "D": 1}
+    assert {name: result.retrains for name, result in transient_shift.strategies.items()} == expected_retrains
+
+
+def test_d_retrains_exactly_after_the_drifted_period(transient_shift):
+    drift = transient_shift.strategies["D"]
+    assert [check["decision"] for check in drift.drift_checks] == ["none", "none", "retrain"]
+    assert drift.drift_checks[-1]["period"] == "2025-04"
+    assert drift.drift_checks[-1]["drifted_features"] == ["device"]
+    assert _retrained(transient_shift, "D") == [False, False, False, True]
+    # Retrained on the same rows as "every" before the last period: the cached model, the same score.
+    assert drift.per_period[-1] == transient_shift.strategies["every"].per_period[-1]
+    assert drift.per_period[1] == transient_shift.strategies["never"].per_period[1]
+
+
+def test_costs_follow_retrains(transient_shift):
+    strategies = transient_shift.strategies
+    assert strategies["never"].training_cost == 0.0 and strategies["never"].training_seconds == 0.0
+    for name in ("every", "A", "B", "C", "D"):
+        assert strategies[name].training_cost > 0, name
+    # Every fit is billed at least one second: three retrains cost at least three seconds' worth.
+    assert strategies["every"].training_cost >= 3 * 0.23 / 3600 - 1e-9
+
+
+def test_a_persistent_shift_is_learned_once_the_baseline_moves():
+    result = run_backtest(
+        _history(["mobile", "mobile", "desktop", "desktop", "desktop", "desktop"]),
+        BacktestConfig(strategies=("D",), drift_policy=SMALL_SAMPLE_POLICY),
+    )
+    decisions = [check["decision"] for check in result.strategies["D"].drift_checks]
+    assert decisions[:2] == ["none", "retrain"]
+    assert result.strategies["D"].retrains == decisions.count("retrain")
+    assert _retrained(result, "D")[2] is True
+
+
+def test_scores_are_deterministic(transient_shift):
+    again = run_backtest(
+        _history(["mobile", "mobile", "mobile", "desktop", "mobile"]),
+        BacktestConfig(every_k=2, drift_policy=SMALL_SAMPLE_POLICY),
+    )
+    for name, result in transient_shift.strategies.items():
+        assert again.strategies[name].per_period == result.per_period
+    assert again.popularity.per_period == transient_shift.popularity.per_period
+
+
+def test_the_same_users_are_scored_for_every_strategy(transient_shift):
+    users = [score.users for score in transient_shift.popularity.per_period]
+    assert all(user_count > 0 for user_count in users)
+    for result in transient_shift.strategies.values():
+        assert [score.users for score in result.per_period] == users
+
+
+def test_too_few_periods_is_a_clear_error():
+    with pytest.raises(InvalidInputError, match="1 non-empty month period.*needs at least 2"):
+        run_backtest(_history(["mobile"]))
+    with pytest.raises(InvalidInputError, match="fewer --initial-periods"):
+        run_backtest(_history(["mobile", "mobile"]), BacktestConfig(initial_periods=2))
+
+
+def test_weekly_periods_split_a_month():
+    result = run_backtest(
+        _history(["mobile", "mobile"]), BacktestConfig(strategies=("never",), period=PeriodSpec.parse("week"))
+    )
+    # 2025-01-01 is a Wednesday: weeks start on Mondays, the first one in 2024.
+    assert result.periods[0] == "2024-12-30"
+    assert len(result.periods) >= 8
+
+
+def test_d_without_feature_columns_is_refused():
+    table = monthly_events(["mobile", "mobile"]).select(["user_id", "item_id", "event_time"])
+    history = history_from_table("bare", table, ColumnMapping(event_type_col=None))
+    with pytest.raises(InvalidInputError, match="strategy D needs feature columns"):
+        run_backtest(history, BacktestConfig(strategies=("D",)))
+    assert run_backtest(history, BacktestConfig(strategies=("never",))).strategies["never"].retrains == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"strategies": ("E",)}, "strategies must be some of"),
+        ({"strategies": ("A", "A")}, "repeat"),
+        ({"every_k": 0}, ">= 1"),
+        ({"challenger_algorithm": "ease"}, "other than the champion"),
+        ({"instance_type": "ml.unknown"}, "no list price"),
+    ],
+)
+def test_config_is_validated(kwargs, message):
+    with pytest.raises(InvalidInputError, match=message):
+        BacktestConfig(**kwargs)
