@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import argparse
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from backtest_fixtures import monthly_events
+
+from driftloop.backtest import cli
+
+PER_PERIOD_FIELDS = {"period", "ndcg_at_10", "hit_rate_at_10", "users", "retrained"}
+STRATEGY_FIELDS = {"mean_ndcg_at_10", "mean_hit_rate_at_10", "retrains", "training_cost", "per_period"}
+
+
+def _parse(*arguments: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers())
+    return parser.parse_args(["backtest", *arguments])
+
+
+@pytest.fixture(scope="module")
+def custom_parquet(tmp_path_factory) -> str:
+    """The fixture history under a user's own column names, with epoch-second times, split in two files."""
+    table = monthly_events(["mobile", "mobile", "desktop", "desktop"])
+    seconds = pc.divide(table.column("event_time").cast(pa.int64()), 1_000_000)
+    table = pa.table(
+        {
+            "customer": table.column("user_id"),
+            "sku": table.column("item_id"),
+            "ts": seconds,
+            "action": table.column("event_type"),
+            "device": table.column("device"),
+        }
+    )
+    folder = tmp_path_factory.mktemp("user-data")
+    half = table.num_rows // 2
+    pq.write_table(table.slice(0, half), folder / "part-0.parquet")
+    pq.write_table(table.slice(half), folder / "part-1.parquet")
+    return str(folder)
+
+
+def test_user_parquet_with_custom_columns_writes_the_json(custom_parquet, tmp_path, capsys):
+    out = tmp_path / "result.json"
+    args = _parse(
+        "--data", custom_parquet, "--user-col", "customer", "--item-col", "sku", "--time-col", "ts",
+        "--event-type-col", "action", "--strategies", "never,every,D", "--json", str(out),
+    )  # fmt: skip
+    assert args.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "NDCG@10" in printed and "HitRate@10" in printed and "retrains" in printed
+    result = json.loads(out.read_text())
+    assert result["periods"] == ["2025-01", "2025-02", "2025-03", "2025-04"]
+    assert list(result["strategies"]) == ["never", "every", "D"]
+    for name, strategy in result["strategies"].items():
+        assert set(strategy) >= STRATEGY_FIELDS, name
+        assert len(strategy["per_period"]) == 3
+        assert all(set(row) == PER_PERIOD_FIELDS for row in strategy["per_period"])
+    assert result["strategies"]["every"]["retrains"] == 2
+    assert [row["retrained"] for row in result["strategies"]["never"]["per_period"]] == [False, False, False]
+    assert isinstance(result["strategies"]["every"]["training_cost"], float)
+
+
+def test_missing_columns_name_the_flags(custom_parquet, capsys):
+    args = _parse("--data", custom_parquet, "--strategies", "never")
+    assert args.run(args) == cli.EXIT_ERROR
+    error = capsys.readouterr().err
+    assert "missing column(s) ['user_id', 'item_id', 'event_time']" in error
+    assert "--user-col" in error and "customer" in error
+
+
+def test_too_few_periods_from_the_command_line(custom_parquet, capsys):
+    args = _parse(
+        "--data", custom_parquet, "--user-col", "customer", "--item-col", "sku", "--time-col", "ts",
+        "--period", "365-days",
+    )  # fmt: skip
+    assert args.run(args) == cli.EXIT_ERROR
+    assert "needs at least 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (("--strategies", "A,Z"), "strategies must be some of"),
+        (("--period", "fortnight"), "--period"),
+        (("--data", "/nonexistent/folder"), "no such file"),
+    ],
+)
+def test_bad_arguments_fail_cleanly(arguments, message, capsys):
+    args = _parse("--data", "synthetic", *arguments)
+    assert args.run(args) == cli.EXIT_ERROR
+    assert message in capsys.readouterr().err
+
+
+def test_synthetic_data_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "synthetic.json"
+    args = _parse(
+        "--data", "synthetic", "--users", "150", "--items", "40", "--events-per-month", "1500", "--months", "3",
+        "--strategies", "never,C", "--every-k", "1", "--json", str(out),
+    )  # fmt: skip
+    assert args.run(args) == 0
+    result = json.loads(out.read_text())
+    assert result["periods"] == ["2025-01", "2025-02", "2025-03", "2025-04"]
+    assert result["strategies"]["C"]["retrains"] == 2
+    assert result["dataset"].startswith("synthetic (seasonal, seed 0)")
