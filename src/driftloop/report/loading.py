@@ -1,0 +1,122 @@
+"""Everything the report shows, read once from an object store.
+
+Feedback is reduced file by file to counts per time unit, variant and endpoint, so the report's
+memory does not grow with the number of requests served. The unit (second, minute or hour) follows
+the days the feedback partitions span, which bounds the counts to about 86,400 per variant.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from driftloop.errors import InvalidInputError
+from driftloop.report.extract import count_unit
+from driftloop.report.sources import FEEDBACK_PREFIX, REPORTS_PREFIX, RUNS_PREFIX, ObjectStore, read_json
+from driftloop.storage import is_parquet_name
+
+COUNT_SCHEMA = pa.schema([
+    ("time", pa.timestamp("us", tz="UTC")),
+    ("endpoint", pa.string()),
+    ("variant", pa.string()),
+    ("served", pa.int64()),
+    ("conversions", pa.int64()),
+])
+UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+_AB_STAGE = re.compile(r"ab-stage-(\d+)-(\d+)\.json$")
+_DATE_PARTITION = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """Run records oldest first; per run its drift report and A/B stage decisions; feedback counts."""
+
+    location: str
+    records: list[dict[str, Any]]
+    drift_reports: dict[str, dict[str, Any]]
+    ab_stages: dict[str, list[dict[str, Any]]]
+    feedback: pa.Table
+    feedback_unit: str = "minute"
+
+
+def time_counts(feedback: pa.Table, endpoint: str, unit: str) -> pa.Table:
+    """Requests served and converted per ``unit`` of time and variant (null ``converted`` counts as no)."""
+    if unit not in UNIT_SECONDS:
+        raise InvalidInputError(f"unit must be one of {sorted(UNIT_SECONDS)}, got {unit!r}")
+    for column in ("variant", "served_at", "converted"):
+        if column not in feedback.column_names:
+            raise InvalidInputError(f"feedback of endpoint {endpoint!r} lacks column {column!r}")
+    served_at = feedback.column("served_at")
+    if not pa.types.is_timestamp(served_at.type) or served_at.type.tz is None:
+        raise InvalidInputError(f"feedback served_at must be a timezone-aware timestamp, got {served_at.type}")
+    table = pa.table({
+        "time": pc.floor_temporal(served_at.cast(pa.timestamp("us", tz="UTC")), unit=unit),
+        "variant": feedback.column("variant").cast(pa.string()),
+        "converted": pc.fill_null(feedback.column("converted").cast(pa.bool_()), False).cast(pa.int64()),
+    }).filter(pc.is_valid(pc.field("variant")) & pc.is_valid(pc.field("time")))
+    grouped = table.group_by(["time", "variant"]).aggregate([("converted", "count"), ("converted", "sum")])
+    return pa.table({
+        "time": grouped.column("time"),
+        "endpoint": pa.array([endpoint] * grouped.num_rows, pa.string()),
+        "variant": grouped.column("variant"),
+        "served": grouped.column("converted_count").cast(pa.int64()),
+        "conversions": grouped.column("converted_sum").cast(pa.int64()),
+    }, schema=COUNT_SCHEMA)
+
+
+def combine_counts(tables: list[pa.Table]) -> pa.Table:
+    """Counts of several files summed per time, endpoint and variant, in time order."""
+    if not tables:
+        return COUNT_SCHEMA.empty_table()
+    grouped = pa.concat_tables(tables).group_by(["time", "endpoint", "variant"]).aggregate(
+        [("served", "sum"), ("conversions", "sum")])
+    table = pa.table({name: grouped.column(f"{name}_sum" if name in ("served", "conversions") else name)
+                      for name in COUNT_SCHEMA.names}, schema=COUNT_SCHEMA)
+    return table.sort_by([("time", "ascending"), ("endpoint", "ascending"), ("variant", "ascending")])
+
+
+def load_feedback(store: ObjectStore) -> tuple[pa.Table, str]:
+    """Counts of every feedback file, and the unit they are counted in."""
+    keys = [key for key in store.keys(FEEDBACK_PREFIX) if is_parquet_name(key)]
+    unit = count_unit(sorted({date.fromisoformat(match.group(1))
+                              for match in map(_DATE_PARTITION.search, keys) if match}))
+    counts = []
+    for key in keys:
+        endpoint = key[len(FEEDBACK_PREFIX):].split("/", 1)[0]
+        table = pq.read_table(io.BytesIO(store.read(key)), columns=["variant", "served_at", "converted"])
+        counts.append(time_counts(table, endpoint, unit))
+    return combine_counts(counts), unit
+
+
+def load_records(store: ObjectStore) -> list[dict[str, Any]]:
+    records = [read_json(store, key) for key in store.keys(RUNS_PREFIX) if key.endswith("/record.json")]
+    return sorted(records, key=lambda record: (str(record.get("started_at", "")), str(record.get("run_id", ""))))
+
+
+def _stage_order(key: str) -> tuple[int, int]:
+    match = _AB_STAGE.search(key)
+    return (int(match.group(1)), int(match.group(2))) if match else (-1, -1)
+
+
+def load_report_input(store: ObjectStore) -> ReportInput:
+    records = load_records(store)
+    drift_reports: dict[str, dict[str, Any]] = {}
+    ab_stages: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        run_id = record["run_id"]
+        available = store.keys(f"{REPORTS_PREFIX}{run_id}/")
+        report_key = (record.get("evidence", {}).get("drift") or {}).get("report_key")
+        if report_key in available:
+            drift_reports[run_id] = read_json(store, report_key)
+        stage_keys = sorted((key for key in available if _AB_STAGE.search(key)), key=_stage_order)
+        if stage_keys:
+            ab_stages[run_id] = [read_json(store, key) for key in stage_keys]
+    feedback, unit = load_feedback(store)
+    return ReportInput(store.location, records, drift_reports, ab_stages, feedback, unit)
