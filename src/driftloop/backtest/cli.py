@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from driftloop.backtest.config import STRATEGIES, BacktestConfig
+from driftloop.backtest.config import EXCLUSIONS, STRATEGIES, BacktestConfig
 from driftloop.backtest.datasets import History, movielens_history, read_parquet_history, simulated_history
 from driftloop.backtest.periods import PeriodSpec
 from driftloop.backtest.report import format_result
@@ -47,6 +47,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--period", default=str(_DEFAULTS.period), help="month (default), week or N-days")
     parser.add_argument("--initial-periods", type=int, default=_DEFAULTS.initial_periods)
     parser.add_argument("--every-k", type=int, default=_DEFAULTS.every_k, help="how often A, B and C act (periods)")
+    parser.add_argument(
+        "--exclude",
+        choices=EXCLUSIONS,
+        help="what is never recommended again nor scored: a user's purchases (default), or every item the user "
+        f"interacted with (default for {MOVIELENS}: a rating means the film was watched)",
+    )
     parser.add_argument("--instance-type", default=_DEFAULTS.instance_type, help="priced training instance")
     parser.add_argument("--hourly-price", type=float, help="USD per instance-hour instead of the list price")
     synthetic = parser.add_argument_group(f"--data {SYNTHETIC}")
@@ -87,6 +93,7 @@ def backtest_config(args: argparse.Namespace) -> BacktestConfig:
         every_k=args.every_k,
         instance_type=args.instance_type,
         hourly_price_usd=args.hourly_price,
+        exclude=args.exclude or ("interactions" if args.data == MOVIELENS else "purchases"),
     )
 
 

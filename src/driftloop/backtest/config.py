@@ -20,6 +20,8 @@ STRATEGIES = {
     "D": "when driftloop's drift check says retrain, train on the original plus all new data",
 }
 
+EXCLUSIONS = ("purchases", "interactions")
+
 
 @dataclass(frozen=True)
 class BacktestConfig:
@@ -27,7 +29,9 @@ class BacktestConfig:
     periods form the original training data. ``model`` is the champion's configuration; A multiplies
     its l2 by ``regularisation_factor``; B searches ``tuning_l2_factors`` x ``tuning_half_lives``,
     validating on the last ``validation_fraction`` of the original events; C trains
-    ``challenger_algorithm`` on the newest ``newest_periods`` periods."""
+    ``challenger_algorithm`` on the newest ``newest_periods`` periods. ``exclude``: what a user is
+    never recommended again, and never scored on: ``purchases`` (a shop: viewed items may still be
+    bought) or ``interactions`` (e.g. MovieLens, where every rating means the film was watched)."""
 
     strategies: tuple[str, ...] = tuple(STRATEGIES)
     period: PeriodSpec = field(default_factory=lambda: PeriodSpec("month"))
@@ -43,6 +47,7 @@ class BacktestConfig:
     drift_policy: DriftPolicy = field(default_factory=DriftPolicy)
     instance_type: str = "ml.m5.xlarge"
     hourly_price_usd: float | None = None
+    exclude: str = "purchases"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategies", tuple(self.strategies))
@@ -65,6 +70,8 @@ class BacktestConfig:
             )
         if self.hourly_price_usd is None and self.instance_type not in TRAINING_PRICES_USD_PER_HOUR:
             raise InvalidInputError(f"no list price for {self.instance_type}: give hourly_price_usd")
+        if self.exclude not in EXCLUSIONS:
+            raise InvalidInputError(f"exclude must be one of {EXCLUSIONS}, not {self.exclude!r}")
         if self.hourly_price_usd is not None and self.hourly_price_usd < 0:
             raise InvalidInputError("hourly_price_usd must be >= 0")
 
@@ -84,4 +91,5 @@ class BacktestConfig:
             "drift_policy": self.drift_policy.to_dict(),
             "instance_type": self.instance_type,
             "hourly_price_usd": self.hourly_price_usd,
+            "exclude": self.exclude,
         }

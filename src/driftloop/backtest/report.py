@@ -51,7 +51,8 @@ def format_result(result: BacktestResult) -> str:
         f"driftloop backtest: {result.dataset}",
         f"{len(result.periods)} {result.config.period} periods; original data {original}; "
         f"evaluated {evaluated[0]} .. {evaluated[-1]}; A/B/C act every {result.config.every_k} period(s)",
-        "users: seen before the period and buying items they had not bought before",
+        f"scored users: seen before the period, buying items outside their {result.config.exclude} so far "
+        f"(never recommended to them)",
         f"cost: training seconds x {basis['instance_type']} at ${basis['hourly_price_usd']}/h "
         f"({basis['price_source']})",
     ]

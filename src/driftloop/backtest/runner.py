@@ -2,10 +2,12 @@
 
 For each period after the original ones, every strategy's model in force (trained only on data
 before the period) is scored on the period's purchases: users seen before the period, items they
-bought in it and had not bought before. The same users and targets are used for every strategy and
-for the popularity reference. Then each strategy decides, from data up to the end of the period,
-whether to retrain for the next one. Identical trainings (same rows, same configuration) are fitted
-once and charged to every strategy that asks for them.
+bought in it and had not bought before (``exclude="interactions"``: had not interacted with before).
+The same users and targets are used for every strategy and for the popularity reference, and no list
+offers a user an excluded item (one the user already bought, or interacted with). Then each
+strategy decides, from data up to the end of the period, whether to retrain for the next one.
+Identical trainings (same rows, same configuration) are fitted once and charged to every strategy
+that asks for them.
 """
 
 from __future__ import annotations
@@ -252,24 +254,24 @@ class _Backtest:
         ledgers = [_Ledger(name, initial.model) for name in self.config.strategies]
         popularity_scores: list[PeriodScore] = []
         known_users: set[str] = set()
-        bought: dict[str, set[str]] = {}
+        seen: dict[str, set[str]] = {}
         targets = self.config.model.target_event_types
         for index in self.original:
-            self._remember(self.periods[index].interactions, known_users, bought)
+            self._remember(self.periods[index].interactions, known_users, seen)
         for p in range(len(self.original), len(self.periods)):
             if p > len(self.original):
                 for ledger in ledgers:
                     self._decide(ledger, p)
             period = self.periods[p]
-            holdout = _holdout(period.interactions, targets, known_users, bought)
+            holdout = _holdout(period.interactions, targets, known_users, seen)
             users = sorted(holdout)
             ranking = popularity_ranking(self.trainer.table(tuple(range(p))), targets)
-            popular = popularity_recommendations(ranking, users, bought, K)
+            popular = popularity_recommendations(ranking, users, seen, K)
             popularity_scores.append(_score(period.label, popular, holdout, retrained=False))
             for ledger in ledgers:
-                lists = dict(zip(users, ledger.model.recommend(users, k=K), strict=True))
+                lists = _unseen_top_k(ledger.model, users, seen)
                 ledger.scores.append(_score(period.label, lists, holdout, ledger.retrained))
-            self._remember(period.interactions, known_users, bought)
+            self._remember(period.interactions, known_users, seen)
         return BacktestResult(
             dataset=self.history.name,
             periods=tuple(period.label for period in self.periods),
@@ -277,7 +279,7 @@ class _Backtest:
             strategies={ledger.name: self._result(ledger) for ledger in ledgers},
             popularity=StrategyResult(
                 POPULARITY,
-                "reference: most bought items so far, not yet bought by the user",
+                "reference: the most bought items so far that the user has not seen",
                 tuple(popularity_scores),
                 0,
                 0.0,
@@ -287,11 +289,14 @@ class _Backtest:
             config=self.config,
         )
 
-    def _remember(self, interactions: pa.Table, known_users: set[str], bought: dict[str, set[str]]) -> None:
+    def _remember(self, interactions: pa.Table, known_users: set[str], seen: dict[str, set[str]]) -> None:
+        """Add a period's users, and the items each user has now bought (or interacted with)."""
         known_users.update(interactions.column(USER).unique().to_pylist())
-        purchases = target_rows(interactions, self.config.model.target_event_types)
-        for user, item in zip(purchases.column(USER).to_pylist(), purchases.column(ITEM).to_pylist(), strict=True):
-            bought.setdefault(user, set()).add(item)
+        if self.config.exclude == "purchases":
+            interactions = target_rows(interactions, self.config.model.target_event_types)
+        users, items = interactions.column(USER).to_pylist(), interactions.column(ITEM).to_pylist()
+        for user, item in zip(users, items, strict=True):
+            seen.setdefault(user, set()).add(item)
 
     def _result(self, ledger: _Ledger) -> StrategyResult:
         cost = estimate_training_cost(
@@ -399,15 +404,26 @@ class _Backtest:
 
 
 def _holdout(
-    interactions: pa.Table, targets: Sequence[str], known_users: set[str], bought: dict[str, set[str]]
+    interactions: pa.Table, targets: Sequence[str], known_users: set[str], seen: dict[str, set[str]]
 ) -> dict[str, set[str]]:
     holdout = {}
     for user, items in holdout_items(interactions, targets).items():
         if user in known_users:
-            fresh = items - bought.get(user, set())
+            fresh = items - seen.get(user, set())
             if fresh:
                 holdout[user] = fresh
     return holdout
+
+
+def _unseen_top_k(model: Recommender, users: Sequence[str], seen: dict[str, set[str]]) -> dict[str, list[str]]:
+    """The model's top ``K`` per user without the user's excluded items, which the model may not know
+    (it excludes only the purchases in its own training data)."""
+    longest = max((len(seen.get(user, ())) for user in users), default=0)
+    ranked = model.recommend(users, k=min(K + longest, max(model.n_items, 1)))
+    return {
+        user: [item for item in items if item not in seen.get(user, ())][:K]
+        for user, items in zip(users, ranked, strict=True)
+    }
 
 
 def _score(label: str, lists: dict[str, list[str]], holdout: dict[str, set[str]], retrained: bool) -> PeriodScore:

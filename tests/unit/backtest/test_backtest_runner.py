@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 from backtest_fixtures import monthly_events
 
@@ -121,3 +122,26 @@ def test_d_without_feature_columns_is_refused():
 def test_config_is_validated(kwargs, message):
     with pytest.raises(InvalidInputError, match=message):
         BacktestConfig(**kwargs)
+
+
+def test_exclusion_decides_what_counts_as_new():
+    """Everyone views item "x" in February and buys it in March: a new purchase for a shop, but not
+    for a catalogue where an interaction means the item was consumed."""
+    rows = [
+        (f"u{user}", f"i{(user + step) % 6}", "purchase", f"2025-01-{1 + step:02d}")
+        for user in range(10)
+        for step in range(3)
+    ]
+    rows += [(f"u{user}", "x", "view", "2025-02-10") for user in range(10)]
+    rows += [(f"u{user}", "x", "purchase", "2025-03-10") for user in range(10)]
+    names = ("user_id", "item_id", "event_type", "event_time")
+    table = pa.table({name: [row[index] for row in rows] for index, name in enumerate(names)})
+    history = history_from_table("views then purchases", table, ColumnMapping())
+    by_purchases = run_backtest(history, BacktestConfig(strategies=("never", "every")))
+    by_interactions = run_backtest(history, BacktestConfig(strategies=("never", "every"), exclude="interactions"))
+    assert [score.users for score in by_purchases.popularity.per_period] == [0, 10]
+    assert [score.users for score in by_interactions.popularity.per_period] == [0, 0]
+    assert by_interactions.strategies["every"].mean_ndcg_at_10 is None
+    # The retrained model saw everyone view "x": its most co-viewed item; popularity has no purchase of it yet.
+    assert by_purchases.strategies["every"].per_period[1].hit_rate_at_10 == 1.0
+    assert by_purchases.popularity.per_period[1].hit_rate_at_10 == 0.0
