@@ -18,7 +18,8 @@ import pytest
 from driftloop.cli import main
 from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS, Profile
-from driftloop.local.world import ledger, model_name
+from driftloop.local.samples import sample_events
+from driftloop.local.world import Shop, ledger, model_name
 
 PROJECT = Path(__file__).resolve().parents[2]
 SMALL_SHOP = ["--users", "600", "--items", "150", "--events-per-month", "8000"]
@@ -59,8 +60,12 @@ def states_entered(events: list[dict[str, Any]]) -> list[str]:
     return [event["stateEnteredEventDetails"]["name"] for event in events if event["type"].endswith("StateEntered")]
 
 
-def load_event(name: str) -> dict[str, Any]:
-    return json.loads((PROJECT / "events" / name).read_text())
+def load_event(name: str, workspace: Path | None = None) -> dict[str, Any]:
+    """A committed sample event, or (given a workspace) the same event generated for that workspace's shop,
+    so its ETag and size describe the object the workspace staged."""
+    if workspace is None:
+        return json.loads((PROJECT / "events" / name).read_text())
+    return sample_events(PROJECT, Shop.load(workspace).simulator())[name]
 
 
 def object_keys(world: LocalAWS, prefix: str = "") -> list[str]:

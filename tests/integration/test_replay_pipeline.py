@@ -20,7 +20,7 @@ def test_upload_retried_by_the_state_machine_then_promoted(workspace: Path) -> N
     faults = FaultPlan({"MergeFunction": [["TransientError", 2]]})
     with running(workspace, faults) as (world, runner):
         inputs_before = {key for key in object_keys(world, "incoming/")}
-        delivery = runner.replay(load_event("s3_object_created_new_data.json"))
+        delivery = runner.replay(load_event("s3_object_created_new_data.json", workspace))
         assert delivery.matched_rules == ["driftloop-RetrainStateMachineNewDataUpload"]
         results = runner.wait(timeout=600)
         (arn,) = delivery.executions
@@ -63,7 +63,7 @@ def test_permanent_failure_restores_the_champion_and_notifies(workspace: Path) -
     faults = FaultPlan({"UpdateWeightsFunction": [["ok", 1], ["InjectedFault", -1]]})
     with running(workspace, faults) as (world, runner):
         champion_before = endpoint_state(world, workspace).variants[0].model_name
-        delivery = runner.replay(load_event("s3_object_created_new_data.json"))
+        delivery = runner.replay(load_event("s3_object_created_new_data.json", workspace))
         results = runner.wait(timeout=600)
         (arn,) = delivery.executions
         assert results[arn].status == "FAILED"

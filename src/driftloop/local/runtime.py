@@ -4,10 +4,14 @@ Lambda tasks of the state machine reach moto's Lambda service, whose Docker-free
 here to the handler the template names, in this process, with that function's environment. A
 handler exception comes back as a function error with ``errorType``/``errorMessage``, so the state
 machine's own Retry and Catch decide what happens next.
+
+Time limits are the dispatcher's: a call longer than the sooner of the function's ``Timeout`` and its
+Task's ``TimeoutSeconds`` fails as AWS would fail it (``Sandbox.Timedout`` or ``States.Timeout``).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import io
@@ -31,6 +35,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.models import StateMachine
 
 from driftloop.errors import ConfigurationError, InjectedFault, TransientError
 from driftloop.local.template import REGION, FunctionSpec, LocalApp, load_app
@@ -62,7 +67,12 @@ class Profile:
 @dataclass
 class FaultPlan:
     """Errors to raise instead of running a function: ``{logical id: [[error type, times], ...]}``,
-    consumed in order; ``times`` -1 repeats forever and the error type ``"ok"`` lets calls through."""
+    consumed in order; ``times`` -1 repeats forever and the error type ``"ok"`` lets calls through.
+
+    ``delays`` (seconds, per logical id) make every call of a function that much slower. A delay that
+    reaches the call's time limit is not slept: the call fails at once with the timeout error it would
+    end with, and its handler does not run (it was cut off before finishing anything).
+    """
 
     remaining: dict[str, list[list[Any]]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
@@ -114,6 +124,12 @@ class _HandlerOutput(io.TextIOBase):
         self.console.flush()
 
 
+class _CallTimedOut(Exception):
+    def __init__(self, error_type: str, limit: float) -> None:
+        super().__init__(f"Task timed out after {limit:.2f} seconds")
+        self.error_type = error_type
+
+
 class Dispatcher:
     """Runs the template's handlers in-process for moto's Lambda backend."""
 
@@ -140,19 +156,35 @@ class Dispatcher:
             self._modules[function.logical_id] = module
         return self._modules[function.logical_id]
 
+    def time_limit(self, function: FunctionSpec, event: Any) -> tuple[float, str]:
+        """Seconds the call may take and the error it fails with after that: the function's Timeout
+        (``Sandbox.Timedout``) or, when sooner, the calling Task's TimeoutSeconds (``States.Timeout``)."""
+        context = event.get("context") if isinstance(event, dict) else None
+        state_name = ((context or {}).get("State") or {}).get("Name") if isinstance(context, dict) else None
+        task_seconds = self.app.definition.get("States", {}).get(state_name, {}).get("TimeoutSeconds")
+        if isinstance(task_seconds, int | float) and task_seconds < function.timeout:
+            return float(task_seconds), "States.Timeout"
+        return float(function.timeout), "Sandbox.Timedout"
+
     def invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
         function = self.app.function_by_arn(function_name)
         event = json.loads(body) if body else {}
         started = time.time()
         record: dict[str, Any] = {"function": function.logical_id, "started": started}
+        limit, timeout_error = self.time_limit(function, event)
+        payload = b""
+        stopped_waiting: TimeoutError | None = None
         with _INVOKE_LOCK:
             saved = dict(os.environ)
             os.environ.update(function.environment)
             os.environ.update(self.runtime_environment)
             os.environ["AWS_LAMBDA_FUNCTION_NAME"] = function.name
             self.output.local.function = function.logical_id
+            began = time.time()  # the limit counts from here: waiting for _INVOKE_LOCK is not the call's time
             try:
                 delay = self.faults.delays.get(function.logical_id, 0.0)
+                if delay >= limit:
+                    raise _CallTimedOut(timeout_error, limit)
                 if delay:
                     time.sleep(delay)
                 injected = self.faults.take(function.logical_id)
@@ -160,26 +192,43 @@ class Dispatcher:
                     raise _FAULT_ERRORS.get(injected, InjectedFault)(
                         f"fault injected into {function.logical_id} by the local fault plan")
                 handler = getattr(self._module(function), function.handler.rpartition(".")[2])
-                context = LambdaContext(function.name, function.arn, deadline=started + function.timeout,
+                context = LambdaContext(function.name, function.arn, deadline=began + limit,
                                         log_group_name=f"/aws/lambda/{function.name}")
                 result = handler(event, context)
+                if time.time() - began > limit:
+                    raise _CallTimedOut(timeout_error, limit)
                 payload = json.dumps(result, default=str).encode()
                 record["outcome"] = "ok"
+            except _CallTimedOut as timed_out:
+                record.update(outcome="timeout", error=timed_out.error_type, message=str(timed_out))
+                if timed_out.error_type != "States.Timeout":
+                    payload = _function_error(response_headers, timed_out.error_type, timed_out)
+                else:
+                    # The Task gave up, not the function: moto's Lambda task turns TimeoutError into the
+                    # LambdaFunctionTimedOut event with States.Timeout, as Step Functions records it.
+                    stopped_waiting = TimeoutError(str(timed_out))
             except Exception as error:  # noqa: BLE001 - every handler error becomes a Lambda function error
-                response_headers["x-amz-function-error"] = "Unhandled"
-                payload = json.dumps({
-                    "errorType": type(error).__name__,
-                    "errorMessage": str(error)[:4000],
-                    "stackTrace": traceback.format_exception(error)[-3:],
-                }).encode()
-                record.update(outcome="error", error=type(error).__name__, message=str(error)[:500])
+                error_type = type(error).__name__
+                payload = _function_error(response_headers, error_type, error)
+                record.update(outcome="error", error=error_type, message=str(error)[:500])
             finally:
                 self.output.local.function = None
                 os.environ.clear()
                 os.environ.update(saved)
         record["seconds"] = round(time.time() - started, 3)
         self.invocations.append(record)
+        if stopped_waiting is not None:
+            raise stopped_waiting
         return payload
+
+
+def _function_error(response_headers: dict[str, str], error_type: str, error: Exception) -> bytes:
+    response_headers["x-amz-function-error"] = "Unhandled"
+    return json.dumps({
+        "errorType": error_type,
+        "errorMessage": str(error)[:4000],
+        "stackTrace": traceback.format_exception(error)[-3:],
+    }).encode()
 
 
 def _zip_placeholder() -> bytes:
@@ -250,6 +299,16 @@ class Workspace:
         (self.root / "deliveries.json").write_text(json.dumps(counters, indent=1, sort_keys=True))
 
 
+def _clone_without_executions(machine: StateMachine, memo: dict[int, Any]) -> StateMachine:
+    """moto 5.2.1 deep-copies the state machine, running executions (thread locks) included, on every
+    StartExecution, which fails from the second execution on; the clone needs only the definition."""
+    executions, machine.executions = machine.executions, []
+    try:
+        return copy._reconstruct(machine, memo, *machine.__reduce_ex__(4))  # type: ignore[attr-defined]
+    finally:
+        machine.executions = executions
+
+
 class LocalAWS:
     """A provisioned, running copy of the stack. Use as a context manager: state is saved on exit."""
 
@@ -291,6 +350,7 @@ class LocalAWS:
             return dispatcher.invoke(function_name, body, response_headers)
 
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+        StateMachine.__deepcopy__ = _clone_without_executions  # type: ignore[attr-defined]
         try:
             self._provision()
         except Exception:
@@ -312,6 +372,8 @@ class LocalAWS:
             sys.stdout = self._console
             if self._original_invoke is not None:
                 LambdaSimpleBackend.invoke = self._original_invoke  # type: ignore[method-assign]
+            if "__deepcopy__" in vars(StateMachine):
+                del StateMachine.__deepcopy__
             self._mock.stop()
             os.environ.clear()
             os.environ.update(self._saved_environment)

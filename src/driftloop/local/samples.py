@@ -88,11 +88,12 @@ def _s3_event(bucket: str, key: str, body: bytes, sequencer: str) -> dict[str, A
     }
 
 
-def sample_events(project_dir: Path) -> dict[str, dict[str, Any]]:
+def sample_events(project_dir: Path, simulator: Simulator) -> dict[str, dict[str, Any]]:
+    """The events announcing ``simulator``'s sample objects; events/ holds those of the default shop."""
     app = load_app(project_dir / "template.yaml", {"RuntimeBackend": "local"})
     environment = next(iter(app.functions.values())).environment
     bucket, prefix = environment["DATA_BUCKET"], environment["INCOMING_PREFIX"]
-    objects = sample_objects(prefix, default_simulator())
+    objects = sample_objects(prefix, simulator)
     drifted_key, notes_key = (key for key in objects if key.startswith(prefix) and key != REPORT_KEY)
     alarm = environment.get("ALARM_NAMES", "driftloop-conversion-drop").split(",")[0]
     return {
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     target = Path(args[0] if args else "events")
     project = target.resolve().parent
     target.mkdir(parents=True, exist_ok=True)
-    for name, event in sample_events(project).items():
+    for name, event in sample_events(project, default_simulator()).items():
         (target / name).write_text(json.dumps(event, indent=2) + "\n")
         print(f"wrote {target / name}")
     return 0
