@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from driftloop.adapters.aws_errors import raise_for_client_error
+from driftloop.adapters.aws_errors import is_already_exists, is_not_found, raise_for_client_error
 from driftloop.errors import TransientError
 
 
@@ -24,6 +24,10 @@ class Trainer(ABC):
 
 
 class SageMakerTrainer(Trainer):
+    """Job names are unique per (execution, attempt) (``driftloop.model.jobs.training_job_name``), so a
+    job that already carries the requested name is this attempt's own job, started by an earlier try of
+    the same state: it is adopted, never reported as a failure."""
+
     def __init__(self, client: Any) -> None:
         self._client = client
 
@@ -32,10 +36,9 @@ class SageMakerTrainer(Trainer):
         try:
             self._client.create_training_job(**request)
         except ClientError as error:
-            message = error.response["Error"].get("Message", "")
-            in_use = "already" in message.lower() and error.response["Error"]["Code"] in (
-                "ValidationException", "ResourceInUse")
-            if not in_use:
+            # AWS: ResourceInUse "Training job names must be unique within an AWS account and region,
+            # and a training job with this name already exists (arn:...)".
+            if not is_already_exists(error):
                 raise_for_client_error(error, f"CreateTrainingJob {name}")
         described = self.describe(name)
         if described is None:
@@ -44,8 +47,11 @@ class SageMakerTrainer(Trainer):
 
     def describe(self, job_name: str) -> dict[str, Any] | None:
         try:
-            return self._client.describe_training_job(TrainingJobName=job_name)
+            response = self._client.describe_training_job(TrainingJobName=job_name)
         except ClientError as error:
-            if "not found" in error.response["Error"].get("Message", "").lower():
+            # AWS answers an unknown name with ValidationException "Requested resource not found."
+            # although the model declares ResourceNotFound (aws/aws-sdk#165); both mean "no such job".
+            if is_not_found(error):
                 return None
             raise_for_client_error(error, f"DescribeTrainingJob {job_name}")
+        return {key: value for key, value in response.items() if key != "ResponseMetadata"}
