@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from driftloop import __version__
+from driftloop.backtest import cli as backtest_cli
 from driftloop.data import cli as merge_cli
 from driftloop.drift import cli as drift_cli
 from driftloop.errors import DriftloopError
 from driftloop.model import cli as train_cli
+from driftloop.report import cli as report_cli
+from driftloop.simulate import cli as simulate_cli
 
 DEFAULT_WORKSPACE = ".driftloop"
 SCENARIOS = ("seasonal", "no-drift", "worse-challenger", "online-loser", "failure")
@@ -199,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     drift_cli.add_parser(subparsers)
     merge_cli.add_parser(subparsers)
     train_cli.add_parser(subparsers)
+    simulate_cli.add_parser(subparsers)
+    report_cli.add_parser(subparsers)
+    backtest_cli.add_parser(subparsers)
     return parser
 
 
