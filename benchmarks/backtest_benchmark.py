@@ -1,0 +1,123 @@
+"""Backtest benchmark: wall time of all strategies and what they score, on MovieLens 100K and the simulator.
+
+Cases (each also run with ``never`` alone, in the same process, as the baseline: loading, splitting
+and scoring without any retraining; the ratio shows what the strategies' trainings and drift checks add):
+- ``ml-100k month`` / ``ml-100k week``: MovieLens 100K from the installed ``recbole`` wheel (skipped when
+  absent: ``pip install --no-deps recbole==1.2.1``); target: all strategies under 300 s;
+- ``synthetic seasonal`` / ``synthetic no_drift``: the simulator's default shop, months 0..12.
+
+    .venv/bin/python benchmarks/backtest_benchmark.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from driftloop.backtest import BacktestConfig, BacktestResult, History, PeriodSpec, run_backtest
+from driftloop.backtest.datasets import movielens_history, simulated_history
+from driftloop.simulate import Scenario, SimulatorConfig
+
+MOVIELENS_LIMIT_SECONDS = 300.0
+
+
+def measured(action: Callable[[], Any]) -> tuple[Any, float, float]:
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = action()
+    return result, time.perf_counter() - started, time.process_time() - cpu_started
+
+
+def cases(quick: bool) -> list[tuple[str, Callable[[], History], BacktestConfig]]:
+    simulator = (
+        SimulatorConfig(n_users=500, n_items=120, events_per_month=5_000, horizon_months=6)
+        if quick
+        else SimulatorConfig()
+    )
+    found: list[tuple[str, Callable[[], History], BacktestConfig]] = []
+    if importlib.util.find_spec("recbole") is not None:
+        movielens = BacktestConfig(exclude="interactions")
+        found.append(("ml-100k month", movielens_history, movielens))
+        if not quick:
+            weekly = BacktestConfig(exclude="interactions", period=PeriodSpec("week"), every_k=4)
+            found.append(("ml-100k week", movielens_history, weekly))
+    else:
+        print("ml-100k: skipped (recbole is not installed: pip install --no-deps recbole==1.2.1)")
+    for scenario in (Scenario.SEASONAL, Scenario.NO_DRIFT):
+        found.append(
+            (
+                f"synthetic {scenario.value}",
+                lambda scenario=scenario: simulated_history(simulator, scenario),
+                BacktestConfig(),
+            )
+        )
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="monthly MovieLens and a small simulator only")
+    args = parser.parse_args()
+    timings, results = [], []
+    for name, load, config in cases(args.quick):
+        result, seconds, cpu = measured(lambda load=load, config=config: run_backtest(load(), config))
+        _, never_seconds, never_cpu = measured(
+            lambda load=load, config=config: run_backtest(
+                load(), BacktestConfig(strategies=("never",), period=config.period, exclude=config.exclude)
+            )
+        )
+        timings.append((name, result, seconds, cpu, never_seconds, never_cpu))
+        results.append((name, result))
+    print("| case | periods | all strategies wall s | CPU s | `never` alone wall s | ratio | target |")
+    print("|---|---|---|---|---|---|---|")
+    for name, result, seconds, cpu, never_seconds, _ in timings:
+        target = ""
+        if name.startswith("ml-100k"):
+            target = f"< {MOVIELENS_LIMIT_SECONDS:.0f} s {'PASS' if seconds < MOVIELENS_LIMIT_SECONDS else 'FAIL'}"
+        print(
+            f"| {name} | {len(result.periods)} | {seconds:.1f} | {cpu:.1f} | {never_seconds:.1f} | "
+            f"{seconds / never_seconds:.1f}x | {target} |"
+        )
+    for name, result in results:
+        print_result(name, result)
+    print(f"\nload average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    return 0
+
+
+def print_result(name: str, result: BacktestResult) -> None:
+    print(f"\n{name}: evaluated {result.periods[result.initial_periods]} .. {result.periods[-1]}")
+    print("| strategy | mean NDCG@10 | mean HitRate@10 | NDCG vs never | retrains | training s | cost USD |")
+    print("|---|---|---|---|---|---|---|")
+    never = result.strategies["never"].mean_ndcg_at_10 or 0.0
+    for strategy in [*result.strategies.values(), result.popularity]:
+        ndcg, hit_rate = strategy.mean_ndcg_at_10 or 0.0, strategy.mean_hit_rate_at_10 or 0.0
+        cost = "-" if strategy.training_cost is None else f"{strategy.training_cost:.6f}"
+        print(
+            f"| {strategy.name} | {ndcg:.4f} | {hit_rate:.4f} | {ndcg / never if never else float('nan'):.2f}x | "
+            f"{strategy.retrains} | {strategy.training_seconds:.1f} | {cost} |"
+        )
+    drift = result.strategies["D"]
+    decisions = ", ".join(f"{check['period']} {check['decision']}" for check in drift.drift_checks)
+    print(f"D drift decisions: {decisions}")
+    others = [other for other_name, other in result.strategies.items() if other_name != "D"]
+    best, behind = [], []
+    for row, score in enumerate(drift.per_period):
+        if score.ndcg_at_10 is None:
+            continue
+        rivals = {other.name: other.per_period[row].ndcg_at_10 or 0.0 for other in others}
+        if all(value <= score.ndcg_at_10 for value in rivals.values()):
+            best.append(score.period)
+        else:
+            leader = max(rivals, key=lambda name: rivals[name])
+            behind.append(f"{score.period} ({leader} {rivals[leader]:.4f} vs {score.ndcg_at_10:.4f})")
+    print(
+        f"D best or tied on NDCG@10 in {len(best)} of {len(drift.per_period)} periods; "
+        f"behind in: {', '.join(behind) or 'none'}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
