@@ -6,7 +6,6 @@ import io
 from datetime import timedelta
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib import dates as mdates
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -18,6 +17,8 @@ VARIANT_COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e457
 MARKER_COLOURS = {"promoted": "#2e7d32", "rolled_back": "#c62828"}
 MARKER_WORDS = {"promoted": "promoted", "rolled_back": "rolled back"}
 THRESHOLD_COLOUR = "#c62828"
+PSI_COLOUR = "#4c78a8"
+JS_COLOUR = "#f58518"
 
 
 def _png(figure: Figure) -> bytes:
@@ -104,47 +105,58 @@ def conversion_chart(series: ConversionSeries, markers: list[RunMarker], windows
     return _png(figure)
 
 
-def drift_chart(scores: DriftScores, labels: dict[str, str]) -> bytes:
-    """PSI and JS distance per feature across the runs that compared data, with the thresholds."""
-    figure = Figure(figsize=(11, 4.6))
-    axes = figure.subplots(1, 2)
+def drift_chart(scores: DriftScores, labels: dict[str, str], columns: int = 4) -> bytes:
+    """One panel per feature: PSI and JS distance across the runs that compared data, each with its
+    threshold; runs where the feature drifted are ringed. Panels start with the features closest to
+    (or furthest past) their thresholds."""
+    features = sorted(scores.features, key=lambda name: -_threshold_ratio(scores, name))
+    rows = -(-len(features) // columns)
+    figure = Figure(figsize=(11, 0.4 + 2.15 * rows))
+    axes = np.atleast_1d(figure.subplots(rows, columns, sharex=True, squeeze=False)).ravel()
     positions = np.arange(len(scores.run_ids))
-    ticks = [f"{labels.get(run_id, run_id)}\n{time:%m-%d %H:%M}" for run_id, time in
-             zip(scores.run_ids, scores.times, strict=True)]
-    for axis, metric, values, thresholds, title in (
-        (axes[0], "psi", scores.psi, scores.psi_threshold, "PSI"),
-        (axes[1], "js", scores.js, scores.js_threshold, "Jensen-Shannon distance"),
-    ):
-        for index, name in enumerate(scores.features):
+    ticks = [labels.get(run_id, run_id) for run_id in scores.run_ids]
+    for axis, name in zip(axes, features, strict=False):
+        drifted = np.array(scores.drifted[name], dtype=bool)
+        for metric, values, thresholds, colour in (("PSI", scores.psi, scores.psi_threshold, PSI_COLOUR),
+                                                   ("JS", scores.js, scores.js_threshold, JS_COLOUR)):
             series = as_array(values[name])
-            colour = _feature_colour(index)
-            axis.plot(positions, series, marker="o", markersize=4, linewidth=1.3, color=colour, label=name)
-            drifted = np.array(scores.drifted[name], dtype=bool)
-            axis.scatter(positions[drifted], series[drifted], s=90, facecolors="none", edgecolors=THRESHOLD_COLOUR,
-                         linewidths=1.8, zorder=3)
-            own = as_array(thresholds[name])
-            if not np.allclose(own, as_array(scores.policy_thresholds(metric)), equal_nan=True):
-                axis.plot(positions, own, linestyle=":", color=colour, linewidth=1.2)
-        policy = as_array(scores.policy_thresholds(metric))
-        if np.isfinite(policy).any():
-            axis.step(positions, policy, where="mid", color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.4,
-                      label="threshold")
-            if len(positions) == 1:
-                axis.axhline(policy[0], color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.4)
-        axis.set_title(title, loc="left")
-        axis.set_xticks(positions, ticks, fontsize=8)
-        axis.set_xlim(-0.5, len(positions) - 0.5)
+            axis.plot(positions, series, marker="o", markersize=4, linewidth=1.4, color=colour, label=metric)
+            limit = as_array(thresholds[name])
+            axis.plot(positions, limit, color=colour, linestyle="--", linewidth=1.1,
+                      drawstyle="steps-mid", label=f"{metric} threshold")
+            if len(positions) == 1 and np.isfinite(limit[0]):
+                axis.axhline(limit[0], color=colour, linestyle="--", linewidth=1.1)
+            axis.scatter(positions[drifted], series[drifted], s=80, facecolors="none",
+                         edgecolors=THRESHOLD_COLOUR, linewidths=1.8, zorder=3)
+        axis.set_title(name + ("  — drifted in " + ", ".join(t for t, d in zip(ticks, drifted, strict=True) if d)
+                               if drifted.any() else ""),
+                       loc="left", fontsize=9, color=THRESHOLD_COLOUR if drifted.any() else "#1f2933")
         axis.set_ylim(bottom=0)
+        axis.set_xlim(-0.5, len(positions) - 0.5)
         axis.grid(alpha=0.3)
-    handles, names = axes[1].get_legend_handles_labels()
-    handles.append(axes[1].scatter([], [], s=90, facecolors="none", edgecolors=THRESHOLD_COLOUR, linewidths=1.8))
+        axis.tick_params(labelsize=8)
+    for axis in axes[len(features):]:
+        axis.set_visible(False)
+    for axis in axes[max(0, len(features) - columns):len(features)]:
+        axis.set_xticks(positions, ticks)
+        axis.tick_params(labelbottom=True)
+    handles, names = axes[0].get_legend_handles_labels()
+    handles.append(axes[0].scatter([], [], s=80, facecolors="none", edgecolors=THRESHOLD_COLOUR, linewidths=1.8))
     names.append("drifted")
-    axes[1].legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.3 / figure.get_figheight()))
+    figure.legend(handles, names, loc="upper center", ncols=5, fontsize=9, frameon=False, bbox_to_anchor=(0.5, 1.0))
     return _png(figure)
 
 
-def _feature_colour(index: int) -> tuple[float, float, float, float]:
-    return colormaps["tab10" if index < 10 else "tab20b"](index % 10 if index < 10 else index - 10)
+def _threshold_ratio(scores: DriftScores, name: str) -> float:
+    """The largest score / threshold of a feature over all runs (0 when unknown)."""
+    ratios = [0.0]
+    for values, thresholds in ((scores.psi[name], scores.psi_threshold[name]),
+                               (scores.js[name], scores.js_threshold[name])):
+        for value, threshold in zip(values, thresholds, strict=True):
+            if value is not None and threshold:
+                ratios.append(value / threshold)
+    return max(ratios)
 
 
 def cost_chart(costs: CostSummary, labels: dict[str, str]) -> bytes:

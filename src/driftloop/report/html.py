@@ -292,7 +292,8 @@ def _why(record: dict[str, Any]) -> str:
         lines.append("<p><b>Rollback:</b> " + _e("; ".join(rollback.get("actions") or [])) + "</p>")
     if record.get("error"):
         error = record["error"]
-        lines.append(f"<p class='bad'>Failed: {_e(error.get('error'))}: {_e(error.get('cause'))}</p>")
+        where = f" in {_e(error['step'])}" if error.get("step") else ""
+        lines.append(f"<p class='bad'>Failed{where}: {_e(error.get('error'))}: {_e(error.get('cause'))}</p>")
     if record.get("restore_error"):
         error = record["restore_error"]
         lines.append(f"<p class='bad'>Restoring the champion also failed: {_e(error.get('error'))}: "
@@ -474,9 +475,9 @@ def _run_details(content: ReportContent, record: dict[str, Any]) -> str:
 # -- the page ----------------------------------------------------------------------------------
 def render_page(content: ReportContent, charts: Charts) -> str:
     bucket = content.conversion.bucket.label
-    drift_caption = ("One point per run that compared new data with the champion's baseline; circled points "
-                     "drifted (effect above threshold and significant). Dashed red: the policy threshold; dotted: "
-                     "a feature's own threshold where overridden.")
+    drift_caption = ("One point per run that compared new data with the champion's baseline. Dashed: the "
+                     "threshold that run applied to the feature (per-feature overrides included); ringed: the "
+                     "feature drifted (effect at or above a threshold and significant after correction).")
     conversion_caption = (f"Share of logged requests that converted, per {_e(bucket)}; dashed lines mark "
                           "promotions (green) and rollbacks (red); shaded spans are A/B tests. Counted from "
                           "feedback/ as logged, so the latest buckets may still gain conversions.")
