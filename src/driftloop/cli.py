@@ -19,7 +19,7 @@ from driftloop.report import cli as report_cli
 from driftloop.simulate import cli as simulate_cli
 
 DEFAULT_WORKSPACE = ".driftloop"
-SCENARIOS = ("seasonal", "no-drift", "worse-challenger", "online-loser", "failure")
+SCENARIOS = ("seasonal", "no-drift", "worse-challenger", "online-loser", "failure")  # driftloop.local.demo
 
 
 def _local(args: argparse.Namespace, **kwargs: Any):  # noqa: ANN202 - a context manager from the local runtime
@@ -193,10 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     endpoint = local_command("endpoint", "show the simulated endpoint's variants and weights")
     endpoint.set_defaults(run=cmd_endpoint)
 
-    demo = local_command("demo", "seed a fresh workspace, upload a drifted month, show the decision")
+    demo = local_command("demo", "a fresh workspace: the first champion on month 0, then monthly uploads "
+                         "through S3 events, each run's decision, and the report")
     demo.set_defaults(workspace=f"{DEFAULT_WORKSPACE}/demo")
-    demo.add_argument("--scenario", choices=SCENARIOS, default="seasonal")
-    demo.add_argument("--months", type=int, default=1, help="how many months to upload after month 0")
+    demo.add_argument("--scenario", choices=SCENARIOS, default="seasonal",
+                      help="seasonal (a year, ends promoted), no-drift, worse-challenger (challenger_rejected), "
+                      "online-loser (rolled_back), failure (failed)")
+    demo.add_argument("--months", type=int, help="upload only the scenario's first N months")
     demo.set_defaults(run=cmd_demo)
 
     drift_cli.add_parser(subparsers)

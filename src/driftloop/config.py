@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -14,6 +15,16 @@ def _bool(text: str) -> bool:
     if value not in ("true", "false"):
         raise ConfigurationError(f"expected true or false, got {text!r}")
     return value == "true"
+
+
+def _json_object(name: str, text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{name} is not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{name} must be a JSON object, not {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,7 @@ class Settings:
     max_bake_waits: int
     training_image: str
     training_instance_type: str
+    training_hyperparameters: dict[str, object]
     use_spot_training: bool
     max_training_seconds: int
     endpoint_instance_type: str
@@ -92,6 +104,7 @@ class Settings:
                 max_bake_waits=int(need("MAX_BAKE_WAITS")),
                 training_image=need("TRAINING_IMAGE"),
                 training_instance_type=need("TRAINING_INSTANCE_TYPE"),
+                training_hyperparameters=_json_object("TRAINING_HYPERPARAMETERS", need("TRAINING_HYPERPARAMETERS")),
                 use_spot_training=_bool(need("USE_SPOT_TRAINING")),
                 max_training_seconds=int(need("MAX_TRAINING_SECONDS")),
                 endpoint_instance_type=need("ENDPOINT_INSTANCE_TYPE"),

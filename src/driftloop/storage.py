@@ -17,6 +17,9 @@ import pyarrow.fs as pafs
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 _MULTIPART_CHUNK = 16 * 1024 * 1024
+# Objects up to this size are fetched with one GET: a Parquet reader's footer, metadata and column
+# reads would otherwise cost several requests per small file.
+_WHOLE_OBJECT_LIMIT = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ class _RangedS3Reader(io.RawIOBase):
         self._client, self._bucket, self._key = client, bucket, key
         self._size, self._etag, self._position = size, etag, 0
 
+    @property
+    def size(self) -> int:
+        return self._size
+
     def readable(self) -> bool:
         return True
 
@@ -89,6 +96,15 @@ class _RangedS3Reader(io.RawIOBase):
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
         self._position = max(0, base + offset)
         return self._position
+
+    def readall(self) -> bytes:
+        if self._position >= self._size:
+            return b""
+        data = self._client.get_object(
+            Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{self._size - 1}", IfMatch=self._etag
+        )["Body"].read()
+        self._position += len(data)
+        return data
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
@@ -265,7 +281,10 @@ class Boto3S3Handler(pafs.FileSystemHandler):
         return pa.PythonFile(io.BufferedReader(self._reader(path), buffer_size=8 * 1024 * 1024), mode="r")
 
     def open_input_file(self, path: str) -> pa.NativeFile:
-        return pa.PythonFile(self._reader(path), mode="r")
+        reader = self._reader(path)
+        if reader.size <= _WHOLE_OBJECT_LIMIT:
+            return pa.BufferReader(reader.read())
+        return pa.PythonFile(reader, mode="r")
 
     def open_output_stream(self, path: str, metadata: dict[str, str] | None = None) -> pa.NativeFile:
         bucket, key = _split(path)

@@ -1,66 +1,99 @@
-"""``driftloop demo``: a fresh workspace, the first champion, drifted months, the decisions."""
+"""``driftloop demo``: a fresh workspace, the first champion, a year of uploads, the decisions, the report."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS, Profile, find_project_dir
-from driftloop.local.world import Shop, latest_run, reset_workspace, seed, upload_month
+from driftloop.local.world import Shop, latest_run, ledger, model_name, reset_workspace, seed, upload_month
+from driftloop.report.build import build_report
+from driftloop.report.sources import WorkspaceStore
 from driftloop.simulate import Scenario, SimulatorConfig
 
-# scenario -> (simulated shop, first month uploaded after month 0, fault plan, expected outcome)
+
+@dataclass(frozen=True)
+class DemoScenario:
+    """What the shop does, which months are uploaded, and the outcome the last upload must end in."""
+
+    shop: Scenario
+    months: tuple[int, ...]
+    expected: str
+    story: str
+    parameters: dict[str, str] = field(default_factory=dict)
+    faults: dict[str, list[list[Any]]] = field(default_factory=dict)
+    advance_clock: bool = True
+
+
 SCENARIOS = {
-    "seasonal": (Scenario.SEASONAL, 6, {}, "promoted"),
-    "no-drift": (Scenario.NO_DRIFT, 1, {}, "no_drift"),
-    "failure": (Scenario.SEASONAL, 6, {"UpdateWeightsFunction": [["InjectedFault", -1]]}, "failed"),
+    "seasonal": DemoScenario(
+        Scenario.SEASONAL, tuple(range(1, 13)), "promoted",
+        "a year of uploads: tastes turn to summer and drift, customers get younger and more mobile"),
+    "no-drift": DemoScenario(
+        Scenario.NO_DRIFT, (1,), "no_drift", "next month's customers behave like last month's"),
+    "worse-challenger": DemoScenario(
+        Scenario.SEASONAL, (6,), "challenger_rejected",
+        "a misconfigured training (popularity only) produces a worse challenger: rejected offline, never served",
+        parameters={"TrainingHyperparameters": '{"algorithm": "popularity"}'}),
+    "online-loser": DemoScenario(
+        Scenario.SEASONAL, (6,), "rolled_back",
+        "an uploaded month that does not reflect the customers who come next: wins offline, loses the A/B test",
+        advance_clock=False),
+    "failure": DemoScenario(
+        Scenario.SEASONAL, (6,), "failed",
+        "the weight update fails for good after the first A/B stage: champion restored, run failed, notified",
+        faults={"UpdateWeightsFunction": [["ok", 1], ["InjectedFault", -1]]}),
 }
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    if args.scenario not in SCENARIOS:
-        print(f"scenario {args.scenario} is not available yet; choose one of {sorted(SCENARIOS)}")
-        return 2
-    scenario, first_month, faults, expected = SCENARIOS[args.scenario]
+    scenario = SCENARIOS[args.scenario]
+    months = scenario.months[: args.months] if args.months else scenario.months
     workspace = Path(args.workspace)
     reset_workspace(workspace)
     project = Path(args.project).resolve() if args.project else find_project_dir()
-    overrides = dict(item.split("=", 1) for item in (args.parameter or []))
+    overrides = {**scenario.parameters, **dict(item.split("=", 1) for item in (args.parameter or []))}
     profile = Profile.load(project, overrides)
     printer = None if args.quiet else print
-    print(f"driftloop demo — scenario {args.scenario}, workspace {workspace}")
+    print(f"driftloop demo — scenario {args.scenario}: {scenario.story}")
+    print(f"workspace {workspace}")
     with LocalAWS(project, workspace, profile) as world:
         runner = Runner(world, printer)
-        shop = Shop(SimulatorConfig(seed=7), scenario, 0)
-        print("1. launching the original model: month 0 through the first-deployment branch")
-        first = seed(world, runner, shop, print)
+        print("\n== month 0: launching the original model through the first-deployment branch")
+        first = seed(world, runner, Shop(SimulatorConfig(seed=7), scenario.shop, 0), print)
         print(f"   first deployment: {first.get('outcome')}")
-    last = {}
-    for offset in range(args.months):
-        month = first_month + offset
-        with LocalAWS(project, workspace, profile,
-                      FaultPlan({k: [list(v) for v in q] for k, q in faults.items()})) as world:
-            runner = Runner(world, printer)
-            shop = Shop.load(world.workspace.root)
-            key = upload_month(world, shop, month)
-            print(f"{offset + 2}. uploaded month {month} as {key}; the upload's event starts a run")
+        shop = Shop.load(world.workspace.root)
+        for month in months:
+            world.faults = FaultPlan({k: [list(step) for step in v] for k, v in scenario.faults.items()})
+            assert world.dispatcher is not None
+            world.dispatcher.faults = world.faults
+            print(f"\n== month {month}: {shop.simulator().month_label(month)} uploaded")
+            upload_month(world, shop, month, advance_clock=scenario.advance_clock)
             runner.wait()
             last = latest_run(world)
-        print(f"   decision: {_summary(last)}")
-        print(f"   run record: {last.get('record_uri')} (files under {workspace / 's3'}; "
-              f"`driftloop runs --workspace {workspace}` lists them)")
-    outcome = last.get("outcome")
-    print(f"outcome: {outcome} (expected for this scenario: {expected})")
-    return 0 if outcome == expected else 1
+            print(f"   {_summary(last)}")
+        runs = sorted(ledger(world).runs(model_name(world)), key=lambda run: run["started_at"])
+    report = build_report(WorkspaceStore(workspace), workspace / "report")
+    print("\n== runs")
+    for run in runs:
+        print(f"   {run['started_at'][:19]} {run['trigger'].get('key') or run['trigger']['type']:<28} {run['outcome']}")
+    last = runs[-1] if runs else {}
+    print(f"\nlast run record: {last.get('record_uri')}")
+    print(f"report: {report.resolve()}")
+    print(f"outcome: {last.get('outcome')} (expected for this scenario: {scenario.expected})")
+    return 0 if last.get("outcome") == scenario.expected else 1
 
 
-def _summary(run: dict) -> str:
+def _summary(run: dict[str, Any]) -> str:
     evidence = run.get("evidence", {})
     parts = [f"outcome={run.get('outcome')}"]
     drift = evidence.get("drift", {})
     if drift:
-        parts.append(f"drift={drift.get('decision')} (drifted: {', '.join(drift.get('drifted_features', [])) or '-'})")
+        drifted = ", ".join(drift.get("drifted_features", [])) or "-"
+        parts.append(f"drift={drift.get('decision')} (drifted: {drifted})")
     evaluation = evidence.get("evaluation", {})
     if evaluation:
         parts.append(f"offline gate {'passed' if evaluation.get('passed') else 'failed'}: {evaluation.get('reason')}")
@@ -69,4 +102,4 @@ def _summary(run: dict) -> str:
         parts.append(f"A/B: {ab.get('action')} — {ab.get('reason')}")
     if run.get("error"):
         parts.append(f"error: {run['error']['error']}: {run['error']['cause'][:200]}")
-    return "; ".join(parts)
+    return "\n   ".join(parts)

@@ -1,9 +1,11 @@
-"""Simulated customers for the simulated endpoint, flowing while the local runtime runs.
+"""Simulated customers for the simulated endpoint.
 
-Every tick, ``requests_per_second × elapsed`` customers of the shop's current month ask the endpoint
-for recommendations; each request goes to a variant by weight and is answered by that variant's model
-through the real inference code; purchases are drawn from the simulator's ground truth. The results
-go to the feedback log (``feedback/<endpoint>/date=…/``) that the A/B analysis reads.
+Customers of the shop's current month ask the endpoint for recommendations; each request goes to a
+variant by weight and is answered by that variant's model through the real inference code; purchases
+are drawn from the simulator's ground truth. The results go to the feedback log
+(``feedback/<endpoint>/date=…/``) that the A/B analysis and the report read. Two sources of traffic:
+a batch of each month's customers before the month's data is uploaded (the champion's conversion over
+time), and live traffic while an A/B test splits the endpoint (``requests_per_second × elapsed`` per tick).
 """
 
 from __future__ import annotations
@@ -84,8 +86,29 @@ def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: d
     })
 
 
+def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, requests: int,
+                rng: np.random.Generator, only_when_split: bool = False) -> int:
+    """Serve ``requests`` customers at the endpoint's current weights; returns how many were served."""
+    shop_file = workspace / "world.json"
+    endpoint = SimulatedEndpoint(workspace, endpoint_name, s3)
+    state = endpoint.describe()
+    if state is None or not shop_file.exists():
+        return 0
+    if only_when_split and sum(variant.weight > 0 for variant in state.variants) < 2:
+        return 0
+    table = simulate_requests(endpoint, state, json.loads(shop_file.read_text()), requests, rng)
+    if table is None:
+        return 0
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    served_at = datetime.now(UTC)
+    key = f"feedback/{endpoint_name}/date={served_at:%Y-%m-%d}/part-{served_at:%H%M%S%f}.parquet"
+    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+    return table.num_rows
+
+
 class LiveTraffic(threading.Thread):
-    """Background customers while a local command runs (started and stopped by LocalAWS)."""
+    """Background customers while an A/B test runs (started and stopped by LocalAWS)."""
 
     def __init__(self, workspace: Path, endpoint_name: str, bucket: str, requests_per_second: float,
                  tick_seconds: float = 0.5, seed: int = 0) -> None:
@@ -102,23 +125,10 @@ class LiveTraffic(threading.Thread):
 
     def run(self) -> None:
         s3 = boto3.client("s3")
-        endpoint = SimulatedEndpoint(self.workspace, self.endpoint_name, s3)
         last = time.time()
         while not self._stop_event.wait(self.tick_seconds):
             now = time.time()
             requests = min(MAX_REQUESTS_PER_TICK, int(self.requests_per_second * (now - last)))
             last = now
-            shop_file = self.workspace / "world.json"
-            state = endpoint.describe()
-            if state is None or not shop_file.exists():
-                continue
-            table = simulate_requests(endpoint, state, json.loads(shop_file.read_text()), requests, self.rng)
-            if table is None:
-                continue
-            buffer = io.BytesIO()
-            pq.write_table(table, buffer)
-            served_at = datetime.now(UTC)
-            key = (f"feedback/{self.endpoint_name}/date={served_at:%Y-%m-%d}/"
-                   f"part-{served_at:%H%M%S%f}.parquet")
-            s3.put_object(Bucket=self.bucket, Key=key, Body=buffer.getvalue())
-            self.served += table.num_rows
+            self.served += serve_batch(self.workspace, self.endpoint_name, self.bucket, s3, requests, self.rng,
+                                       only_when_split=True)

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from driftloop.adapters.ledger import Ledger
 from driftloop.local.runner import Printer, Runner
 from driftloop.local.runtime import LocalAWS
+from driftloop.local.traffic import serve_batch
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
 
 WORLD_FILE = "world.json"
@@ -58,12 +60,20 @@ def upload_bytes(world: LocalAWS, key: str, body: bytes) -> dict[str, Any]:
     return world.client("s3").put_object(Bucket=data_bucket(world), Key=key, Body=body)
 
 
-def upload_month(world: LocalAWS, shop: Shop, month: int) -> str:
-    """Generate month ``month`` of the shop, advance its clock, upload it under the incoming prefix."""
+def upload_month(world: LocalAWS, shop: Shop, month: int, advance_clock: bool = True) -> str:
+    """Month ``month`` of the shop: its customers are served by the endpoint as it stands (their
+    feedback is the champion's conversion that month), then their interactions are uploaded under the
+    incoming prefix. Without ``advance_clock`` the customers stay in the shop's current month (a month
+    of data that does not reflect who comes next)."""
     simulator = shop.simulator()
+    if advance_clock:
+        Shop(shop.config, shop.scenario, month).save(world.workspace.root)
+    environment = next(iter(world.app.functions.values())).environment
+    serve_batch(world.workspace.root, environment["ENDPOINT_NAME"], environment["DATA_BUCKET"],
+                world.client("s3"), world.profile.requests_per_month,
+                np.random.default_rng([shop.config.seed, month]))
     buffer = io.BytesIO()
     pq.write_table(simulator.month(month), buffer)
-    Shop(shop.config, shop.scenario, month).save(world.workspace.root)
     key = incoming_key(world, f"{simulator.month_label(month)}.parquet")
     upload_bytes(world, key, buffer.getvalue())
     return key

@@ -62,7 +62,7 @@ def start(invocation: StepInvocation, services: Services) -> dict[str, Any]:
             train_s3_uri=f"s3://{bucket}/{merge['dataset_dir']}/",
             source_s3_uri=source_uri,
             output_s3_uri=f"s3://{bucket}/models/{settings.model_name}/",
-            hyperparameters={"train_until": merge["holdout_from"]},
+            hyperparameters={**settings.training_hyperparameters, "train_until": merge["holdout_from"]},
         )
         described = services.trainer.start(request)
         return {"job_name": name, "attempt": attempt, "status": described.get("TrainingJobStatus", "InProgress"),
