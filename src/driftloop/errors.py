@@ -36,5 +36,9 @@ class TrainingFailedError(DriftloopError):
     """The training job ended in Failed or Stopped."""
 
 
+class LockLostError(DriftloopError):
+    """The run's lease on its model's lock lapsed and another run took it: it must not change the model."""
+
+
 class InjectedFault(DriftloopError):
     """Raised on purpose by a local fault-injection profile (never in AWS)."""

@@ -28,6 +28,8 @@ TriggerType = Literal["upload", "monitor_report", "alarm", "schedule", "manual"]
 MAX_KEY_LENGTH = 1024
 _FORBIDDEN_KEY_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+SEQUENCER_WIDTH = 64
+_SEQUENCER = re.compile(rf"^[0-9A-Fa-f]{{1,{SEQUENCER_WIDTH}}}$")
 
 
 class AlarmState(BaseModel):
@@ -81,6 +83,13 @@ class Trigger:
         else:
             parts = [self.type, self.event_id]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    def sequence_position(self) -> str | None:
+        """The S3 sequencer made comparable as a string: events for one key are ordered by their
+        sequencers once the shorter is left-padded with zeros (S3 event notification docs)."""
+        if not self.sequencer:
+            return None
+        return self.sequencer.upper().rjust(SEQUENCER_WIDTH, "0")
 
     def run_id(self) -> str:
         """A readable id derived from the trigger, so a redelivery maps to the same run."""
@@ -171,6 +180,8 @@ def _upload_trigger(event: dict[str, Any], bucket: str, incoming_prefix: str, re
         raise InvalidInputError(f"event is for bucket {name[:70]!r}, not driftloop's bucket {bucket!r}")
     obj = parsed.detail.object
     key = validate_object_key(obj.key, (incoming_prefix, report_prefix))
+    if obj.sequencer is not None and not _SEQUENCER.match(obj.sequencer):
+        raise InvalidInputError(f"sequencer {obj.sequencer[:80]!r} is not 1 to {SEQUENCER_WIDTH} hexadecimal digits")
     if key.startswith(report_prefix):
         if not key.endswith("constraint_violations.json"):
             raise InvalidInputError(f"{key!r} under {report_prefix} is not a constraint_violations.json report")

@@ -6,10 +6,12 @@ Items (``pk`` / ``sk``):
 - ``MODEL#<model>`` / ``CHAMPION``: what serves now (model, dataset version, baseline).
 - ``MODEL#<model>`` / ``PENDING#<dedup key>``: a trigger deferred while another run held the lock.
 - ``MODEL#<model>`` / ``RUN#<started_at>#<run id>``: the run record.
+- ``OBJECT#<sha256 of bucket/key>`` / ``SEQUENCER``: the latest S3 event position seen for an object key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from driftloop.errors import TransientError
+from driftloop.errors import LockLostError, TransientError
 
 TRIGGER_RETENTION_SECONDS = 30 * 24 * 3600
 _THROTTLING = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
@@ -72,6 +74,26 @@ class Ledger:
         ).get("Item", {})
         return item.get("claimant", {}).get("S", "unknown")
 
+    def note_object_event(self, bucket: str, key: str, position: str) -> str | None:
+        """Remember the latest event position (a padded S3 sequencer) for an object key. Returns the later
+        position already seen when this event is older (delivered out of order), else None. Equal
+        positions cannot be ordered and count as not older."""
+        object_pk = {"S": "OBJECT#" + hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()}
+        try:
+            self._call(
+                "put_item",
+                Item={"pk": object_pk, "sk": {"S": "SEQUENCER"}, "position": {"S": position}},
+                ConditionExpression="attribute_not_exists(pk) OR #position <= :position",
+                ExpressionAttributeNames={"#position": "position"},
+                ExpressionAttributeValues={":position": {"S": position}},
+            )
+            return None
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        item = self._call("get_item", Key={"pk": object_pk, "sk": {"S": "SEQUENCER"}}, ConsistentRead=True)
+        return item.get("Item", {}).get("position", {}).get("S", "unknown")
+
     def acquire_lock(self, model: str, run_id: str, now: float, lease_seconds: float) -> LockResult:
         """Take the model's lock, or renew it for its holder; a lapsed lease can be taken over."""
         expires = now + lease_seconds
@@ -93,6 +115,34 @@ class Ledger:
                 raise
         item = self.lock(model) or {}
         return LockResult(False, item.get("holder", "unknown"), float(item.get("lease_expires_at", 0)))
+
+    def renew_lock(self, model: str, run_id: str, now: float, lease_seconds: float) -> LockResult:
+        """Extend the lease of a lock ``run_id`` still holds. Unlike ``acquire_lock`` this never takes a
+        free lock: a run whose lock was released or taken over has lost it for good."""
+        expires = now + lease_seconds
+        try:
+            self._call(
+                "update_item",
+                Key={"pk": {"S": f"MODEL#{model}"}, "sk": {"S": "LOCK"}},
+                UpdateExpression="SET lease_expires_at = :expires",
+                ConditionExpression="holder = :run",
+                ExpressionAttributeValues={":expires": {"N": str(expires)}, ":run": {"S": run_id}},
+            )
+            return LockResult(True, run_id, expires)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        item = self.lock(model) or {}
+        return LockResult(False, item.get("holder", "nobody"), float(item.get("lease_expires_at", 0)))
+
+    def require_lock(self, model: str, run_id: str, now: float, lease_seconds: float) -> float:
+        """Renew the lease before a step that changes shared state; raise LockLostError if another run
+        (or nobody) holds the lock now. Returns the new lease expiry."""
+        renewal = self.renew_lock(model, run_id, now, lease_seconds)
+        if not renewal.acquired:
+            raise LockLostError(f"run {run_id} no longer holds the lock of model {model} "
+                                f"(holder now: {renewal.holder}); its lease lapsed and was taken over")
+        return renewal.expires_at
 
     def lock(self, model: str) -> dict[str, Any] | None:
         item = self._call(
@@ -132,6 +182,9 @@ class Ledger:
 
     def add_pending(self, model: str, dedup_key: str, trigger: dict[str, Any]) -> None:
         self._put_document(f"MODEL#{model}", f"PENDING#{dedup_key}", trigger)
+
+    def remove_pending(self, model: str, dedup_key: str) -> None:
+        self._call("delete_item", Key={"pk": {"S": f"MODEL#{model}"}, "sk": {"S": f"PENDING#{dedup_key}"}})
 
     def _query(self, pk: str, sk_prefix: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

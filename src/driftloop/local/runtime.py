@@ -52,7 +52,8 @@ class Profile:
     """Local values for the template's parameters, and settings of the local world."""
 
     parameters: dict[str, Any]
-    requests_per_second: float = 2000.0
+    requests_per_second: float = 800.0
+    requests_per_month: int = 2000
 
     @classmethod
     def load(cls, project_dir: Path, overrides: dict[str, Any] | None = None) -> Profile:
@@ -61,7 +62,8 @@ class Profile:
         parameters = {**document.get("parameters", {}), **(overrides or {})}
         world = document.get("world", {})
         return cls(parameters={k: str(v) for k, v in parameters.items()},
-                   requests_per_second=float(world.get("requests_per_second", cls.requests_per_second)))
+                   requests_per_second=float(world.get("requests_per_second", cls.requests_per_second)),
+                   requests_per_month=int(world.get("requests_per_month", cls.requests_per_month)))
 
 
 @dataclass

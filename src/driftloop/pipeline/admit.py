@@ -1,4 +1,9 @@
-"""Admit a trigger: de-duplicate redeliveries, take the per-model lock, respect the cool-down."""
+"""Admit a trigger: de-duplicate redeliveries, take the per-model lock, respect the cool-down.
+
+A trigger that is not admitted is recorded as PENDING *before* the lock is tried: the holder's Finalize
+releases the lock and then takes the pending triggers, so a trigger is either seen by that Finalize or
+finds the lock free, and never falls between the two.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+from driftloop.pipeline.inputs import upload_already_merged
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services
 from driftloop.triggers import parse_trigger
@@ -40,7 +46,19 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
             "reason": f"this trigger was already admitted by execution {first_execution}",
             "run": {**record, "run_id": duplicate_id, "duplicate_of": run_id},
         }
+    position = trigger.sequence_position()
+    if trigger.type == "upload" and trigger.bucket and trigger.key and position:
+        later = ledger.note_object_event(trigger.bucket, trigger.key, position)
+        if later:
+            return {"admitted": False, "outcome": "duplicate_ignored", "run": record,
+                    "reason": f"out-of-order event: an event for a newer version of {trigger.key} (sequencer "
+                    f"{later.lstrip('0')}) came first; this one ({trigger.sequencer}) announces an older version, "
+                    "which the newer one replaces"}
     champion = ledger.champion(settings.model_name)
+    if trigger.type == "upload" and trigger.key:
+        merged = upload_already_merged(services, trigger.key, champion)
+        if merged:
+            return {"admitted": False, "outcome": "duplicate_ignored", "reason": merged, "run": record}
     if champion and trigger.type != "manual":
         promoted_at = datetime.fromisoformat(champion["promoted_at"]).timestamp()
         cooldown_ends = promoted_at + settings.cooldown_hours * 3600
@@ -53,9 +71,9 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
                 "its data joins the next run",
                 "run": record,
             }
+    ledger.add_pending(settings.model_name, dedup_key, trigger.to_dict())
     lock = ledger.acquire_lock(settings.model_name, run_id, now, settings.lock_lease_minutes * 60)
     if not lock.acquired:
-        ledger.add_pending(settings.model_name, dedup_key, trigger.to_dict())
         return {
             "admitted": False,
             "outcome": "deferred",
@@ -63,6 +81,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
             "this trigger is coalesced into the next run",
             "run": record,
         }
+    ledger.remove_pending(settings.model_name, dedup_key)
     return {
         "admitted": True,
         "reason": f"{trigger.type} trigger admitted; lock held until {iso(lock.expires_at)}",

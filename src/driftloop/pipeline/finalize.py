@@ -38,7 +38,8 @@ def steps_from_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             current["attempts"] += 1
         elif kind in ("LambdaFunctionFailed", "TaskFailed", "LambdaFunctionTimedOut", "TaskTimedOut"):
             details = next((value for key, value in event.items() if key.endswith("EventDetails")), {})
-            current["errors"].append({"error": details.get("error", kind), "cause": str(details.get("cause", ""))[:500]})
+            cause = str(details.get("cause", ""))[:500]
+            current["errors"].append({"error": details.get("error", kind), "cause": cause})
         elif kind == "TaskStateExited":
             current["finished_at"] = _timestamp(event["timestamp"])
             failed_last = current["errors"] and len(current["errors"]) >= current["attempts"]
@@ -84,10 +85,7 @@ def build_record(invocation: StepInvocation, steps: list[dict[str, Any]], now: f
         "started_at": execution.start_time,
         "execution": execution.id,
     }
-    if "error" in state:
-        outcome = "failed"
-    else:
-        outcome = state.get("outcome") or admission.get("outcome")
+    outcome = "failed" if "error" in state else state.get("outcome") or admission.get("outcome")
     record = {
         **run,
         "outcome": outcome,
@@ -97,7 +95,8 @@ def build_record(invocation: StepInvocation, steps: list[dict[str, Any]], now: f
         | {step: state[step] for step in EVIDENCE_STEPS if step in state},
     }
     if outcome == "failed":
-        record["error"] = _failure(state)
+        failed_steps = [step["name"] for step in steps if step["status"] == "failed"]
+        record["error"] = {**_failure(state), "step": failed_steps[-1] if failed_steps else None}
         if "restore_error" in state:
             record["restore_error"] = _failure({"error": state["restore_error"]})
     return record

@@ -9,10 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
 
+from driftloop.adapters.aws_errors import raise_for_client_error
 from driftloop.adapters.s3 import ObjectInfo, exists, get_json, list_objects, put_json
+from driftloop.errors import InvalidInputError
 from driftloop.pipeline.services import Services
 from driftloop.storage import is_parquet_name, s3_filesystem
+from driftloop.triggers import validate_object_key
 
 
 def inputs_key(run_id: str) -> str:
@@ -26,6 +30,22 @@ def consumed_sources(services: Services, champion: dict[str, Any] | None) -> set
         return set()
     manifest = get_json(services.s3, services.settings.data_bucket, champion["dataset_manifest_key"])
     return {(entry["source"], entry.get("version") or "") for entry in manifest.get("consumed_sources", [])}
+
+
+def upload_already_merged(services: Services, key: str, champion: dict[str, Any] | None) -> str | None:
+    """Why an upload brings nothing new (the version its key holds now is already in the champion's
+    training data), or None. A missing object is left to the drift step to report."""
+    bucket = services.settings.data_bucket
+    try:
+        current = services.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    except ClientError as error:
+        if error.response["Error"].get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise_for_client_error(error, f"s3://{bucket}/{key}")
+    if (f"s3://{bucket}/{key}", current) in consumed_sources(services, champion):
+        return (f"s3://{bucket}/{key} (ETag {current}) is already merged into the champion's training data "
+                f"({(champion or {}).get('dataset_dir')})")
+    return None
 
 
 def probe_parquet(services: Services, obj: ObjectInfo) -> str | None:
@@ -46,22 +66,32 @@ def probe_parquet(services: Services, obj: ObjectInfo) -> str | None:
 
 
 def fix_inputs(services: Services, run_id: str, champion: dict[str, Any] | None) -> dict[str, Any]:
-    """List the unconsumed uploads once per run (idempotent: a retry reads the saved list)."""
-    bucket = services.settings.data_bucket
+    """List the unconsumed uploads once per run (idempotent: a retry reads the saved list).
+
+    ``readable`` and ``unreadable`` go to the merge (the latter to quarantine); ``rejected`` keys (a
+    relative segment, control characters, not NFC: see ``validate_object_key``) are never opened,
+    since a path built from them could resolve to another object. All of them stay where they are."""
+    settings = services.settings
+    bucket = settings.data_bucket
     key = inputs_key(run_id)
     if exists(services.s3, bucket, key):
         return get_json(services.s3, bucket, key)
     consumed = consumed_sources(services, champion)
-    readable, unreadable = [], []
-    for obj in list_objects(services.s3, bucket, services.settings.incoming_prefix):
+    readable, unreadable, rejected = [], [], []
+    for obj in list_objects(services.s3, bucket, settings.incoming_prefix):
         if (obj.uri(bucket), obj.etag) in consumed:
             continue
-        reason = probe_parquet(services, obj)
         entry = {"key": obj.key, "etag": obj.etag, "size": obj.size}
+        try:
+            validate_object_key(obj.key, (settings.incoming_prefix,))
+        except InvalidInputError as error:
+            rejected.append({**entry, "reason": str(error)})
+            continue
+        reason = probe_parquet(services, obj)
         if reason is None:
             readable.append(entry)
         else:
             unreadable.append({**entry, "reason": reason})
-    document = {"run_id": run_id, "readable": readable, "unreadable": unreadable}
+    document = {"run_id": run_id, "readable": readable, "unreadable": unreadable, "rejected": rejected}
     put_json(services.s3, bucket, key, document)
     return document
