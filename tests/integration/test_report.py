@@ -1,0 +1,32 @@
+"""The report of a real seeded workspace, read from its S3 snapshot and through S3 (boto3 against moto)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from conftest import PROJECT
+
+from driftloop.local.runtime import LocalAWS, Profile
+from driftloop.local.world import data_bucket
+from driftloop.report import S3Store, WorkspaceStore, build_report
+from driftloop.report.build import DATA_FILE
+
+GENERATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_report_reads_the_same_from_the_workspace_and_from_s3(workspace: Path, tmp_path: Path) -> None:
+    from_snapshot = build_report(WorkspaceStore(workspace), tmp_path / "snapshot", GENERATED_AT)
+    quiet = Profile(Profile.load(PROJECT).parameters, requests_per_second=0)  # no live traffic while reading
+    with LocalAWS(PROJECT, workspace, quiet) as world:
+        from_s3 = build_report(S3Store(world.client("s3"), data_bucket(world)), tmp_path / "s3", GENERATED_AT)
+    snapshot, s3 = (json.loads((page.parent / DATA_FILE).read_text()) for page in (from_snapshot, from_s3))
+    assert snapshot.pop("location").startswith(s3.pop("location"))
+    assert snapshot == s3
+    runs = snapshot["runs"]
+    assert [run["outcome"] for run in runs] == ["promoted"]  # the seeded first deployment
+    page = from_s3.read_text()
+    assert f"id='run-{runs[0]['run_id']}'" in page
+    assert "first deployment" in page
+    assert snapshot["lineage"]["models"][0]["status"] == "champion"
