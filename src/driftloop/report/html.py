@@ -273,7 +273,8 @@ def _why(record: dict[str, Any]) -> str:
     drift = evidence.get("drift") or {}
     if drift:
         reasons = "".join(f"<li>{_e(reason)}</li>" for reason in drift.get("reasons") or [])
-        lines.append(f"<p><b>Why retrain?</b> drift decision {_badge(drift.get('decision'), DECISION_COLOURS)}"
+        question = "Why retrain?" if drift.get("decision") == "retrain" else "Why not retrain?"
+        lines.append(f"<p><b>{question}</b> drift decision {_badge(drift.get('decision'), DECISION_COLOURS)}"
                      f"</p>{'<ul>' + reasons + '</ul>' if reasons else ''}")
     evaluation = evidence.get("evaluation") or {}
     if evaluation:
@@ -436,14 +437,32 @@ def _ab_details(ab: dict[str, Any], stages: list[dict[str, Any]]) -> str:
          "reason"], rows, numeric=(0, 1, 5)) + note)
 
 
+def collapse_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive visits of one state (a polling loop) as one row: visits counted, attempts and seconds
+    summed, errors kept, status of the last visit."""
+    rows: list[dict[str, Any]] = []
+    for step in steps:
+        last = rows[-1] if rows else None
+        if last is not None and last["name"] == step.get("name"):
+            last["visits"] += 1
+            last["attempts"] += step.get("attempts") or 0
+            last["seconds"] += step.get("duration_seconds") or 0.0
+            last["errors"] += step.get("errors") or []
+            last["status"] = step.get("status")
+        else:
+            rows.append({"name": step.get("name"), "status": step.get("status"), "visits": 1,
+                         "attempts": step.get("attempts") or 0, "seconds": step.get("duration_seconds") or 0.0,
+                         "errors": list(step.get("errors") or [])})
+    return rows
+
+
 def _steps(record: dict[str, Any]) -> str:
-    steps = record.get("steps") or []
+    steps = collapse_steps(record.get("steps") or [])
     if not steps:
         return ""
-    rows = [[_e(step.get("name")), _e(step.get("status")), _num(step.get("attempts")),
-             _num(step.get("duration_seconds"), 3),
-             "<br>".join(f"{_e(e.get('error'))}: {_e(str(e.get('cause', ''))[:300])}"
-                         for e in step.get("errors") or [])]
+    rows = [[_e(step["name"]) + (f" <span class='muted'>×{step['visits']}</span>" if step["visits"] > 1 else ""),
+             _e(step["status"]), _num(step["attempts"]), f"{step['seconds']:.3g}",
+             "<br>".join(f"{_e(e.get('error'))}: {_e(str(e.get('cause', ''))[:300])}" for e in step["errors"])]
             for step in steps]
     return "<h4>Steps</h4>" + _table(["state", "status", "attempts", "seconds", "errors"], rows, numeric=(2, 3))
 

@@ -12,6 +12,7 @@ from report_fixtures import MemoryStore
 
 from driftloop.report import build_report
 from driftloop.report.build import CHART_FILES, DATA_FILE
+from driftloop.report.html import collapse_steps
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*['"]?\s*(?:https?:)?//""", re.IGNORECASE)
@@ -57,3 +58,16 @@ def test_empty_bucket_gives_a_page_without_charts(tmp_path: Path) -> None:
     assert "No feedback logged under feedback/ yet." in page
     assert "data:image/png" not in page
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_polling_loops_collapse_into_one_row() -> None:
+    steps = [{"name": "StartTraining", "status": "succeeded", "attempts": 1, "duration_seconds": 1.0, "errors": []},
+             *[{"name": "PollTraining", "status": "succeeded", "attempts": 1, "duration_seconds": 0.5, "errors": []}
+               for _ in range(3)],
+             {"name": "PollTraining", "status": "failed", "attempts": 2, "duration_seconds": 0.5,
+              "errors": [{"error": "TransientError", "cause": "x"}]},
+             {"name": "StartTraining", "status": "succeeded", "attempts": 1, "duration_seconds": 1.0, "errors": []}]
+    rows = collapse_steps(steps)
+    assert [(r["name"], r["visits"], r["attempts"], r["status"]) for r in rows] == [
+        ("StartTraining", 1, 1, "succeeded"), ("PollTraining", 4, 5, "failed"), ("StartTraining", 1, 1, "succeeded")]
+    assert rows[1]["seconds"] == 2.0 and rows[1]["errors"] == [{"error": "TransientError", "cause": "x"}]
