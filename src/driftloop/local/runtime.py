@@ -143,6 +143,14 @@ class Dispatcher:
         self.faults = faults
         self.invocations: list[dict[str, Any]] = []
         self._modules: dict[str, ModuleType] = {}
+        # Other threads (the runner, moto's executions) read os.environ while a handler runs: every key a
+        # handler needs is set once here and only overwritten per call, so no reader sees a key vanish.
+        # LocalAWS restores the whole environment on exit.
+        for function in app.functions.values():
+            os.environ.update(self._environment(function))
+
+    def _environment(self, function: FunctionSpec) -> dict[str, str]:
+        return {**function.environment, **self.runtime_environment, "AWS_LAMBDA_FUNCTION_NAME": function.name}
 
     def _module(self, function: FunctionSpec) -> ModuleType:
         if function.logical_id not in self._modules:
@@ -177,10 +185,7 @@ class Dispatcher:
         payload = b""
         stopped_waiting: TimeoutError | None = None
         with _INVOKE_LOCK:
-            saved = dict(os.environ)
-            os.environ.update(function.environment)
-            os.environ.update(self.runtime_environment)
-            os.environ["AWS_LAMBDA_FUNCTION_NAME"] = function.name
+            os.environ.update(self._environment(function))
             self.output.local.function = function.logical_id
             began = time.time()  # the limit counts from here: waiting for _INVOKE_LOCK is not the call's time
             try:
@@ -215,8 +220,6 @@ class Dispatcher:
                 record.update(outcome="error", error=error_type, message=str(error)[:500])
             finally:
                 self.output.local.function = None
-                os.environ.clear()
-                os.environ.update(saved)
         record["seconds"] = round(time.time() - started, 3)
         self.invocations.append(record)
         if stopped_waiting is not None:
