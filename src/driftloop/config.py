@@ -9,6 +9,11 @@ from dataclasses import asdict, dataclass
 
 from driftloop.errors import ConfigurationError
 
+AB_TEST = "ab"
+GUARDRAIL_MODES = ("canary", "linear")
+DEPLOYMENT_MODES = (AB_TEST, *GUARDRAIL_MODES)
+MAX_ROLLBACK_ALARMS = 10
+
 
 def _bool(text: str) -> bool:
     value = text.strip().lower()
@@ -58,6 +63,8 @@ class Settings:
     endpoint_instance_type: str
     sagemaker_role_arn: str
     runtime_backend: str
+    deployment_mode: str = AB_TEST
+    rollback_alarm_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.runtime_backend not in ("aws", "local"):
@@ -68,6 +75,18 @@ class Settings:
             not 0 < stage <= 100 for stage in self.traffic_stages
         ) or list(self.traffic_stages) != sorted(set(self.traffic_stages)):
             raise ConfigurationError(f"TRAFFIC_STAGES must increase within 1..100: {self.traffic_stages}")
+        if self.deployment_mode not in DEPLOYMENT_MODES:
+            raise ConfigurationError(f"DEPLOYMENT_MODE must be one of {DEPLOYMENT_MODES}, not {self.deployment_mode!r}")
+        if self.guarded_deployment and not 1 <= len(self.rollback_alarm_names) <= MAX_ROLLBACK_ALARMS:
+            raise ConfigurationError(
+                f"DEPLOYMENT_MODE={self.deployment_mode} rolls back on CloudWatch alarms: ROLLBACK_ALARM_NAMES needs "
+                f"1 to {MAX_ROLLBACK_ALARMS} names, got {len(self.rollback_alarm_names)}"
+            )
+
+    @property
+    def guarded_deployment(self) -> bool:
+        """A challenger reaches traffic through SageMaker's blue/green guardrails instead of the A/B stages."""
+        return self.deployment_mode in GUARDRAIL_MODES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +129,9 @@ class Settings:
                 endpoint_instance_type=need("ENDPOINT_INSTANCE_TYPE"),
                 sagemaker_role_arn=need("SAGEMAKER_ROLE_ARN"),
                 runtime_backend=need("RUNTIME_BACKEND"),
+                deployment_mode=need("DEPLOYMENT_MODE"),
+                rollback_alarm_names=tuple(name.strip() for name in need("ROLLBACK_ALARM_NAMES").split(",")
+                                           if name.strip()),
             )
         except ValueError as error:
             raise ConfigurationError(f"bad setting: {error}") from error

@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from driftloop.adapters.artifacts import fetch_model_dir
-from driftloop.adapters.endpoint import IN_SERVICE, Endpoint, EndpointState, ModelSpec, Variant
+from driftloop.adapters.endpoint import IN_SERVICE, Endpoint, EndpointState, GuardrailPolicy, ModelSpec, Variant
 from driftloop.adapters.s3 import split_uri
 from driftloop.adapters.training import Trainer
 from driftloop.errors import TransientError
@@ -240,6 +242,28 @@ class SimulatedEndpoint(Endpoint):
             for name, weight in weights.items():
                 variants[name]["weight"] = float(weight)
             self._commit(state, f"weights {weights}")
+
+    def deploy_guarded(self, config_name: str, variants: list[Variant], guardrails: GuardrailPolicy) -> None:
+        """An immediate swap, like ``deploy``, unless one of the policy's alarms is in ALARM in CloudWatch
+        (moto's, in the local runtime) when the update starts: then the deployment rolls back at once and
+        the endpoint stays on its config, where SageMaker's auto-rollback would leave it. There is no
+        baking: an alarm that fires later never undoes a finished swap. Alarms that do not exist count as OK."""
+        with _STATE_LOCK:
+            state = self._state()
+            swapping = state["endpoint"] is not None and state["endpoint"]["config_name"] != config_name
+            firing = self._alarms_in_alarm(guardrails.alarms) if swapping else []
+            if not firing:
+                self.deploy(config_name, variants)
+                return
+            state["configs"].setdefault(config_name, [asdict(variant) for variant in variants])
+            self._commit(state, f"{guardrails.policy} deployment of {config_name} rolled back: "
+                                f"alarms {firing} in ALARM")
+
+    def _alarms_in_alarm(self, alarms: tuple[str, ...]) -> list[str]:
+        cloudwatch = boto3.client("cloudwatch", region_name=self._s3.meta.region_name)
+        found = cloudwatch.describe_alarms(AlarmNames=list(alarms), AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+        return sorted(alarm["AlarmName"] for kind in ("MetricAlarms", "CompositeAlarms")
+                      for alarm in found.get(kind, []) if alarm["StateValue"] == "ALARM")
 
     def model_artifact(self, model_name: str) -> str:
         return self._state()["models"][model_name]["model_data_url"]

@@ -12,6 +12,8 @@ FUNCTIONS = {
     "AdmitFunction": "admit",
     "DriftFunction": "drift",
     "MergeFunction": "merge",
+    "MergePartFunction": "merge_part",
+    "CombineMergeFunction": "combine_merge",
     "StartTrainingFunction": "start_training",
     "PollTrainingFunction": "poll_training",
     "EvaluateFunction": "evaluate",
@@ -25,8 +27,9 @@ ENVIRONMENT = {
     "DATA_BUCKET", "LEDGER_TABLE", "NOTIFICATION_TOPIC_ARN", "MODEL_NAME", "ENDPOINT_NAME",
     "CHAMPION_VARIANT", "CHALLENGER_VARIANT", "INCOMING_PREFIX", "MONITOR_REPORT_PREFIX", "PSI_THRESHOLD",
     "JS_THRESHOLD", "SIGNIFICANCE_LEVEL", "MIN_SAMPLE_SIZE", "EVALUATION_MARGIN", "TRAFFIC_STAGES",
-    "MIN_SAMPLES_PER_VARIANT", "ATTRIBUTION_WINDOW_MINUTES", "TRAINING_HYPERPARAMETERS", "HOLDOUT_DAYS", "COOLDOWN_HOURS",
-    "LOCK_LEASE_MINUTES", "MAX_BAKE_WAITS",
+    "MIN_SAMPLES_PER_VARIANT", "ATTRIBUTION_WINDOW_MINUTES", "TRAINING_HYPERPARAMETERS", "HOLDOUT_DAYS",
+    "COOLDOWN_HOURS",
+    "LOCK_LEASE_MINUTES", "MAX_BAKE_WAITS", "DEPLOYMENT_MODE", "ROLLBACK_ALARM_NAMES",
     "TRAINING_IMAGE", "TRAINING_INSTANCE_TYPE", "USE_SPOT_TRAINING", "MAX_TRAINING_SECONDS",
     "ENDPOINT_INSTANCE_TYPE", "SAGEMAKER_ROLE_ARN", "RUNTIME_BACKEND", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
@@ -38,9 +41,12 @@ PARAMETER_DEFAULTS = {
     "PsiThreshold": 0.2, "JsThreshold": 0.1, "SignificanceLevel": 0.05, "MinSampleSize": 1000,
     "EvaluationMargin": 0.0, "TrafficStages": "10,50,100", "MinSamplesPerVariant": 500, "AttributionWindowMinutes": 60,
     "HoldoutDays": 7,
-    "CooldownHours": 24, "LockLeaseMinutes": 720, "TrainingImage": "auto", "TrainingHyperparameters": "{}", "TrainingInstanceType": "ml.m5.xlarge",
+    "CooldownHours": 24, "LockLeaseMinutes": 720, "TrainingImage": "auto", "TrainingHyperparameters": "{}",
+    "TrainingInstanceType": "ml.m5.xlarge",
     "UseSpotTraining": "true", "MaxTrainingSeconds": 3600, "EndpointInstanceType": "ml.m5.large",
-    "PollSeconds": 60, "BakeSeconds": 3600, "MaxBakeWaits": 24, "RuntimeBackend": "aws", "KmsKeyArn": "",
+    "PollSeconds": 60, "BakeSeconds": 3600, "MaxBakeWaits": 24, "DeploymentMode": "ab",
+    "RollbackAlarmNames": "", "RuntimeBackend": "aws", "KmsKeyArn": "",
+    "ScaleOutUploads": 20, "ScaleOutMaxConcurrency": 40,
     "NotificationEmail": "",
 }  # fmt: skip
 PASS_ROLE_FUNCTIONS = {"StartTrainingFunction", "UpdateWeightsFunction", "PromoteFunction"}
@@ -104,6 +110,8 @@ def test_parameters_have_the_contract_defaults_and_descriptions(raw_template):
     assert parameters["AlarmNames"]["Type"] == "CommaDelimitedList"
     assert parameters["ScheduleState"]["AllowedValues"] == ["DISABLED", "ENABLED"]
     assert parameters["RuntimeBackend"]["AllowedValues"] == ["aws", "local"]
+    assert parameters["DeploymentMode"]["AllowedValues"] == ["ab", "canary", "linear"]
+    assert parameters["RollbackAlarmNames"]["Type"] == "CommaDelimitedList"
     assert parameters["UseSpotTraining"]["AllowedValues"] == ["true", "false"]
 
 
@@ -220,6 +228,8 @@ def test_every_function_gets_exactly_the_contract_environment(resources):
         assert variables["DATA_BUCKET"] == {"Ref": "DataBucket"}
         assert variables["SAGEMAKER_ROLE_ARN"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
         assert variables["RUNTIME_BACKEND"] == {"Ref": "RuntimeBackend"}
+        assert variables["DEPLOYMENT_MODE"] == {"Ref": "DeploymentMode"}
+        assert variables["ROLLBACK_ALARM_NAMES"] == {"Fn::Join": [",", {"Ref": "RollbackAlarmNames"}]}
         assert variables["POWERTOOLS_SERVICE_NAME"] == "driftloop"
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "driftloop"
         assert variables["LOG_LEVEL"] == "INFO"
@@ -238,7 +248,8 @@ def test_training_image_resolves_auto_from_the_mapping(resources):
 def test_heavy_steps_get_time_and_memory(resources):
     for name in FUNCTIONS:
         properties = resources[name]["Properties"]
-        if name in {"DriftFunction", "MergeFunction", "EvaluateFunction"}:
+        if name in {"DriftFunction", "MergeFunction", "EvaluateFunction", "MergePartFunction",
+                    "CombineMergeFunction"}:
             assert (properties["Timeout"], properties["MemorySize"]) == (900, 3008), name
         else:
             assert properties["Timeout"] == 120, name
@@ -306,6 +317,8 @@ def test_writes_go_to_the_step_prefixes_only(resources):
     expected = {
         "DriftFunction": {"reports/*", "baselines/*"},
         "MergeFunction": {"datasets/*", "quarantine/*"},
+        "MergePartFunction": {"datasets/*", "quarantine/*"},
+        "CombineMergeFunction": {"datasets/*", "reports/*", "runs/*/merge-parts.json"},
         "StartTrainingFunction": {"code/*"},
         "UpdateWeightsFunction": {"baselines/*"},
         "PromoteFunction": {"baselines/*"},
