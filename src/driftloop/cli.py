@@ -138,7 +138,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
     from driftloop.local.adapters import SimulatedEndpoint
 
     with _local(args) as world:
-        environment = next(iter(world.app.functions.values())).environment
+        environment = world.app.environment
         state = SimulatedEndpoint(world.workspace.root, environment["ENDPOINT_NAME"], world.client("s3")).describe()
     print(json.dumps(state.to_dict() if state else None, indent=2))
     return 0

@@ -69,6 +69,6 @@ def load_event(name: str, workspace: Path | None = None) -> dict[str, Any]:
 
 
 def object_keys(world: LocalAWS, prefix: str = "") -> list[str]:
-    bucket = next(iter(world.app.functions.values())).environment["DATA_BUCKET"]
+    bucket = world.app.environment["DATA_BUCKET"]
     pages = world.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return [entry["Key"] for page in pages for entry in page.get("Contents", [])]

@@ -12,7 +12,7 @@ from driftloop.local.runtime import FaultPlan
 
 
 def endpoint_state(world, workspace: Path):
-    name = next(iter(world.app.functions.values())).environment["ENDPOINT_NAME"]
+    name = world.app.environment["ENDPOINT_NAME"]
     return SimulatedEndpoint(workspace, name, world.client("s3")).describe()
 
 
@@ -80,7 +80,7 @@ def test_permanent_failure_restores_the_champion_and_notifies(workspace: Path) -
         state = endpoint_state(world, workspace)
         assert [(v.name, v.model_name) for v in state.variants] == [("champion", champion_before)]
         assert world.client("dynamodb").get_item(
-            TableName=next(iter(world.app.functions.values())).environment["LEDGER_TABLE"],
+            TableName=world.app.environment["LEDGER_TABLE"],
             Key={"pk": {"S": "MODEL#recommender"}, "sk": {"S": "LOCK"}}).get("Item") is None
     notifications = [json.loads(line) for line in (workspace / "notifications.jsonl").read_text().splitlines()]
     assert any(note["subject"].endswith(": failed") and run["run_id"] in note["message"] for note in notifications)

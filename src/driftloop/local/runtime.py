@@ -38,7 +38,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.stepfunctions.models import StateMachine
 
 from driftloop.errors import ConfigurationError, InjectedFault, TransientError
-from driftloop.local.template import REGION, FunctionSpec, LocalApp, load_app
+from driftloop.local.template import ACCOUNT_ID, REGION, FunctionSpec, LocalApp, load_app
 from driftloop.local.traffic import LiveTraffic
 
 LOCAL_PROFILE = "local.toml"
@@ -361,7 +361,7 @@ class LocalAWS:
         except Exception:
             self.__exit__(None, None, None)
             raise
-        environment = next(iter(self.app.functions.values())).environment
+        environment = self.app.environment
         if environment.get("RUNTIME_BACKEND") == "local" and self.profile.requests_per_second > 0:
             self.traffic = LiveTraffic(self.workspace.root, environment["ENDPOINT_NAME"],
                                        environment["DATA_BUCKET"], self.profile.requests_per_second)
@@ -407,7 +407,7 @@ class LocalAWS:
         self.workspace.restore_s3(s3)
         for table in self.app.tables.values():
             self.workspace.restore_table(dynamodb, table["TableName"])
-        data_bucket = self.app.functions[next(iter(self.app.functions))].environment["DATA_BUCKET"]
+        data_bucket = self.app.environment["DATA_BUCKET"]
         s3.put_bucket_notification_configuration(
             Bucket=data_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
         role = iam.create_role(RoleName="driftloop-local-runtime", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
@@ -447,7 +447,9 @@ class LocalAWS:
                 if not messages:
                     break
                 for message in messages:
-                    delivered.append((rule, json.loads(message["Body"])))
+                    event = json.loads(message["Body"])
+                    event.setdefault("account", ACCOUNT_ID)  # EventBridge always sets it; moto's delivery omits it
+                    delivered.append((rule, event))
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return delivered
 

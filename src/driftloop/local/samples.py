@@ -91,7 +91,7 @@ def _s3_event(bucket: str, key: str, body: bytes, sequencer: str) -> dict[str, A
 def sample_events(project_dir: Path, simulator: Simulator) -> dict[str, dict[str, Any]]:
     """The events announcing ``simulator``'s sample objects; events/ holds those of the default shop."""
     app = load_app(project_dir / "template.yaml", {"RuntimeBackend": "local"})
-    environment = next(iter(app.functions.values())).environment
+    environment = app.environment
     bucket, prefix = environment["DATA_BUCKET"], environment["INCOMING_PREFIX"]
     objects = sample_objects(prefix, simulator)
     drifted_key, notes_key = (key for key in objects if key.startswith(prefix) and key != REPORT_KEY)
@@ -162,7 +162,7 @@ def sample_events(project_dir: Path, simulator: Simulator) -> dict[str, dict[str
 def stage_sample_objects(world: Any, simulator: Simulator) -> list[str]:
     """Put the sample objects (made with the workspace's own shop) into the local bucket and drop the S3
     events that announced them, so that replaying ``events/*.json`` is what delivers them."""
-    environment = next(iter(world.app.functions.values())).environment
+    environment = world.app.environment
     s3 = world.client("s3")
     keys = []
     for key, body in sample_objects(environment["INCOMING_PREFIX"], simulator).items():

@@ -86,6 +86,15 @@ class LocalApp:
     topics: dict[str, str]
     outputs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def environment(self) -> dict[str, str]:
+        """The variables every function shares (the template's Globals), e.g. DATA_BUCKET, MODEL_NAME."""
+        environments = [function.environment for function in self.functions.values()]
+        if not environments:
+            return {}
+        return {name: value for name, value in environments[0].items()
+                if all(other.get(name) == value for other in environments[1:])}
+
     def function_by_arn(self, arn_or_name: str) -> FunctionSpec:
         for function in self.functions.values():
             if arn_or_name in (function.arn, function.name):

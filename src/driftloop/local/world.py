@@ -48,11 +48,11 @@ class Shop:
 
 
 def data_bucket(world: LocalAWS) -> str:
-    return next(iter(world.app.functions.values())).environment["DATA_BUCKET"]
+    return world.app.environment["DATA_BUCKET"]
 
 
 def incoming_key(world: LocalAWS, name: str) -> str:
-    return f"{next(iter(world.app.functions.values())).environment['INCOMING_PREFIX']}{name}"
+    return f"{world.app.environment['INCOMING_PREFIX']}{name}"
 
 
 def upload_bytes(world: LocalAWS, key: str, body: bytes) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def upload_month(world: LocalAWS, shop: Shop, month: int, advance_clock: bool = 
     simulator = shop.simulator()
     if advance_clock:
         Shop(shop.config, shop.scenario, month).save(world.workspace.root)
-    environment = next(iter(world.app.functions.values())).environment
+    environment = world.app.environment
     serve_batch(world.workspace.root, environment["ENDPOINT_NAME"], environment["DATA_BUCKET"],
                 world.client("s3"), world.profile.requests_per_month,
                 np.random.default_rng([shop.config.seed, month]))
@@ -94,12 +94,12 @@ def latest_run(world: LocalAWS) -> dict[str, Any]:
 
 
 def ledger(world: LocalAWS) -> Ledger:
-    environment = next(iter(world.app.functions.values())).environment
+    environment = world.app.environment
     return Ledger(world.client("dynamodb"), environment["LEDGER_TABLE"])
 
 
 def model_name(world: LocalAWS) -> str:
-    return next(iter(world.app.functions.values())).environment["MODEL_NAME"]
+    return world.app.environment["MODEL_NAME"]
 
 
 def reset_workspace(path: Path) -> None:

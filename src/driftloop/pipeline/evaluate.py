@@ -68,6 +68,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         image=settings.training_image,
         metrics={"baseline": gate["baseline"], **gate["metrics"]},
         dataset_manifest_uri=f"s3://{bucket}/{merge['manifest_key']}",
+        evaluation_report_uri=report_key,
     )
     return {
         "passed": gate["passed"],

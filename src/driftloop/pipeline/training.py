@@ -35,7 +35,8 @@ def start(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     bucket = settings.data_bucket
     run = invocation.run
     merge = invocation.result("merge")
-    execution_name = invocation.context.execution.name
+    # Job names start with the model name: the training role's IAM policy is scoped to that prefix.
+    execution_name = f"{settings.model_name}-{invocation.context.execution.name}"
     earlier_failures = []
     source_uri = upload_source_bundle(services)
     for attempt in range(MAX_JOB_ATTEMPTS):
