@@ -12,6 +12,8 @@ FUNCTIONS = {
     "AdmitFunction": "admit",
     "DriftFunction": "drift",
     "MergeFunction": "merge",
+    "MergePartFunction": "merge_part",
+    "CombineMergeFunction": "combine_merge",
     "StartTrainingFunction": "start_training",
     "PollTrainingFunction": "poll_training",
     "EvaluateFunction": "evaluate",
@@ -44,6 +46,7 @@ PARAMETER_DEFAULTS = {
     "UseSpotTraining": "true", "MaxTrainingSeconds": 3600, "EndpointInstanceType": "ml.m5.large",
     "PollSeconds": 60, "BakeSeconds": 3600, "MaxBakeWaits": 24, "DeploymentMode": "ab",
     "RollbackAlarmNames": "", "RuntimeBackend": "aws", "KmsKeyArn": "",
+    "ScaleOutUploads": 20, "ScaleOutMaxConcurrency": 40,
     "NotificationEmail": "",
 }  # fmt: skip
 PASS_ROLE_FUNCTIONS = {"StartTrainingFunction", "UpdateWeightsFunction", "PromoteFunction"}
@@ -245,7 +248,8 @@ def test_training_image_resolves_auto_from_the_mapping(resources):
 def test_heavy_steps_get_time_and_memory(resources):
     for name in FUNCTIONS:
         properties = resources[name]["Properties"]
-        if name in {"DriftFunction", "MergeFunction", "EvaluateFunction"}:
+        if name in {"DriftFunction", "MergeFunction", "EvaluateFunction", "MergePartFunction",
+                    "CombineMergeFunction"}:
             assert (properties["Timeout"], properties["MemorySize"]) == (900, 3008), name
         else:
             assert properties["Timeout"] == 120, name
@@ -313,6 +317,8 @@ def test_writes_go_to_the_step_prefixes_only(resources):
     expected = {
         "DriftFunction": {"reports/*", "baselines/*"},
         "MergeFunction": {"datasets/*", "quarantine/*"},
+        "MergePartFunction": {"datasets/*", "quarantine/*"},
+        "CombineMergeFunction": {"datasets/*", "reports/*", "runs/*/merge-parts.json"},
         "StartTrainingFunction": {"code/*"},
         "UpdateWeightsFunction": {"baselines/*"},
         "PromoteFunction": {"baselines/*"},
