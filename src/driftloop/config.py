@@ -52,6 +52,7 @@ class Settings:
     min_samples_per_variant: int
     attribution_window_minutes: float
     holdout_days: int
+    dataset_partitioning: str
     cooldown_hours: float
     lock_lease_minutes: float
     max_bake_waits: int
@@ -67,6 +68,8 @@ class Settings:
     rollback_alarm_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.dataset_partitioning not in ("event_date", "none"):
+            raise ConfigurationError(f"DATASET_PARTITIONING must be event_date or none, not {self.dataset_partitioning!r}")
         if self.runtime_backend not in ("aws", "local"):
             raise ConfigurationError(f"RUNTIME_BACKEND must be aws or local, not {self.runtime_backend!r}")
         if self.champion_variant == self.challenger_variant:
@@ -118,6 +121,7 @@ class Settings:
                 min_samples_per_variant=int(need("MIN_SAMPLES_PER_VARIANT")),
                 attribution_window_minutes=float(need("ATTRIBUTION_WINDOW_MINUTES")),
                 holdout_days=int(need("HOLDOUT_DAYS")),
+                dataset_partitioning=need("DATASET_PARTITIONING"),
                 cooldown_hours=float(need("COOLDOWN_HOURS")),
                 lock_lease_minutes=float(need("LOCK_LEASE_MINUTES")),
                 max_bake_waits=int(need("MAX_BAKE_WAITS")),

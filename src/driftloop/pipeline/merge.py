@@ -32,7 +32,8 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         new,
         filesystem,
         f"{bucket}/{out_dir}",
-        MergeConfig(quarantine_dir=f"{bucket}/quarantine/{run['run_id']}"),
+        MergeConfig(quarantine_dir=f"{bucket}/quarantine/{run['run_id']}",
+                    partition_by=None if settings.dataset_partitioning == "none" else "event_date"),
         source_versions={f"s3://{bucket}/{entry['key']}": entry["etag"] for entry in uploads},
     ).to_dict()
     newest = datetime.fromisoformat(manifest["time_range"]["max"])
