@@ -108,7 +108,12 @@ class CoordinatorInvocation(StepInvocation):
     phase: Literal["plan", "combine"]
 
 
-def plan(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+def plan(
+    invocation: StepInvocation,
+    services: Services,
+    max_uploads: int = MAX_UPLOADS_PER_ITEM,
+    max_bytes: int = MAX_BYTES_PER_ITEM,
+) -> dict[str, Any]:
     """Write the map's items once per run (a retry reuses them) and say where they are."""
     settings = services.settings
     bucket = settings.data_bucket
@@ -126,7 +131,7 @@ def plan(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         items = [
             {"run_id": run_id, "item": number, "baseline_key": baseline_key,
              "parts": [part.to_dict() for part in batch]}
-            for number, batch in enumerate(batch_uploads(parts))
+            for number, batch in enumerate(batch_uploads(parts, max_uploads, max_bytes))
         ]
         put_json(services.s3, bucket, key, items)
     return {
