@@ -69,7 +69,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.dataset_partitioning not in ("event_date", "none"):
-            raise ConfigurationError(f"DATASET_PARTITIONING must be event_date or none, not {self.dataset_partitioning!r}")
+            raise ConfigurationError(
+                f"DATASET_PARTITIONING must be event_date or none, not {self.dataset_partitioning!r}")
         if self.runtime_backend not in ("aws", "local"):
             raise ConfigurationError(f"RUNTIME_BACKEND must be aws or local, not {self.runtime_backend!r}")
         if self.champion_variant == self.challenger_variant:

@@ -111,7 +111,7 @@ class LiveTraffic(threading.Thread):
     """Background customers while an A/B test runs (started and stopped by LocalAWS)."""
 
     def __init__(self, workspace: Path, endpoint_name: str, bucket: str, requests_per_second: float,
-                 tick_seconds: float = 0.5, seed: int = 0) -> None:
+                 tick_seconds: float = 1.0, seed: int = 0) -> None:
         super().__init__(name="driftloop-live-traffic", daemon=True)
         self.workspace, self.endpoint_name, self.bucket = workspace, endpoint_name, bucket
         self.requests_per_second, self.tick_seconds = requests_per_second, tick_seconds

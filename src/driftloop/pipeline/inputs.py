@@ -6,6 +6,7 @@ steps all see the same files, and uploads arriving later go to the next run inst
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -65,21 +66,40 @@ def probe_parquet(services: Services, obj: ObjectInfo) -> str | None:
     return None
 
 
+def quarantine_marker_key(uri: str, etag: str) -> str:
+    return f"quarantine/_seen/{hashlib.sha256(f'{uri}#{etag}'.encode()).hexdigest()}.json"
+
+
+def mark_quarantined(services: Services, run_id: str, quarantined: list[dict[str, Any]],
+                     etags: dict[str, str]) -> None:
+    """Remember which upload versions a merge quarantined, so later runs do not count them again
+    (they are never consumed by a champion's lineage, and would otherwise weigh on every run's bad share)."""
+    for entry in quarantined:
+        uri = entry["source"]
+        if uri in etags:
+            put_json(services.s3, services.settings.data_bucket, quarantine_marker_key(uri, etags[uri]),
+                     {"source": uri, "etag": etags[uri], "reason": entry.get("reason"), "run_id": run_id})
+
+
 def fix_inputs(services: Services, run_id: str, champion: dict[str, Any] | None) -> dict[str, Any]:
     """List the unconsumed uploads once per run (idempotent: a retry reads the saved list).
 
     ``readable`` and ``unreadable`` go to the merge (the latter to quarantine); ``rejected`` keys (a
     relative segment, control characters, not NFC: see ``validate_object_key``) are never opened,
-    since a path built from them could resolve to another object. All of them stay where they are."""
+    since a path built from them could resolve to another object; ``quarantined`` are versions an
+    earlier merge already quarantined. All of them stay where they are."""
     settings = services.settings
     bucket = settings.data_bucket
     key = inputs_key(run_id)
     if exists(services.s3, bucket, key):
         return get_json(services.s3, bucket, key)
     consumed = consumed_sources(services, champion)
-    readable, unreadable, rejected = [], [], []
+    readable, unreadable, rejected, quarantined = [], [], [], []
     for obj in list_objects(services.s3, bucket, settings.incoming_prefix):
         if (obj.uri(bucket), obj.etag) in consumed:
+            continue
+        if exists(services.s3, bucket, quarantine_marker_key(obj.uri(bucket), obj.etag)):
+            quarantined.append({"key": obj.key, "etag": obj.etag})
             continue
         entry = {"key": obj.key, "etag": obj.etag, "size": obj.size}
         try:
@@ -92,6 +112,7 @@ def fix_inputs(services: Services, run_id: str, champion: dict[str, Any] | None)
             readable.append(entry)
         else:
             unreadable.append({**entry, "reason": reason})
-    document = {"run_id": run_id, "readable": readable, "unreadable": unreadable, "rejected": rejected}
+    document = {"run_id": run_id, "readable": readable, "unreadable": unreadable, "rejected": rejected,
+                "quarantined": quarantined}
     put_json(services.s3, bucket, key, document)
     return document

@@ -7,6 +7,7 @@ from typing import Any
 
 from driftloop.adapters.s3 import get_json
 from driftloop.data.merge import MergeConfig, dataset_source, merge_datasets
+from driftloop.pipeline.inputs import mark_quarantined
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services
 from driftloop.storage import s3_filesystem, s3_source
@@ -36,6 +37,8 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
                     partition_by=None if settings.dataset_partitioning == "none" else "event_date"),
         source_versions={f"s3://{bucket}/{entry['key']}": entry["etag"] for entry in uploads},
     ).to_dict()
+    mark_quarantined(services, run["run_id"], manifest["quarantined"],
+                     {f"s3://{bucket}/{entry['key']}": entry["etag"] for entry in uploads})
     newest = datetime.fromisoformat(manifest["time_range"]["max"])
     holdout_from = newest - timedelta(days=settings.holdout_days)
     return {

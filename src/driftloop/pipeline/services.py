@@ -68,3 +68,10 @@ def _cached(environment: frozenset[tuple[str, str]]) -> Services:
 def services_from_env() -> Services:
     """One Services per distinct environment: warm Lambda invocations reuse the clients."""
     return _cached(frozenset(os.environ.items()))
+
+
+def hold_lock(services: Services, run_id: str) -> None:
+    """Renew this run's lease on the model's lock before a long or state-changing step; a run that lost
+    its lock stops here (LockLostError is not retried) and takes the failure path instead of promoting."""
+    settings = services.settings
+    services.ledger.require_lock(settings.model_name, run_id, services.clock(), settings.lock_lease_minutes * 60)

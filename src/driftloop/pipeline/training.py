@@ -15,7 +15,7 @@ from driftloop.model.jobs import (
     training_job_name,
 )
 from driftloop.pipeline.invocation import StepInvocation
-from driftloop.pipeline.services import Services
+from driftloop.pipeline.services import Services, hold_lock
 
 MAX_JOB_ATTEMPTS = 5
 _LIVE = ("InProgress", "Completed", "Stopping")
@@ -72,6 +72,7 @@ def start(invocation: StepInvocation, services: Services) -> dict[str, Any]:
 
 
 def poll(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+    hold_lock(services, invocation.run["run_id"])
     started = invocation.result("training")
     described = services.trainer.describe(started["job_name"])
     if described is None:
