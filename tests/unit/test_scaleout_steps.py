@@ -25,7 +25,7 @@ from driftloop.drift import Baseline, build_baseline
 from driftloop.errors import InvalidInputError
 from driftloop.local.template import load_app
 from driftloop.pipeline import merge, scaleout
-from driftloop.pipeline.inputs import inputs_key
+from driftloop.pipeline.inputs import inputs_key, quarantine_marker_key
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.scaleout import MergePartsItem, UploadPart, batch_uploads
 from driftloop.pipeline.services import Services
@@ -164,13 +164,16 @@ def test_map_and_combine_give_the_single_merge_result(services: Services, shop: 
     children = _run_children(services, "run-1")
     assert sum(part["quarantined"] for child in children for part in child["parts"]) == 1
     result = scaleout.combine(_invocation("run-1"), services)
+    bucket, broken = services.settings.data_bucket, uploads[-1]
+    marker = get_json(services.s3, bucket, quarantine_marker_key(f"s3://{bucket}/{broken['key']}", broken["etag"]))
+    assert marker["run_id"] == "run-1", "later runs do not count the quarantined version again"
     single = merge.run(_invocation("run-2"), services)
 
     assert set(single) <= set(result)
     for field in ("rows_in", "rows_out", "duplicates_dropped", "previous_version", "holdout_from"):
         assert result[field] == single[field], field
     assert [entry["source"] for entry in result["quarantined"]] == [e["source"] for e in single["quarantined"]]
-    bucket, filesystem = services.settings.data_bucket, s3_filesystem(services.s3)
+    filesystem = s3_filesystem(services.s3)
     merged = _keys(filesystem, dataset_source(filesystem, f"{bucket}/{result['dataset_dir']}").paths)
     assert merged == _keys(filesystem, dataset_source(filesystem, f"{bucket}/{single['dataset_dir']}").paths)
     manifest = get_json(services.s3, bucket, result["manifest_key"])

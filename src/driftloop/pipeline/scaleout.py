@@ -27,7 +27,7 @@ from driftloop.data.merge import MergeConfig
 from driftloop.data.scaleout import combine_partials, merge_partial
 from driftloop.drift import Baseline, build_baseline
 from driftloop.errors import InvalidInputError
-from driftloop.pipeline.inputs import inputs_key
+from driftloop.pipeline.inputs import inputs_key, mark_quarantined
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.merge import dataset_dir
 from driftloop.pipeline.services import Services
@@ -84,6 +84,13 @@ def batch_uploads(
         batches[-1].append(part)
         size += part.size
     return batches
+
+
+def merge_config(services: Services, run_id: str) -> MergeConfig:
+    """The configuration ``MergeDatasets`` merges with, so that both branches build the same version."""
+    settings = services.settings
+    return MergeConfig(quarantine_dir=f"{settings.data_bucket}/quarantine/{run_id}",
+                       partition_by=None if settings.dataset_partitioning == "none" else "event_date")
 
 
 class PartInput(BaseModel):
@@ -147,7 +154,7 @@ def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
     settings = services.settings
     bucket = settings.data_bucket
     filesystem = s3_filesystem(services.s3)
-    config = MergeConfig(quarantine_dir=f"{bucket}/quarantine/{item.run_id}")
+    config = merge_config(services, item.run_id)
     reference = Baseline.from_dict(get_json(services.s3, bucket, item.baseline_key)) if item.baseline_key else None
     results: list[dict[str, Any]] = []
     summaries: list[Baseline] = []
@@ -187,7 +194,7 @@ def combine(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     directories = [f"{bucket}/{part_dir(settings.model_name, run_id, part.index)}" for part in parts]
     manifests = _read_manifests(filesystem, directories)
     failed = [part.key for part, manifest in zip(parts, manifests, strict=True) if manifest is None]
-    config = MergeConfig(quarantine_dir=f"{bucket}/quarantine/{run_id}")
+    config = merge_config(services, run_id)
     _check_bad_share(failed, [m for m in manifests if m is not None], len(parts), config.max_bad_share)
 
     champion = services.ledger.champion(settings.model_name)
@@ -200,6 +207,8 @@ def combine(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         f"{bucket}/{out_dir}",
         config,
     ).to_dict()
+    mark_quarantined(services, run_id, manifest["quarantined"],
+                     {f"s3://{bucket}/{part.key}": part.etag for part in parts})
 
     summaries = [Baseline.from_dict(get_json(services.s3, bucket, key))
                  for key in _existing(services, bucket, [summary_key(settings.model_name, run_id, item.item)
