@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from driftloop.drift.concept import PERIOD_UNITS
 from driftloop.errors import ConfigurationError
 
 AB_TEST = "ab"
@@ -66,8 +67,12 @@ class Settings:
     runtime_backend: str
     deployment_mode: str = AB_TEST
     rollback_alarm_names: tuple[str, ...] = ()
+    conversion_period: str = "day"
 
     def __post_init__(self) -> None:
+        if self.conversion_period not in PERIOD_UNITS:
+            raise ConfigurationError(
+                f"CONVERSION_PERIOD must be one of {', '.join(PERIOD_UNITS)}, not {self.conversion_period!r}")
         if self.dataset_partitioning not in ("event_date", "none"):
             raise ConfigurationError(
                 f"DATASET_PARTITIONING must be event_date or none, not {self.dataset_partitioning!r}")
@@ -137,6 +142,7 @@ class Settings:
                 deployment_mode=need("DEPLOYMENT_MODE"),
                 rollback_alarm_names=tuple(name.strip() for name in need("ROLLBACK_ALARM_NAMES").split(",")
                                            if name.strip()),
+                conversion_period=need("CONVERSION_PERIOD"),
             )
         except ValueError as error:
             raise ConfigurationError(f"bad setting: {error}") from error

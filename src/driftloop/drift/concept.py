@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,9 @@ import pyarrow.compute as pc
 from driftloop.drift.reading import iter_batches, read_source_schema
 from driftloop.errors import InvalidInputError
 from driftloop.storage import ParquetSource
+
+PERIOD_UNITS = ("hour", "day", "week")
+_NUMPY_UNITS = {"hour": "h", "day": "D", "week": "W"}
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,25 @@ class ConversionMonitor:
         if self.min_served < 1 or self.page_hinkley_delta < 0 or self.page_hinkley_threshold <= 0:
             raise ValueError("min_served >= 1, page_hinkley_delta >= 0, page_hinkley_threshold > 0 are required")
 
+    @property
+    def needed_periods(self) -> int:
+        return self.baseline_periods + self.recent_periods
+
+    def assess(self, periods: Sequence[ConversionPeriod]) -> ConceptDriftResult:
+        """Like ``evaluate``, but too little history is an untested result that says so, not an error."""
+        if len(periods) < self.needed_periods:
+            served, conversions = sum(p.served for p in periods), sum(p.conversions for p in periods)
+            rate = _rate(conversions, served)
+            return ConceptDriftResult(
+                False, rate, rate, 0.0, 0.0, 1.0, None,
+                [f"too little conversion history to test: {len(periods)} periods with traffic, "
+                 f"need {self.needed_periods} ({self.baseline_periods} baseline + {self.recent_periods} recent)"],
+                tested=False,
+            )
+        return self.evaluate(periods)
+
     def evaluate(self, periods: Sequence[ConversionPeriod]) -> ConceptDriftResult:
-        needed = self.baseline_periods + self.recent_periods
+        needed = self.needed_periods
         if len(periods) < needed:
             raise InvalidInputError(f"need at least {needed} periods of feedback, got {len(periods)}")
         window = list(periods[-needed:])
@@ -75,6 +96,7 @@ class ConversionMonitor:
                 1.0,
                 None,
                 [f"too little traffic to test (baseline {served_b}, recent {served_r}, need {self.min_served})"],
+                tested=False,
             )
         z, pvalue = two_proportion_drop_test(conv_b, served_b, conv_r, served_r)
         baseline_rate, recent_rate = conv_b / served_b, conv_r / served_r
@@ -110,6 +132,7 @@ class ConceptDriftResult:
     pvalue: float
     change_period: str | None
     reasons: list[str]
+    tested: bool = True
 
     @property
     def decision(self) -> str:
@@ -119,6 +142,7 @@ class ConceptDriftResult:
         return {
             "decision": self.decision,
             "detected": self.detected,
+            "tested": self.tested,
             "baseline_rate": self.baseline_rate,
             "recent_rate": self.recent_rate,
             "relative_change": self.relative_change,
@@ -160,13 +184,37 @@ def page_hinkley_decrease(values: Sequence[float], delta: float, threshold: floa
     return None
 
 
+def period_start(moment: datetime, period_unit: str) -> datetime:
+    """Start of the period holding ``moment`` (UTC; weeks are numpy's, starting on Thursdays)."""
+    if period_unit not in _NUMPY_UNITS:
+        raise ValueError(f"period_unit must be one of {PERIOD_UNITS}, not {period_unit!r}")
+    instant = np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "us")
+    floored = instant.astype(f"datetime64[{_NUMPY_UNITS[period_unit]}]").astype("datetime64[us]")
+    return floored.item().replace(tzinfo=UTC)
+
+
+def complete_periods_window(until: datetime, period_unit: str, periods: int) -> tuple[datetime, datetime]:
+    """[start, end) of the last ``periods`` complete periods before ``until``."""
+    end = np.datetime64(period_start(until, period_unit).replace(tzinfo=None), "us")
+    step = np.timedelta64(1, _NUMPY_UNITS[period_unit]).astype("timedelta64[us]")
+    start = end - periods * step
+    return start.item().replace(tzinfo=UTC), end.item().replace(tzinfo=UTC)
+
+
 def conversion_periods(
-    source: ParquetSource, variant: str | None = None, period_unit: str = "day"
+    source: ParquetSource,
+    variant: str | None = None,
+    period_unit: str = "day",
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[ConversionPeriod]:
-    """Served and converted counts per period (``day``, ``week`` or ``hour``) from the feedback log."""
-    units = {"day": "D", "week": "W", "hour": "h"}
-    if period_unit not in units:
-        raise ValueError(f"period_unit must be one of {sorted(units)}")
+    """Served and converted counts per period (``day``, ``week`` or ``hour``) from the feedback log,
+    counting rows served in [``since``, ``until``) when those (timezone-aware) bounds are given."""
+    if period_unit not in _NUMPY_UNITS:
+        raise ValueError(f"period_unit must be one of {PERIOD_UNITS}, not {period_unit!r}")
+    bounds = [bound for bound in (since, until) if bound is not None]
+    if any(bound.tzinfo is None for bound in bounds):
+        raise ValueError("since and until must be timezone-aware")
     schema = read_source_schema(source)
     required = ["served_at", "converted"] + (["variant"] if variant is not None else [])
     missing = [name for name in required if name not in schema.types]
@@ -178,10 +226,16 @@ def conversion_periods(
         table = pa.Table.from_batches([batch])
         if variant is not None:
             table = table.filter(pc.equal(table["variant"].cast(pa.string()), variant))
-        table = table.filter(pc.is_valid(table["served_at"]))
+        served_at = table["served_at"].cast(pa.timestamp("us", tz="UTC"))
+        keep = pc.is_valid(served_at)
+        if since is not None:
+            keep = pc.and_(keep, pc.greater_equal(served_at, pa.scalar(since, served_at.type)))
+        if until is not None:
+            keep = pc.and_(keep, pc.less(served_at, pa.scalar(until, served_at.type)))
+        table, served_at = table.filter(keep), served_at.filter(keep)
         if table.num_rows == 0:
             continue
-        times = table["served_at"].to_numpy().astype("datetime64[us]").astype(f"datetime64[{units[period_unit]}]")
+        times = served_at.to_numpy().astype("datetime64[us]").astype(f"datetime64[{_NUMPY_UNITS[period_unit]}]")
         flags = pc.fill_null(table["converted"], False).to_numpy(zero_copy_only=False).astype(bool)
         keys, index, counts = np.unique(times, return_inverse=True, return_counts=True)
         hits = np.bincount(index, weights=flags, minlength=keys.size)

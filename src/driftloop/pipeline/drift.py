@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from driftloop.adapters.s3 import get_json, put_bytes, put_json
 from driftloop.drift import Baseline, DriftPolicy, compare_to_baseline
+from driftloop.drift.concept import ConversionMonitor, complete_periods_window, conversion_periods
 from driftloop.drift.metrics import publish_feature_drift
 from driftloop.drift.model_monitor import parse_violations
 from driftloop.errors import InvalidInputError
 from driftloop.pipeline.inputs import fix_inputs
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services
-from driftloop.storage import s3_source
+from driftloop.storage import is_parquet_name, s3_source
 
 
 def policy_from(services: Services) -> DriftPolicy:
@@ -23,6 +25,61 @@ def policy_from(services: Services) -> DriftPolicy:
         alpha=settings.significance_level,
         min_samples=settings.min_sample_size,
     )
+
+
+def conversion_monitor(services: Services) -> ConversionMonitor:
+    return ConversionMonitor(alpha=services.settings.significance_level)
+
+
+def feedback_keys(services: Services, first_day: str, last_day: str) -> list[str]:
+    """Feedback objects in the ``date=`` partitions from ``first_day`` to ``last_day`` (ISO dates)."""
+    settings = services.settings
+    prefix = f"feedback/{settings.endpoint_name}/"
+    keys = []
+    pages = services.s3.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.data_bucket, Prefix=prefix, StartAfter=f"{prefix}date={first_day}")
+    for page in pages:
+        for entry in page.get("Contents", []):
+            partition, _, name = entry["Key"][len(prefix):].partition("/")
+            if not partition.startswith("date=") or not is_parquet_name(name):
+                continue
+            if partition[5:] > last_day:
+                return keys
+            if partition[5:] >= first_day:
+                keys.append(entry["Key"])
+    return keys
+
+
+def concept_drift(services: Services, champion: dict[str, Any], monitor: ConversionMonitor) -> dict[str, Any]:
+    """The champion variant's conversion in the last complete, matured periods since its promotion.
+
+    A period counts once it is over and its last requests had the whole attribution window to convert,
+    so a period still filling up is not read as a drop."""
+    settings = services.settings
+    unit = settings.conversion_period
+    now = datetime.fromtimestamp(services.clock(), UTC)
+    matured = now - timedelta(minutes=settings.attribution_window_minutes)
+    window_start, window_end = complete_periods_window(matured, unit, monitor.needed_periods)
+    promoted_at = datetime.fromisoformat(champion["promoted_at"])
+    if promoted_at.tzinfo is None:
+        promoted_at = promoted_at.replace(tzinfo=UTC)
+    since = max(window_start, promoted_at)
+    evidence: dict[str, Any] = {"variant": settings.champion_variant, "period_unit": unit,
+                                "since": since.isoformat(), "until": window_end.isoformat(),
+                                "champion_promoted_at": promoted_at.isoformat()}
+    keys = []
+    if since < window_end:
+        last_day = (window_end - timedelta(microseconds=1)).date().isoformat()
+        keys = feedback_keys(services, since.date().isoformat(), last_day)
+    evidence["feedback_files"] = len(keys)
+    try:
+        source = s3_source(services.s3, settings.data_bucket, keys)
+        periods = conversion_periods(source, settings.champion_variant, unit, since, window_end) if keys else []
+    except InvalidInputError as error:
+        return {"decision": "none", "detected": False, "tested": False,
+                "reasons": [f"conversion not tested, the feedback log is unreadable: {error}"]} | evidence
+    evidence["periods"] = [{"period": p.label, "served": p.served, "conversions": p.conversions} for p in periods]
+    return monitor.assess(periods).to_dict() | evidence
 
 
 def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
@@ -59,6 +116,11 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     elif trigger["type"] == "manual" and trigger["detail"].get("force", True):
         forced.append(f"retraining requested: {trigger['detail'].get('reason', 'manual request')}")
 
+    concept: dict[str, Any] | None = None
+    if champion is not None:
+        concept = concept_drift(services, champion, conversion_monitor(services))
+        result["concept"] = concept
+
     if champion is None:
         forced.append("no champion yet: first deployment")
         decision = "retrain" if readable else "none"
@@ -89,5 +151,13 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     elif forced and not readable:
         result["reasons"].append("a retrain was asked for, but there is no new data to retrain on")
     result["reasons"] = forced + result["reasons"]
+    if concept is not None and concept["detected"]:
+        if readable:
+            decision = "retrain"
+        else:
+            result["reasons"].append("the conversion drop asks for a retrain, but there is no new data to retrain on")
+        result["reasons"] = concept["reasons"][:1] + result["reasons"]
+    elif concept is not None:
+        result["reasons"].append(concept["reasons"][0])
     result["decision"] = decision
     return result

@@ -29,7 +29,7 @@ ENVIRONMENT = {
     "JS_THRESHOLD", "SIGNIFICANCE_LEVEL", "MIN_SAMPLE_SIZE", "EVALUATION_MARGIN", "TRAFFIC_STAGES",
     "MIN_SAMPLES_PER_VARIANT", "ATTRIBUTION_WINDOW_MINUTES", "TRAINING_HYPERPARAMETERS", "HOLDOUT_DAYS", "DATASET_PARTITIONING",
     "COOLDOWN_HOURS",
-    "LOCK_LEASE_MINUTES", "MAX_BAKE_WAITS", "DEPLOYMENT_MODE", "ROLLBACK_ALARM_NAMES",
+    "LOCK_LEASE_MINUTES", "MAX_BAKE_WAITS", "DEPLOYMENT_MODE", "ROLLBACK_ALARM_NAMES", "CONVERSION_PERIOD",
     "TRAINING_IMAGE", "TRAINING_INSTANCE_TYPE", "USE_SPOT_TRAINING", "MAX_TRAINING_SECONDS",
     "ENDPOINT_INSTANCE_TYPE", "SAGEMAKER_ROLE_ARN", "RUNTIME_BACKEND", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
@@ -45,7 +45,7 @@ PARAMETER_DEFAULTS = {
     "TrainingInstanceType": "ml.m5.xlarge",
     "UseSpotTraining": "true", "MaxTrainingSeconds": 3600, "EndpointInstanceType": "ml.m5.large",
     "PollSeconds": 60, "BakeSeconds": 3600, "MaxBakeWaits": 24, "DeploymentMode": "ab",
-    "RollbackAlarmNames": "", "RuntimeBackend": "aws", "KmsKeyArn": "",
+    "RollbackAlarmNames": "", "ConversionPeriod": "day", "RuntimeBackend": "aws", "KmsKeyArn": "",
     "ScaleOutUploads": 20, "ScaleOutMaxConcurrency": 40,
     "NotificationEmail": "",
 }  # fmt: skip
@@ -112,6 +112,7 @@ def test_parameters_have_the_contract_defaults_and_descriptions(raw_template):
     assert parameters["RuntimeBackend"]["AllowedValues"] == ["aws", "local"]
     assert parameters["DeploymentMode"]["AllowedValues"] == ["ab", "canary", "linear"]
     assert parameters["RollbackAlarmNames"]["Type"] == "CommaDelimitedList"
+    assert parameters["ConversionPeriod"]["AllowedValues"] == ["hour", "day", "week"]
     assert parameters["UseSpotTraining"]["AllowedValues"] == ["true", "false"]
 
 
@@ -230,6 +231,7 @@ def test_every_function_gets_exactly_the_contract_environment(resources):
         assert variables["RUNTIME_BACKEND"] == {"Ref": "RuntimeBackend"}
         assert variables["DEPLOYMENT_MODE"] == {"Ref": "DeploymentMode"}
         assert variables["ROLLBACK_ALARM_NAMES"] == {"Fn::Join": [",", {"Ref": "RollbackAlarmNames"}]}
+        assert variables["CONVERSION_PERIOD"] == {"Ref": "ConversionPeriod"}
         assert variables["POWERTOOLS_SERVICE_NAME"] == "driftloop"
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "driftloop"
         assert variables["LOG_LEVEL"] == "INFO"
