@@ -9,14 +9,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from driftloop.adapters.endpoint import EndpointState, ModelSpec, Variant
+from driftloop.adapters.endpoint import IN_SERVICE, SETTLING_STATUSES, EndpointState, ModelSpec, Variant
 from driftloop.adapters.registry import APPROVED, REJECTED, ModelRegistry
 from driftloop.adapters.s3 import list_objects, put_json
+from driftloop.config import AB_TEST, GUARDRAIL_MODES
 from driftloop.data.merge import dataset_source
 from driftloop.drift import build_baseline
-from driftloop.errors import NotFoundError
+from driftloop.errors import DriftloopError, NotFoundError
 from driftloop.pipeline.invocation import StepInvocation
-from driftloop.pipeline.services import Services
+from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import s3_filesystem
 from driftloop.traffic.online import OnlineTestConfig, analyse_stage, summarise_feedback
 from driftloop.traffic.stages import TrafficPlan
@@ -30,8 +31,11 @@ def sagemaker_model_name(model_name: str, run_id: str) -> str:
     return f"{model_name[:40]}-{_short_hash(run_id)}"
 
 
-def config_name(endpoint: str, *parts: str) -> str:
-    return f"{endpoint[:40]}-{_short_hash('/'.join(parts))}"
+def config_name(endpoint: str, variants: list[Variant]) -> str:
+    """Derived from everything the config holds, so one name never means two different configs."""
+    described = "/".join(f"{v.name}:{v.model_name}:{v.weight:g}:{v.instance_count}:{v.instance_type}"
+                         for v in variants)
+    return f"{endpoint[:40]}-{_short_hash(described)}"
 
 
 def challenger_spec(invocation: StepInvocation, services: Services) -> ModelSpec:
@@ -47,14 +51,23 @@ def challenger_spec(invocation: StepInvocation, services: Services) -> ModelSpec
     )
 
 
-def _single_variant(services: Services, model_name: str, instance_count: int = 1) -> list[Variant]:
+def _single_variant(services: Services, model_name: str, state: EndpointState | None) -> list[Variant]:
+    """The champion alone, at the instance count the champion variant runs with now."""
     settings = services.settings
-    return [Variant(settings.champion_variant, model_name, 1.0, instance_count, settings.endpoint_instance_type)]
+    current = state.variant(settings.champion_variant) if state else None
+    count = current.instance_count if current else 1
+    return [Variant(settings.champion_variant, model_name, 1.0, count, settings.endpoint_instance_type)]
 
 
 def update_weights(invocation: StepInvocation, services: Services) -> dict[str, Any]:
-    """Stage ``$.ab.next_stage_index`` (0 at first): the A/B config on first entry, then weights in place."""
+    """Stage ``$.ab.next_stage_index`` (0 at first): the A/B config on first entry, then weights in place.
+
+    In guardrail mode (``DEPLOYMENT_MODE`` canary or linear) there are no stages: the challenger alone
+    replaces the champion through one blue/green update that SageMaker shifts and rolls back by itself."""
     settings = services.settings
+    hold_lock(services, invocation.run["run_id"])
+    if settings.guarded_deployment:
+        return _deploy_guarded(invocation, services)
     plan = TrafficPlan(settings.traffic_stages)
     previous = invocation.result("ab")
     stage = previous.get("next_stage_index") or 0
@@ -73,17 +86,32 @@ def update_weights(invocation: StepInvocation, services: Services) -> dict[str, 
     else:
         current = state.variant(settings.champion_variant) if state else None
         count = current.instance_count if current else 1
-        services.endpoint.deploy(
-            config_name(settings.endpoint_name, "ab", invocation.run["run_id"]),
-            [
-                Variant(settings.champion_variant, champion["sagemaker_model"],
-                        float(weights[settings.champion_variant]), count, settings.endpoint_instance_type),
-                Variant(settings.challenger_variant, challenger.name,
-                        float(weights[settings.challenger_variant]), count, settings.endpoint_instance_type),
-            ],
-        )
-    return {"stage_index": stage, "weights": weights, "challenger_model": challenger.name,
+        variants = [
+            Variant(settings.champion_variant, champion["sagemaker_model"],
+                    float(weights[settings.champion_variant]), count, settings.endpoint_instance_type),
+            Variant(settings.challenger_variant, challenger.name,
+                    float(weights[settings.challenger_variant]), count, settings.endpoint_instance_type),
+        ]
+        services.endpoint.deploy(config_name(settings.endpoint_name, variants), variants)
+    return {"deployment_mode": AB_TEST, "stage_index": stage, "weights": weights, "challenger_model": challenger.name,
             "ab_started_at": started, "waits": previous.get("waits", 0) if previous.get("action") else 0}
+
+
+def _deploy_guarded(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+    settings = services.settings
+    if services.ledger.champion(settings.model_name) is None:
+        raise NotFoundError(f"model {settings.model_name} has no champion to replace")
+    started = invocation.result("traffic").get("ab_started_at") or datetime.fromtimestamp(
+        services.clock(), UTC).isoformat()
+    challenger = challenger_spec(invocation, services)
+    services.endpoint.ensure_model(challenger)
+    alone = _single_variant(services, challenger.name, services.endpoint.describe())
+    target = config_name(settings.endpoint_name, alone)
+    policy = services.endpoint.deploy_with_guardrails(target, alone, settings.deployment_mode,
+                                                      list(settings.rollback_alarm_names))
+    return {"deployment_mode": settings.deployment_mode, "stage_index": 0,
+            "weights": {settings.champion_variant: 100}, "challenger_model": challenger.name,
+            "ab_started_at": started, "waits": 0, "config_name": target, "guardrails": policy.to_dict()}
 
 
 def read_feedback(services: Services, since: datetime) -> pa.Table:
@@ -109,7 +137,10 @@ def read_feedback(services: Services, since: datetime) -> pa.Table:
 
 def analyse(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
+    hold_lock(services, invocation.run["run_id"])
     traffic = invocation.result("traffic")
+    if traffic.get("deployment_mode") in GUARDRAIL_MODES:
+        return _deployment_progress(invocation, services)
     now = datetime.fromtimestamp(services.clock(), UTC)
     feedback = read_feedback(services, datetime.fromisoformat(traffic["ab_started_at"]))
     counts = summarise_feedback(feedback, timedelta(minutes=settings.attribution_window_minutes), now)
@@ -124,15 +155,49 @@ def analyse(invocation: StepInvocation, services: Services) -> dict[str, Any]:
                          max_waits=settings.max_bake_waits),
         waits=traffic.get("waits", 0),
     ).to_dict()
-    put_json(services.s3, settings.data_bucket,
-             f"reports/{invocation.run['run_id']}/ab-stage-{traffic['stage_index']}-{decision['waits']}.json",
+    _save_decision(invocation, services, decision)
+    return decision
+
+
+def _save_decision(invocation: StepInvocation, services: Services, decision: dict[str, Any]) -> None:
+    put_json(services.s3, services.settings.data_bucket,
+             f"reports/{invocation.run['run_id']}/ab-stage-{decision['stage_index']}-{decision['waits']}.json",
              decision)
+
+
+def _deployment_progress(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+    """The guarded deployment UpdateWeights started: ``wait`` while SageMaker shifts traffic (or rolls
+    back), ``promote`` once the endpoint is InService on the challenger's config, ``rollback`` once it is
+    InService on any other config (SageMaker undid the update: an alarm fired or it timed out). The
+    deployment's own timeout bounds the waiting."""
+    traffic, previous = invocation.result("traffic"), invocation.result("ab")
+    mode, target = traffic["deployment_mode"], traffic["config_name"]
+    state = services.endpoint.describe()
+    if state is None:
+        raise NotFoundError(f"endpoint {services.settings.endpoint_name} disappeared during the {mode} deployment")
+    waits = previous.get("waits", 0) + 1 if previous.get("action") == "wait" else 0
+    if state.status in SETTLING_STATUSES:
+        action, reason = "wait", f"{mode} deployment of {target} under way: endpoint {state.status}"
+    elif state.status != IN_SERVICE:
+        raise DriftloopError(f"endpoint {state.name} is {state.status} during the {mode} deployment of {target}; "
+                             "it needs an operator")
+    elif state.config_name == target:
+        action, reason = "promote", f"{mode} deployment finished: endpoint InService on {target}, not rolled back"
+    else:
+        action, reason = "rollback", (f"SageMaker rolled the {mode} deployment of {target} back (a rollback alarm "
+                                      f"fired or it timed out): endpoint InService on {state.config_name}")
+    decision = {"action": action, "reason": reason, "stage_index": traffic["stage_index"],
+                "next_stage_index": None, "waits": waits, "weights": state.weights(),
+                "evidence": {"deployment_mode": mode, "guardrails": traffic.get("guardrails"),
+                             "endpoint": state.to_dict()}}
+    _save_decision(invocation, services, decision)
     return decision
 
 
 def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     """Challenger to 100%, then alone on the endpoint as the new champion and the new drift baseline."""
     settings = services.settings
+    hold_lock(services, invocation.run["run_id"])
     bucket = settings.data_bucket
     run, merge = invocation.run, invocation.result("merge")
     evaluation, training = invocation.result("evaluation"), invocation.result("training")
@@ -141,8 +206,8 @@ def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     state = services.endpoint.describe()
     if state is not None and state.variant(settings.challenger_variant) is not None:
         services.endpoint.set_weights({settings.champion_variant: 0.0, settings.challenger_variant: 1.0})
-    services.endpoint.deploy(config_name(settings.endpoint_name, "single", challenger.name),
-                             _single_variant(services, challenger.name))
+    alone = _single_variant(services, challenger.name, state)
+    services.endpoint.deploy(config_name(settings.endpoint_name, alone), alone)
     baseline_key = f"baselines/{settings.model_name}/{run['run_id']}.json"
     training_data = dataset_source(s3_filesystem(services.s3), f"{bucket}/{merge['dataset_dir']}")
     put_json(services.s3, bucket, baseline_key, build_baseline(training_data).to_dict())
@@ -181,8 +246,8 @@ def rollback(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         if state.status == "InService" and state.variant(settings.challenger_variant) is not None:
             services.endpoint.set_weights({settings.champion_variant: 1.0, settings.challenger_variant: 0.0})
             actions.append("champion weight 100%, challenger 0%")
-        services.endpoint.deploy(config_name(settings.endpoint_name, "single", champion["sagemaker_model"]),
-                                 _single_variant(services, champion["sagemaker_model"]))
+        alone = _single_variant(services, champion["sagemaker_model"], state)
+        services.endpoint.deploy(config_name(settings.endpoint_name, alone), alone)
         actions.append("challenger variant removed (single-variant config with the champion)")
     package = invocation.result("evaluation").get("model_package_arn")
     if package:
