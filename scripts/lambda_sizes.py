@@ -12,29 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from driftloop.local.template import load_yaml
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
-
-
-class _CloudFormationLoader(yaml.SafeLoader):
-    """Reads short-form intrinsics (``!Ref X``) as ``{"Ref": X}``-style mappings."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if tag_suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
 
 
 @dataclass(frozen=True)
@@ -67,7 +47,7 @@ def _global_layers(template: dict[str, Any]) -> list[Any]:
 
 def measure(build_dir: Path) -> list[FunctionSize]:
     """Sizes of every AWS::Serverless::Function in the built template, in template order."""
-    template = yaml.load((build_dir / "template.yaml").read_text(), Loader=_CloudFormationLoader)
+    template = load_yaml(build_dir / "template.yaml")
     resources: dict[str, Any] = template.get("Resources", {})
     layer_folders = {
         name: build_dir / str(resource["Properties"]["ContentUri"])
