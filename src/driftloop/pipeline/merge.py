@@ -17,6 +17,31 @@ def dataset_dir(model: str, version: str) -> str:
     return f"datasets/{model}/v={version}"
 
 
+def merge_config(services: Services, run_id: str) -> MergeConfig:
+    """How every branch of the state machine merges (one Lambda, or the scale-out map)."""
+    settings = services.settings
+    return MergeConfig(quarantine_dir=f"{settings.data_bucket}/quarantine/{run_id}",
+                       partition_by=None if settings.dataset_partitioning == "none" else "event_date")
+
+
+def merge_result(services: Services, run_id: str, out_dir: str, manifest: dict[str, Any],
+                 champion: dict[str, Any] | None, etags: dict[str, str]) -> dict[str, Any]:
+    """Remember what was quarantined and describe the committed version (``$.merge``)."""
+    mark_quarantined(services, run_id, manifest["quarantined"], etags)
+    newest = datetime.fromisoformat(manifest["time_range"]["max"])
+    return {
+        "dataset_dir": out_dir,
+        "manifest_key": f"{out_dir}/_manifest.json",
+        "rows_in": manifest["rows_in"],
+        "rows_out": manifest["rows_out"],
+        "duplicates_dropped": manifest["duplicates_dropped"],
+        "quarantined": manifest["quarantined"][:20],
+        "content_hash": manifest["content_hash"],
+        "previous_version": champion["dataset_dir"] if champion else None,
+        "holdout_from": (newest - timedelta(days=services.settings.holdout_days)).isoformat(),
+    }
+
+
 def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     bucket = settings.data_bucket
@@ -28,27 +53,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     uploads = inputs["readable"] + inputs["unreadable"]
     new = [s3_source(services.s3, bucket, [entry["key"]]) for entry in uploads]
     out_dir = dataset_dir(settings.model_name, run["run_id"])
-    manifest = merge_datasets(
-        previous,
-        new,
-        filesystem,
-        f"{bucket}/{out_dir}",
-        MergeConfig(quarantine_dir=f"{bucket}/quarantine/{run['run_id']}",
-                    partition_by=None if settings.dataset_partitioning == "none" else "event_date"),
-        source_versions={f"s3://{bucket}/{entry['key']}": entry["etag"] for entry in uploads},
-    ).to_dict()
-    mark_quarantined(services, run["run_id"], manifest["quarantined"],
-                     {f"s3://{bucket}/{entry['key']}": entry["etag"] for entry in uploads})
-    newest = datetime.fromisoformat(manifest["time_range"]["max"])
-    holdout_from = newest - timedelta(days=settings.holdout_days)
-    return {
-        "dataset_dir": out_dir,
-        "manifest_key": f"{out_dir}/_manifest.json",
-        "rows_in": manifest["rows_in"],
-        "rows_out": manifest["rows_out"],
-        "duplicates_dropped": manifest["duplicates_dropped"],
-        "quarantined": manifest["quarantined"][:20],
-        "content_hash": manifest["content_hash"],
-        "previous_version": champion["dataset_dir"] if champion else None,
-        "holdout_from": holdout_from.isoformat(),
-    }
+    etags = {f"s3://{bucket}/{entry['key']}": entry["etag"] for entry in uploads}
+    manifest = merge_datasets(previous, new, filesystem, f"{bucket}/{out_dir}",
+                              merge_config(services, run["run_id"]), source_versions=etags).to_dict()
+    return merge_result(services, run["run_id"], out_dir, manifest, champion, etags)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pyarrow.fs as pafs
@@ -23,13 +22,12 @@ from pydantic import BaseModel, Field
 
 from driftloop.adapters.s3 import exists, get_json, put_json
 from driftloop.data.manifest import Manifest, dataset_source, find_manifest
-from driftloop.data.merge import MergeConfig
 from driftloop.data.scaleout import combine_partials, merge_partial
 from driftloop.drift import Baseline, build_baseline
 from driftloop.errors import InvalidInputError
-from driftloop.pipeline.inputs import inputs_key, mark_quarantined
+from driftloop.pipeline.inputs import inputs_key
 from driftloop.pipeline.invocation import StepInvocation
-from driftloop.pipeline.merge import dataset_dir
+from driftloop.pipeline.merge import dataset_dir, merge_config, merge_result
 from driftloop.pipeline.services import Services
 from driftloop.storage import s3_filesystem, s3_source
 
@@ -84,13 +82,6 @@ def batch_uploads(
         batches[-1].append(part)
         size += part.size
     return batches
-
-
-def merge_config(services: Services, run_id: str) -> MergeConfig:
-    """The configuration ``MergeDatasets`` merges with, so that both branches build the same version."""
-    settings = services.settings
-    return MergeConfig(quarantine_dir=f"{settings.data_bucket}/quarantine/{run_id}",
-                       partition_by=None if settings.dataset_partitioning == "none" else "event_date")
 
 
 class PartInput(BaseModel):
@@ -207,8 +198,8 @@ def combine(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         f"{bucket}/{out_dir}",
         config,
     ).to_dict()
-    mark_quarantined(services, run_id, manifest["quarantined"],
-                     {f"s3://{bucket}/{part.key}": part.etag for part in parts})
+    result = merge_result(services, run_id, out_dir, manifest, champion,
+                          {f"s3://{bucket}/{part.key}": part.etag for part in parts})
 
     summaries = [Baseline.from_dict(get_json(services.s3, bucket, key))
                  for key in _existing(services, bucket, [summary_key(settings.model_name, run_id, item.item)
@@ -219,17 +210,8 @@ def combine(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         drift_summary_key = f"reports/{run_id}/new-data-summary.json"
         put_json(services.s3, bucket, drift_summary_key, merged.summary.to_dict())
 
-    newest = datetime.fromisoformat(manifest["time_range"]["max"])
     return {
-        "dataset_dir": out_dir,
-        "manifest_key": f"{out_dir}/_manifest.json",
-        "rows_in": manifest["rows_in"],
-        "rows_out": manifest["rows_out"],
-        "duplicates_dropped": manifest["duplicates_dropped"],
-        "quarantined": manifest["quarantined"][:20],
-        "content_hash": manifest["content_hash"],
-        "previous_version": champion["dataset_dir"] if champion else None,
-        "holdout_from": (newest - timedelta(days=settings.holdout_days)).isoformat(),
+        **result,
         "scale_out": {
             "uploads": len(parts),
             "items": len(items),
