@@ -2,7 +2,7 @@
 traffic safely, or roll back.
 
 Each test is one upload of month 6 to a copy of the seeded shop (month 0 is the champion's data), so
-every run retrains; the assertions about one outcome share that run.
+every run retrains (25-60 s each here, hence ``slow``); the assertions about one outcome share that run.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def challenger_of(world: LocalAWS, run: dict[str, Any]) -> str:
     return sagemaker_model_name(world.app.environment["MODEL_NAME"], run["run_id"])
 
 
+@pytest.mark.slow
 def test_worse_challenger_is_rejected_offline_and_never_receives_traffic(workspace: Path) -> None:
     parameters = SCENARIOS["worse-challenger"].parameters
     with running(workspace, **parameters) as (world, runner):
@@ -96,6 +97,7 @@ def test_worse_challenger_is_rejected_offline_and_never_receives_traffic(workspa
         assert champion(world) == before
 
 
+@pytest.mark.slow
 def test_winner_is_promoted_and_becomes_champion_and_drift_baseline(workspace: Path) -> None:
     with running(workspace) as (world, runner):
         before = champion(world)
@@ -129,6 +131,7 @@ def test_winner_is_promoted_and_becomes_champion_and_drift_baseline(workspace: P
         assert champion(world)["run_id"] == run["run_id"]
 
 
+@pytest.mark.slow
 def test_challenger_that_wins_offline_but_loses_online_is_rolled_back(workspace: Path) -> None:
     shop = Shop.load(workspace)
     Shop(shop.config, shop.scenario, 0).save(workspace)  # the customers who come next still live in month 0
@@ -149,6 +152,7 @@ def test_challenger_that_wins_offline_but_loses_online_is_rolled_back(workspace:
         assert package_status(world, run) == "Rejected"
 
 
+@pytest.mark.slow
 def test_failure_during_a_weight_change_leaves_the_champion_at_full_traffic(workspace: Path) -> None:
     faults = FaultPlan({"UpdateWeightsFunction": [["ok", 2], ["InjectedFault", -1]]})
     with running(workspace, faults) as (world, runner):
@@ -168,6 +172,7 @@ def test_failure_during_a_weight_change_leaves_the_champion_at_full_traffic(work
         assert champion(world) == before
 
 
+@pytest.mark.slow
 def test_canary_mode_promotes_through_one_guarded_swap(workspace: Path) -> None:
     with running(workspace, **GUARDED) as (world, runner):
         history_before = len(endpoint_history(world, workspace))
@@ -187,6 +192,7 @@ def test_canary_mode_promotes_through_one_guarded_swap(workspace: Path) -> None:
         assert champion(world)["sagemaker_model"] == winner
 
 
+@pytest.mark.slow
 def test_canary_mode_rolls_back_when_a_rollback_alarm_fires(workspace: Path) -> None:
     with running(workspace, **GUARDED) as (world, runner):
         cloudwatch = world.client("cloudwatch")
