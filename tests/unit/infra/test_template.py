@@ -317,7 +317,9 @@ def test_sagemaker_actions_are_scoped_to_the_model_and_endpoint_names(resources)
 
 def test_writes_go_to_the_step_prefixes_only(resources):
     expected = {
-        "DriftFunction": {"reports/*", "baselines/*"},
+        "DriftFunction": {"reports/*", "baselines/*", "runs/*/inputs.json"},
+        "EvaluateFunction": {"reports/*"},
+        "AnalyseABFunction": {"reports/*"},
         "MergeFunction": {"datasets/*", "quarantine/*"},
         "MergePartFunction": {"datasets/*", "quarantine/*"},
         "CombineMergeFunction": {"datasets/*", "reports/*", "quarantine/*", "runs/*/merge-parts.json"},
