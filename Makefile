@@ -23,8 +23,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/driftloop demo
 
+# Two workers, one test file each at a time: the integration tests mostly wait on the state machine.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
