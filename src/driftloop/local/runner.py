@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -40,10 +41,8 @@ def _event_entry(event: dict[str, Any]) -> dict[str, Any]:
         "Resources": [str(resource) for resource in event.get("resources", [])],
     }
     if event.get("time"):
-        try:
+        with contextlib.suppress(ValueError):  # EventBridge stamps its own time on an unreadable one
             entry["Time"] = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
-        except ValueError:
-            pass
     return entry
 
 
