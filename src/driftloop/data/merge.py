@@ -151,6 +151,12 @@ class _Bucket:
         return f"{partition_by}={value}/"
 
 
+def _row_group_batches(parquet_file: pq.ParquetFile, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """A reader per row group: one reader over a whole file holds on to memory it no longer needs."""
+    for row_group in range(parquet_file.num_row_groups):
+        yield from parquet_file.iter_batches(batch_size=batch_rows, row_groups=[row_group])
+
+
 def _date(day: int) -> dt.date:
     return dt.date(1970, 1, 1) + dt.timedelta(days=day)
 
@@ -245,7 +251,7 @@ class _Merger:
             self.rows_read[file.ordinal] = 0
             try:
                 with file.filesystem.open_input_file(file.path) as handle:
-                    for batch in pq.ParquetFile(handle).iter_batches(batch_size=self._config.batch_rows):
+                    for batch in _row_group_batches(pq.ParquetFile(handle), self._config.batch_rows):
                         self._spill_batch(conform_batch(batch, self._schema, file.label), file.ordinal)
                         self.rows_read[file.ordinal] += batch.num_rows
             except READ_ERRORS as error:
