@@ -73,7 +73,7 @@ def merged_rows(world: LocalAWS, run: dict[str, Any]) -> set[tuple[Any, ...]]:
 
 
 def champion_alone(world: LocalAWS, workspace: Path) -> list[tuple[str, str, float]]:
-    name = next(iter(world.app.functions.values())).environment["ENDPOINT_NAME"]
+    name = world.app.environment["ENDPOINT_NAME"]
     state = SimulatedEndpoint(workspace, name, world.client("s3")).describe()
     return [(variant.name, variant.model_name, variant.weight) for variant in state.variants]
 

@@ -62,7 +62,7 @@ class Stack:
 def open_stack(workspace: Path, parameters: dict[str, str]) -> Iterator[Stack]:
     profile = dataclasses.replace(Profile.load(PROJECT, parameters), requests_per_second=0)
     with LocalAWS(PROJECT, workspace, profile) as world:
-        environment = next(iter(world.app.functions.values())).environment
+        environment = world.app.environment
         services = build_services(Settings.from_env(environment), str(workspace))
         (seeding,) = runs_of(world)
         champion = services.ledger.champion(model_name(world))

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from driftloop.local.runtime import LocalAWS
@@ -172,6 +172,3 @@ def _message(cause: Any) -> str:
         pass
     return str(cause)[:300]
 
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()

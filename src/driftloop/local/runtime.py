@@ -25,8 +25,7 @@ import tomllib
 import traceback
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -482,13 +481,6 @@ class LocalAWS:
         return self.client("stepfunctions").start_execution(
             stateMachineArn=self.app.state_machine_arn, name=self.execution_name(event),
             input=json.dumps(event))["executionArn"]
-
-
-@contextmanager
-def local_aws(project_dir: Path, workspace: Path, profile: Profile | None = None,
-              faults: FaultPlan | None = None) -> Iterator[LocalAWS]:
-    with LocalAWS(project_dir, workspace, profile or Profile.load(project_dir), faults) as world:
-        yield world
 
 
 def find_project_dir(start: Path | None = None) -> Path:

@@ -431,13 +431,6 @@ def lineage(records: list[dict[str, Any]]) -> Lineage:
     return Lineage(datasets, models)
 
 
-def feedback_span(series: ConversionSeries) -> tuple[datetime, datetime] | None:
-    starts = [start for variant in series.variants for start in variant.starts]
-    if not starts:
-        return None
-    return min(starts), max(starts) + timedelta(seconds=series.bucket.seconds)
-
-
 def as_array(values: list[float | None]) -> np.ndarray:
     """Values for plotting, missing ones as NaN (drawn as gaps)."""
     return np.array([np.nan if value is None else value for value in values], dtype=float)
