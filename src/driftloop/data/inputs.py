@@ -1,12 +1,15 @@
-"""Input files: footer checks, and copies of bad files to a quarantine prefix (never deleted)."""
+"""Input files: footer checks, and copies of bad files or rows to a quarantine prefix (never deleted)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -55,9 +58,13 @@ def inspect_file(ordinal: int, source: ParquetSource, index: int, role: str, ver
                 return checked.rejected("truncated Parquet file (no PAR1 magic number at the end)")
             handle.seek(0)
             parquet = pq.ParquetFile(handle)
-            return replace(checked, schema=parquet.schema_arrow, rows=parquet.metadata.num_rows)
+            schema = parquet.schema_arrow
     except READ_ERRORS as error:
         return checked.rejected(f"unreadable Parquet footer or schema: {error}")
+    repeated = sorted({name for name in schema.names if schema.names.count(name) > 1})
+    if repeated:
+        return checked.rejected(f"duplicate column name(s): {', '.join(repeated)}")
+    return replace(checked, schema=schema, rows=parquet.metadata.num_rows)
 
 
 def _file_name(path: str) -> str:
@@ -87,6 +94,84 @@ def quarantine(file: InputFile, out_filesystem: pafs.FileSystem, quarantine_dir:
             file.path, destination, source_filesystem=file.filesystem, destination_filesystem=out_filesystem
         )
     record = {"source": file.label, "reason": file.reason, "version": file.version, "copy": destination}
-    with out_filesystem.open_output_stream(f"{destination}.reason.json") as stream:
-        stream.write(json.dumps(record, indent=2, sort_keys=True).encode())
+    _write_reason(out_filesystem, destination, record)
     return {"source": file.label, "reason": file.reason}
+
+
+def _write_reason(filesystem: pafs.FileSystem, destination: str, record: dict[str, Any]) -> None:
+    with filesystem.open_output_stream(f"{destination}.reason.json") as stream:
+        stream.write(json.dumps(record, indent=2, sort_keys=True).encode())
+
+
+class NullKeyRows:
+    """Rows with a null key column, which no key can de-duplicate, copied per input file to
+    ``<quarantine_dir>/<name>.null-key-rows.parquet`` with a ``.reason.json`` beside it.
+
+    Parameters
+    ----------
+    filesystem, quarantine_dir
+        Where the copies go.
+    schema
+        The merge's unified schema: the copies hold the rows as the merge conformed them.
+    key
+        The de-duplication key columns.
+    """
+
+    def __init__(self, filesystem: pafs.FileSystem, quarantine_dir: str, schema: pa.Schema,
+                 key: tuple[str, ...]) -> None:
+        self._filesystem, self._directory, self._schema, self._key = filesystem, quarantine_dir, schema, key
+        self._writers: dict[int, tuple[Any, pq.ParquetWriter]] = {}
+        self._files: dict[int, tuple[InputFile, str]] = {}
+        self._null_in: dict[int, Counter[str]] = {}
+        self.rows: dict[int, int] = {}
+
+    def split(self, batch: pa.RecordBatch, file: InputFile, name: str) -> pa.RecordBatch:
+        """``batch`` without its null-key rows, which are copied to the file's quarantine copy."""
+        nulls = [(column, batch.column(column).is_null()) for column in self._key if batch.column(column).null_count]
+        if not nulls:
+            return batch
+        mask = nulls[0][1]
+        for _, column_nulls in nulls[1:]:
+            mask = pc.or_(mask, column_nulls)
+        counts = self._null_in.setdefault(file.ordinal, Counter())
+        for column, column_nulls in nulls:
+            counts[column] += column_nulls.true_count
+        rejected = batch.filter(mask)
+        self.rows[file.ordinal] = self.rows.get(file.ordinal, 0) + rejected.num_rows
+        self._writer(file, name).write_batch(rejected)
+        return batch.filter(pc.invert(mask))
+
+    def _writer(self, file: InputFile, name: str) -> pq.ParquetWriter:
+        if file.ordinal not in self._writers:
+            path = f"{self._directory}/{name}.null-key-rows.parquet"
+            self._filesystem.create_dir(self._directory, recursive=True)
+            stream = self._filesystem.open_output_stream(path)
+            self._writers[file.ordinal] = (stream, pq.ParquetWriter(stream, self._schema))
+            self._files[file.ordinal] = (file, path)
+        return self._writers[file.ordinal][1]
+
+    def close(self, failed: set[int]) -> list[dict[str, Any]]:
+        """Finish the copies and return one record per file; files in ``failed`` (quarantined whole)
+        lose their row copy, since the whole file is in quarantine."""
+        records = []
+        for ordinal, (stream, writer) in self._writers.items():
+            writer.close()
+            stream.close()
+            file, path = self._files[ordinal]
+            if ordinal in failed:
+                self._filesystem.delete_file(path)
+                continue
+            null_in = dict(sorted(self._null_in[ordinal].items()))
+            record = {
+                "source": file.label,
+                "version": file.version,
+                "rows": self.rows[ordinal],
+                "null_in": null_in,
+                "reason": f"{self.rows[ordinal]} rows with a null key column ("
+                + ", ".join(f"{column}: {count}" for column, count in null_in.items())
+                + "): no key identifies them, so they cannot be de-duplicated",
+                "copy": path,
+            }
+            _write_reason(self._filesystem, path, record)
+            records.append(record)
+        return records

@@ -54,6 +54,8 @@ class Manifest:
     storage_bytes: int
     content_hash: str
     format_version: int = field(default=FORMAT_VERSION)
+    null_key_rows: int = 0  # rows with a null key column: copied to quarantine, never merged
+    quarantined_rows: tuple[dict[str, Any], ...] = ()  # per input file: rows, columns, reason, copy
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +67,7 @@ class Manifest:
         values["files"] = tuple(OutputFile(**output) for output in data["files"])
         for name in ("consumed_sources", "quarantined", "schema"):
             values[name] = tuple(data[name])
+        values["quarantined_rows"] = tuple(data.get("quarantined_rows", ()))
         return cls(**values)
 
     def file_paths(self) -> tuple[str, ...]:

@@ -10,6 +10,11 @@ Two passes with bounded memory, whatever the input size:
    written as ``<partition>=YYYY-MM-DD/part-<slot>.parquet``. A bucket larger than
    ``bucket_bytes`` is split again by a second hash before it is loaded.
 
+Rows with a null key column cannot be told apart from other events, so they are never merged:
+the spill pass copies them to ``<quarantine>/<file>.null-key-rows.parquet`` and the manifest
+counts them (``null_key_rows``, ``quarantined_rows``). A file with a duplicated column name is
+quarantined whole.
+
 The manifest is written last; a version folder without one is incomplete and never read.
 """
 
@@ -32,7 +37,14 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from driftloop.data.hashing import is_fixed_width, row_hashes, unit_interval
-from driftloop.data.inputs import READ_ERRORS, InputFile, inspect_file, quarantine, quarantine_names
+from driftloop.data.inputs import (
+    READ_ERRORS,
+    InputFile,
+    NullKeyRows,
+    inspect_file,
+    quarantine,
+    quarantine_names,
+)
 from driftloop.data.manifest import (
     Manifest,
     OutputFile,
@@ -59,7 +71,6 @@ __all__ = [
 
 DEFAULT_KEY = ("user_id", "item_id", "event_type", "event_time")
 _DAY_US = 86_400_000_000
-_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 _SOURCE_COLUMN = "__source"
 _ORDINAL_COLUMN = "__ordinal"
 _MAX_RESPLIT_DEPTH = 3
@@ -141,14 +152,13 @@ class MergeConfig:
 
 @dataclass(frozen=True)
 class _Bucket:
-    day: int | None  # days since 1970-01-01 UTC; None for a null event time or no partitioning
+    day: int | None  # days since 1970-01-01 UTC; None without partitioning
     slot: str
 
     def partition_path(self, partition_by: str | None) -> str:
-        if partition_by is None:
+        if partition_by is None or self.day is None:  # the day is None only without partitioning
             return ""
-        value = _NULL_PARTITION if self.day is None else _date(self.day).isoformat()
-        return f"{partition_by}={value}/"
+        return f"{partition_by}={_date(self.day).isoformat()}/"
 
 
 def _row_group_batches(parquet_file: pq.ParquetFile, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -232,8 +242,11 @@ class _Merger:
         out_dir: str,
         config: MergeConfig,
         spill_dir: str,
+        null_keys: NullKeyRows,
+        quarantine_names: dict[int, str],
     ) -> None:
         self._inputs, self._schema, self._config = inputs, schema, config
+        self.null_keys, self._quarantine_names = null_keys, quarantine_names
         self._out_filesystem, self._out_dir, self._spill_dir = out_filesystem, out_dir, spill_dir
         fixed = [name for name in config.key if name in schema.names and is_fixed_width(schema.field(name).type)]
         self._slot_columns = fixed or list(config.key)
@@ -252,7 +265,9 @@ class _Merger:
             try:
                 with file.filesystem.open_input_file(file.path) as handle:
                     for batch in _row_group_batches(pq.ParquetFile(handle), self._config.batch_rows):
-                        self._spill_batch(conform_batch(batch, self._schema, file.label), file.ordinal)
+                        conformed = conform_batch(batch, self._schema, file.label)
+                        keyed = self.null_keys.split(conformed, file, self._quarantine_names[file.ordinal])
+                        self._spill_batch(keyed, file.ordinal)
                         self.rows_read[file.ordinal] += batch.num_rows
             except READ_ERRORS as error:
                 if file.role == "previous":
@@ -267,20 +282,11 @@ class _Merger:
         if self._config.partition_by is None:
             self._spill.add(_Bucket(None, "0"), batch)
             return
-        times = batch.column(self._config.time_column)
-        days = np.floor_divide(pc.fill_null(times.view(pa.int64()), 0).to_numpy(), _DAY_US)
-        if times.null_count:
-            nulls = times.is_null().to_numpy(zero_copy_only=False)
-            null_day = int(days.min()) - 1
-            days = np.where(nulls, null_day, days)
-        else:
-            null_day = None
-        valid_days = days[days != null_day] if null_day is not None else days
-        if len(valid_days):
-            newest = int(valid_days.max())
-            self.max_day = newest if self.max_day is None else max(self.max_day, newest)
+        days = np.floor_divide(batch.column(self._config.time_column).view(pa.int64()).to_numpy(), _DAY_US)
+        newest = int(days.max())
+        self.max_day = newest if self.max_day is None else max(self.max_day, newest)
         if days[0] == days[-1] and (days == days[0]).all():
-            self._spill.add(_Bucket(None if days[0] == null_day else int(days[0]), "0"), batch)
+            self._spill.add(_Bucket(int(days[0]), "0"), batch)
             return
         if (days[1:] >= days[:-1]).all():  # uploads are often in time order: slices, no copy
             ordered, sorted_days = batch, days
@@ -289,11 +295,10 @@ class _Merger:
             ordered, sorted_days = batch.take(pa.array(order)), days[order]
         starts = np.flatnonzero(np.r_[True, sorted_days[1:] != sorted_days[:-1]])
         for start, end in zip(starts, [*starts[1:], len(sorted_days)], strict=True):
-            day = int(sorted_days[start])
-            self._spill.add(_Bucket(None if day == null_day else day, "0"), ordered.slice(start, end - start))
+            self._spill.add(_Bucket(int(sorted_days[start]), "0"), ordered.slice(start, end - start))
 
     def reduce(self) -> None:
-        buckets = sorted(self._spill.files, key=lambda b: (b.day is None, b.day or 0, b.slot))
+        buckets = sorted(self._spill.files, key=lambda b: (b.day or 0, b.slot))
         with ThreadPoolExecutor(max_workers=self._config.workers) as pool:
             for result in pool.map(lambda b: self._reduce_bucket(b, self._spill.files[b], 0), buckets):
                 self.totals.absorb(result)
@@ -428,11 +433,13 @@ def merge_datasets(
     """Merge ``previous`` (a committed version, or the original data) with ``new`` into ``out_dir``.
 
     Returns the manifest, written as ``out_dir/_manifest.json`` after every data file. When
-    ``out_dir`` already holds a manifest, that version is returned unchanged.
+    ``out_dir`` already holds a manifest of the same inputs, that version is returned unchanged;
+    when it was merged from other inputs, ``InvalidInputError`` is raised and nothing is written.
     """
     out_dir = out_dir.rstrip("/")
     committed = find_manifest(out_filesystem, out_dir)
     if committed is not None:
+        _require_same_inputs(committed, [*([previous] if previous else []), *new], source_versions or {})
         return committed
     manifest = build_version(previous, new, out_filesystem, out_dir, config or MergeConfig(), source_versions)
     write_manifest(out_filesystem, manifest)
@@ -480,8 +487,10 @@ def build_version(
     _require_columns(schema, config)
 
     with tempfile.TemporaryDirectory(prefix="driftloop-merge-", dir=config.spill_dir) as spill_dir:
-        merger = _Merger(good, schema, out_filesystem, out_dir, config, spill_dir)
+        null_keys = NullKeyRows(out_filesystem, quarantine_dir, schema, config.key)
+        merger = _Merger(good, schema, out_filesystem, out_dir, config, spill_dir, null_keys, names)
         merger.spill()
+        quarantined_rows = null_keys.close(set(merger.failed))
         if merger.failed:
             late = [file.rejected(merger.failed[file.ordinal]) for file in good if file.ordinal in merger.failed]
             quarantined += [quarantine(file, out_filesystem, quarantine_dir, names[file.ordinal]) for file in late]
@@ -528,7 +537,33 @@ def build_version(
         files=tuple(totals.files),
         storage_bytes=sum(output.bytes for output in totals.files),
         content_hash=_content_hash(totals.files),
+        null_key_rows=sum(entry["rows"] for entry in quarantined_rows),
+        quarantined_rows=tuple(quarantined_rows),
     )
+
+
+def _require_same_inputs(committed: Manifest, sources: Sequence[ParquetSource], versions: Mapping[str, str]) -> None:
+    """Refuse to hand back a committed version for a request that names other files, versions or sizes."""
+    recorded = {record.source: record for record in committed.sources}
+    differences = []
+    for source in sources:
+        for index, path in enumerate(source.paths):
+            label = source.label(index)
+            record = recorded.pop(label, None)
+            size = source.filesystem.get_file_info(path).size
+            if record is None:
+                differences.append(f"{label} is not among its sources")
+            elif record.version != versions.get(label):
+                differences.append(f"{label} was merged at version {record.version}, not {versions.get(label)}")
+            elif record.status != "already_consumed" and size is not None and size != record.bytes:
+                differences.append(f"{label} was merged at {record.bytes} bytes and now has {size}")
+    differences += [f"{label} is missing from this request" for label in recorded]
+    if differences:
+        raise InvalidInputError(
+            f"{committed.version_dir} already holds a version merged from other inputs ("
+            + "; ".join(differences[:5]) + (f"; {len(differences) - 5} more" if len(differences) > 5 else "")
+            + "): choose another version name"
+        )
 
 
 def _missing_key_check(file: InputFile, config: MergeConfig) -> InputFile:

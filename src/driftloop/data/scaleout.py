@@ -96,6 +96,8 @@ def combine_partials(
         rows_in=combined.rows_in - sum(p.rows_out for p in merged) + sum(p.rows_in for p in merged),
         duplicates_dropped=combined.duplicates_dropped + sum(p.duplicates_dropped for p in merged),
         quarantined=tuple(entry for partial in merged for entry in partial.quarantined),
+        null_key_rows=combined.null_key_rows + sum(partial.null_key_rows for partial in merged),
+        quarantined_rows=combined.quarantined_rows + tuple(entry for p in merged for entry in p.quarantined_rows),
         dedup={**combined.dedup, "partials": [partial.version_dir for partial in merged]},
     )
     write_manifest(out_filesystem, manifest)

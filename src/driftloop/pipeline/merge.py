@@ -35,6 +35,7 @@ def merge_result(services: Services, run_id: str, out_dir: str, manifest: dict[s
         "rows_in": manifest["rows_in"],
         "rows_out": manifest["rows_out"],
         "duplicates_dropped": manifest["duplicates_dropped"],
+        "null_key_rows": manifest["null_key_rows"],
         "quarantined": manifest["quarantined"][:20],
         "content_hash": manifest["content_hash"],
         "previous_version": champion["dataset_dir"] if champion else None,

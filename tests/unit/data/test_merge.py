@@ -356,3 +356,78 @@ def test_sliding_window_never_samples_a_rare_stratum_away(tmp_path: Path) -> Non
     kept = old_pairs(read_version(manifest.version_dir))
     assert manifest.retention["window_start"] == "2026-03-05"
     assert sorted(kept) == sorted(set(old_pairs(original) + old_pairs(refunds)))  # one row per date and type
+
+
+def test_rows_with_a_null_key_column_are_quarantined_and_counted_never_merged_as_duplicates(tmp_path: Path) -> None:
+    write(make_events(500, seed=1), tmp_path / "original/a.parquet")
+    upload = make_events(20_000, seed=2)
+    null_times = pa.nulls(upload.num_rows, upload.schema.field("event_time").type)
+    no_time = upload.set_column(upload.schema.get_field_index("event_time"), "event_time", null_times)
+    mixed = pa.concat_tables([no_time.slice(0, 19_000), upload.slice(19_000)])
+    item_ids = mixed["item_id"].to_pylist()
+    item_ids[-10:] = [None] * 10  # ten rows with a timestamp but no item
+    mixed = mixed.set_column(mixed.schema.get_field_index("item_id"), "item_id", pa.array(item_ids))
+    write(mixed, tmp_path / "new/upload.parquet")
+
+    manifest = merge_datasets(
+        local_source(str(tmp_path / "original")),
+        [local_source(str(tmp_path / "new"))],
+        LOCAL,
+        str(tmp_path / "v"),
+        MergeConfig(quarantine_dir=str(tmp_path / "quarantine")),
+    )
+
+    assert manifest.null_key_rows == 19_010
+    assert manifest.duplicates_dropped == 0
+    assert manifest.rows_in == 20_500
+    assert manifest.rows_out == 500 + 990 == read_version(str(tmp_path / "v")).num_rows
+    assert manifest.rows_in == manifest.rows_out + manifest.duplicates_dropped + manifest.null_key_rows
+    assert manifest.quarantined == ()  # the file itself was merged: its other rows are in the version
+    [entry] = manifest.quarantined_rows
+    assert entry["source"].endswith("upload.parquet") and entry["rows"] == 19_010
+    assert entry["null_in"] == {"event_time": 19_000, "item_id": 10}
+    assert "null key column" in entry["reason"]
+    kept = pq.read_table(entry["copy"])
+    assert kept.num_rows == 19_010 and row_digest(kept.cast(mixed.schema)) == row_digest(
+        pa.concat_tables([mixed.slice(0, 19_000), mixed.slice(19_990)])
+    )
+    assert json.loads(Path(f"{entry['copy']}.reason.json").read_text())["rows"] == 19_010
+    on_disk = json.loads((tmp_path / "v/_manifest.json").read_text())
+    assert on_disk["null_key_rows"] == 19_010
+
+
+def test_a_file_with_a_duplicated_column_name_is_quarantined_with_the_reason(tmp_path: Path) -> None:
+    write(make_events(300, seed=1), tmp_path / "original/a.parquet")
+    write(make_events(100, seed=2), tmp_path / "new/good.parquet")
+    events = make_events(100, seed=3)
+    twice = pa.table([*events.columns, events["price"]], names=[*events.column_names, "price"])
+    write(twice, tmp_path / "new/twice.parquet")
+
+    manifest = merge_datasets(
+        local_source(str(tmp_path / "original")),
+        [local_source(str(tmp_path / "new"))],
+        LOCAL,
+        str(tmp_path / "v"),
+        MergeConfig(quarantine_dir=str(tmp_path / "quarantine")),
+    )
+
+    assert [(Path(entry["source"]).name, entry["reason"]) for entry in manifest.quarantined] == [
+        ("twice.parquet", "duplicate column name(s): price")
+    ]
+    assert manifest.rows_out == 400
+    assert (tmp_path / "quarantine/twice.parquet").exists()
+
+
+def test_a_committed_version_asked_for_again_with_other_inputs_is_refused(tmp_path: Path) -> None:
+    original = local_source(write(make_events(300, seed=1), tmp_path / "original/a.parquet"))
+    first = local_source(write(make_events(100, seed=2), tmp_path / "new/first.parquet"))
+    second = local_source(write(make_events(100, seed=3), tmp_path / "new/second.parquet"))
+    committed = merge_datasets(original, [first], LOCAL, str(tmp_path / "v=1"))
+
+    assert merge_datasets(original, [first], LOCAL, str(tmp_path / "v=1")) == committed
+    with pytest.raises(InvalidInputError, match=r"v=1 already holds a version merged from other inputs.*second"):
+        merge_datasets(original, [second], LOCAL, str(tmp_path / "v=1"))
+    write(make_events(120, seed=2), tmp_path / "new/first.parquet")  # same name, other content
+    with pytest.raises(InvalidInputError, match="first.parquet"):
+        merge_datasets(original, [first], LOCAL, str(tmp_path / "v=1"))
+    assert read_manifest(LOCAL, str(tmp_path / "v=1")) == committed

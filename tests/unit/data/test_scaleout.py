@@ -86,3 +86,23 @@ def test_combine_fails_when_too_many_uploads_are_bad(tmp_path: Path) -> None:
 def test_combine_refuses_an_unfinished_partial(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         combine_partials(None, [str(tmp_path / "never-written")], LOCAL, str(tmp_path / "v"))
+
+
+def test_combine_counts_the_null_key_rows_of_every_partial(tmp_path: Path) -> None:
+    write(make_events(300, seed=1), tmp_path / "original/a.parquet")
+    paths = uploads(tmp_path)
+    events = make_events(200, seed=9)
+    no_user = events.set_column(0, "user_id", pa.array([None] * 50 + events["user_id"].to_pylist()[50:]))
+    paths.append(write(no_user, tmp_path / "incoming/u5.parquet"))
+    run = tmp_path / "datasets/v=run1"
+    partial_dirs = [
+        merge_partial(local_source(path), LOCAL, f"{run}/_partials/{number}").version_dir
+        for number, path in enumerate(paths)
+    ]
+    original = local_source(str(tmp_path / "original"))
+    combined = combine_partials(original, partial_dirs, LOCAL, str(run))
+    single = merge_datasets(original, [local_source(path) for path in paths], LOCAL, str(tmp_path / "single"))
+
+    assert combined.null_key_rows == single.null_key_rows == 50
+    assert [entry["source"] for entry in combined.quarantined_rows] == [paths[-1]]
+    assert combined.rows_in == single.rows_in == combined.rows_out + combined.duplicates_dropped + 50
