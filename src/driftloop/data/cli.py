@@ -7,9 +7,10 @@ import datetime as dt
 import sys
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
-from driftloop.data.manifest import find_manifest, manifest_path
+from driftloop.data.manifest import find_manifest, manifest_path, version_dir
 from driftloop.data.merge import DEFAULT_KEY, MergeConfig, dataset_source, merge_datasets
 from driftloop.errors import DriftloopError
 from driftloop.storage import ParquetSource, local_source
@@ -31,7 +32,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="COL,...",
         help="de-duplication key (default: %(default)s)",
     )
-    parser.add_argument("--run-id", help="version name (default: the current UTC time)")
+    parser.add_argument(
+        "--run-id",
+        help="version name: letters, digits, '.', '_', '-' (default: the current UTC time); "
+        "the same name with other inputs is refused",
+    )
     parser.add_argument("--max-bad-share", type=float, default=0.5, help="default: %(default)s")
     parser.set_defaults(run=run)
     return parser
@@ -45,16 +50,16 @@ def _source(path: str) -> ParquetSource:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_id = args.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") if args.run_id is None else args.run_id
     key = tuple(column.strip() for column in args.key.split(",") if column.strip())
     try:
+        out_dir = version_dir(args.out, run_id)
         partition_by = "event_date" if "event_time" in key else None
         config = MergeConfig(key=key, partition_by=partition_by, max_bad_share=args.max_bad_share)
-        out_dir = f"{args.out.rstrip('/')}/v={run_id}"
         manifest = merge_datasets(
             _source(args.original), [_source(path) for path in args.new], pafs.LocalFileSystem(), out_dir, config
         )
-    except (DriftloopError, ValueError, FileNotFoundError) as error:
+    except (DriftloopError, ValueError, OSError, pa.ArrowException) as error:
         print(f"driftloop merge: {error}", file=sys.stderr)
         return 2
     for entry in manifest.quarantined:

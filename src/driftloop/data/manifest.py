@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from driftloop.storage import ParquetSource
 
 MANIFEST_NAME = "_manifest.json"
 FORMAT_VERSION = 1
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,25 @@ class Manifest:
 
     def file_paths(self) -> tuple[str, ...]:
         return tuple(f"{self.version_dir}/{output.path}" for output in self.files)
+
+
+def validate_run_id(run_id: str) -> str:
+    """``run_id`` when it is safe as one path segment (``v=<run id>``); else ``InvalidInputError``.
+
+    A letter or digit, then up to 127 letters, digits, ``.``, ``_`` or ``-``: no separator, no
+    relative segment, nothing a shell or an S3 console would show differently.
+    """
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise InvalidInputError(
+            f"run id {run_id[:80]!r} is not allowed: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return run_id
+
+
+def version_dir(root: str, run_id: str) -> str:
+    """The folder of the version named ``run_id`` under ``root``."""
+    return f"{root.rstrip('/')}/v={validate_run_id(run_id)}"
 
 
 def manifest_path(version_dir: str) -> str:

@@ -54,21 +54,62 @@ def load_baseline(path: str) -> Baseline:
     return build_baseline(local_source(path))
 
 
+def load_policy(path: str) -> DriftPolicy:
+    """A ``DriftPolicy`` from a JSON object of its fields."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise DriftloopError(f"{path}: cannot read policy JSON ({error})") from error
+    if not isinstance(document, dict):
+        raise DriftloopError(f"{path}: a policy is a JSON object of DriftPolicy fields")
+    try:
+        return DriftPolicy.from_dict(document)
+    except TypeError as error:
+        raise DriftloopError(f"{path}: not a DriftPolicy ({error})") from error
+
+
+def check_outputs(outputs: dict[str, str | None], inputs: list[str | None]) -> None:
+    """Refuse outputs that would overwrite an input, land inside an input folder, or each other."""
+    sources = [Path(path).resolve() for path in inputs if path]
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if not path:
+            continue
+        target = Path(path).resolve()
+        for source in sources:
+            if target == source or source in target.parents:
+                raise DriftloopError(f"{option} {path} would write over or into the input {source}: "
+                                     "choose another path")
+        if target in seen:
+            raise DriftloopError(f"{seen[target]} and {option} name the same file {path}")
+        seen[target] = option
+
+
+def _write(path: str, text: str) -> None:
+    """Write ``text`` to ``path``, creating its folder."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        check_outputs(
+            {"--json": args.json_out, "--html": args.html_out, "--save-baseline": args.save_baseline},
+            [args.baseline, args.current, args.policy],
+        )
         baseline = load_baseline(args.baseline)
-        policy = DriftPolicy.from_dict(json.loads(Path(args.policy).read_text())) if args.policy else DriftPolicy()
+        policy = load_policy(args.policy) if args.policy else DriftPolicy()
         report = compare_to_baseline(baseline, local_source(args.current), policy)
-    except (DriftloopError, FileNotFoundError, ValueError) as error:
+        if args.save_baseline:
+            _write(args.save_baseline, json.dumps(baseline.to_dict()))
+        if args.json_out:
+            _write(args.json_out, json.dumps(report.to_dict(), indent=2))
+        if args.html_out:
+            _write(args.html_out, report.to_html())
+    except (DriftloopError, OSError, ValueError) as error:
         print(f"driftloop drift: {error}", file=sys.stderr)
         return EXIT_ERROR
-    if args.save_baseline:
-        Path(args.save_baseline).write_text(json.dumps(baseline.to_dict()))
-    document = report.to_dict()
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(document, indent=2))
-    if args.html_out:
-        Path(args.html_out).write_text(report.to_html())
     print(f"decision: {report.decision}")
     for reason in report.reasons:
         print(f"  - {reason}")

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from driftloop.adapters.s3 import get_json
+from driftloop.data.manifest import version_dir
 from driftloop.data.merge import MergeConfig, dataset_source, merge_datasets
 from driftloop.pipeline.inputs import mark_quarantined
 from driftloop.pipeline.invocation import StepInvocation
@@ -14,7 +15,7 @@ from driftloop.storage import s3_filesystem, s3_source
 
 
 def dataset_dir(model: str, version: str) -> str:
-    return f"datasets/{model}/v={version}"
+    return version_dir(f"datasets/{model}", version)
 
 
 def merge_config(services: Services, run_id: str) -> MergeConfig:

@@ -63,3 +63,60 @@ def test_merge_reports_a_bad_key_and_returns_nonzero(tmp_path: Path, capsys: pyt
     args = parse("--original", original, "--new", original, "--out", str(tmp_path / "ds"), "--key", "user_id,nope")
     assert cli.run(args) == 2
     assert "nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("run_id", ["../../x", "a/b", "..", ".hidden", "", "x" * 129, "tab\there", "v=1"])
+def test_an_unsafe_run_id_is_refused_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture, run_id: str
+) -> None:
+    original = write(make_events(50, seed=1), tmp_path / "in/a.parquet")
+    before = sorted(tmp_path.rglob("*"))
+    args = parse("--original", original, "--new", original, "--out", str(tmp_path / "out/ds"), "--run-id", run_id)
+    assert cli.run(args) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "run id" in error and "Traceback" not in error
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_the_same_run_id_with_other_inputs_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    original = write(make_events(300, seed=1), tmp_path / "a.parquet")
+    first = write(make_events(50, seed=2), tmp_path / "first.parquet")
+    second = write(make_events(50, seed=3), tmp_path / "second.parquet")
+    out = str(tmp_path / "ds")
+    assert cli.run(parse("--original", original, "--new", first, "--out", out, "--run-id", "r1")) == 0
+    assert cli.run(parse("--original", original, "--new", first, "--out", out, "--run-id", "r1")) == 0
+    capsys.readouterr()
+    assert cli.run(parse("--original", original, "--new", second, "--out", out, "--run-id", "r1")) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "other inputs" in error and "second.parquet" in error
+    assert read_manifest(pafs.LocalFileSystem(), f"{out}/v=r1").rows_out == 350
+
+
+def test_an_output_folder_that_is_a_file_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    original = write(make_events(50, seed=1), tmp_path / "a.parquet")
+    (tmp_path / "ds").write_text("not a folder")
+    assert cli.run(parse("--original", original, "--new", original, "--out", str(tmp_path / "ds"))) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("driftloop merge: ") and error.count("\n") == 1
+
+
+def test_the_pipeline_names_versions_with_the_same_rule() -> None:
+    import json
+
+    from driftloop.errors import InvalidInputError
+    from driftloop.pipeline.merge import dataset_dir
+    from driftloop.triggers import parse_trigger
+
+    project = Path(__file__).resolve().parents[3]
+    for sample in sorted((project / "events").glob("*.json")):
+        event = json.loads(sample.read_text())
+        bucket = event.get("detail", {}).get("bucket", {}).get("name", "bucket")
+        try:
+            trigger = parse_trigger(event, bucket, "incoming/", "monitoring/")
+        except InvalidInputError:
+            continue  # a sample the pipeline refuses before any run id exists
+        assert dataset_dir("model", trigger.run_id()).endswith(f"/v={trigger.run_id()}")
+    with pytest.raises(InvalidInputError, match="run id"):
+        dataset_dir("model", "../../x")
