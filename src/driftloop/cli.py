@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except DriftloopError as error:
+    except (DriftloopError, OSError) as error:
         print(f"driftloop {args.command}: {error}", file=sys.stderr)
         return 2
 

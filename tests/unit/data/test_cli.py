@@ -120,3 +120,12 @@ def test_the_pipeline_names_versions_with_the_same_rule() -> None:
         assert dataset_dir("model", trigger.run_id()).endswith(f"/v={trigger.run_id()}")
     with pytest.raises(InvalidInputError, match="run id"):
         dataset_dir("model", "../../x")
+
+
+def test_the_main_command_turns_an_os_error_into_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from driftloop.cli import main
+
+    missing = str(tmp_path / "missing.parquet")
+    assert main(["upload", "--workspace", str(tmp_path / "ws"), "--file", missing, "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("driftloop upload: ") and "missing.parquet" in error and error.count("\n") == 1
