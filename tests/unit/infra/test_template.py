@@ -338,6 +338,57 @@ def test_writes_go_to_the_step_prefixes_only(resources):
         assert prefixes == expected.get(function, set()), function
 
 
+# What each step's code calls on the ledger (adapters/ledger.py): GetItem for champion() and lock(),
+# UpdateItem for renew_lock() (hold_lock), PutItem for claims, locks, pending triggers, champions and
+# runs, DeleteItem for release_lock() and pending triggers, Query for take_pending().
+LEDGER_ACTIONS = {
+    "AdmitFunction": {"GetItem", "PutItem", "DeleteItem"},
+    "DriftFunction": {"GetItem"},
+    "MergeFunction": {"GetItem"},
+    "CombineMergeFunction": {"GetItem"},
+    "EvaluateFunction": {"GetItem"},
+    "PollTrainingFunction": {"GetItem", "UpdateItem"},
+    "UpdateWeightsFunction": {"GetItem", "UpdateItem"},
+    "AnalyseABFunction": {"GetItem", "UpdateItem"},
+    "PromoteFunction": {"GetItem", "UpdateItem", "PutItem"},
+    "RollbackFunction": {"GetItem"},
+    "FinalizeFunction": {"PutItem", "DeleteItem", "Query"},
+}
+
+
+def test_each_function_gets_only_the_ledger_actions_its_code_calls(resources):
+    for function in FUNCTIONS:
+        granted = set()
+        for statement in _role_statements(resources[f"{function}Role"]):
+            actions = [a for a in _as_list(statement["Action"]) if a.startswith("dynamodb:")]
+            if actions:
+                assert statement["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}, function
+                granted |= {action.removeprefix("dynamodb:") for action in actions}
+        assert granted == LEDGER_ACTIONS.get(function, set()), function
+
+
+def test_reads_and_listings_are_scoped_to_prefixes(resources):
+    for function in FUNCTIONS:
+        for statement in _role_statements(resources[f"{function}Role"]):
+            actions = set(_as_list(statement["Action"]))
+            if actions & {"s3:GetObject", "s3:GetObjectVersion"}:
+                for resource in _statement_resources(statement):
+                    prefix = _subs(resource).removeprefix("${DataBucket.Arn}/")
+                    assert prefix != _subs(resource) and prefix not in ("*", ""), (function, prefix)
+            if "s3:ListBucket" in actions:
+                prefixes = _as_list(statement["Condition"]["StringLike"]["s3:prefix"])
+                assert prefixes and all(isinstance(p, dict) or (p.endswith("*") and p != "*") for p in prefixes), function
+
+
+def test_admit_reads_and_lists_only_uploads_and_manifests(resources):
+    statements = _role_statements(resources["AdmitFunctionRole"])
+    [read] = _allowed(statements, "s3:GetObject")
+    assert [_subs(resource) for resource in read["Resource"]] == [
+        "${DataBucket.Arn}/${IncomingPrefix}*", "${DataBucket.Arn}/datasets/*"]
+    [listing] = _allowed(statements, "s3:ListBucket")
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": [{"Fn::Sub": "${IncomingPrefix}*"}]}}
+
+
 def test_finalize_reads_history_of_this_state_machine_only(raw_template, resources):
     [statement] = _allowed(_role_statements(resources["FinalizeFunctionRole"]), "states:GetExecutionHistory")
     machine_name = raw_template["Resources"]["RetrainStateMachine"]["Properties"]["Name"]["Fn::Sub"]
@@ -420,7 +471,7 @@ def test_ledger_table(raw_template):
 def test_topic_queue_and_logs_are_encrypted(raw_template):
     resources = raw_template["Resources"]
     topic_key = resources["NotificationTopic"]["Properties"]["KmsMasterKeyId"]["Fn::If"]
-    assert topic_key[1] == {"Ref": "KmsKeyArn"} and "alias/aws/sns" in topic_key[2]["Fn::Sub"]
+    assert topic_key[1] == {"Ref": "KmsKeyArn"} and topic_key[2] == {"Fn::GetAtt": ["NotificationKey", "Arn"]}
     queue = resources["EventsDeadLetterQueue"]["Properties"]
     assert queue["SqsManagedSseEnabled"]["Fn::If"][2] is True
     for group in ("FunctionsLogGroup", "StateMachineLogGroup"):
@@ -503,11 +554,45 @@ def test_dead_letter_queue_accepts_exactly_the_retrain_rules(resources):
     assert {source["Fn::GetAtt"][0] for source in sources} == rules
 
 
-def test_failed_runs_alarm_notifies_the_topic(resources):
+def test_failed_runs_alarm_counts_failed_timed_out_and_aborted_executions(resources):
     alarm = resources["FailedRunsAlarm"]["Properties"]
-    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/States", "ExecutionsFailed")
-    assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "RetrainStateMachine"}}]
+    stats = {query["Id"]: query["MetricStat"] for query in alarm["Metrics"] if "MetricStat" in query}
+    assert {stat["Metric"]["MetricName"] for stat in stats.values()} == {
+        "ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    for stat in stats.values():
+        assert stat["Metric"]["Namespace"] == "AWS/States" and stat["Stat"] == "Sum"
+        assert stat["Metric"]["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": "RetrainStateMachine"}}]
+    [returned] = [query for query in alarm["Metrics"] if query["ReturnData"]]
+    assert set(re.findall(r"FILL\((\w+), 0\)", returned["Expression"])) == set(stats)
+    assert returned["Expression"].count("+") == len(stats) - 1
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
     assert alarm["AlarmActions"] == [{"Ref": "NotificationTopic"}]
+
+
+def test_dead_letters_raise_an_alarm_on_the_topic(resources):
+    alarm = resources["DeadLettersAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["EventsDeadLetterQueue", "QueueName"]}}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert alarm["AlarmActions"] == [{"Ref": "NotificationTopic"}]
+
+
+def test_alarms_can_publish_to_the_topic_key(raw_template, resources):
+    """The AWS-managed aws/sns key cannot be used by CloudWatch: without KmsKeyArn the stack makes its own."""
+    key = raw_template["Resources"]["NotificationKey"]
+    assert key["Condition"] == "UseStackNotificationKey"
+    assert raw_template["Conditions"]["UseStackNotificationKey"] == {"Fn::Equals": [{"Ref": "KmsKeyArn"}, ""]}
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    services = {s["Principal"].get("Service"): s for s in statements if "Service" in s["Principal"]}
+    assert set(services) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    for statement in services.values():
+        assert set(statement["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert services["cloudwatch.amazonaws.com"]["Condition"]["StringEquals"] == {
+        "aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    [publish] = _allowed(_role_statements(resources["FinalizeFunctionRole"]), "kms:GenerateDataKey")
+    assert publish["Resource"] == {
+        "Fn::If": ["UseCustomerKey", {"Ref": "KmsKeyArn"}, {"Fn::GetAtt": ["NotificationKey", "Arn"]}]}
 
 
 def test_dashboard_shows_executions_errors_and_drift_metrics(resources):
@@ -541,9 +626,17 @@ def test_custom_image_pull_is_scoped_to_the_image_registry(resources):
     condition, _, custom = pull["Resource"]["Fn::If"]
     assert condition == "UseDefaultTrainingImage"
     template, values = custom["Fn::Sub"]
-    assert template == "arn:${AWS::Partition}:ecr:${Region}:${Account}:repository/*"
+    assert template == "arn:${AWS::Partition}:ecr:${Region}:${Account}:repository/${Repository}"
     image = {"TrainingImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/sklearn:1.4-2"}
     assert _evaluate(values["Account"], image) == "123456789012"
     assert _evaluate(values["Region"], image) == "eu-west-1"
+    for uri, repository in [
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/sklearn:1.4-2", "team/sklearn"),
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com/recsys", "recsys"),
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com/a/b/c@sha256:" + "0" * 64, "a/b/c"),
+        ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/team/sklearn:latest", "team/sklearn"),
+    ]:
+        assert _evaluate(values["Repository"], {"TrainingImage": uri}) == repository, uri
     # CloudFormation may evaluate the branch not taken: it must not fail for the default "auto".
     assert _evaluate(values["Region"], {"TrainingImage": "auto"}) == "-"
+    assert _evaluate(values["Repository"], {"TrainingImage": "auto"}) == ""
