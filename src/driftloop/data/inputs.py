@@ -151,16 +151,14 @@ class NullKeyRows:
         return self._writers[file.ordinal][1]
 
     def close(self, failed: set[int]) -> list[dict[str, Any]]:
-        """Finish the copies and return one record per file; files in ``failed`` (quarantined whole)
-        lose their row copy, since the whole file is in quarantine."""
+        """Finish the copies and return one record per file not in ``failed``. A file in ``failed``
+        was quarantined whole after its first rows were read: its partial row copy stays (nothing in
+        S3 is deleted) with a reason saying so, and is not counted."""
         records = []
         for ordinal, (stream, writer) in self._writers.items():
             writer.close()
             stream.close()
             file, path = self._files[ordinal]
-            if ordinal in failed:
-                self._filesystem.delete_file(path)
-                continue
             null_in = dict(sorted(self._null_in[ordinal].items()))
             record = {
                 "source": file.label,
@@ -172,6 +170,9 @@ class NullKeyRows:
                 + "): no key identifies them, so they cannot be de-duplicated",
                 "copy": path,
             }
+            if ordinal in failed:
+                record["reason"] = "partial copy only: the whole file was quarantined as unreadable"
+            else:
+                records.append(record)
             _write_reason(self._filesystem, path, record)
-            records.append(record)
         return records

@@ -431,3 +431,30 @@ def test_a_committed_version_asked_for_again_with_other_inputs_is_refused(tmp_pa
     with pytest.raises(InvalidInputError, match="first.parquet"):
         merge_datasets(original, [first], LOCAL, str(tmp_path / "v=1"))
     assert read_manifest(LOCAL, str(tmp_path / "v=1")) == committed
+
+
+def test_null_key_rows_of_a_file_later_found_corrupt_are_not_counted_and_nothing_is_deleted(tmp_path: Path) -> None:
+    write(make_events(300, seed=1), tmp_path / "original/a.parquet")
+    events = make_events(5_000, seed=3)
+    events = events.set_column(0, "user_id", pa.array([None] * 10 + events["user_id"].to_pylist()[10:]))
+    corrupt = tmp_path / "new/corrupt.parquet"
+    write(events, corrupt, compression="snappy", row_group_size=1_000)
+    data = bytearray(corrupt.read_bytes())
+    chunk = pq.ParquetFile(corrupt).metadata.row_group(2).column(0)
+    header = chunk.dictionary_page_offset or chunk.data_page_offset
+    data[header : header + 16] = b"\xff" * 16
+    corrupt.write_bytes(bytes(data))
+    write(make_events(100, seed=2), tmp_path / "new/good.parquet")
+
+    manifest = merge_datasets(
+        local_source(str(tmp_path / "original")),
+        [local_source(str(tmp_path / "new"))],
+        LOCAL,
+        str(tmp_path / "v"),
+        MergeConfig(quarantine_dir=str(tmp_path / "quarantine")),
+    )
+    assert [Path(entry["source"]).name for entry in manifest.quarantined] == ["corrupt.parquet"]
+    assert manifest.null_key_rows == 0 and manifest.quarantined_rows == ()
+    assert manifest.rows_out == manifest.rows_in == 400
+    partial = json.loads((tmp_path / "quarantine/corrupt.parquet.null-key-rows.parquet.reason.json").read_text())
+    assert partial["reason"].startswith("partial copy only")
