@@ -377,7 +377,8 @@ def test_reads_and_listings_are_scoped_to_prefixes(resources):
                     assert prefix != _subs(resource) and prefix not in ("*", ""), (function, prefix)
             if "s3:ListBucket" in actions:
                 prefixes = _as_list(statement["Condition"]["StringLike"]["s3:prefix"])
-                assert prefixes and all(isinstance(p, dict) or (p.endswith("*") and p != "*") for p in prefixes), function
+                scoped = [isinstance(p, dict) or (p.endswith("*") and p != "*") for p in prefixes]
+                assert prefixes and all(scoped), function
 
 
 def test_admit_reads_and_lists_only_uploads_and_manifests(resources):
@@ -572,7 +573,8 @@ def test_failed_runs_alarm_counts_failed_timed_out_and_aborted_executions(resour
 def test_dead_letters_raise_an_alarm_on_the_topic(resources):
     alarm = resources["DeadLettersAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
-    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["EventsDeadLetterQueue", "QueueName"]}}]
+    queue_name = {"Fn::GetAtt": ["EventsDeadLetterQueue", "QueueName"]}
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": queue_name}]
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
     assert alarm["AlarmActions"] == [{"Ref": "NotificationTopic"}]
 
