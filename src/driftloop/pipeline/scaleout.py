@@ -21,7 +21,7 @@ import pyarrow.fs as pafs
 from pydantic import BaseModel, Field
 
 from driftloop.adapters.s3 import exists, get_json, put_json
-from driftloop.data.manifest import Manifest, dataset_source, find_manifest
+from driftloop.data.manifest import Manifest, dataset_source, find_manifest, version_dir
 from driftloop.data.scaleout import combine_partials, merge_partial
 from driftloop.drift import Baseline, build_baseline
 from driftloop.errors import InvalidInputError
@@ -55,7 +55,7 @@ def plan_key(run_id: str) -> str:
 
 def partials_dir(model: str, run_id: str) -> str:
     # Beside the version folder, never inside it: training reads every Parquet file below the version.
-    return f"datasets/{model}/_partials/v={run_id}"
+    return version_dir(f"datasets/{model}/_partials", run_id)
 
 
 def part_dir(model: str, run_id: str, index: int) -> str:
