@@ -12,7 +12,7 @@ import pyarrow.fs as pafs
 
 from driftloop.data.manifest import find_manifest, manifest_path, version_dir
 from driftloop.data.merge import DEFAULT_KEY, MergeConfig, dataset_source, merge_datasets
-from driftloop.errors import DriftloopError
+from driftloop.errors import DriftloopError, InvalidInputError
 from driftloop.storage import ParquetSource, local_source
 
 
@@ -46,7 +46,10 @@ def _source(path: str) -> ParquetSource:
     filesystem = pafs.LocalFileSystem()
     if find_manifest(filesystem, path) is not None:
         return dataset_source(filesystem, path)
-    return local_source(path)
+    source = local_source(path)
+    if not source.paths:
+        raise InvalidInputError(f"{path}: no Parquet files there")
+    return source
 
 
 def run(args: argparse.Namespace) -> int:

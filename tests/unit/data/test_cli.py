@@ -129,3 +129,11 @@ def test_the_main_command_turns_an_os_error_into_one_line(tmp_path: Path, capsys
     assert main(["upload", "--workspace", str(tmp_path / "ws"), "--file", missing, "--quiet"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("driftloop upload: ") and "missing.parquet" in error and error.count("\n") == 1
+
+
+def test_a_folder_without_parquet_files_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    original = write(make_events(50, seed=1), tmp_path / "a.parquet")
+    (tmp_path / "typo").mkdir()
+    assert cli.run(parse("--original", original, "--new", str(tmp_path / "typo"), "--out", str(tmp_path / "ds"))) == 2
+    assert "no Parquet files" in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists()
