@@ -599,7 +599,8 @@ def test_alarms_can_publish_to_the_topic_key(raw_template, resources):
 
 def test_dashboard_shows_executions_errors_and_drift_metrics(resources):
     body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    for metric in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed"):
+    for metric in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut",
+                   "ExecutionsAborted"):
         assert metric in body
     for name in FUNCTIONS:
         assert f'"FunctionName", "${{{name}}}"' in body
