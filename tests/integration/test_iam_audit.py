@@ -3,7 +3,8 @@
 moto does not enforce IAM, so a handler could call an API its role lacks and pass every other test, then
 fail with AccessDenied on AWS. Here each boto3 call made while a handler runs is recorded with the
 function that made it, and checked against that function's statements (resolved the way the local
-runtime resolves the template): action, resource ARN, and the ``s3:prefix`` condition of a listing.
+runtime resolves the template): S3 and DynamoDB calls by action, resource ARN and the ``s3:prefix``
+condition of a listing; calls to other services by action only (their ARNs are not modelled here).
 """
 
 from __future__ import annotations
