@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from driftloop import __version__
 from driftloop.backtest import cli as backtest_cli
 from driftloop.data import cli as merge_cli
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DriftloopError, OSError) as error:
+    except (DriftloopError, OSError, pa.ArrowException) as error:
         print(f"driftloop {args.command}: {error}", file=sys.stderr)
         return 2
 

@@ -137,3 +137,12 @@ def test_a_folder_without_parquet_files_is_refused(tmp_path: Path, capsys: pytes
     assert cli.run(parse("--original", original, "--new", str(tmp_path / "typo"), "--out", str(tmp_path / "ds"))) == 2
     assert "no Parquet files" in capsys.readouterr().err
     assert not (tmp_path / "ds").exists()
+
+
+def test_the_main_command_turns_an_arrow_error_into_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from driftloop.cli import main
+
+    (tmp_path / "notes.parquet").write_text("not parquet")
+    assert main(["train", "--data", str(tmp_path / "notes.parquet"), "--out", str(tmp_path / "model")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("driftloop train: ") and error.count("\n") == 1
