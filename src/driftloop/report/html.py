@@ -432,13 +432,14 @@ def _ab_details(ab: dict[str, Any], stages: list[dict[str, Any]]) -> str:
             _e(stage.get("action")), _e(stage.get("reason", ""))])
     config = _get(ab, "evidence", "config") or {}
     breaches = _get(ab, "evidence", "guardrail_breaches") or []
-    note = (f"<p class='small muted'>Test: stratified Cochran–Mantel–Haenszel z over the windows in which both "
-            f"variants served, against an O'Brien–Fleming alpha-spending boundary (α={_num(config.get('alpha'))} "
-            f"over the whole rollout); minimum lift {_pct(config.get('minimum_lift'))} planned at "
-            f"{_pct(config.get('power'))} power; at least {_num(config.get('min_samples_per_variant'))} matured "
-            f"requests per variant; guardrails: error rate ≤ {_pct(config.get('max_error_rate'))}, p95 latency ≤ "
-            f"{_num(config.get('max_latency_p95_ms'))} ms. Counts are all matured requests; the test uses only "
-            f"concurrent windows. See docs/ab-testing.md.</p>") if config else ""
+    note = (
+        "<p class='small muted'>Test: stratified difference z (inverse-variance weights) over the windows in "
+        "which both variants served, against an O'Brien–Fleming alpha-spending boundary "
+        f"(α={_num(config.get('alpha'))} over the whole rollout); minimum lift {_pct(config.get('minimum_lift'))} "
+        f"planned at {_pct(config.get('power'))} power; at least {_num(config.get('min_samples_per_variant'))} "
+        f"matured requests per variant; guardrails: error rate ≤ {_pct(config.get('max_error_rate'))}, p95 latency "
+        f"≤ {_num(config.get('max_latency_p95_ms'))} ms. Counts are all matured requests; the test uses only "
+        "concurrent windows. See docs/ab-testing.md.</p>") if config else ""
     if breaches:
         note += "<p class='bad'>Guardrail breaches: " + _e("; ".join(map(str, breaches))) + "</p>"
     return ("<h4>A/B test, look by look</h4>" + _table(

@@ -37,7 +37,7 @@ from driftloop.traffic.stratified import StratifiedComparison, StratifiedEstimat
 
 Action = Literal["continue", "promote", "rollback"]
 ACTIONS: tuple[Action, ...] = ("continue", "promote", "rollback")
-METHOD = "stratified CMH z, O'Brien-Fleming alpha spending (Lan-DeMets)"
+METHOD = "stratified difference z, O'Brien-Fleming alpha spending (Lan-DeMets)"
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class ABJudge:
 
     References
     ----------
-    See ``driftloop.traffic.stratified`` (Mantel and Haenszel 1959) and ``driftloop.traffic.sequential``
+    See ``driftloop.traffic.stratified`` (Mantel and Haenszel 1959; Agresti 2013) and ``driftloop.traffic.sequential``
     (Lan and DeMets 1983; Jennison and Turnbull 2000).
     """
 

@@ -85,8 +85,8 @@ class Stratum:
 class StratifiedEstimate:
     """The combined comparison; ``difference`` is challenger minus champion conversion rate.
 
-    ``score`` and ``information`` are the Cochran-Mantel-Haenszel score and its null variance on the
-    difference scale: ``difference = score / information`` and ``z = score / sqrt(information)``.
+    ``score`` and ``information`` are the score for a common difference and its variance under "no
+    difference": ``difference = score / information`` and ``z = score / sqrt(information)``.
     """
 
     strata: int
@@ -106,12 +106,14 @@ class StratifiedEstimate:
 
 
 class StratifiedComparison:
-    """Cochran-Mantel-Haenszel comparison of two conversion rates over strata.
+    """Stratified difference of two conversion rates: each stratum's difference, weighted by its inverse
+    variance under "no difference".
 
-    Each stratum contributes its difference of rates weighted by its information under "no
-    difference", ``w = n0 n1 / ((n0 + n1) p (1 - p))`` with ``p`` the stratum's pooled rate; the sum of
-    the weighted differences is the CMH score and the sum of the weights its variance. A stratum with no
-    conversions at all (or only conversions) carries no information and adds nothing.
+    A stratum weighs ``w = n0 n1 / ((n0 + n1) p (1 - p))`` with ``p`` its pooled rate; the sum of the
+    weighted differences is the score and the sum of the weights its variance (the information). With
+    one stratum this is the pooled two-proportion z-test; when every stratum has the same pooled rate it
+    is the Cochran-Mantel-Haenszel test (which weighs for a common odds ratio instead of a common
+    difference). A stratum with no conversions at all (or only conversions) carries no information.
 
     Parameters
     ----------
