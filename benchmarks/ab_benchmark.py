@@ -135,8 +135,10 @@ def table(profile: Profile, runs: int, seed: int) -> str:
             else:
                 cells.append(_rate(promoted, runs))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Requests at the last test stage for 80 % power at 30 % conversion: +5%: "
-              f"{requests_for_power(profile, 0.05):,}, +10%: {requests_for_power(profile, 0.10):,}.", ""]
+    needed = {lift: requests_for_power(profile, lift) for lift in (0.05, 0.10)}
+    lines += ["", "Requests at the last test stage for 80 % power at 30 % conversion: " + ", ".join(
+        f"+{lift:.0%}: {n:,} ({math.ceil(n / profile.requests_per_wait)} bakes at this traffic)"
+        for lift, n in needed.items()) + ".", ""]
     return "\n".join(lines)
 
 

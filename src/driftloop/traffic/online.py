@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from driftloop.errors import InvalidInputError
 from driftloop.traffic.judgement import ABJudge, ABTestConfig, ABVerdict, Action
+from driftloop.traffic.stages import TrafficPlan
 from driftloop.traffic.stratified import ArmCounts, Stratum
 
 __all__ = ["FeedbackCounts", "FeedbackWindow", "StageDecision", "analyse_stage", "stratify_feedback",
@@ -210,28 +211,38 @@ def analyse_stage(
     judge: ABJudge,
     waits: int = 0,
 ) -> StageDecision:
-    """Guardrails on all the challenger's requests, then the judgement on the concurrent strata."""
-    totals = summarise_feedback(feedback, attribution_window, now)
-    champion = totals.get(champion_variant) or FeedbackCounts.empty(champion_variant)
-    challenger = totals.get(challenger_variant) or FeedbackCounts.empty(challenger_variant)
+    """Guardrails on all the challenger's requests, then the judgement on the concurrent strata. A
+    feedback log that cannot be read (missing columns, nulls, naive times) rolls back with the problem."""
     config, plan = judge.config, judge.plan
+    known_stage = 0 <= stage_index < len(plan.stages)
     evidence: dict[str, Any] = {
-        "champion": champion.to_dict(),
-        "challenger": challenger.to_dict(),
-        "challenger_percent": plan.challenger_percent(stage_index),
+        "challenger_percent": plan.challenger_percent(stage_index) if known_stage else None,
         "plan": plan.to_dict(),
         "config": config.to_dict(),
     }
+    try:
+        totals = summarise_feedback(feedback, attribution_window, now)
+        stratified = stratify_feedback(feedback, windows, attribution_window, now, champion_variant,
+                                       challenger_variant)
+    except InvalidInputError as error:
+        verdict = ABVerdict("rollback", f"bad input: feedback log: {error}", stage_index, None, waits)
+        return _decision(verdict, stage_index, plan, champion_variant, challenger_variant, evidence)
+    champion = totals.get(champion_variant) or FeedbackCounts.empty(champion_variant)
+    challenger = totals.get(challenger_variant) or FeedbackCounts.empty(challenger_variant)
+    evidence.update(champion=champion.to_dict(), challenger=challenger.to_dict())
     breaches = _guardrail_breaches(challenger, config)
     evidence["guardrail_breaches"] = breaches
     if breaches:
         verdict = ABVerdict("rollback", "guardrail breached: " + "; ".join(breaches), stage_index, None, waits)
     else:
-        stratified = stratify_feedback(feedback, windows, attribution_window, now, champion_variant,
-                                       challenger_variant)
         evidence["windows_left_out"] = stratified.left_out
         verdict = judge.judge(stratified.strata, stage_index, waits, stratified.requests_per_wait)
         evidence.update(test=verdict.test, interval=verdict.interval, power=verdict.power, strata=verdict.strata)
+    return _decision(verdict, stage_index, plan, champion_variant, challenger_variant, evidence)
+
+
+def _decision(verdict: ABVerdict, stage_index: int, plan: TrafficPlan, champion_variant: str,
+              challenger_variant: str, evidence: dict[str, Any]) -> StageDecision:
     if verdict.next_stage_index is not None:
         weights = plan.weights_for_stage(verdict.next_stage_index, champion_variant, challenger_variant)
     else:

@@ -163,3 +163,18 @@ def test_unmatured_requests_do_not_count_as_misses():
     log = _log([("champion", 10, 900, 270, 0), ("challenger", 10, 100, 30, 0)])
     decision = analyse_stage(log, WINDOWS[:1], NOW, timedelta(hours=24), "champion", "challenger", 0, JUDGE)
     assert decision.action == "continue" and "no window yet" in decision.reason
+
+
+def test_an_unreadable_feedback_log_rolls_back_with_the_problem():
+    log = _log([("champion", 10, 900, 270, 0), ("challenger", 10, 120, 36, 0)]).drop_columns(["converted"])
+    decision = analyse_stage(log, WINDOWS, NOW, timedelta(0), "champion", "challenger", 1, JUDGE)
+    assert decision.action == "rollback" and decision.reason.startswith("bad input: feedback log: ")
+    assert "lacks columns" in decision.reason and decision.weights == {"champion": 100, "challenger": 0}
+
+
+def test_a_stage_that_is_not_a_test_stage_rolls_back_instead_of_failing():
+    log = _log([("champion", 10, 900, 270, 0), ("challenger", 10, 120, 36, 0)])
+    for stage in (2, 9):
+        decision = analyse_stage(log, WINDOWS[:1], NOW, timedelta(0), "champion", "challenger", stage, JUDGE)
+        assert decision.action == "rollback" and f"unknown stage {stage}" in decision.reason
+        assert decision.stage_index == stage
