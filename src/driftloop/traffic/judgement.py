@@ -260,7 +260,7 @@ class ABJudge:
         last = plan.last_test_stage_index
         per_request = self._information_per_request(last, estimate.base_variance)
         at_end = None
-        if requests_per_wait is not None:
+        if requests_per_wait:  # no traffic in the latest bakes says nothing about the end: plan by MinimumLift
             bakes = config.max_waits - waits if stage_index == last else config.max_waits + 1
             at_end = information + bakes * requests_per_wait * per_request
         horizon = max(information, min(needed, at_end if at_end is not None else needed))

@@ -145,7 +145,8 @@ class FeedbackWindow:
 
 @dataclass(frozen=True)
 class StratifiedFeedback:
-    """The strata the judgement uses, the windows left out (and why), and the traffic of the latest window."""
+    """The strata the judgement uses, the windows left out (and why), and the requests per window (bake)
+    at the latest window's stage."""
 
     strata: list[Stratum]
     left_out: list[str]
@@ -157,26 +158,28 @@ def stratify_feedback(
     champion_variant: str, challenger_variant: str,
 ) -> StratifiedFeedback:
     """One stratum per window in which both variants have matured requests (conversions counted as in
-    ``summarise_feedback``). ``requests_per_wait`` is every request of the last window, matured or not."""
+    ``summarise_feedback``). ``requests_per_wait`` is the mean number of requests, matured or not, of the
+    windows at the latest window's stage."""
     table = _as_table(feedback)
     if "served_at" not in table.column_names:
         raise InvalidInputError("feedback log lacks column 'served_at'")
     served_at = table.column("served_at")
-    strata, left_out, latest = [], [], 0
+    strata, left_out, served_by_stage = [], [], {}
     for window in windows:
         mask = pc.and_(pc.greater_equal(served_at, pa.scalar(window.start, served_at.type)),
                        pc.less(served_at, pa.scalar(window.end, served_at.type)))
         counts = summarise_feedback(table.filter(mask), attribution_window, now)
         champion = counts.get(champion_variant) or FeedbackCounts.empty(champion_variant)
         challenger = counts.get(challenger_variant) or FeedbackCounts.empty(challenger_variant)
-        latest = champion.served + challenger.served
+        served_by_stage.setdefault(window.stage_index, []).append(champion.served + challenger.served)
         if champion.matured and challenger.matured:
             strata.append(Stratum(window.stage_index, ArmCounts(champion.matured, champion.conversions),
                                   ArmCounts(challenger.matured, challenger.conversions)))
         else:
             left_out.append(f"stage {window.stage_index} {window.start.isoformat()}..{window.end.isoformat()}: "
                             f"matured requests champion {champion.matured}, challenger {challenger.matured}")
-    return StratifiedFeedback(strata, left_out, float(latest))
+    latest = served_by_stage.get(windows[-1].stage_index, [0]) if windows else [0]
+    return StratifiedFeedback(strata, left_out, sum(latest) / len(latest))
 
 
 @dataclass(frozen=True)

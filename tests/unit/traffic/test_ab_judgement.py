@@ -250,3 +250,9 @@ def test_a_whole_rollout_usually_promotes_a_ten_percent_better_model():
     rng = np.random.default_rng(2025)
     outcomes = [rollout(REFERENCE, rng, 0.10, np.full(9, 0.30)) for _ in range(300)]
     assert outcomes.count("promote") / 300 >= 0.55  # the benchmark measures about 0.68
+
+
+def test_a_bake_without_traffic_does_not_end_the_test():
+    even = [stratum(0, (3600, 1080), (400, 120)), stratum(1, (2000, 600), (2000, 600))]
+    verdict = JUDGE.judge(even, stage_index=1, waits=0, requests_per_wait=0.0)
+    assert (verdict.action, verdict.next_stage_index) == ("continue", 1) and not verdict.test["final"]
