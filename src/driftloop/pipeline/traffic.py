@@ -156,6 +156,7 @@ def analyse(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         settings.challenger_variant, stage, judge, waits=traffic.get("waits", 0),
     ).to_dict()
     decision["looks"] = looks
+    decision["look"] = sum(look["stage_index"] == stage for look in looks) - 1  # this stage's looks, in order
     _save_decision(invocation, services, decision)
     return decision
 
@@ -172,7 +173,8 @@ def feedback_windows(started: datetime, looks: list[dict[str, Any]]) -> list[Fee
 
 def _save_decision(invocation: StepInvocation, services: Services, decision: dict[str, Any]) -> None:
     put_json(services.s3, services.settings.data_bucket,
-             f"reports/{invocation.run['run_id']}/ab-stage-{decision['stage_index']}-{decision['waits']}.json",
+             f"reports/{invocation.run['run_id']}/ab-stage-{decision['stage_index']}-"
+             f"{decision.get('look', decision['waits'])}.json",
              decision)
 
 

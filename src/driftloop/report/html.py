@@ -423,7 +423,8 @@ def _ab_details(ab: dict[str, Any], stages: list[dict[str, Any]]) -> str:
         weights = ", ".join(f"{k} {v}%" for k, v in (stage.get("weights") or {}).items())
         counts = [evidence.get(variant) or {} for variant in ("champion", "challenger")]
         rows.append([
-            _num(stage.get("stage_index")), _num(stage.get("waits")), _num(evidence.get("challenger_percent")),
+            _num(stage.get("stage_index")), _num(stage.get("look", stage.get("waits"))),
+            _num(evidence.get("challenger_percent")),
             _e(weights),
             *[f"{_num(c.get('conversions'))}/{_num(c.get('matured'))} = {_pct(c.get('conversion_rate'))}"
               if c else "–" for c in counts],
@@ -443,7 +444,7 @@ def _ab_details(ab: dict[str, Any], stages: list[dict[str, Any]]) -> str:
     if breaches:
         note += "<p class='bad'>Guardrail breaches: " + _e("; ".join(map(str, breaches))) + "</p>"
     return ("<h4>A/B test, look by look</h4>" + _table(
-        ["stage", "wait", "challenger %", "weights after", "champion conversions", "challenger conversions",
+        ["stage", "look", "challenger %", "weights after", "champion conversions", "challenger conversions",
          "z vs boundary", "detectable lift now", "detectable lift by the end", "action", "reason"],
         rows, numeric=(0, 1, 2, 6, 7, 8))
         + note)

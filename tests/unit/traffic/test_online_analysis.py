@@ -178,3 +178,12 @@ def test_a_stage_that_is_not_a_test_stage_rolls_back_instead_of_failing():
         decision = analyse_stage(log, WINDOWS[:1], NOW, timedelta(0), "champion", "challenger", stage, JUDGE)
         assert decision.action == "rollback" and f"unknown stage {stage}" in decision.reason
         assert decision.stage_index == stage
+
+
+def test_the_pipeline_cuts_one_window_per_bake_labelled_with_the_stage_that_served_it():
+    from driftloop.pipeline.traffic import feedback_windows
+
+    looks = [{"stage_index": 0, "at": (START + timedelta(hours=1)).isoformat()},
+             {"stage_index": 1, "at": NOW.isoformat()}]
+    assert feedback_windows(START, looks) == WINDOWS
+    assert feedback_windows(START, []) == []
