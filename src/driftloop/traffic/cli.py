@@ -66,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             Path(args.json_out).write_text(document + "\n")
     if bad_input:
-        print(f"driftloop ab: rollback: {verdict.reason.removeprefix('bad input: ')} (expected {COUNTS_SHAPE})",
-              file=sys.stderr)
+        print(f"driftloop ab: rollback: {verdict.reason.removeprefix('bad input: ')}", file=sys.stderr)
         return EXIT_ERROR
     if args.json_out != "-":
         print(describe(verdict))
