@@ -256,3 +256,12 @@ def test_a_bake_without_traffic_does_not_end_the_test():
     even = [stratum(0, (3600, 1080), (400, 120)), stratum(1, (2000, 600), (2000, 600))]
     verdict = JUDGE.judge(even, stage_index=1, waits=0, requests_per_wait=0.0)
     assert (verdict.action, verdict.next_stage_index) == ("continue", 1) and not verdict.test["final"]
+
+
+@pytest.mark.parametrize("module", ["stratified", "sequential", "judgement"])
+def test_docstring_examples_hold(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"driftloop.traffic.{module}"))
+    assert result.attempted > 0 and result.failed == 0
