@@ -19,6 +19,7 @@ from driftloop.errors import DriftloopError
 from driftloop.model import cli as train_cli
 from driftloop.report import cli as report_cli
 from driftloop.simulate import cli as simulate_cli
+from driftloop.traffic import cli as ab_cli
 
 DEFAULT_WORKSPACE = ".driftloop"
 SCENARIOS = ("seasonal", "no-drift", "worse-challenger", "online-loser", "failure")  # driftloop.local.demo
@@ -210,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_cli.add_parser(subparsers)
     report_cli.add_parser(subparsers)
     backtest_cli.add_parser(subparsers)
+    ab_cli.add_parser(subparsers)
     return parser
 
 

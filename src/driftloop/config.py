@@ -68,6 +68,8 @@ class Settings:
     deployment_mode: str = AB_TEST
     rollback_alarm_names: tuple[str, ...] = ()
     conversion_period: str = "day"
+    minimum_lift: float = 0.05
+    ab_holdback_percent: int = 0
 
     def __post_init__(self) -> None:
         if self.conversion_period not in PERIOD_UNITS:
@@ -143,6 +145,8 @@ class Settings:
                 rollback_alarm_names=tuple(name.strip() for name in need("ROLLBACK_ALARM_NAMES").split(",")
                                            if name.strip()),
                 conversion_period=need("CONVERSION_PERIOD"),
+                minimum_lift=float(need("MINIMUM_LIFT")),
+                ab_holdback_percent=int(need("AB_HOLDBACK_PERCENT")),
             )
         except ValueError as error:
             raise ConfigurationError(f"bad setting: {error}") from error

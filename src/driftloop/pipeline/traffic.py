@@ -19,7 +19,8 @@ from driftloop.errors import DriftloopError, NotFoundError
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import s3_filesystem
-from driftloop.traffic.online import OnlineTestConfig, analyse_stage, summarise_feedback
+from driftloop.traffic.judgement import ABJudge, ABTestConfig
+from driftloop.traffic.online import FeedbackWindow, analyse_stage
 from driftloop.traffic.stages import TrafficPlan
 
 
@@ -68,7 +69,7 @@ def update_weights(invocation: StepInvocation, services: Services) -> dict[str, 
     hold_lock(services, invocation.run["run_id"])
     if settings.guarded_deployment:
         return _deploy_guarded(invocation, services)
-    plan = TrafficPlan(settings.traffic_stages)
+    plan = TrafficPlan(settings.traffic_stages, settings.ab_holdback_percent)
     previous = invocation.result("ab")
     stage = previous.get("next_stage_index") or 0
     weights = plan.weights_for_stage(stage, settings.champion_variant, settings.challenger_variant)
@@ -142,26 +143,38 @@ def analyse(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     if traffic.get("deployment_mode") in GUARDRAIL_MODES:
         return _deployment_progress(invocation, services)
     now = datetime.fromtimestamp(services.clock(), UTC)
-    feedback = read_feedback(services, datetime.fromisoformat(traffic["ab_started_at"]))
-    counts = summarise_feedback(feedback, timedelta(minutes=settings.attribution_window_minutes), now)
+    started = datetime.fromisoformat(traffic["ab_started_at"])
+    stage = traffic["stage_index"]
+    looks = [*(invocation.result("ab").get("looks") or []), {"stage_index": stage, "at": now.isoformat()}]
+    judge = ABJudge(TrafficPlan(settings.traffic_stages, settings.ab_holdback_percent),
+                    ABTestConfig(alpha=settings.significance_level, minimum_lift=settings.minimum_lift,
+                                 min_samples_per_variant=settings.min_samples_per_variant,
+                                 max_waits=settings.max_bake_waits))
     decision = analyse_stage(
-        counts,
-        settings.champion_variant,
-        settings.challenger_variant,
-        traffic["stage_index"],
-        TrafficPlan(settings.traffic_stages),
-        OnlineTestConfig(alpha=settings.significance_level,
-                         min_samples_per_variant=settings.min_samples_per_variant,
-                         max_waits=settings.max_bake_waits),
-        waits=traffic.get("waits", 0),
+        read_feedback(services, started), feedback_windows(started, looks), now,
+        timedelta(minutes=settings.attribution_window_minutes), settings.champion_variant,
+        settings.challenger_variant, stage, judge, waits=traffic.get("waits", 0),
     ).to_dict()
+    decision["looks"] = looks
+    decision["look"] = sum(look["stage_index"] == stage for look in looks) - 1  # this stage's looks, in order
     _save_decision(invocation, services, decision)
     return decision
 
 
+def feedback_windows(started: datetime, looks: list[dict[str, Any]]) -> list[FeedbackWindow]:
+    """One window per bake: from the A/B start or the previous look to each look, with the stage it served."""
+    windows, start = [], started
+    for look in looks:
+        end = datetime.fromisoformat(look["at"])
+        windows.append(FeedbackWindow(int(look["stage_index"]), start, end))
+        start = end
+    return windows
+
+
 def _save_decision(invocation: StepInvocation, services: Services, decision: dict[str, Any]) -> None:
     put_json(services.s3, services.settings.data_bucket,
-             f"reports/{invocation.run['run_id']}/ab-stage-{decision['stage_index']}-{decision['waits']}.json",
+             f"reports/{invocation.run['run_id']}/ab-stage-{decision['stage_index']}-"
+             f"{decision.get('look', decision['waits'])}.json",
              decision)
 
 

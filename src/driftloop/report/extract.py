@@ -252,7 +252,8 @@ class RunSummary:
     ab_action: str | None
     ab_champion_rate: float | None
     ab_challenger_rate: float | None
-    ab_p_value: float | None
+    ab_z: float | None
+    ab_critical_z: float | None
     cost_usd: float | None
     error: str | None
 
@@ -291,9 +292,10 @@ def summarise_run(record: dict[str, Any]) -> RunSummary:
         gate_challenger=_get(evaluation, "metrics", "challenger", metric) if metric else None,
         gate_ci=(difference["ci_low"], difference["ci_high"]) if difference else None,
         ab_action=ab.get("action"),
-        ab_champion_rate=test.get("control_rate"),
-        ab_challenger_rate=test.get("treatment_rate"),
-        ab_p_value=test.get("p_value"),
+        ab_champion_rate=test.get("champion_rate", test.get("control_rate")),
+        ab_challenger_rate=test.get("challenger_rate", test.get("treatment_rate")),
+        ab_z=test.get("z"),
+        ab_critical_z=test.get("critical_z"),
         cost_usd=_get(evidence, "training", "cost", "cost_usd"),
         error=f"{error.get('error')}: {error.get('cause')}" if error else None,
     )

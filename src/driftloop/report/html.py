@@ -178,8 +178,10 @@ def _ab_cell(run: RunSummary) -> str:
     if run.ab_action is None:
         return "<span class='muted'>no A/B test</span>"
     colour = {"promote": "good", "rollback": "bad"}.get(run.ab_action, "")
-    rates = (f"<br><span class='small'>conversion {_pct(run.ab_champion_rate)} → {_pct(run.ab_challenger_rate)}, "
-             f"p={_num(run.ab_p_value, 3)}</span>") if run.ab_champion_rate is not None else ""
+    boundary = (f", z={_num(run.ab_z, 2)} vs ±{_num(run.ab_critical_z, 2)}" if run.ab_critical_z is not None
+                else "")
+    rates = (f"<br><span class='small'>conversion {_pct(run.ab_champion_rate)} → {_pct(run.ab_challenger_rate)}"
+             f"{boundary}</span>") if run.ab_champion_rate is not None else ""
     return f"<span class='{colour}'>{_e(run.ab_action)}</span>{rates}"
 
 
@@ -411,30 +413,41 @@ def _evaluation_details(evaluation: dict[str, Any]) -> str:
 
 
 def _ab_details(ab: dict[str, Any], stages: list[dict[str, Any]]) -> str:
+    """Every look of the A/B test in order, with the stratified test, its boundary and the test's power."""
     if not ab and not stages:
         return ""
     rows = []
     for stage in stages or [ab]:
         evidence = stage.get("evidence") or {}
-        test = evidence.get("test") or {}
+        test, power = evidence.get("test") or {}, evidence.get("power") or {}
         weights = ", ".join(f"{k} {v}%" for k, v in (stage.get("weights") or {}).items())
         counts = [evidence.get(variant) or {} for variant in ("champion", "challenger")]
         rows.append([
-            _num(stage.get("stage_index")), _num(stage.get("waits")), _e(weights),
+            _num(stage.get("stage_index")), _num(stage.get("look", stage.get("waits"))),
+            _num(evidence.get("challenger_percent")),
+            _e(weights),
             *[f"{_num(c.get('conversions'))}/{_num(c.get('matured'))} = {_pct(c.get('conversion_rate'))}"
               if c else "–" for c in counts],
-            _num(test.get("p_value"), 3), _e(stage.get("action")), _e(stage.get("reason", ""))])
+            f"{_num(test.get('z'), 2)} vs ±{_num(test.get('critical_z'), 2)}" if test.get("critical_z") else "–",
+            _pct(power.get("minimum_detectable_lift_now")), _pct(power.get("minimum_detectable_lift_at_end")),
+            _e(stage.get("action")), _e(stage.get("reason", ""))])
     config = _get(ab, "evidence", "config") or {}
     breaches = _get(ab, "evidence", "guardrail_breaches") or []
-    note = (f"<p class='small muted'>Test: {_e(config.get('method'))}, α={_num(config.get('alpha'))}, at least "
-            f"{_num(config.get('min_samples_per_variant'))} matured requests per variant, guardrails: error rate ≤ "
-            f"{_pct(config.get('max_error_rate'))}, p95 latency ≤ {_num(config.get('max_latency_p95_ms'))} ms."
-            f"</p>") if config else ""
+    note = (
+        "<p class='small muted'>Test: stratified difference z (inverse-variance weights) over the windows in "
+        "which both variants served, against an O'Brien–Fleming alpha-spending boundary "
+        f"(α={_num(config.get('alpha'))} over the whole rollout); minimum lift {_pct(config.get('minimum_lift'))} "
+        f"planned at {_pct(config.get('power'))} power; at least {_num(config.get('min_samples_per_variant'))} "
+        f"matured requests per variant; guardrails: error rate ≤ {_pct(config.get('max_error_rate'))}, p95 latency "
+        f"≤ {_num(config.get('max_latency_p95_ms'))} ms. Counts are all matured requests; the test uses only "
+        "concurrent windows. See docs/ab-testing.md.</p>") if config else ""
     if breaches:
         note += "<p class='bad'>Guardrail breaches: " + _e("; ".join(map(str, breaches))) + "</p>"
-    return ("<h4>A/B test, stage by stage</h4>" + _table(
-        ["stage", "wait", "weights after", "champion conversions", "challenger conversions", "p-value", "action",
-         "reason"], rows, numeric=(0, 1, 5)) + note)
+    return ("<h4>A/B test, look by look</h4>" + _table(
+        ["stage", "look", "challenger %", "weights after", "champion conversions", "challenger conversions",
+         "z vs boundary", "detectable lift now", "detectable lift by the end", "action", "reason"],
+        rows, numeric=(0, 1, 2, 6, 7, 8))
+        + note)
 
 
 def collapse_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,5 +1,10 @@
 """Online A/B analysis: from the feedback log to continue, promote or roll back.
 
+The feedback log is cut into windows in which the traffic split did not change (one per bake, each
+labelled with the stage that served it); windows where both variants have matured requests are the
+strata of the judgement (``driftloop.traffic.judgement``). The guardrails (errors, latency) are judged
+on all of the challenger's requests first.
+
 Conversions are only counted for requests whose attribution window has closed ("matured"): a
 request served a minute ago has not had its chance to convert yet, and counting it as a miss would
 bias the newer variant (which gets more recent traffic as its share grows) downwards. Errors and
@@ -8,33 +13,24 @@ latency are known at once, so the guardrails use every request.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftloop.errors import ConfigurationError, InvalidInputError
-from driftloop.traffic.significance import MSPRT, TWO_PROPORTION, TestResult, msprt_test, two_proportion_test
+from driftloop.errors import InvalidInputError
+from driftloop.traffic.judgement import ABJudge, ABTestConfig, ABVerdict, Action
 from driftloop.traffic.stages import TrafficPlan
+from driftloop.traffic.stratified import ArmCounts, Stratum
 
-__all__ = [
-    "FeedbackCounts",
-    "OnlineTestConfig",
-    "StageDecision",
-    "TestResult",
-    "analyse_stage",
-    "msprt_test",
-    "summarise_feedback",
-    "two_proportion_test",
-]
+__all__ = ["FeedbackCounts", "FeedbackWindow", "StageDecision", "analyse_stage", "stratify_feedback",
+           "summarise_feedback"]
 
 FEEDBACK_COLUMNS = ("variant", "served_at", "converted", "latency_ms", "error")
-Action = Literal["continue", "promote", "rollback"]
-ACTIONS: tuple[Action, ...] = ("continue", "promote", "rollback")
 
 
 @dataclass(frozen=True)
@@ -139,47 +135,51 @@ def _true_mask(column: pa.ChunkedArray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class OnlineTestConfig:
-    """How an A/B stage is judged.
+class FeedbackWindow:
+    """Requests served in ``[start, end)`` while stage ``stage_index`` was running."""
 
-    ``min_lift`` is the smallest relative conversion lift (0.02 = 2 % better) that counts as a win.
-    ``max_waits`` bounds how often one stage may be re-checked for lack of samples before rolling
-    back. Guardrails are judged once the challenger has served ``min_guardrail_requests``.
-    ``msprt_tau`` is the scale of conversion-rate differences the always-valid test is tuned to.
-    """
+    stage_index: int
+    start: datetime
+    end: datetime
 
-    alpha: float = 0.05
-    min_samples_per_variant: int = 500
-    min_lift: float = 0.0
-    max_error_rate: float = 0.02
-    max_latency_p95_ms: float = 500.0
-    method: Literal["two_proportion", "msprt"] = TWO_PROPORTION
-    max_waits: int = 6
-    min_guardrail_requests: int = 100
-    msprt_tau: float = 0.01
 
-    def __post_init__(self) -> None:
-        if not 0 < self.alpha < 1:
-            raise ConfigurationError(f"alpha must be in (0, 1), got {self.alpha}")
-        if self.min_samples_per_variant < 1:
-            raise ConfigurationError("min_samples_per_variant must be at least 1")
-        if not math.isfinite(self.min_lift) or self.min_lift < 0:
-            raise ConfigurationError(f"min_lift must be a non-negative number, got {self.min_lift}")
-        if not 0 <= self.max_error_rate <= 1:
-            raise ConfigurationError(f"max_error_rate must be in [0, 1], got {self.max_error_rate}")
-        if not self.max_latency_p95_ms > 0:
-            raise ConfigurationError(f"max_latency_p95_ms must be positive, got {self.max_latency_p95_ms}")
-        if self.method not in (TWO_PROPORTION, MSPRT):
-            raise ConfigurationError(f"method must be {TWO_PROPORTION!r} or {MSPRT!r}, got {self.method!r}")
-        if self.max_waits < 0:
-            raise ConfigurationError("max_waits must not be negative")
-        if self.min_guardrail_requests < 1:
-            raise ConfigurationError("min_guardrail_requests must be at least 1")
-        if not self.msprt_tau > 0 or not math.isfinite(self.msprt_tau):
-            raise ConfigurationError(f"msprt_tau must be a positive number, got {self.msprt_tau}")
+@dataclass(frozen=True)
+class StratifiedFeedback:
+    """The strata the judgement uses, the windows left out (and why), and the requests per window (bake)
+    at the latest window's stage."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    strata: list[Stratum]
+    left_out: list[str]
+    requests_per_wait: float
+
+
+def stratify_feedback(
+    feedback: Any, windows: Sequence[FeedbackWindow], attribution_window: timedelta, now: datetime,
+    champion_variant: str, challenger_variant: str,
+) -> StratifiedFeedback:
+    """One stratum per window in which both variants have matured requests (conversions counted as in
+    ``summarise_feedback``). ``requests_per_wait`` is the mean number of requests, matured or not, of the
+    windows at the latest window's stage."""
+    table = _as_table(feedback)
+    if "served_at" not in table.column_names:
+        raise InvalidInputError("feedback log lacks column 'served_at'")
+    served_at = table.column("served_at")
+    strata, left_out, served_by_stage = [], [], {}
+    for window in windows:
+        mask = pc.and_(pc.greater_equal(served_at, pa.scalar(window.start, served_at.type)),
+                       pc.less(served_at, pa.scalar(window.end, served_at.type)))
+        counts = summarise_feedback(table.filter(mask), attribution_window, now)
+        champion = counts.get(champion_variant) or FeedbackCounts.empty(champion_variant)
+        challenger = counts.get(challenger_variant) or FeedbackCounts.empty(challenger_variant)
+        served_by_stage.setdefault(window.stage_index, []).append(champion.served + challenger.served)
+        if champion.matured and challenger.matured:
+            strata.append(Stratum(window.stage_index, ArmCounts(champion.matured, champion.conversions),
+                                  ArmCounts(challenger.matured, challenger.conversions)))
+        else:
+            left_out.append(f"stage {window.stage_index} {window.start.isoformat()}..{window.end.isoformat()}: "
+                            f"matured requests champion {champion.matured}, challenger {challenger.matured}")
+    latest = served_by_stage.get(windows[-1].stage_index, [0]) if windows else [0]
+    return StratifiedFeedback(strata, left_out, sum(latest) / len(latest))
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class StageDecision:
     """What to do after judging a stage.
 
     ``continue`` either waits at the same stage (``next_stage_index == stage_index``, ``waits``
-    incremented) or moves on (``next_stage_index == stage_index + 1``, ``waits`` reset to 0).
+    incremented) or moves on (``next_stage_index`` the next test stage, ``waits`` reset to 0).
     ``weights`` are the traffic percentages per variant to apply next; they always sum to 100.
     """
 
@@ -204,81 +204,58 @@ class StageDecision:
 
 
 def analyse_stage(
-    counts_by_variant: dict[str, FeedbackCounts],
+    feedback: Any,
+    windows: Sequence[FeedbackWindow],
+    now: datetime,
+    attribution_window: timedelta,
     champion_variant: str,
     challenger_variant: str,
     stage_index: int,
-    stages: TrafficPlan,
-    config: OnlineTestConfig,
+    judge: ABJudge,
     waits: int = 0,
 ) -> StageDecision:
-    """Judge one stage from cumulative feedback; ``waits`` is how often this stage already waited."""
-    if waits < 0:
-        raise InvalidInputError(f"waits must not be negative, got {waits}")
-    percent = stages.challenger_percent(stage_index)
-    champion = counts_by_variant.get(champion_variant) or FeedbackCounts.empty(champion_variant)
-    challenger = counts_by_variant.get(challenger_variant) or FeedbackCounts.empty(challenger_variant)
+    """Guardrails on all the challenger's requests, then the judgement on the concurrent strata. A
+    feedback log that cannot be read (missing columns, nulls, naive times) rolls back with the problem."""
+    config, plan = judge.config, judge.plan
+    known_stage = 0 <= stage_index < len(plan.stages)
     evidence: dict[str, Any] = {
-        "champion": champion.to_dict(),
-        "challenger": challenger.to_dict(),
-        "challenger_percent": percent,
-        "stage_count": len(stages.stages),
+        "challenger_percent": plan.challenger_percent(stage_index) if known_stage else None,
+        "plan": plan.to_dict(),
         "config": config.to_dict(),
     }
-
-    def decide(
-        action: Action, reason: str, next_stage_index: int | None = None, next_waits: int = 0
-    ) -> StageDecision:
-        if next_stage_index is not None:
-            weights = stages.weights_for_stage(next_stage_index, champion_variant, challenger_variant)
-        else:
-            challenger_share = 100 if action == "promote" else 0
-            weights = {champion_variant: 100 - challenger_share, challenger_variant: challenger_share}
-        return StageDecision(action, reason, stage_index, next_stage_index, next_waits, weights, evidence)
-
+    try:
+        totals = summarise_feedback(feedback, attribution_window, now)
+        stratified = stratify_feedback(feedback, windows, attribution_window, now, champion_variant,
+                                       challenger_variant)
+    except InvalidInputError as error:
+        verdict = ABVerdict("rollback", f"bad input: feedback log: {error}", stage_index, None, waits)
+        return _decision(verdict, stage_index, plan, champion_variant, challenger_variant, evidence)
+    champion = totals.get(champion_variant) or FeedbackCounts.empty(champion_variant)
+    challenger = totals.get(challenger_variant) or FeedbackCounts.empty(challenger_variant)
+    evidence.update(champion=champion.to_dict(), challenger=challenger.to_dict())
     breaches = _guardrail_breaches(challenger, config)
     evidence["guardrail_breaches"] = breaches
     if breaches:
-        return decide("rollback", "guardrail breached: " + "; ".join(breaches))
-
-    short = [c for c in (champion, challenger) if c.matured < config.min_samples_per_variant]
-    if short:
-        shortfall = ", ".join(
-            f"{c.variant} has {c.matured}/{config.min_samples_per_variant} matured samples" for c in short
-        )
-        if champion in short and percent == 100:
-            return decide(
-                "rollback",
-                f"not enough samples and the champion gets no traffic at this stage, so waiting cannot help: "
-                f"{shortfall}",
-            )
-        if waits >= config.max_waits:
-            return decide(
-                "rollback", f"not enough samples after {waits} waits at stage {stage_index}: {shortfall}"
-            )
-        return decide(
-            "continue", f"waiting for samples at stage {stage_index}: {shortfall}", stage_index, waits + 1
-        )
-
-    test = _run_test(champion, challenger, config)
-    evidence["test"] = test.to_dict()
-    summary = _describe(test)
-    if test.significant and test.difference < 0:
-        return decide("rollback", f"challenger converts significantly worse: {summary}")
-    is_win = test.significant and test.difference > 0 and _lift_at_least(test, config.min_lift)
-    last = stages.is_last(stage_index)
-    if is_win and last:
-        return decide("promote", f"challenger wins at the last stage: {summary}")
-    if is_win and config.method == MSPRT:
-        return decide("promote", f"always-valid test shows a significant win, stopping early: {summary}")
-    if not last:
-        return decide(
-            "continue", f"stage {stage_index} passed, moving to the next stage: {summary}", stage_index + 1
-        )
-    return decide("rollback", f"last stage ended without a win: {summary}")
+        verdict = ABVerdict("rollback", "guardrail breached: " + "; ".join(breaches), stage_index, None, waits)
+    else:
+        evidence["windows_left_out"] = stratified.left_out
+        verdict = judge.judge(stratified.strata, stage_index, waits, stratified.requests_per_wait)
+        evidence.update(test=verdict.test, interval=verdict.interval, power=verdict.power, strata=verdict.strata)
+    return _decision(verdict, stage_index, plan, champion_variant, challenger_variant, evidence)
 
 
-def _guardrail_breaches(challenger: FeedbackCounts, config: OnlineTestConfig) -> list[str]:
+def _decision(verdict: ABVerdict, stage_index: int, plan: TrafficPlan, champion_variant: str,
+              challenger_variant: str, evidence: dict[str, Any]) -> StageDecision:
+    if verdict.next_stage_index is not None:
+        weights = plan.weights_for_stage(verdict.next_stage_index, champion_variant, challenger_variant)
+    else:
+        share = 100 if verdict.action == "promote" else 0
+        weights = {champion_variant: 100 - share, challenger_variant: share}
+    return StageDecision(verdict.action, verdict.reason, stage_index, verdict.next_stage_index, verdict.waits,
+                         weights, evidence)
+
+
+def _guardrail_breaches(challenger: FeedbackCounts, config: ABTestConfig) -> list[str]:
     if challenger.served < config.min_guardrail_requests:
         return []
     breaches = []
@@ -287,22 +264,3 @@ def _guardrail_breaches(challenger: FeedbackCounts, config: OnlineTestConfig) ->
     if challenger.latency_p95_ms is not None and challenger.latency_p95_ms > config.max_latency_p95_ms:
         breaches.append(f"p95 latency {challenger.latency_p95_ms:.1f} ms > {config.max_latency_p95_ms} ms")
     return breaches
-
-
-def _run_test(champion: FeedbackCounts, challenger: FeedbackCounts, config: OnlineTestConfig) -> TestResult:
-    args = (champion.conversions, champion.matured, challenger.conversions, challenger.matured, config.alpha)
-    if config.method == MSPRT:
-        return msprt_test(*args, tau=config.msprt_tau)
-    return two_proportion_test(*args)
-
-
-def _lift_at_least(test: TestResult, min_lift: float) -> bool:
-    return test.relative_lift is None or test.relative_lift >= min_lift
-
-
-def _describe(test: TestResult) -> str:
-    lift = "n/a" if test.relative_lift is None else f"{test.relative_lift:+.2%}"
-    return (
-        f"conversion {test.control_rate:.4f} -> {test.treatment_rate:.4f} (relative lift {lift}, "
-        f"{test.method} p={test.p_value:.4g}, CI [{test.ci_low:+.4f}, {test.ci_high:+.4f}])"
-    )
