@@ -68,6 +68,7 @@ class Settings:
     deployment_mode: str = AB_TEST
     rollback_alarm_names: tuple[str, ...] = ()
     conversion_period: str = "day"
+    cooldown_schedule_role_arn: str = ""
 
     def __post_init__(self) -> None:
         if self.conversion_period not in PERIOD_UNITS:
@@ -143,6 +144,7 @@ class Settings:
                 rollback_alarm_names=tuple(name.strip() for name in need("ROLLBACK_ALARM_NAMES").split(",")
                                            if name.strip()),
                 conversion_period=need("CONVERSION_PERIOD"),
+                cooldown_schedule_role_arn=env.get("COOLDOWN_SCHEDULE_ROLE_ARN", ""),
             )
         except ValueError as error:
             raise ConfigurationError(f"bad setting: {error}") from error

@@ -104,7 +104,7 @@ def assert_settled(world: LocalAWS, workspace: Path, champion_model: str) -> Non
     """After any failure: champion alone at 100 %, lock free, no deferred trigger left behind."""
     assert champion_alone(world, workspace) == [("champion", champion_model, 1.0)]
     assert ledger(world).lock(model_name(world)) is None
-    assert ledger(world).take_pending(model_name(world)) == []
+    assert ledger(world).pending(model_name(world)) == {}
 
 
 def champion_model(world: LocalAWS) -> str:

@@ -92,7 +92,12 @@ def _put_parquet(services: Services, key: str, table: pa.Table) -> dict[str, Any
     return {"key": key, "etag": response["ETag"].strip('"'), "size": len(buffer.getvalue())}
 
 
-def _invocation(run_id: str) -> StepInvocation:
+def _invocation(run_id: str, services: Services) -> StepInvocation:
+    """The invocation of a step of run ``run_id``, which holds the model's lock (the steps renew it)."""
+    lock = services.ledger.lock(services.settings.model_name)
+    if lock:
+        services.ledger.release_lock(services.settings.model_name, lock["holder"])
+    services.ledger.acquire_lock(services.settings.model_name, run_id, services.clock(), 600)
     context = {"Execution": {"Id": f"arn:aws:states:us-east-1:1:execution:m:{run_id}", "Name": run_id,
                              "StartTime": "2025-08-01T00:05:12Z"},
                "State": {"Name": "CombineMerge", "EnteredTime": "2025-08-01T00:06:00Z"}}
@@ -104,7 +109,7 @@ def _champion(services: Services, shop: Simulator) -> Baseline:
     bucket = services.settings.data_bucket
     upload = _put_parquet(services, "incoming/2025-01.parquet", shop.month(0))
     put_json(services.s3, bucket, inputs_key("run-0"), {"readable": [upload], "unreadable": [], "rejected": []})
-    result = merge.run(_invocation("run-0"), services)
+    result = merge.run(_invocation("run-0", services), services)
     filesystem = s3_filesystem(services.s3)
     baseline = build_baseline(dataset_source(filesystem, f"{bucket}/{result['dataset_dir']}"))
     put_json(services.s3, bucket, "baselines/run-0.json", baseline.to_dict())
@@ -143,7 +148,7 @@ def _keys(filesystem: Any, paths: Any) -> set[tuple]:
 def test_plan_lists_the_fixed_uploads_once_as_a_json_array(services: Services, shop: Simulator) -> None:
     _champion(services, shop)
     uploads, _ = _stage_uploads(services, shop, "run-1")
-    result = scaleout.plan(_invocation("run-1"), services, max_uploads=4)
+    result = scaleout.plan(_invocation("run-1", services), services, max_uploads=4)
     items = get_json(services.s3, services.settings.data_bucket, result["items_key"])
     assert isinstance(items, list) and len(items) == result["items"] == 2
     parts = [part for item in items for part in item["parts"]]
@@ -152,7 +157,7 @@ def test_plan_lists_the_fixed_uploads_once_as_a_json_array(services: Services, s
     assert all(item["baseline_key"] == "baselines/run-0.json" and item["run_id"] == "run-1" for item in items)
 
     put_json(services.s3, services.settings.data_bucket, inputs_key("run-1"), {"readable": [], "unreadable": []})
-    assert scaleout.plan(_invocation("run-1"), services) == result, "a retry keeps the first plan"
+    assert scaleout.plan(_invocation("run-1", services), services) == result, "a retry keeps the first plan"
 
 
 def test_map_and_combine_give_the_single_merge_result(services: Services, shop: Simulator) -> None:
@@ -160,14 +165,14 @@ def test_map_and_combine_give_the_single_merge_result(services: Services, shop: 
     uploads, month = _stage_uploads(services, shop, "run-1")
     put_json(services.s3, services.settings.data_bucket, inputs_key("run-2"),
              get_json(services.s3, services.settings.data_bucket, inputs_key("run-1")))
-    scaleout.plan(_invocation("run-1"), services)
+    scaleout.plan(_invocation("run-1", services), services)
     children = _run_children(services, "run-1")
     assert sum(part["quarantined"] for child in children for part in child["parts"]) == 1
-    result = scaleout.combine(_invocation("run-1"), services)
+    result = scaleout.combine(_invocation("run-1", services), services)
     bucket, broken = services.settings.data_bucket, uploads[-1]
     marker = get_json(services.s3, bucket, quarantine_marker_key(f"s3://{bucket}/{broken['key']}", broken["etag"]))
     assert marker["run_id"] == "run-1", "later runs do not count the quarantined version again"
-    single = merge.run(_invocation("run-2"), services)
+    single = merge.run(_invocation("run-2", services), services)
 
     assert set(single) <= set(result)
     for field in ("rows_in", "rows_out", "duplicates_dropped", "previous_version", "holdout_from"):
@@ -195,9 +200,9 @@ def test_map_and_combine_give_the_single_merge_result(services: Services, shop: 
 def test_unfinished_children_count_as_bad_uploads_and_stay_unconsumed(services: Services, shop: Simulator) -> None:
     _champion(services, shop)
     uploads, _ = _stage_uploads(services, shop, "run-1")
-    scaleout.plan(_invocation("run-1"), services, max_uploads=1)
+    scaleout.plan(_invocation("run-1", services), services, max_uploads=1)
     _run_children(services, "run-1", skip={2})
-    result = scaleout.combine(_invocation("run-1"), services)
+    result = scaleout.combine(_invocation("run-1", services), services)
     assert result["scale_out"]["failed_uploads"] == [uploads[2]["key"]]
     bucket = services.settings.data_bucket
     consumed = {entry["source"] for entry in get_json(services.s3, bucket, result["manifest_key"])["consumed_sources"]}
@@ -205,10 +210,10 @@ def test_unfinished_children_count_as_bad_uploads_and_stay_unconsumed(services: 
     assert f"s3://{bucket}/{uploads[1]['key']}" in consumed
 
     put_json(services.s3, bucket, inputs_key("run-3"), get_json(services.s3, bucket, inputs_key("run-1")))
-    scaleout.plan(_invocation("run-3"), services, max_uploads=1)
+    scaleout.plan(_invocation("run-3", services), services, max_uploads=1)
     _run_children(services, "run-3", skip={0, 1, 2})
     with pytest.raises(InvalidInputError, match="map iterations did not finish"):
-        scaleout.combine(_invocation("run-3"), services)
+        scaleout.combine(_invocation("run-3", services), services)
 
 
 # -- the state machine and template that run them -----------------------------------------------------

@@ -27,6 +27,7 @@ import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -451,6 +452,33 @@ class LocalAWS:
                     delivered.append((rule, event))
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return delivered
+
+    def one_time_schedules(self) -> list[tuple[float, dict[str, Any]]]:
+        """(due epoch seconds, schedule) of every one-time ``at(...)`` schedule, soonest first."""
+        scheduler, found = self.client("scheduler"), []
+        for summary in scheduler.list_schedules().get("Schedules", []):
+            schedule = scheduler.get_schedule(Name=summary["Name"], GroupName=summary.get("GroupName", "default"))
+            expression = schedule["ScheduleExpression"]
+            if expression.startswith("at(") and expression.endswith(")"):
+                due = datetime.fromisoformat(expression[3:-1]).replace(tzinfo=UTC).timestamp()
+                found.append((due, schedule))
+        return sorted(found, key=lambda entry: entry[0])
+
+    def fire_due_schedules(self) -> int:
+        """What EventBridge Scheduler does at a one-time schedule's time: send its target event to the
+        bus, then delete the schedule (``ActionAfterCompletion: DELETE``). Returns how many fired."""
+        fired = 0
+        for due, schedule in self.one_time_schedules():
+            if due > time.time():
+                break
+            target = schedule["Target"]
+            parameters = target.get("EventBridgeParameters", {})
+            self.client("events").put_events(Entries=[{
+                "Source": parameters["Source"], "DetailType": parameters["DetailType"],
+                "Detail": target.get("Input", "{}"), "EventBusName": target["Arn"]}])
+            self.client("scheduler").delete_schedule(Name=schedule["Name"], GroupName=schedule["GroupName"])
+            fired += 1
+        return fired
 
     def drain_notifications(self) -> list[dict[str, Any]]:
         sqs, received = self.client("sqs"), []

@@ -13,7 +13,7 @@ from driftloop.drift.model_monitor import parse_violations
 from driftloop.errors import InvalidInputError
 from driftloop.pipeline.inputs import fix_inputs
 from driftloop.pipeline.invocation import StepInvocation
-from driftloop.pipeline.services import Services
+from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import is_parquet_name, s3_source
 
 
@@ -86,6 +86,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     bucket = settings.data_bucket
     run = invocation.run
+    hold_lock(services, run["run_id"])
     trigger = run["trigger"]
     champion = services.ledger.champion(settings.model_name)
     inputs = fix_inputs(services, run["run_id"], champion)

@@ -9,7 +9,7 @@ from driftloop.adapters.s3 import get_json
 from driftloop.data.merge import MergeConfig, dataset_source, merge_datasets
 from driftloop.pipeline.inputs import mark_quarantined
 from driftloop.pipeline.invocation import StepInvocation
-from driftloop.pipeline.services import Services
+from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import s3_filesystem, s3_source
 
 
@@ -46,6 +46,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     bucket = settings.data_bucket
     run = invocation.run
+    hold_lock(services, run["run_id"])
     champion = services.ledger.champion(settings.model_name)
     inputs = get_json(services.s3, bucket, f"runs/{run['run_id']}/inputs.json")
     filesystem = s3_filesystem(services.s3)

@@ -30,6 +30,7 @@ class Services:
     trainer: Trainer
     endpoint: Endpoint
     clock: Callable[[], float] = time.time
+    scheduler: Any = None
 
 
 def build_services(settings: Settings, workspace: str | None = None) -> Services:
@@ -56,6 +57,7 @@ def build_services(settings: Settings, workspace: str | None = None) -> Services
         ledger=Ledger(session.client("dynamodb"), settings.ledger_table),
         trainer=trainer,
         endpoint=endpoint,
+        scheduler=session.client("scheduler"),
     )
 
 
