@@ -25,7 +25,7 @@ from driftloop.drift import Baseline, build_baseline
 from driftloop.errors import InvalidInputError
 from driftloop.local.template import load_app
 from driftloop.pipeline import merge, scaleout
-from driftloop.pipeline.inputs import inputs_key, quarantine_marker_key
+from driftloop.pipeline.inputs import fix_inputs, inputs_key, quarantine_marker_key
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.scaleout import MergePartsItem, UploadPart, batch_uploads
 from driftloop.pipeline.services import Services
@@ -71,6 +71,7 @@ def services(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> It
         settings = Settings.from_env(environment)
         s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
         s3.create_bucket(Bucket=settings.data_bucket)
+        s3.put_bucket_versioning(Bucket=settings.data_bucket, VersioningConfiguration={"Status": "Enabled"})
         dynamodb.create_table(
             TableName=settings.ledger_table, BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -120,18 +121,17 @@ def _champion(services: Services, shop: Simulator) -> Baseline:
 
 
 def _stage_uploads(services: Services, shop: Simulator, run_id: str) -> tuple[list[dict[str, Any]], pa.Table]:
-    """Month 1 in pieces of 200 rows, a fifth repeating rows of the first, and a file that is not Parquet."""
+    """Month 1 in pieces of 200 rows, a fifth repeating rows of the first, and a file that is not Parquet,
+    fixed as the run's inputs (the readable ones, then the one quarantined on the way)."""
     month = shop.month(1)
     pieces = [month.slice(offset, 200) for offset in range(0, month.num_rows, 200)]
-    readable = [_put_parquet(services, f"incoming/m1/{n}.parquet", piece) for n, piece in enumerate(pieces)]
-    readable.append(_put_parquet(services, "incoming/m1/repeat.parquet", pieces[0].slice(0, 30)))
-    broken = services.s3.put_object(Bucket=services.settings.data_bucket, Key="incoming/m1/broken.parquet",
-                                    Body=b"nope")
-    unreadable = [{"key": "incoming/m1/broken.parquet", "etag": broken["ETag"].strip('"'), "size": 4,
-                   "reason": "unreadable Parquet"}]
-    put_json(services.s3, services.settings.data_bucket, inputs_key(run_id),
-             {"run_id": run_id, "readable": readable, "unreadable": unreadable, "rejected": []})
-    return readable + unreadable, month
+    for n, piece in enumerate(pieces):
+        _put_parquet(services, f"incoming/m1/{n}.parquet", piece)
+    _put_parquet(services, "incoming/m1/repeat.parquet", pieces[0].slice(0, 30))
+    services.s3.put_object(Bucket=services.settings.data_bucket, Key="incoming/m1/broken.parquet", Body=b"nope")
+    inputs = fix_inputs(services, run_id, services.ledger.champion(services.settings.model_name))
+    assert [entry["key"] for entry in inputs["unreadable"]] == ["incoming/m1/broken.parquet"]
+    return inputs["readable"] + inputs["unreadable"], month
 
 
 def _run_children(services: Services, run_id: str, skip: set[int] = frozenset()) -> list[dict[str, Any]]:
@@ -148,12 +148,14 @@ def _keys(filesystem: Any, paths: Any) -> set[tuple]:
 def test_plan_lists_the_fixed_uploads_once_as_a_json_array(services: Services, shop: Simulator) -> None:
     _champion(services, shop)
     uploads, _ = _stage_uploads(services, shop, "run-1")
-    result = scaleout.plan(_invocation("run-1", services), services, max_uploads=4)
+    result = scaleout.plan(_invocation("run-1", services), services, max_uploads=3)
     items = get_json(services.s3, services.settings.data_bucket, result["items_key"])
     assert isinstance(items, list) and len(items) == result["items"] == 2
     parts = [part for item in items for part in item["parts"]]
-    assert [part["key"] for part in parts] == [upload["key"] for upload in uploads]
-    assert [part["index"] for part in parts] == list(range(len(uploads)))
+    assert [part["key"] for part in parts] == [upload["key"] for upload in uploads[:-1]], "never the unreadable"
+    assert all(part["version_id"] == upload["version_id"] is not None
+               for part, upload in zip(parts, uploads, strict=False))
+    assert [part["index"] for part in parts] == list(range(len(uploads) - 1))
     assert all(item["baseline_key"] == "baselines/run-0.json" and item["run_id"] == "run-1" for item in items)
 
     put_json(services.s3, services.settings.data_bucket, inputs_key("run-1"), {"readable": [], "unreadable": []})
@@ -167,7 +169,7 @@ def test_map_and_combine_give_the_single_merge_result(services: Services, shop: 
              get_json(services.s3, services.settings.data_bucket, inputs_key("run-1")))
     scaleout.plan(_invocation("run-1", services), services)
     children = _run_children(services, "run-1")
-    assert sum(part["quarantined"] for child in children for part in child["parts"]) == 1
+    assert sum(part["quarantined"] for child in children for part in child["parts"]) == 0, "quarantined before"
     result = scaleout.combine(_invocation("run-1", services), services)
     bucket, broken = services.settings.data_bucket, uploads[-1]
     marker = get_json(services.s3, bucket, quarantine_marker_key(f"s3://{bucket}/{broken['key']}", broken["etag"]))

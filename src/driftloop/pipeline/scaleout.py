@@ -44,9 +44,11 @@ class UploadPart:
     key: str
     etag: str
     size: int
+    version_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "key": self.key, "etag": self.etag, "size": self.size}
+        return {"index": self.index, "key": self.key, "etag": self.etag, "size": self.size,
+                "version_id": self.version_id}
 
 
 def plan_key(run_id: str) -> str:
@@ -89,6 +91,7 @@ class PartInput(BaseModel):
     key: str = Field(min_length=1)
     etag: str
     size: int = Field(ge=0)
+    version_id: str | None = None
 
 
 class MergePartsItem(BaseModel):
@@ -124,8 +127,8 @@ def plan(
         items = get_json(services.s3, bucket, key)
     else:
         inputs = get_json(services.s3, bucket, inputs_key(run_id))
-        uploads = inputs["readable"] + inputs["unreadable"]
-        parts = [UploadPart(index, entry["key"], entry["etag"], int(entry.get("size", 0)))
+        uploads = inputs["readable"]  # the unreadable ones were quarantined when the inputs were fixed
+        parts = [UploadPart(index, entry["key"], entry["etag"], int(entry.get("size", 0)), entry.get("version_id"))
                  for index, entry in enumerate(uploads)]
         items = [
             {"run_id": run_id, "item": number, "baseline_key": baseline_key,
@@ -154,7 +157,7 @@ def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
     for part in item.parts:
         directory = f"{bucket}/{part_dir(settings.model_name, item.run_id, part.index)}"
         manifest = merge_partial(
-            s3_source(services.s3, bucket, [part.key]),
+            s3_source(services.s3, bucket, [part.key], {part.key: part.version_id}),
             filesystem,
             directory,
             config,
