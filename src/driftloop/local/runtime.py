@@ -7,6 +7,12 @@ machine's own Retry and Catch decide what happens next.
 
 Time limits are the dispatcher's: a call longer than the sooner of the function's ``Timeout`` and its
 Task's ``TimeoutSeconds`` fails as AWS would fail it (``Sandbox.Timedout`` or ``States.Timeout``).
+
+Handlers run concurrently, as Lambda runs them: each in the thread of the execution that called it,
+with its function's environment passed to it alone (``call_environment``), never by rewriting
+``os.environ``. Each AWS API call is atomic, as it is in AWS: moto's request handling runs under one
+lock (a Lambda Invoke excepted, whose handler makes calls of its own), so a conditional write cannot
+interleave with another call the way moto's unsynchronised backends would otherwise allow.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -35,14 +42,17 @@ from typing import Any
 import boto3
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.botocore_stubber import BotocoreStubber
 from moto.stepfunctions.models import StateMachine
 
 from driftloop.errors import ConfigurationError, InjectedFault, TransientError
 from driftloop.local.template import ACCOUNT_ID, REGION, FunctionSpec, LocalApp, load_app
 from driftloop.local.traffic import LiveTraffic
+from driftloop.pipeline.services import call_environment
 
 LOCAL_PROFILE = "local.toml"
-_INVOKE_LOCK = threading.RLock()
+_AWS_CALL_LOCK = threading.RLock()
+_LAMBDA_INVOKE_PATH = re.compile(r"/functions/[^/]+/invocations")
 logging.getLogger("moto").setLevel(logging.CRITICAL)
 _FAULT_ERRORS: dict[str, type[Exception]] = {"TransientError": TransientError, "InjectedFault": InjectedFault}
 
@@ -78,17 +88,19 @@ class FaultPlan:
 
     remaining: dict[str, list[list[Any]]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def take(self, logical_id: str) -> str | None:
-        queue = self.remaining.get(logical_id) or []
-        while queue and queue[0][1] == 0:
-            queue.pop(0)
-        if not queue:
-            return None
-        error, times = queue[0]
-        if times > 0:
-            queue[0][1] = times - 1
-        return None if error == "ok" else error
+        with self._lock:
+            queue = self.remaining.get(logical_id) or []
+            while queue and queue[0][1] == 0:
+                queue.pop(0)
+            if not queue:
+                return None
+            error, times = queue[0]
+            if times > 0:
+                queue[0][1] = times - 1
+            return None if error == "ok" else error
 
 
 @dataclass
@@ -143,16 +155,20 @@ class Dispatcher:
         self.faults = faults
         self.invocations: list[dict[str, Any]] = []
         self._modules: dict[str, ModuleType] = {}
-        # Other threads (the runner, moto's executions) read os.environ while a handler runs: every key a
-        # handler needs is set once here and only overwritten per call, so no reader sees a key vanish.
-        # LocalAWS restores the whole environment on exit.
-        for function in app.functions.values():
-            os.environ.update(self._environment(function))
+        self._loading = threading.Lock()
+        # What every function shares (Powertools' settings among them) is in os.environ for the libraries
+        # that read it there; a function's own variables reach only its calls. LocalAWS restores the
+        # whole environment on exit.
+        os.environ.update({**app.environment, **runtime_environment})
 
     def _environment(self, function: FunctionSpec) -> dict[str, str]:
         return {**function.environment, **self.runtime_environment, "AWS_LAMBDA_FUNCTION_NAME": function.name}
 
     def _module(self, function: FunctionSpec) -> ModuleType:
+        with self._loading:
+            return self._load(function)
+
+    def _load(self, function: FunctionSpec) -> ModuleType:
         if function.logical_id not in self._modules:
             module_file, _, _ = function.handler.rpartition(".")
             path = function.code_dir / f"{module_file.replace('.', '/')}.py"
@@ -184,10 +200,9 @@ class Dispatcher:
         limit, timeout_error = self.time_limit(function, event)
         payload = b""
         stopped_waiting: TimeoutError | None = None
-        with _INVOKE_LOCK:
-            os.environ.update(self._environment(function))
+        with call_environment(self._environment(function)):
             self.output.local.function = function.logical_id
-            began = time.time()  # the limit counts from here: waiting for _INVOKE_LOCK is not the call's time
+            began = time.time()
             try:
                 delay = self.faults.delays.get(function.logical_id, 0.0)
                 if delay >= limit:
@@ -220,11 +235,25 @@ class Dispatcher:
                 record.update(outcome="error", error=error_type, message=str(error)[:500])
             finally:
                 self.output.local.function = None
-        record["seconds"] = round(time.time() - started, 3)
+        record["finished"] = time.time()
+        record["seconds"] = round(record["finished"] - started, 3)
         self.invocations.append(record)
         if stopped_waiting is not None:
             raise stopped_waiting
         return payload
+
+
+def _atomic_aws_calls(process_request: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's request handler, one call at a time (a Lambda Invoke excepted: its handler calls AWS itself
+    and runs concurrently with other handlers)."""
+
+    def process(stubber: Any, request: Any) -> Any:
+        if _LAMBDA_INVOKE_PATH.search(request.url.split("?", 1)[0]):
+            return process_request(stubber, request)
+        with _AWS_CALL_LOCK:
+            return process_request(stubber, request)
+
+    return process
 
 
 def _function_error(response_headers: dict[str, str], error_type: str, error: Exception) -> bytes:
@@ -327,6 +356,8 @@ class LocalAWS:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                                       "lambda": {"use_docker": False}})
         self._original_invoke: Callable[..., Any] | None = None
+        self._original_process_request: Callable[..., Any] | None = None
+        self._naming = threading.Lock()
         self._saved_environment: dict[str, str] = {}
         self.rule_queues: dict[str, str] = {}
         self.notification_queue = ""
@@ -355,6 +386,8 @@ class LocalAWS:
             return dispatcher.invoke(function_name, body, response_headers)
 
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+        self._original_process_request = BotocoreStubber.process_request
+        BotocoreStubber.process_request = _atomic_aws_calls(BotocoreStubber.process_request)  # type: ignore[method-assign]
         StateMachine.__deepcopy__ = _clone_without_executions  # type: ignore[attr-defined]
         try:
             self._provision()
@@ -377,6 +410,8 @@ class LocalAWS:
             sys.stdout = self._console
             if self._original_invoke is not None:
                 LambdaSimpleBackend.invoke = self._original_invoke  # type: ignore[method-assign]
+            if self._original_process_request is not None:
+                BotocoreStubber.process_request = self._original_process_request  # type: ignore[method-assign]
             if "__deepcopy__" in vars(StateMachine):
                 del StateMachine.__deepcopy__
             self._mock.stop()
@@ -500,9 +535,10 @@ class LocalAWS:
     def execution_name(self, event: dict[str, Any]) -> str:
         """Derived from the event and how often this workspace has seen it delivered."""
         digest = hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:16]
-        counters = self.workspace.counters()
-        counters[digest] = counters.get(digest, 0) + 1
-        self.workspace.save_counters(counters)
+        with self._naming:
+            counters = self.workspace.counters()
+            counters[digest] = counters.get(digest, 0) + 1
+            self.workspace.save_counters(counters)
         return f"evt-{digest}-{counters[digest]}"
 
     def start_execution(self, event: dict[str, Any]) -> str:
