@@ -273,7 +273,7 @@ def _zip_placeholder() -> bytes:
 
 
 class Workspace:
-    """S3 objects, DynamoDB items and counters kept between commands under one folder."""
+    """S3 objects, DynamoDB items, one-time schedules and counters kept between commands under one folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -324,6 +324,17 @@ class Workspace:
         if path.exists():
             for item in json.loads(path.read_text()):
                 dynamodb.put_item(TableName=table, Item=item)
+
+    def save_schedules(self, schedules: list[dict[str, Any]]) -> None:
+        fields = ("Name", "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow",
+                  "ActionAfterCompletion", "Target")
+        kept = [{name: schedule[name] for name in fields if name in schedule} for schedule in schedules]
+        (self.root / "schedules.json").write_text(json.dumps(kept, indent=1, sort_keys=True, default=str))
+
+    def restore_schedules(self, scheduler: Any) -> None:
+        path = self.root / "schedules.json"
+        for schedule in json.loads(path.read_text()) if path.exists() else []:
+            scheduler.create_schedule(**schedule)
 
     def counters(self) -> dict[str, int]:
         path = self.root / "deliveries.json"
@@ -425,6 +436,7 @@ class LocalAWS:
         self.workspace.save_s3(self.client("s3"), list(self.app.buckets.values()))
         for table in self.app.tables.values():
             self.workspace.save_table(self.client("dynamodb"), table["TableName"])
+        self.workspace.save_schedules([schedule for _, schedule in self.one_time_schedules()])
 
     # -- provisioning -----------------------------------------------------------------------
     def _provision(self) -> None:
@@ -442,6 +454,7 @@ class LocalAWS:
         self.workspace.restore_s3(s3)
         for table in self.app.tables.values():
             self.workspace.restore_table(dynamodb, table["TableName"])
+        self.workspace.restore_schedules(self.client("scheduler"))  # one-time schedules not yet due
         data_bucket = self.app.environment["DATA_BUCKET"]
         s3.put_bucket_notification_configuration(
             Bucket=data_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
