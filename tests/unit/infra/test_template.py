@@ -226,7 +226,8 @@ def test_functions_share_runtime_layer_and_tracing(resources):
 def test_every_function_gets_exactly_the_contract_environment(resources):
     for name in FUNCTIONS:
         variables = resources[name]["Properties"]["Environment"]["Variables"]
-        assert set(variables) == ENVIRONMENT, name
+        own = {"COOLDOWN_SCHEDULE_ROLE_ARN"} if name == "AdmitFunction" else set()  # schedules the cool-down's end
+        assert set(variables) == ENVIRONMENT | own, name
         assert variables["DATA_BUCKET"] == {"Ref": "DataBucket"}
         assert variables["SAGEMAKER_ROLE_ARN"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
         assert variables["RUNTIME_BACKEND"] == {"Ref": "RuntimeBackend"}
@@ -298,7 +299,10 @@ def test_pass_role_only_where_models_or_jobs_are_created(resources):
         for name, role in _all_roles(resources).items()
         if _allowed(_role_statements(role), "iam:PassRole")
     }
-    assert passing == PASS_ROLE_FUNCTIONS
+    assert passing == PASS_ROLE_FUNCTIONS | {"AdmitFunction"}
+    [scheduler] = _allowed(_role_statements(resources["AdmitFunctionRole"]), "iam:PassRole")
+    assert scheduler["Resource"] == {"Fn::GetAtt": ["CooldownScheduleRole", "Arn"]}
+    assert scheduler["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
     for function in PASS_ROLE_FUNCTIONS:
         [statement] = _allowed(_role_statements(resources[f"{function}Role"]), "iam:PassRole")
         assert statement["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
