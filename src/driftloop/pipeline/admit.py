@@ -46,7 +46,7 @@ def schedule_after_cooldown(services: Services, execution_arn: str, cooldown_end
         raise ConfigurationError("COOLDOWN_SCHEDULE_ROLE_ARN is not set: a trigger deferred by the cool-down "
                                  "could not be scheduled to run when it ends")
     due = datetime.fromtimestamp(max(math.ceil(cooldown_ends), math.ceil(services.clock())) + 1, UTC)
-    _, _, _, region, account, *_ = execution_arn.split(":")
+    _, partition, _, region, account, *_ = execution_arn.split(":")
     detail = {"reason": f"cool-down after the last promotion ended at {iso(cooldown_ends)}; "
               "triggers deferred by it run now", "requested_by": "driftloop", "force": False}
     try:
@@ -56,7 +56,7 @@ def schedule_after_cooldown(services: Services, execution_arn: str, cooldown_end
             ScheduleExpressionTimezone="UTC",
             FlexibleTimeWindow={"Mode": "OFF"},
             ActionAfterCompletion="DELETE",
-            Target={"Arn": f"arn:aws:events:{region}:{account}:event-bus/default",
+            Target={"Arn": f"arn:{partition}:events:{region}:{account}:event-bus/default",
                     "RoleArn": settings.cooldown_schedule_role_arn,
                     "EventBridgeParameters": {"Source": "driftloop", "DetailType": "Retrain Requested"},
                     "Input": json.dumps(detail)},
@@ -136,6 +136,6 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     return {
         "admitted": True,
         "reason": f"{trigger.type} trigger admitted; lock held until {iso(lock.expires_at)}",
-        "coalesced_triggers": len(coalesced) - 1,
+        "coalesced_triggers": sum(1 for key in coalesced if key != dedup_key),
         "run": {**record, "lock_expires_at": iso(lock.expires_at), "first_deployment": champion is None},
     }
