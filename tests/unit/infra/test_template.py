@@ -322,7 +322,7 @@ def test_sagemaker_actions_are_scoped_to_the_model_and_endpoint_names(resources)
 
 def test_writes_go_to_the_step_prefixes_only(resources):
     expected = {
-        "DriftFunction": {"reports/*", "baselines/*", "runs/*/inputs.json"},
+        "DriftFunction": {"reports/*", "baselines/*", "runs/*/inputs.json", "quarantine/*"},
         "EvaluateFunction": {"reports/*"},
         "AnalyseABFunction": {"reports/*"},
         "MergeFunction": {"datasets/*", "quarantine/*"},
@@ -551,3 +551,11 @@ def test_custom_image_pull_is_scoped_to_the_image_registry(resources):
     assert _evaluate(values["Region"], image) == "eu-west-1"
     # CloudFormation may evaluate the branch not taken: it must not fail for the default "auto".
     assert _evaluate(values["Region"], {"TrainingImage": "auto"}) == "-"
+
+
+def test_steps_that_renew_the_lease_may_update_the_ledger(resources):
+    for function in ("DriftFunction", "MergeFunction", "MergePartFunction", "CombineMergeFunction",
+                     "StartTrainingFunction", "EvaluateFunction", "PollTrainingFunction", "UpdateWeightsFunction",
+                     "AnalyseABFunction", "PromoteFunction"):
+        statements = _role_statements(resources[f"{function}Role"])
+        assert _allowed(statements, "dynamodb:UpdateItem") and _allowed(statements, "dynamodb:GetItem"), function
