@@ -70,6 +70,7 @@ class Settings:
     conversion_period: str = "day"
     minimum_lift: float = 0.05
     ab_holdback_percent: int = 0
+    cooldown_schedule_role_arn: str = ""
 
     def __post_init__(self) -> None:
         if self.conversion_period not in PERIOD_UNITS:
@@ -147,6 +148,7 @@ class Settings:
                 conversion_period=need("CONVERSION_PERIOD"),
                 minimum_lift=float(need("MINIMUM_LIFT")),
                 ab_holdback_percent=int(need("AB_HOLDBACK_PERCENT")),
+                cooldown_schedule_role_arn=env.get("COOLDOWN_SCHEDULE_ROLE_ARN", ""),
             )
         except ValueError as error:
             raise ConfigurationError(f"bad setting: {error}") from error

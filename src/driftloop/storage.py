@@ -8,7 +8,7 @@ so that the embedded AWS of the local runtime and Lambda's trimmed layer both wo
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,15 +57,19 @@ def local_source(path: str) -> ParquetSource:
     return ParquetSource(filesystem, tuple(files))
 
 
-def s3_filesystem(client: Any) -> pafs.FileSystem:
-    """A pyarrow filesystem over a boto3 S3 client; paths are ``bucket/key``."""
-    return pafs.PyFileSystem(Boto3S3Handler(client))
+def s3_filesystem(client: Any, versions: Mapping[str, str] | None = None) -> pafs.FileSystem:
+    """A pyarrow filesystem over a boto3 S3 client; paths are ``bucket/key``. ``versions`` pins paths to an
+    object version id: they are read as that version even after the key was overwritten."""
+    return pafs.PyFileSystem(Boto3S3Handler(client, versions))
 
 
-def s3_source(client: Any, bucket: str, keys: Iterable[str]) -> ParquetSource:
+def s3_source(client: Any, bucket: str, keys: Iterable[str],
+              versions: Mapping[str, str | None] | None = None) -> ParquetSource:
+    """The objects ``keys``, each read as its version in ``versions`` (by key) when one is given."""
     keys = tuple(keys)
+    pinned = {f"{bucket}/{key}": version for key, version in (versions or {}).items() if version}
     return ParquetSource(
-        s3_filesystem(client),
+        s3_filesystem(client, pinned),
         tuple(f"{bucket}/{key}" for key in keys),
         tuple(f"s3://{bucket}/{key}" for key in keys),
     )
@@ -74,10 +78,11 @@ def s3_source(client: Any, bucket: str, keys: Iterable[str]) -> ParquetSource:
 class _RangedS3Reader(io.RawIOBase):
     """A seekable read-only file over one S3 object version, fetched with ranged GETs."""
 
-    def __init__(self, client: Any, bucket: str, key: str, size: int, etag: str) -> None:
+    def __init__(self, client: Any, bucket: str, key: str, size: int, etag: str, version: str | None = None) -> None:
         super().__init__()
         self._client, self._bucket, self._key = client, bucket, key
         self._size, self._etag, self._position = size, etag, 0
+        self._version = {"VersionId": version} if version else {}
 
     @property
     def size(self) -> int:
@@ -101,7 +106,8 @@ class _RangedS3Reader(io.RawIOBase):
         if self._position >= self._size:
             return b""
         data = self._client.get_object(
-            Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{self._size - 1}", IfMatch=self._etag
+            Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{self._size - 1}", IfMatch=self._etag,
+            **self._version,
         )["Body"].read()
         self._position += len(data)
         return data
@@ -116,6 +122,7 @@ class _RangedS3Reader(io.RawIOBase):
             Key=self._key,
             Range=f"bytes={self._position}-{end - 1}",
             IfMatch=self._etag,
+            **self._version,
         )
         data = response["Body"].read()
         view[: len(data)] = data
@@ -186,11 +193,13 @@ def _split(path: str) -> tuple[str, str]:
 class Boto3S3Handler(pafs.FileSystemHandler):
     """``pyarrow.fs.FileSystemHandler`` that talks to S3 through a boto3 client."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, versions: Mapping[str, str] | None = None) -> None:
         self._client = client
+        self._versions = dict(versions or {})
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Boto3S3Handler) and other._client is self._client
+        return (isinstance(other, Boto3S3Handler) and other._client is self._client
+                and other._versions == self._versions)
 
     def __ne__(self, other: object) -> bool:
         return not self == other
@@ -203,8 +212,9 @@ class Boto3S3Handler(pafs.FileSystemHandler):
 
     def _head(self, path: str) -> dict[str, Any] | None:
         bucket, key = _split(path)
+        version = self._versions.get(f"{bucket}/{key}")
         try:
-            return self._client.head_object(Bucket=bucket, Key=key)
+            return self._client.head_object(Bucket=bucket, Key=key, **({"VersionId": version} if version else {}))
         except self._client.exceptions.ClientError as error:
             if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -266,8 +276,10 @@ class Boto3S3Handler(pafs.FileSystemHandler):
     def copy_file(self, src: str, dest: str) -> None:
         src_bucket, src_key = _split(src)
         dest_bucket, dest_key = _split(dest)
+        version = self._versions.get(f"{src_bucket}/{src_key}")
         self._client.copy_object(
-            Bucket=dest_bucket, Key=dest_key, CopySource={"Bucket": src_bucket, "Key": src_key}
+            Bucket=dest_bucket, Key=dest_key,
+            CopySource={"Bucket": src_bucket, "Key": src_key, **({"VersionId": version} if version else {})},
         )
 
     def _reader(self, path: str) -> _RangedS3Reader:
@@ -275,7 +287,8 @@ class Boto3S3Handler(pafs.FileSystemHandler):
         if head is None:
             raise FileNotFoundError(f"s3://{path}: no such object")
         bucket, key = _split(path)
-        return _RangedS3Reader(self._client, bucket, key, head["ContentLength"], head["ETag"])
+        return _RangedS3Reader(self._client, bucket, key, head["ContentLength"], head["ETag"],
+                               self._versions.get(f"{bucket}/{key}"))
 
     def open_input_stream(self, path: str) -> pa.NativeFile:
         return pa.PythonFile(io.BufferedReader(self._reader(path), buffer_size=8 * 1024 * 1024), mode="r")

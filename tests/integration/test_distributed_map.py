@@ -41,7 +41,8 @@ def test_many_uploads_merge_in_a_distributed_map_then_train(workspace: Path) -> 
     with running(workspace, ScaleOutUploads="3", ScaleOutMaxConcurrency="2") as (world, runner):
         for number, piece in enumerate(pieces):
             upload_bytes(world, incoming_key(world, f"burst/part-{number:02d}.parquet"), _parquet(piece))
-        # The repeated rows of the last piece are dropped, and a file that is not Parquet is quarantined.
+        # The repeated rows of the last piece are dropped; a file that is not Parquet is quarantined when
+        # the run fixes its inputs.
         upload_bytes(world, incoming_key(world, "burst/repeat.parquet"), _parquet(pieces[-1].slice(0, 50)))
         upload_bytes(world, incoming_key(world, "burst/broken.parquet"), b"not parquet at all")
         world.drain_rule_queues()  # one manual request instead of one run per upload
@@ -66,9 +67,9 @@ def test_many_uploads_merge_in_a_distributed_map_then_train(workspace: Path) -> 
         inputs = json.loads(s3.get_object(Bucket=bucket, Key=f"runs/{run['run_id']}/inputs.json")["Body"].read())
         readable = [entry["key"] for entry in inputs["readable"]]
         assert {f"incoming/burst/part-{n:02d}.parquet" for n in range(PIECES)} <= set(readable)
-        assert merge["scale_out"]["uploads"] == len(readable) + len(inputs["unreadable"])
+        assert merge["scale_out"]["uploads"] == len(readable), "unreadable uploads were quarantined before"
         assert merge["scale_out"]["failed_count"] == 0
-        quarantined = {entry["source"].rsplit("/", 1)[-1] for entry in merge["quarantined"]}
+        quarantined = {entry["key"].rsplit("/", 1)[-1] for entry in inputs["unreadable"]}
         assert "broken.parquet" in quarantined
         assert merge["duplicates_dropped"] >= 50
 

@@ -104,11 +104,21 @@ def assert_settled(world: LocalAWS, workspace: Path, champion_model: str) -> Non
     """After any failure: champion alone at 100 %, lock free, no deferred trigger left behind."""
     assert champion_alone(world, workspace) == [("champion", champion_model, 1.0)]
     assert ledger(world).lock(model_name(world)) is None
-    assert ledger(world).take_pending(model_name(world)) == []
+    assert ledger(world).pending(model_name(world)) == {}
 
 
 def champion_model(world: LocalAWS) -> str:
     return ledger(world).champion(model_name(world))["sagemaker_model"]
+
+
+def s3_json(world: LocalAWS, uri_or_key: str) -> Any:
+    key = uri_or_key.removeprefix(f"s3://{data_bucket(world)}/")
+    return json.loads(world.client("s3").get_object(Bucket=data_bucket(world), Key=key)["Body"].read())
+
+
+def inputs_of(world: LocalAWS, run: dict[str, Any]) -> dict[str, Any]:
+    """The run's fixed inputs (``runs/<run_id>/inputs.json``)."""
+    return s3_json(world, f"runs/{run['run_id']}/inputs.json")
 
 
 def by_execution(world: LocalAWS) -> dict[str, dict[str, Any]]:
@@ -284,7 +294,7 @@ def test_a_step_that_times_out_fails_its_run_with_the_timeout(workspace: Path) -
 def test_corrupt_and_empty_uploads_fail_their_run_and_valid_rows_still_flow(workspace: Path) -> None:
     with running(workspace, FaultPlan(copy.deepcopy(STOP_AFTER_MERGE))) as (world, runner):
         champion = champion_model(world)
-        # Three valid files: the merge refuses a batch that is mostly bad (notes.txt is already staged).
+        # Three valid files beside the broken ones (and notes.txt, already staged).
         valid_files = {f"incoming/broken/valid-{index}.parquet": table
                        for index, table in enumerate(month_slices(workspace, 7, 4)[:3])}
         cases = {"incoming/broken/corrupt.parquet": (b"PAR1" + b"\x00garbage" * 100 + b"PAR1", "unreadable Parquet"),
@@ -306,7 +316,11 @@ def test_corrupt_and_empty_uploads_fail_their_run_and_valid_rows_still_flow(work
                     and run["trigger"].get("key") in valid_files)
         rows = merged_rows(world, good)
         assert all(row_keys(table) <= rows for table in valid_files.values()), "valid rows still flow"
-        assert all(key in json.dumps(good["evidence"]["drift"]["unreadable"]) for key in cases)
+        for key, (_, reason) in cases.items():
+            kept = next(entry["copy"] for entry in inputs_of(world, failed[key])["unreadable"] if entry["key"] == key)
+            assert reason in s3_json(world, kept + ".reason.json")["reason"], "quarantined by the first run reading it"
+        good_inputs = inputs_of(world, good)
+        assert {entry["key"] for entry in good_inputs["quarantined"]} >= set(cases), "and retried by no later run"
         assert {key for key, _ in object_versions(world)} >= {*cases, *valid_files}
         assert_settled(world, workspace, champion)
 

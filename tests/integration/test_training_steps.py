@@ -53,6 +53,7 @@ def test_start_adopts_a_live_job_and_moves_on_only_after_a_failed_one(workspace:
                         "State": {"Name": "StartTraining", "EnteredTime": "2025-08-01T00:00:00Z", "RetryCount": 1}},
         })
         trainer = RecordingTrainer({})
+        services.ledger.acquire_lock(services.settings.model_name, "run-train", services.clock(), 600)  # as Admit
         first = training.start(invocation, dataclasses.replace(services, trainer=trainer))
         again = training.start(invocation, dataclasses.replace(services, trainer=trainer))
         assert (first["attempt"], again["attempt"]) == (0, 0)

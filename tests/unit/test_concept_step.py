@@ -113,6 +113,7 @@ def _run(services: Services, run_id: str = "run-1") -> dict[str, Any]:
         "context": {"Execution": {"Id": "arn:x", "Name": run_id, "StartTime": NOW.isoformat()},
                     "State": {"Name": "DetectDrift", "EnteredTime": NOW.isoformat()}},
     })
+    services.ledger.acquire_lock(services.settings.model_name, run_id, services.clock(), 600)  # as Admit does
     return drift.run(invocation, services)
 
 

@@ -84,14 +84,41 @@ def test_an_expired_lease_nobody_took_can_still_be_renewed(ledger: Ledger) -> No
     assert ledger.require_lock(MODEL, "run-1", 3 * LEASE, LEASE) == 4 * LEASE
 
 
-def test_pending_triggers_are_taken_once_and_an_admitted_one_is_removed(ledger: Ledger) -> None:
+def test_pending_triggers_stay_until_removed_one_by_one(ledger: Ledger) -> None:
     for index in range(5):
         ledger.add_pending(MODEL, f"key-{index}", {"type": "upload", "key": f"incoming/{index}.parquet"})
     ledger.add_pending(MODEL, "key-1", {"type": "upload", "key": "incoming/1.parquet"})  # redelivered
     ledger.remove_pending(MODEL, "key-4")
-    taken = ledger.take_pending(MODEL)
-    assert [trigger["key"] for trigger in taken] == [f"incoming/{index}.parquet" for index in range(4)]
-    assert ledger.take_pending(MODEL) == []
+    pending = ledger.pending(MODEL)
+    assert {key: trigger["key"] for key, trigger in pending.items()} == {
+        f"key-{index}": f"incoming/{index}.parquet" for index in range(4)}
+    assert ledger.pending(MODEL) == pending, "reading does not remove: only a handed-on trigger is removed"
+    for key in pending:
+        ledger.remove_pending(MODEL, key)
+    assert ledger.pending(MODEL) == {}
+
+
+def test_a_lock_is_released_by_the_execution_that_took_it_and_by_no_other(ledger: Ledger) -> None:
+    ledger.acquire_lock(MODEL, "run-1", 0.0, LEASE, execution="arn:execution-a")
+    assert ledger.lock(MODEL)["execution"] == "arn:execution-a"
+    assert ledger.release_lock_of_execution(MODEL, "arn:execution-b") is None
+    assert ledger.release_lock_of_execution(MODEL, "") is None
+    assert ledger.release_lock_of_execution(MODEL, "arn:execution-a") == "run-1"
+    assert ledger.lock(MODEL) is None
+
+
+def test_a_run_record_too_large_for_an_item_keeps_its_summary(ledger: Ledger) -> None:
+    record = {"run_id": "run-1", "started_at": "2026-01-01T00:00:00", "outcome": "failed",
+              "record_uri": "s3://bucket/runs/run-1/record.json", "error": {"error": "X", "cause": "why"},
+              "evidence": {"drift": {"features": {f"feature_{index}": {"psi": 0.1} for index in range(30_000)}}}}
+    ledger.put_run(MODEL, record)
+    stored = ledger.runs(MODEL)[0]
+    assert stored["record_truncated"] is True and "evidence" not in stored
+    assert {key: stored[key] for key in ("run_id", "outcome", "record_uri", "error")} == {
+        key: record[key] for key in ("run_id", "outcome", "record_uri", "error")}
+    small = {**record, "run_id": "run-2", "evidence": {}}
+    ledger.put_run(MODEL, small)
+    assert small in ledger.runs(MODEL), "a record that fits is stored whole"
 
 
 def test_dynamodb_throttling_is_transient_and_other_errors_are_not() -> None:

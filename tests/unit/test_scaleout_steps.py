@@ -25,7 +25,7 @@ from driftloop.drift import Baseline, build_baseline
 from driftloop.errors import InvalidInputError
 from driftloop.local.template import load_app
 from driftloop.pipeline import merge, scaleout
-from driftloop.pipeline.inputs import inputs_key, quarantine_marker_key
+from driftloop.pipeline.inputs import fix_inputs, inputs_key, quarantine_marker_key
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.scaleout import MergePartsItem, UploadPart, batch_uploads
 from driftloop.pipeline.services import Services
@@ -71,6 +71,7 @@ def services(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> It
         settings = Settings.from_env(environment)
         s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
         s3.create_bucket(Bucket=settings.data_bucket)
+        s3.put_bucket_versioning(Bucket=settings.data_bucket, VersioningConfiguration={"Status": "Enabled"})
         dynamodb.create_table(
             TableName=settings.ledger_table, BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -92,7 +93,12 @@ def _put_parquet(services: Services, key: str, table: pa.Table) -> dict[str, Any
     return {"key": key, "etag": response["ETag"].strip('"'), "size": len(buffer.getvalue())}
 
 
-def _invocation(run_id: str) -> StepInvocation:
+def _invocation(run_id: str, services: Services) -> StepInvocation:
+    """The invocation of a step of run ``run_id``, which holds the model's lock (the steps renew it)."""
+    lock = services.ledger.lock(services.settings.model_name)
+    if lock:
+        services.ledger.release_lock(services.settings.model_name, lock["holder"])
+    services.ledger.acquire_lock(services.settings.model_name, run_id, services.clock(), 600)
     context = {"Execution": {"Id": f"arn:aws:states:us-east-1:1:execution:m:{run_id}", "Name": run_id,
                              "StartTime": "2025-08-01T00:05:12Z"},
                "State": {"Name": "CombineMerge", "EnteredTime": "2025-08-01T00:06:00Z"}}
@@ -104,7 +110,7 @@ def _champion(services: Services, shop: Simulator) -> Baseline:
     bucket = services.settings.data_bucket
     upload = _put_parquet(services, "incoming/2025-01.parquet", shop.month(0))
     put_json(services.s3, bucket, inputs_key("run-0"), {"readable": [upload], "unreadable": [], "rejected": []})
-    result = merge.run(_invocation("run-0"), services)
+    result = merge.run(_invocation("run-0", services), services)
     filesystem = s3_filesystem(services.s3)
     baseline = build_baseline(dataset_source(filesystem, f"{bucket}/{result['dataset_dir']}"))
     put_json(services.s3, bucket, "baselines/run-0.json", baseline.to_dict())
@@ -115,18 +121,17 @@ def _champion(services: Services, shop: Simulator) -> Baseline:
 
 
 def _stage_uploads(services: Services, shop: Simulator, run_id: str) -> tuple[list[dict[str, Any]], pa.Table]:
-    """Month 1 in pieces of 200 rows, a fifth repeating rows of the first, and a file that is not Parquet."""
+    """Month 1 in pieces of 200 rows, a fifth repeating rows of the first, and a file that is not Parquet,
+    fixed as the run's inputs (the readable ones, then the one quarantined on the way)."""
     month = shop.month(1)
     pieces = [month.slice(offset, 200) for offset in range(0, month.num_rows, 200)]
-    readable = [_put_parquet(services, f"incoming/m1/{n}.parquet", piece) for n, piece in enumerate(pieces)]
-    readable.append(_put_parquet(services, "incoming/m1/repeat.parquet", pieces[0].slice(0, 30)))
-    broken = services.s3.put_object(Bucket=services.settings.data_bucket, Key="incoming/m1/broken.parquet",
-                                    Body=b"nope")
-    unreadable = [{"key": "incoming/m1/broken.parquet", "etag": broken["ETag"].strip('"'), "size": 4,
-                   "reason": "unreadable Parquet"}]
-    put_json(services.s3, services.settings.data_bucket, inputs_key(run_id),
-             {"run_id": run_id, "readable": readable, "unreadable": unreadable, "rejected": []})
-    return readable + unreadable, month
+    for n, piece in enumerate(pieces):
+        _put_parquet(services, f"incoming/m1/{n}.parquet", piece)
+    _put_parquet(services, "incoming/m1/repeat.parquet", pieces[0].slice(0, 30))
+    services.s3.put_object(Bucket=services.settings.data_bucket, Key="incoming/m1/broken.parquet", Body=b"nope")
+    inputs = fix_inputs(services, run_id, services.ledger.champion(services.settings.model_name))
+    assert [entry["key"] for entry in inputs["unreadable"]] == ["incoming/m1/broken.parquet"]
+    return inputs["readable"] + inputs["unreadable"], month
 
 
 def _run_children(services: Services, run_id: str, skip: set[int] = frozenset()) -> list[dict[str, Any]]:
@@ -143,16 +148,18 @@ def _keys(filesystem: Any, paths: Any) -> set[tuple]:
 def test_plan_lists_the_fixed_uploads_once_as_a_json_array(services: Services, shop: Simulator) -> None:
     _champion(services, shop)
     uploads, _ = _stage_uploads(services, shop, "run-1")
-    result = scaleout.plan(_invocation("run-1"), services, max_uploads=4)
+    result = scaleout.plan(_invocation("run-1", services), services, max_uploads=3)
     items = get_json(services.s3, services.settings.data_bucket, result["items_key"])
     assert isinstance(items, list) and len(items) == result["items"] == 2
     parts = [part for item in items for part in item["parts"]]
-    assert [part["key"] for part in parts] == [upload["key"] for upload in uploads]
-    assert [part["index"] for part in parts] == list(range(len(uploads)))
+    assert [part["key"] for part in parts] == [upload["key"] for upload in uploads[:-1]], "never the unreadable"
+    assert all(part["version_id"] == upload["version_id"] is not None
+               for part, upload in zip(parts, uploads, strict=False))
+    assert [part["index"] for part in parts] == list(range(len(uploads) - 1))
     assert all(item["baseline_key"] == "baselines/run-0.json" and item["run_id"] == "run-1" for item in items)
 
     put_json(services.s3, services.settings.data_bucket, inputs_key("run-1"), {"readable": [], "unreadable": []})
-    assert scaleout.plan(_invocation("run-1"), services) == result, "a retry keeps the first plan"
+    assert scaleout.plan(_invocation("run-1", services), services) == result, "a retry keeps the first plan"
 
 
 def test_map_and_combine_give_the_single_merge_result(services: Services, shop: Simulator) -> None:
@@ -160,14 +167,14 @@ def test_map_and_combine_give_the_single_merge_result(services: Services, shop: 
     uploads, month = _stage_uploads(services, shop, "run-1")
     put_json(services.s3, services.settings.data_bucket, inputs_key("run-2"),
              get_json(services.s3, services.settings.data_bucket, inputs_key("run-1")))
-    scaleout.plan(_invocation("run-1"), services)
+    scaleout.plan(_invocation("run-1", services), services)
     children = _run_children(services, "run-1")
-    assert sum(part["quarantined"] for child in children for part in child["parts"]) == 1
-    result = scaleout.combine(_invocation("run-1"), services)
+    assert sum(part["quarantined"] for child in children for part in child["parts"]) == 0, "quarantined before"
+    result = scaleout.combine(_invocation("run-1", services), services)
     bucket, broken = services.settings.data_bucket, uploads[-1]
     marker = get_json(services.s3, bucket, quarantine_marker_key(f"s3://{bucket}/{broken['key']}", broken["etag"]))
     assert marker["run_id"] == "run-1", "later runs do not count the quarantined version again"
-    single = merge.run(_invocation("run-2"), services)
+    single = merge.run(_invocation("run-2", services), services)
 
     assert set(single) <= set(result)
     for field in ("rows_in", "rows_out", "duplicates_dropped", "previous_version", "holdout_from"):
@@ -195,9 +202,9 @@ def test_map_and_combine_give_the_single_merge_result(services: Services, shop: 
 def test_unfinished_children_count_as_bad_uploads_and_stay_unconsumed(services: Services, shop: Simulator) -> None:
     _champion(services, shop)
     uploads, _ = _stage_uploads(services, shop, "run-1")
-    scaleout.plan(_invocation("run-1"), services, max_uploads=1)
+    scaleout.plan(_invocation("run-1", services), services, max_uploads=1)
     _run_children(services, "run-1", skip={2})
-    result = scaleout.combine(_invocation("run-1"), services)
+    result = scaleout.combine(_invocation("run-1", services), services)
     assert result["scale_out"]["failed_uploads"] == [uploads[2]["key"]]
     bucket = services.settings.data_bucket
     consumed = {entry["source"] for entry in get_json(services.s3, bucket, result["manifest_key"])["consumed_sources"]}
@@ -205,10 +212,10 @@ def test_unfinished_children_count_as_bad_uploads_and_stay_unconsumed(services: 
     assert f"s3://{bucket}/{uploads[1]['key']}" in consumed
 
     put_json(services.s3, bucket, inputs_key("run-3"), get_json(services.s3, bucket, inputs_key("run-1")))
-    scaleout.plan(_invocation("run-3"), services, max_uploads=1)
+    scaleout.plan(_invocation("run-3", services), services, max_uploads=1)
     _run_children(services, "run-3", skip={0, 1, 2})
     with pytest.raises(InvalidInputError, match="map iterations did not finish"):
-        scaleout.combine(_invocation("run-3"), services)
+        scaleout.combine(_invocation("run-3", services), services)
 
 
 # -- the state machine and template that run them -----------------------------------------------------

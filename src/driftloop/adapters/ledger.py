@@ -2,10 +2,11 @@
 
 Items (``pk`` / ``sk``):
 - ``TRIGGER#<dedup key>`` / ``TRIGGER``: the run that first claimed a trigger (expires after 30 days).
-- ``MODEL#<model>`` / ``LOCK``: holder run id and lease expiry (conditional writes).
+- ``MODEL#<model>`` / ``LOCK``: holder run id, its execution and lease expiry (conditional writes).
 - ``MODEL#<model>`` / ``CHAMPION``: what serves now (model, dataset version, baseline).
 - ``MODEL#<model>`` / ``PENDING#<dedup key>``: a trigger deferred while another run held the lock.
-- ``MODEL#<model>`` / ``RUN#<started_at>#<run id>``: the run record.
+- ``MODEL#<model>`` / ``RUN#<started_at>#<run id>``: the run record, or (when the record would not fit in
+  DynamoDB's 400 KB item) a summary naming the full record in S3 (``record_uri``).
 - ``OBJECT#<sha256 of bucket/key>`` / ``SEQUENCER``: the latest S3 event position seen for an object key.
 """
 
@@ -23,6 +24,11 @@ from botocore.exceptions import ClientError
 from driftloop.errors import LockLostError, TransientError
 
 TRIGGER_RETENTION_SECONDS = 30 * 24 * 3600
+# A run record is stored whole in its item up to this size (DynamoDB's item limit is 400 KB, keys and
+# attribute names included); a larger one keeps only its summary there, the full record is in S3.
+MAX_RECORD_BYTES = 300_000
+RECORD_SUMMARY_FIELDS = ("run_id", "model", "trigger", "started_at", "finished_at", "execution", "outcome",
+                         "error", "restore_error", "record_uri", "duplicate_of", "lock_expires_at")
 _THROTTLING = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
                "InternalServerError", "TransactionConflictException"}
 
@@ -94,8 +100,11 @@ class Ledger:
         item = self._call("get_item", Key={"pk": object_pk, "sk": {"S": "SEQUENCER"}}, ConsistentRead=True)
         return item.get("Item", {}).get("position", {}).get("S", "unknown")
 
-    def acquire_lock(self, model: str, run_id: str, now: float, lease_seconds: float) -> LockResult:
-        """Take the model's lock, or renew it for its holder; a lapsed lease can be taken over."""
+    def acquire_lock(self, model: str, run_id: str, now: float, lease_seconds: float,
+                     execution: str = "") -> LockResult:
+        """Take the model's lock, or renew it for its holder; a lapsed lease can be taken over.
+        ``execution`` (the Step Functions execution taking it) lets that execution's failure path release
+        a lock it took even when it never learnt that it did (``release_lock_of_execution``)."""
         expires = now + lease_seconds
         try:
             self._call(
@@ -104,6 +113,7 @@ class Ledger:
                     "pk": {"S": f"MODEL#{model}"},
                     "sk": {"S": "LOCK"},
                     "holder": {"S": run_id},
+                    "execution": {"S": execution},
                     "lease_expires_at": {"N": str(expires)},
                 },
                 ConditionExpression="attribute_not_exists(pk) OR lease_expires_at < :now OR holder = :run",
@@ -150,7 +160,10 @@ class Ledger:
         ).get("Item")
         if not item:
             return None
-        return {"holder": item["holder"]["S"], "lease_expires_at": float(item["lease_expires_at"]["N"])}
+        lock = {"holder": item["holder"]["S"], "lease_expires_at": float(item["lease_expires_at"]["N"])}
+        if item.get("execution", {}).get("S"):
+            lock["execution"] = item["execution"]["S"]
+        return lock
 
     def release_lock(self, model: str, run_id: str) -> bool:
         """Release only a lock this run holds; True when released (False: someone else's or none)."""
@@ -165,6 +178,26 @@ class Ledger:
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
+            raise
+
+    def release_lock_of_execution(self, model: str, execution: str) -> str | None:
+        """Release the lock if ``execution`` took it (an Admit that failed after taking the lock, before
+        its run id reached the state); returns the released holder's run id, else None."""
+        item = self.lock(model)
+        if not item or not execution or item.get("execution") != execution:
+            return None
+        try:
+            self._call(
+                "delete_item",
+                Key={"pk": {"S": f"MODEL#{model}"}, "sk": {"S": "LOCK"}},
+                ConditionExpression="#execution = :execution AND holder = :run",
+                ExpressionAttributeNames={"#execution": "execution"},
+                ExpressionAttributeValues={":execution": {"S": execution}, ":run": {"S": item["holder"]}},
+            )
+            return item["holder"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
             raise
 
     def _put_document(self, pk: str, sk: str, document: dict[str, Any], **extra: dict[str, Any]) -> None:
@@ -200,16 +233,19 @@ class Ledger:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def take_pending(self, model: str) -> list[dict[str, Any]]:
-        """Remove and return the deferred triggers, oldest first."""
-        taken = []
-        for item in self._query(f"MODEL#{model}", "PENDING#"):
-            self._call("delete_item", Key={"pk": item["pk"], "sk": item["sk"]})
-            taken.append(json.loads(item["document"]["S"]))
-        return taken
+    def pending(self, model: str) -> dict[str, dict[str, Any]]:
+        """The deferred triggers by de-duplication key. The caller removes each one (``remove_pending``)
+        only once it has handed it on: a trigger is never deleted before it is safe elsewhere."""
+        return {item["sk"]["S"].removeprefix("PENDING#"): json.loads(item["document"]["S"])
+                for item in self._query(f"MODEL#{model}", "PENDING#")}
 
     def put_run(self, model: str, record: dict[str, Any]) -> None:
+        """Store the run record; one too large for an item keeps its summary (``record_truncated``), and
+        the full record stays at its ``record_uri``."""
         sort_key = f"RUN#{record['started_at']}#{record['run_id']}"
+        if len(_dumps(record).encode()) > MAX_RECORD_BYTES:
+            record = {key: record[key] for key in RECORD_SUMMARY_FIELDS if key in record} | {
+                "record_truncated": True}
         self._put_document(
             f"MODEL#{model}", sort_key, record,
             outcome={"S": record["outcome"]}, run_id={"S": record["run_id"]},

@@ -18,6 +18,7 @@ class ObjectInfo:
     etag: str
     size: int
     last_modified: str
+    version_id: str | None = None
 
     def uri(self, bucket: str) -> str:
         return f"s3://{bucket}/{self.key}"

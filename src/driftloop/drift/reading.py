@@ -75,7 +75,8 @@ def _open(source: ParquetSource, index: int, columns: Sequence[str] | None = Non
 
 
 def read_source_schema(source: ParquetSource) -> SourceSchema:
-    """The union schema of a source; a column whose kind differs between files is an error."""
+    """The union schema of a source; a column whose kind differs between files, or a name used twice in a
+    file (a reader could not tell which column it means), is an error."""
     if not source.paths:
         raise InvalidInputError("no Parquet files to read")
     types: dict[str, pa.DataType] = {}
@@ -84,6 +85,10 @@ def read_source_schema(source: ParquetSource) -> SourceSchema:
     for index in range(len(source.paths)):
         parquet_file = _open(source, index)
         rows += parquet_file.metadata.num_rows
+        names = parquet_file.schema_arrow.names
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise InvalidInputError(f"{source.label(index)}: duplicate column names {duplicated}")
         for schema_field in parquet_file.schema_arrow:
             name, data_type = schema_field.name, schema_field.type
             if name not in types:

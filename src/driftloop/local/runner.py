@@ -96,7 +96,9 @@ class Runner:
         return Delivery(event, [enabled[0].name], [arn])
 
     def route(self) -> list[str]:
-        """Start executions for events that services emitted (S3 uploads, deferred-run hand-overs)."""
+        """Start executions for events that services emitted (S3 uploads, deferred-run hand-overs, one-time
+        schedules that came due)."""
+        self.world.fire_due_schedules()
         started = []
         for rule, event in self.world.drain_rule_queues():
             arn = self.world.start_execution(event)
@@ -136,7 +138,8 @@ class Runner:
         return None
 
     def wait(self, timeout: float = 600.0) -> dict[str, ExecutionResult]:
-        """Follow every execution (and the ones they cause) until all have finished."""
+        """Follow every execution (and the ones they cause, also through a one-time schedule due before the
+        timeout) until all have finished."""
         states = self.world.client("stepfunctions")
         deadline = time.time() + timeout
         while True:
@@ -154,7 +157,8 @@ class Runner:
             self.world.drain_notifications()
             if not self._running:
                 self.route()
-                if not self._running:
+                schedules = self.world.one_time_schedules()
+                if not self._running and not (schedules and schedules[0][0] <= deadline):
                     return self.finished
             if time.time() > deadline:
                 raise TimeoutError(f"executions still running after {timeout:.0f} s: {sorted(self._running)}")

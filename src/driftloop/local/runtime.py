@@ -7,6 +7,12 @@ machine's own Retry and Catch decide what happens next.
 
 Time limits are the dispatcher's: a call longer than the sooner of the function's ``Timeout`` and its
 Task's ``TimeoutSeconds`` fails as AWS would fail it (``Sandbox.Timedout`` or ``States.Timeout``).
+
+Handlers run concurrently, as Lambda runs them: each in the thread of the execution that called it,
+with its function's environment passed to it alone (``call_environment``), never by rewriting
+``os.environ``. Each AWS API call is atomic, as it is in AWS: moto's request handling runs under one
+lock (a Lambda Invoke excepted, whose handler makes calls of its own), so a conditional write cannot
+interleave with another call the way moto's unsynchronised backends would otherwise allow.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -27,6 +34,7 @@ import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,14 +42,17 @@ from typing import Any
 import boto3
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.botocore_stubber import BotocoreStubber
 from moto.stepfunctions.models import StateMachine
 
 from driftloop.errors import ConfigurationError, InjectedFault, TransientError
 from driftloop.local.template import ACCOUNT_ID, REGION, FunctionSpec, LocalApp, load_app
 from driftloop.local.traffic import LiveTraffic
+from driftloop.pipeline.services import call_environment
 
 LOCAL_PROFILE = "local.toml"
-_INVOKE_LOCK = threading.RLock()
+_AWS_CALL_LOCK = threading.RLock()
+_LAMBDA_INVOKE_PATH = re.compile(r"/functions/[^/]+/invocations")
 logging.getLogger("moto").setLevel(logging.CRITICAL)
 _FAULT_ERRORS: dict[str, type[Exception]] = {"TransientError": TransientError, "InjectedFault": InjectedFault}
 
@@ -77,17 +88,19 @@ class FaultPlan:
 
     remaining: dict[str, list[list[Any]]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def take(self, logical_id: str) -> str | None:
-        queue = self.remaining.get(logical_id) or []
-        while queue and queue[0][1] == 0:
-            queue.pop(0)
-        if not queue:
-            return None
-        error, times = queue[0]
-        if times > 0:
-            queue[0][1] = times - 1
-        return None if error == "ok" else error
+        with self._lock:
+            queue = self.remaining.get(logical_id) or []
+            while queue and queue[0][1] == 0:
+                queue.pop(0)
+            if not queue:
+                return None
+            error, times = queue[0]
+            if times > 0:
+                queue[0][1] = times - 1
+            return None if error == "ok" else error
 
 
 @dataclass
@@ -142,16 +155,20 @@ class Dispatcher:
         self.faults = faults
         self.invocations: list[dict[str, Any]] = []
         self._modules: dict[str, ModuleType] = {}
-        # Other threads (the runner, moto's executions) read os.environ while a handler runs: every key a
-        # handler needs is set once here and only overwritten per call, so no reader sees a key vanish.
-        # LocalAWS restores the whole environment on exit.
-        for function in app.functions.values():
-            os.environ.update(self._environment(function))
+        self._loading = threading.Lock()
+        # What every function shares (Powertools' settings among them) is in os.environ for the libraries
+        # that read it there; a function's own variables reach only its calls. LocalAWS restores the
+        # whole environment on exit.
+        os.environ.update({**app.environment, **runtime_environment})
 
     def _environment(self, function: FunctionSpec) -> dict[str, str]:
         return {**function.environment, **self.runtime_environment, "AWS_LAMBDA_FUNCTION_NAME": function.name}
 
     def _module(self, function: FunctionSpec) -> ModuleType:
+        with self._loading:
+            return self._load(function)
+
+    def _load(self, function: FunctionSpec) -> ModuleType:
         if function.logical_id not in self._modules:
             module_file, _, _ = function.handler.rpartition(".")
             path = function.code_dir / f"{module_file.replace('.', '/')}.py"
@@ -183,10 +200,9 @@ class Dispatcher:
         limit, timeout_error = self.time_limit(function, event)
         payload = b""
         stopped_waiting: TimeoutError | None = None
-        with _INVOKE_LOCK:
-            os.environ.update(self._environment(function))
+        with call_environment(self._environment(function)):
             self.output.local.function = function.logical_id
-            began = time.time()  # the limit counts from here: waiting for _INVOKE_LOCK is not the call's time
+            began = time.time()
             try:
                 delay = self.faults.delays.get(function.logical_id, 0.0)
                 if delay >= limit:
@@ -219,11 +235,25 @@ class Dispatcher:
                 record.update(outcome="error", error=error_type, message=str(error)[:500])
             finally:
                 self.output.local.function = None
-        record["seconds"] = round(time.time() - started, 3)
+        record["finished"] = time.time()
+        record["seconds"] = round(record["finished"] - started, 3)
         self.invocations.append(record)
         if stopped_waiting is not None:
             raise stopped_waiting
         return payload
+
+
+def _atomic_aws_calls(process_request: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's request handler, one call at a time (a Lambda Invoke excepted: its handler calls AWS itself
+    and runs concurrently with other handlers)."""
+
+    def process(stubber: Any, request: Any) -> Any:
+        if _LAMBDA_INVOKE_PATH.search(request.url.split("?", 1)[0]):
+            return process_request(stubber, request)
+        with _AWS_CALL_LOCK:
+            return process_request(stubber, request)
+
+    return process
 
 
 def _function_error(response_headers: dict[str, str], error_type: str, error: Exception) -> bytes:
@@ -243,7 +273,7 @@ def _zip_placeholder() -> bytes:
 
 
 class Workspace:
-    """S3 objects, DynamoDB items and counters kept between commands under one folder."""
+    """S3 objects, DynamoDB items, one-time schedules and counters kept between commands under one folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -295,6 +325,17 @@ class Workspace:
             for item in json.loads(path.read_text()):
                 dynamodb.put_item(TableName=table, Item=item)
 
+    def save_schedules(self, schedules: list[dict[str, Any]]) -> None:
+        fields = ("Name", "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow",
+                  "ActionAfterCompletion", "Target")
+        kept = [{name: schedule[name] for name in fields if name in schedule} for schedule in schedules]
+        (self.root / "schedules.json").write_text(json.dumps(kept, indent=1, sort_keys=True, default=str))
+
+    def restore_schedules(self, scheduler: Any) -> None:
+        path = self.root / "schedules.json"
+        for schedule in json.loads(path.read_text()) if path.exists() else []:
+            scheduler.create_schedule(**schedule)
+
     def counters(self) -> dict[str, int]:
         path = self.root / "deliveries.json"
         return json.loads(path.read_text()) if path.exists() else {}
@@ -326,6 +367,8 @@ class LocalAWS:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                                       "lambda": {"use_docker": False}})
         self._original_invoke: Callable[..., Any] | None = None
+        self._original_process_request: Callable[..., Any] | None = None
+        self._naming = threading.Lock()
         self._saved_environment: dict[str, str] = {}
         self.rule_queues: dict[str, str] = {}
         self.notification_queue = ""
@@ -354,6 +397,8 @@ class LocalAWS:
             return dispatcher.invoke(function_name, body, response_headers)
 
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+        self._original_process_request = BotocoreStubber.process_request
+        BotocoreStubber.process_request = _atomic_aws_calls(BotocoreStubber.process_request)  # type: ignore[method-assign]
         StateMachine.__deepcopy__ = _clone_without_executions  # type: ignore[attr-defined]
         try:
             self._provision()
@@ -376,6 +421,8 @@ class LocalAWS:
             sys.stdout = self._console
             if self._original_invoke is not None:
                 LambdaSimpleBackend.invoke = self._original_invoke  # type: ignore[method-assign]
+            if self._original_process_request is not None:
+                BotocoreStubber.process_request = self._original_process_request  # type: ignore[method-assign]
             if "__deepcopy__" in vars(StateMachine):
                 del StateMachine.__deepcopy__
             self._mock.stop()
@@ -389,6 +436,7 @@ class LocalAWS:
         self.workspace.save_s3(self.client("s3"), list(self.app.buckets.values()))
         for table in self.app.tables.values():
             self.workspace.save_table(self.client("dynamodb"), table["TableName"])
+        self.workspace.save_schedules([schedule for _, schedule in self.one_time_schedules()])
 
     # -- provisioning -----------------------------------------------------------------------
     def _provision(self) -> None:
@@ -406,6 +454,7 @@ class LocalAWS:
         self.workspace.restore_s3(s3)
         for table in self.app.tables.values():
             self.workspace.restore_table(dynamodb, table["TableName"])
+        self.workspace.restore_schedules(self.client("scheduler"))  # one-time schedules not yet due
         data_bucket = self.app.environment["DATA_BUCKET"]
         s3.put_bucket_notification_configuration(
             Bucket=data_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
@@ -452,6 +501,33 @@ class LocalAWS:
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return delivered
 
+    def one_time_schedules(self) -> list[tuple[float, dict[str, Any]]]:
+        """(due epoch seconds, schedule) of every one-time ``at(...)`` schedule, soonest first."""
+        scheduler, found = self.client("scheduler"), []
+        for summary in scheduler.list_schedules().get("Schedules", []):
+            schedule = scheduler.get_schedule(Name=summary["Name"], GroupName=summary.get("GroupName", "default"))
+            expression = schedule["ScheduleExpression"]
+            if expression.startswith("at(") and expression.endswith(")"):
+                due = datetime.fromisoformat(expression[3:-1]).replace(tzinfo=UTC).timestamp()
+                found.append((due, schedule))
+        return sorted(found, key=lambda entry: entry[0])
+
+    def fire_due_schedules(self) -> int:
+        """What EventBridge Scheduler does at a one-time schedule's time: send its target event to the
+        bus, then delete the schedule (``ActionAfterCompletion: DELETE``). Returns how many fired."""
+        fired = 0
+        for due, schedule in self.one_time_schedules():
+            if due > time.time():
+                break
+            target = schedule["Target"]
+            parameters = target.get("EventBridgeParameters", {})
+            self.client("events").put_events(Entries=[{
+                "Source": parameters["Source"], "DetailType": parameters["DetailType"],
+                "Detail": target.get("Input", "{}"), "EventBusName": target["Arn"]}])
+            self.client("scheduler").delete_schedule(Name=schedule["Name"], GroupName=schedule["GroupName"])
+            fired += 1
+        return fired
+
     def drain_notifications(self) -> list[dict[str, Any]]:
         sqs, received = self.client("sqs"), []
         while self.notification_queue:
@@ -472,9 +548,10 @@ class LocalAWS:
     def execution_name(self, event: dict[str, Any]) -> str:
         """Derived from the event and how often this workspace has seen it delivered."""
         digest = hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:16]
-        counters = self.workspace.counters()
-        counters[digest] = counters.get(digest, 0) + 1
-        self.workspace.save_counters(counters)
+        with self._naming:
+            counters = self.workspace.counters()
+            counters[digest] = counters.get(digest, 0) + 1
+            self.workspace.save_counters(counters)
         return f"evt-{digest}-{counters[digest]}"
 
     def start_execution(self, event: dict[str, Any]) -> str:

@@ -11,9 +11,9 @@ from driftloop.drift.concept import ConversionMonitor, complete_periods_window, 
 from driftloop.drift.metrics import publish_feature_drift
 from driftloop.drift.model_monitor import parse_violations
 from driftloop.errors import InvalidInputError
-from driftloop.pipeline.inputs import fix_inputs
+from driftloop.pipeline.inputs import fix_inputs, upload_source
 from driftloop.pipeline.invocation import StepInvocation
-from driftloop.pipeline.services import Services
+from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import is_parquet_name, s3_source
 
 
@@ -86,6 +86,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     bucket = settings.data_bucket
     run = invocation.run
+    hold_lock(services, run["run_id"])
     trigger = run["trigger"]
     champion = services.ledger.champion(settings.model_name)
     inputs = fix_inputs(services, run["run_id"], champion)
@@ -126,7 +127,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         decision = "retrain" if readable else "none"
     elif readable:
         baseline = Baseline.from_dict(get_json(services.s3, bucket, champion["baseline_key"]))
-        report = compare_to_baseline(baseline, s3_source(services.s3, bucket, readable), policy_from(services))
+        report = compare_to_baseline(baseline, upload_source(services, inputs["readable"]), policy_from(services))
         document = report.to_dict()
         prefix = f"reports/{run['run_id']}"
         result["report_key"] = f"{prefix}/drift.json"

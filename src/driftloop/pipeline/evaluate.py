@@ -16,7 +16,7 @@ from driftloop.model.data import ColumnMapping, at_or_after, holdout_items, read
 from driftloop.model.metrics import per_user_metrics
 from driftloop.model.recommender import Recommender
 from driftloop.pipeline.invocation import StepInvocation
-from driftloop.pipeline.services import Services
+from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import s3_filesystem
 
 K = 10
@@ -40,6 +40,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     bucket = settings.data_bucket
     run = invocation.run
+    hold_lock(services, run["run_id"])
     merge, training = invocation.result("merge"), invocation.result("training")
     champion = services.ledger.champion(settings.model_name)
     first_deployment = champion is None

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from driftloop.adapters.events import put_events
 from driftloop.adapters.s3 import put_json
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services
@@ -102,27 +103,46 @@ def build_record(invocation: StepInvocation, steps: list[dict[str, Any]], now: f
     return record
 
 
+def release_and_hand_on(services: Services, invocation: StepInvocation, run_id: str) -> int:
+    """Release the lock this execution holds, then hand the deferred triggers on as one event; returns how
+    many were handed on. An execution whose Admit failed after taking the lock never learnt its run id:
+    the lock is found by its execution. Triggers are deleted only once EventBridge has accepted the event
+    (at-least-once: a retry after a lost delete sends them again, and the run they start finds the data
+    merged). A retried Finalize whose first attempt released the lock hands on what is still pending."""
+    settings, ledger = services.settings, services.ledger
+    admitted = bool((invocation.state.get("admission") or {}).get("admitted"))
+    if invocation.state.get("admission"):
+        released = ledger.release_lock(settings.model_name, run_id)
+    else:
+        released = ledger.release_lock_of_execution(settings.model_name, invocation.context.execution.id) is not None
+    if not (released or (admitted and ledger.lock(settings.model_name) is None)):
+        return 0
+    pending = ledger.pending(settings.model_name)
+    if not pending:
+        return 0
+    uploads = [trigger["key"] for trigger in pending.values() if trigger.get("type") == "upload"]
+    put_events(services.events, [{
+        "Source": "driftloop",
+        "DetailType": "Retrain Requested",
+        "Detail": json.dumps({"reason": f"{len(pending)} triggers deferred during run {run_id}",
+                              "requested_by": "driftloop", "uploads": uploads[:1000], "force": False}),
+    }])
+    for dedup_key in pending:
+        ledger.remove_pending(settings.model_name, dedup_key)
+    return len(pending)
+
+
 def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     steps = steps_from_history(execution_history(services, invocation.context.execution.id))
     record = build_record(invocation, steps, services.clock())
     key = f"runs/{record['run_id']}/record.json"
     record["record_uri"] = f"s3://{settings.data_bucket}/{key}"
-    put_json(services.s3, settings.data_bucket, key, record)
-    services.ledger.put_run(settings.model_name, record)
-    handed_on = 0
-    if services.ledger.release_lock(settings.model_name, record["run_id"]):
-        pending = services.ledger.take_pending(settings.model_name)
-        if pending:
-            uploads = [trigger["key"] for trigger in pending if trigger.get("type") == "upload"]
-            services.events.put_events(Entries=[{
-                "Source": "driftloop",
-                "DetailType": "Retrain Requested",
-                "Detail": json.dumps({"reason": f"{len(pending)} triggers deferred during run {record['run_id']}",
-                                      "requested_by": "driftloop", "uploads": uploads[:1000],
-                                      "force": False}),
-            }])
-            handed_on = len(pending)
+    try:
+        put_json(services.s3, settings.data_bucket, key, record)
+        services.ledger.put_run(settings.model_name, record)
+    finally:  # a record that cannot be written must not keep the model locked for the whole lease
+        handed_on = release_and_hand_on(services, invocation, record["run_id"])
     if record["outcome"] != "duplicate_ignored":
         services.sns.publish(
             TopicArn=settings.notification_topic_arn,

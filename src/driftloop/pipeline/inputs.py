@@ -7,16 +7,20 @@ steps all see the same files, and uploads arriving later go to the next run inst
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from driftloop.adapters.aws_errors import raise_for_client_error
 from driftloop.adapters.s3 import ObjectInfo, exists, get_json, list_objects, put_json
-from driftloop.errors import InvalidInputError
+from driftloop.data.inputs import READ_ERRORS, inspect_file, quarantine
+from driftloop.data.schema import unify_schemas
+from driftloop.errors import InvalidInputError, UnsafeSchemaChangeError
 from driftloop.pipeline.services import Services
-from driftloop.storage import is_parquet_name, s3_filesystem
+from driftloop.storage import ParquetSource, is_parquet_name, s3_filesystem, s3_source
 from driftloop.triggers import validate_object_key
 
 
@@ -24,13 +28,16 @@ def inputs_key(run_id: str) -> str:
     return f"runs/{run_id}/inputs.json"
 
 
-def consumed_sources(services: Services, champion: dict[str, Any] | None) -> set[tuple[str, str]]:
+def champion_manifest(services: Services, champion: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not champion or not champion.get("dataset_manifest_key"):
+        return None
+    return get_json(services.s3, services.settings.data_bucket, champion["dataset_manifest_key"])
+
+
+def consumed_sources(manifest: dict[str, Any] | None) -> set[tuple[str, str]]:
     """(URI, ETag) of every upload already merged into the champion's training data: a new version
     of an object under the same key is new data, the same version is not."""
-    if not champion or not champion.get("dataset_manifest_key"):
-        return set()
-    manifest = get_json(services.s3, services.settings.data_bucket, champion["dataset_manifest_key"])
-    return {(entry["source"], entry.get("version") or "") for entry in manifest.get("consumed_sources", [])}
+    return {(entry["source"], entry.get("version") or "") for entry in (manifest or {}).get("consumed_sources", [])}
 
 
 def upload_already_merged(services: Services, key: str, champion: dict[str, Any] | None) -> str | None:
@@ -43,27 +50,91 @@ def upload_already_merged(services: Services, key: str, champion: dict[str, Any]
         if error.response["Error"].get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None
         raise_for_client_error(error, f"s3://{bucket}/{key}")
-    if (f"s3://{bucket}/{key}", current) in consumed_sources(services, champion):
+    if (f"s3://{bucket}/{key}", current) in consumed_sources(champion_manifest(services, champion)):
         return (f"s3://{bucket}/{key} (ETag {current}) is already merged into the champion's training data "
                 f"({(champion or {}).get('dataset_dir')})")
     return None
 
 
+def pin(services: Services, obj: ObjectInfo) -> ObjectInfo:
+    """The object's version now (ETag, size and version id from one HEAD): every later read of the run
+    asks for this version, so an overwrite in the middle of a run is left for the next run."""
+    bucket = services.settings.data_bucket
+    try:
+        head = services.s3.head_object(Bucket=bucket, Key=obj.key)
+    except ClientError as error:
+        raise_for_client_error(error, obj.uri(bucket))
+    return replace(obj, etag=head["ETag"].strip('"'), size=int(head["ContentLength"]),
+                   version_id=head.get("VersionId"))
+
+
+def upload_source(services: Services, entries: list[dict[str, Any]]) -> ParquetSource:
+    """The uploads of ``inputs.json`` entries, each read as the version the run fixed."""
+    return s3_source(services.s3, services.settings.data_bucket, [entry["key"] for entry in entries],
+                     {entry["key"]: entry.get("version_id") for entry in entries})
+
+
 def probe_parquet(services: Services, obj: ObjectInfo) -> str | None:
     """None when the object is readable Parquet with at least one row, else the reason it is not."""
-    bucket = services.settings.data_bucket
     if not is_parquet_name(obj.key):
         return "not a .parquet object"
     if obj.size == 0:
         return "empty object (0 bytes)"
+    source = upload_source(services, [{"key": obj.key, "version_id": obj.version_id}])
     try:
-        with s3_filesystem(services.s3).open_input_file(f"{bucket}/{obj.key}") as handle:
+        with source.filesystem.open_input_file(source.paths[0]) as handle:
             metadata = pq.ParquetFile(handle).metadata
     except Exception as error:  # noqa: BLE001 - any reader failure makes the file unusable; say why
         return f"unreadable Parquet: {type(error).__name__}: {error}"[:300]
     if metadata.num_rows == 0:
         return "Parquet file with no rows"
     return None
+
+
+def read_check(services: Services, obj: ObjectInfo, reference: pa.Schema | None) -> tuple[str | None, pa.Schema | None]:
+    """Read the whole file, as drift and merge will: the reason it cannot be used (duplicate column names,
+    a column whose type cannot be widened from ``reference``, data pages that do not decode), else None
+    and the reference widened by its columns. One row group at a time, so memory stays at one group."""
+    source = upload_source(services, [{"key": obj.key, "version_id": obj.version_id}])
+    try:
+        with source.filesystem.open_input_file(source.paths[0]) as handle:
+            parquet = pq.ParquetFile(handle)
+            names = parquet.schema_arrow.names
+            duplicated = sorted({name for name in names if names.count(name) > 1})
+            if duplicated:
+                return f"duplicate column names: {', '.join(map(repr, duplicated))}"[:300], None
+            widened = unify_schemas([(source.label(0), parquet.schema_arrow)], base=reference)
+            for row_group in range(parquet.num_row_groups):
+                parquet.read_row_group(row_group)
+    except UnsafeSchemaChangeError as error:
+        return f"unsafe schema change: {error}"[:300], None
+    except READ_ERRORS as error:
+        return f"corrupt Parquet data: {type(error).__name__}: {error}"[:300], None
+    return None, widened
+
+
+def reference_schema(services: Services, champion: dict[str, Any] | None,
+                     manifest: dict[str, Any] | None) -> pa.Schema | None:
+    """The schema of the champion's training data (its first data file), or None before the first one."""
+    files = (manifest or {}).get("files") or []
+    if not champion or not files:
+        return None
+    path = f"{services.settings.data_bucket}/{champion['dataset_dir']}/{files[0]['path']}"
+    with s3_filesystem(services.s3).open_input_file(path) as handle:
+        return pq.read_schema(handle)
+
+
+def quarantine_upload(services: Services, run_id: str, obj: ObjectInfo, reason: str) -> dict[str, Any]:
+    """Copy an upload (the version the run pinned) to ``quarantine/<run_id>/`` with its reason, and
+    remember it so no later run reads it again. The upload itself stays where it is."""
+    bucket = services.settings.data_bucket
+    source = upload_source(services, [{"key": obj.key, "version_id": obj.version_id}])
+    rejected = inspect_file(0, source, 0, "new", obj.etag).rejected(reason)
+    name = f"{hashlib.sha256(obj.key.encode()).hexdigest()[:8]}-{obj.key.rsplit('/', 1)[-1]}"
+    copy = quarantine(rejected, s3_filesystem(services.s3), f"{bucket}/quarantine/{run_id}", name)
+    mark_quarantined(services, run_id, [copy], {obj.uri(bucket): obj.etag})
+    return {"key": obj.key, "etag": obj.etag, "size": obj.size, "version_id": obj.version_id, "reason": reason,
+            "copy": f"s3://{bucket}/quarantine/{run_id}/{name}"}
 
 
 def quarantine_marker_key(uri: str, etag: str) -> str:
@@ -82,36 +153,48 @@ def mark_quarantined(services: Services, run_id: str, quarantined: list[dict[str
 
 
 def fix_inputs(services: Services, run_id: str, champion: dict[str, Any] | None) -> dict[str, Any]:
-    """List the unconsumed uploads once per run (idempotent: a retry reads the saved list).
+    """List the unconsumed uploads once per run (idempotent: a retry reads the saved list), each pinned
+    to its version id.
 
-    ``readable`` and ``unreadable`` go to the merge (the latter to quarantine); ``rejected`` keys (a
-    relative segment, control characters, not NFC: see ``validate_object_key``) are never opened,
-    since a path built from them could resolve to another object; ``quarantined`` are versions an
-    earlier merge already quarantined. All of them stay where they are."""
+    ``readable`` go to drift and the merge. ``unreadable`` ones (a bad footer, no rows, or a full read
+    that fails: duplicate column names, a type that cannot be widened from the champion's data or an
+    earlier upload, corrupt data pages) are copied to ``quarantine/<run_id>/`` with their reason here,
+    at the first step that reads them, and no later run opens them again. ``rejected`` keys (a relative
+    segment, control characters, not NFC: see ``validate_object_key``) are never opened, since a path
+    built from them could resolve to another object; ``quarantined`` are versions an earlier run already
+    quarantined. All of them stay where they are."""
     settings = services.settings
     bucket = settings.data_bucket
     key = inputs_key(run_id)
     if exists(services.s3, bucket, key):
         return get_json(services.s3, bucket, key)
-    consumed = consumed_sources(services, champion)
+    manifest = champion_manifest(services, champion)
+    consumed = consumed_sources(manifest)
+    reference = reference_schema(services, champion, manifest)
     readable, unreadable, rejected, quarantined = [], [], [], []
-    for obj in list_objects(services.s3, bucket, settings.incoming_prefix):
-        if (obj.uri(bucket), obj.etag) in consumed:
+    for listed in list_objects(services.s3, bucket, settings.incoming_prefix):
+        if (listed.uri(bucket), listed.etag) in consumed:
             continue
-        if exists(services.s3, bucket, quarantine_marker_key(obj.uri(bucket), obj.etag)):
-            quarantined.append({"key": obj.key, "etag": obj.etag})
+        if exists(services.s3, bucket, quarantine_marker_key(listed.uri(bucket), listed.etag)):
+            quarantined.append({"key": listed.key, "etag": listed.etag})
             continue
-        entry = {"key": obj.key, "etag": obj.etag, "size": obj.size}
+        entry = {"key": listed.key, "etag": listed.etag, "size": listed.size}
         try:
-            validate_object_key(obj.key, (settings.incoming_prefix,))
+            validate_object_key(listed.key, (settings.incoming_prefix,))
         except InvalidInputError as error:
             rejected.append({**entry, "reason": str(error)})
             continue
+        obj = pin(services, listed)
+        if (obj.uri(bucket), obj.etag) in consumed:
+            continue
         reason = probe_parquet(services, obj)
         if reason is None:
-            readable.append(entry)
+            reason, widened = read_check(services, obj, reference)
+        if reason is None:
+            reference = widened
+            readable.append({"key": obj.key, "etag": obj.etag, "size": obj.size, "version_id": obj.version_id})
         else:
-            unreadable.append({**entry, "reason": reason})
+            unreadable.append(quarantine_upload(services, run_id, obj, reason))
     document = {"run_id": run_id, "readable": readable, "unreadable": unreadable, "rejected": rejected,
                 "quarantined": quarantined}
     put_json(services.s3, bucket, key, document)

@@ -8,10 +8,10 @@ from typing import Any
 from driftloop.adapters.s3 import get_json
 from driftloop.data.manifest import version_dir
 from driftloop.data.merge import MergeConfig, dataset_source, merge_datasets
-from driftloop.pipeline.inputs import mark_quarantined
+from driftloop.pipeline.inputs import mark_quarantined, upload_source
 from driftloop.pipeline.invocation import StepInvocation
-from driftloop.pipeline.services import Services
-from driftloop.storage import s3_filesystem, s3_source
+from driftloop.pipeline.services import Services, hold_lock
+from driftloop.storage import s3_filesystem
 
 
 def dataset_dir(model: str, version: str) -> str:
@@ -48,12 +48,13 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     bucket = settings.data_bucket
     run = invocation.run
+    hold_lock(services, run["run_id"])
     champion = services.ledger.champion(settings.model_name)
     inputs = get_json(services.s3, bucket, f"runs/{run['run_id']}/inputs.json")
     filesystem = s3_filesystem(services.s3)
     previous = dataset_source(filesystem, f"{bucket}/{champion['dataset_dir']}") if champion else None
-    uploads = inputs["readable"] + inputs["unreadable"]
-    new = [s3_source(services.s3, bucket, [entry["key"]]) for entry in uploads]
+    uploads = inputs["readable"]  # the unreadable ones were quarantined when the inputs were fixed
+    new = [upload_source(services, [entry]) for entry in uploads]
     out_dir = dataset_dir(settings.model_name, run["run_id"])
     etags = {f"s3://{bucket}/{entry['key']}": entry["etag"] for entry in uploads}
     manifest = merge_datasets(previous, new, filesystem, f"{bucket}/{out_dir}",

@@ -28,7 +28,7 @@ from driftloop.errors import InvalidInputError
 from driftloop.pipeline.inputs import inputs_key
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.merge import dataset_dir, merge_config, merge_result
-from driftloop.pipeline.services import Services
+from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import s3_filesystem, s3_source
 
 MAX_UPLOADS_PER_ITEM = 25
@@ -44,9 +44,11 @@ class UploadPart:
     key: str
     etag: str
     size: int
+    version_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "key": self.key, "etag": self.etag, "size": self.size}
+        return {"index": self.index, "key": self.key, "etag": self.etag, "size": self.size,
+                "version_id": self.version_id}
 
 
 def plan_key(run_id: str) -> str:
@@ -89,6 +91,7 @@ class PartInput(BaseModel):
     key: str = Field(min_length=1)
     etag: str
     size: int = Field(ge=0)
+    version_id: str | None = None
 
 
 class MergePartsItem(BaseModel):
@@ -116,6 +119,7 @@ def plan(
     settings = services.settings
     bucket = settings.data_bucket
     run_id = invocation.run["run_id"]
+    hold_lock(services, run_id)
     champion = services.ledger.champion(settings.model_name)
     baseline_key = champion["baseline_key"] if champion else None
     key = plan_key(run_id)
@@ -123,8 +127,8 @@ def plan(
         items = get_json(services.s3, bucket, key)
     else:
         inputs = get_json(services.s3, bucket, inputs_key(run_id))
-        uploads = inputs["readable"] + inputs["unreadable"]
-        parts = [UploadPart(index, entry["key"], entry["etag"], int(entry.get("size", 0)))
+        uploads = inputs["readable"]  # the unreadable ones were quarantined when the inputs were fixed
+        parts = [UploadPart(index, entry["key"], entry["etag"], int(entry.get("size", 0)), entry.get("version_id"))
                  for index, entry in enumerate(uploads)]
         items = [
             {"run_id": run_id, "item": number, "baseline_key": baseline_key,
@@ -144,6 +148,7 @@ def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
     """Each upload of the item as its own partial version, then one drift summary of their rows."""
     settings = services.settings
     bucket = settings.data_bucket
+    hold_lock(services, item.run_id)
     filesystem = s3_filesystem(services.s3)
     config = merge_config(services, item.run_id)
     reference = Baseline.from_dict(get_json(services.s3, bucket, item.baseline_key)) if item.baseline_key else None
@@ -152,7 +157,7 @@ def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
     for part in item.parts:
         directory = f"{bucket}/{part_dir(settings.model_name, item.run_id, part.index)}"
         manifest = merge_partial(
-            s3_source(services.s3, bucket, [part.key]),
+            s3_source(services.s3, bucket, [part.key], {part.key: part.version_id}),
             filesystem,
             directory,
             config,
@@ -179,6 +184,7 @@ def combine(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     bucket = settings.data_bucket
     run_id = invocation.run["run_id"]
+    hold_lock(services, run_id)
     filesystem = s3_filesystem(services.s3)
     items = [MergePartsItem.model_validate(item) for item in get_json(services.s3, bucket, plan_key(run_id))]
     parts = [part for item in items for part in item.parts]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ class Services:
     trainer: Trainer
     endpoint: Endpoint
     clock: Callable[[], float] = time.time
+    scheduler: Any = None
 
 
 def build_services(settings: Settings, workspace: str | None = None) -> Services:
@@ -56,6 +59,7 @@ def build_services(settings: Settings, workspace: str | None = None) -> Services
         ledger=Ledger(session.client("dynamodb"), settings.ledger_table),
         trainer=trainer,
         endpoint=endpoint,
+        scheduler=session.client("scheduler"),
     )
 
 
@@ -65,9 +69,24 @@ def _cached(environment: frozenset[tuple[str, str]]) -> Services:
     return build_services(Settings.from_env(env), env.get("DRIFTLOOP_WORKSPACE"))
 
 
+_CALL_ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("driftloop_call_environment", default=None)
+
+
+@contextmanager
+def call_environment(environment: Mapping[str, str]) -> Iterator[None]:
+    """Run a handler with ``environment`` as its Lambda environment in this thread only: the local runtime
+    runs functions concurrently in one process, where ``os.environ`` is shared by all of them."""
+    token = _CALL_ENVIRONMENT.set(environment)
+    try:
+        yield
+    finally:
+        _CALL_ENVIRONMENT.reset(token)
+
+
 def services_from_env() -> Services:
     """One Services per distinct environment: warm Lambda invocations reuse the clients."""
-    return _cached(frozenset(os.environ.items()))
+    environment = _CALL_ENVIRONMENT.get()
+    return _cached(frozenset((os.environ if environment is None else environment).items()))
 
 
 def hold_lock(services: Services, run_id: str) -> None:

@@ -34,6 +34,7 @@ def start(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     bucket = settings.data_bucket
     run = invocation.run
+    hold_lock(services, run["run_id"])
     merge = invocation.result("merge")
     # Job names start with the model name: the training role's IAM policy is scoped to that prefix.
     execution_name = f"{settings.model_name}-{invocation.context.execution.name}"

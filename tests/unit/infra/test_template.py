@@ -228,7 +228,8 @@ def test_functions_share_runtime_layer_and_tracing(resources):
 def test_every_function_gets_exactly_the_contract_environment(resources):
     for name in FUNCTIONS:
         variables = resources[name]["Properties"]["Environment"]["Variables"]
-        assert set(variables) == ENVIRONMENT, name
+        own = {"COOLDOWN_SCHEDULE_ROLE_ARN"} if name == "AdmitFunction" else set()  # schedules the cool-down's end
+        assert set(variables) == ENVIRONMENT | own, name
         assert variables["DATA_BUCKET"] == {"Ref": "DataBucket"}
         assert variables["SAGEMAKER_ROLE_ARN"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
         assert variables["RUNTIME_BACKEND"] == {"Ref": "RuntimeBackend"}
@@ -300,7 +301,10 @@ def test_pass_role_only_where_models_or_jobs_are_created(resources):
         for name, role in _all_roles(resources).items()
         if _allowed(_role_statements(role), "iam:PassRole")
     }
-    assert passing == PASS_ROLE_FUNCTIONS
+    assert passing == PASS_ROLE_FUNCTIONS | {"AdmitFunction"}
+    [scheduler] = _allowed(_role_statements(resources["AdmitFunctionRole"]), "iam:PassRole")
+    assert scheduler["Resource"] == {"Fn::GetAtt": ["CooldownScheduleRole", "Arn"]}
+    assert scheduler["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
     for function in PASS_ROLE_FUNCTIONS:
         [statement] = _allowed(_role_statements(resources[f"{function}Role"]), "iam:PassRole")
         assert statement["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
@@ -320,7 +324,7 @@ def test_sagemaker_actions_are_scoped_to_the_model_and_endpoint_names(resources)
 
 def test_writes_go_to_the_step_prefixes_only(resources):
     expected = {
-        "DriftFunction": {"reports/*", "baselines/*", "runs/*/inputs.json"},
+        "DriftFunction": {"reports/*", "baselines/*", "runs/*/inputs.json", "quarantine/*"},
         "EvaluateFunction": {"reports/*"},
         "AnalyseABFunction": {"reports/*"},
         "MergeFunction": {"datasets/*", "quarantine/*"},
@@ -344,17 +348,19 @@ def test_writes_go_to_the_step_prefixes_only(resources):
 # UpdateItem for renew_lock() (hold_lock), PutItem for claims, locks, pending triggers, champions and
 # runs, DeleteItem for release_lock() and pending triggers, Query for take_pending().
 LEDGER_ACTIONS = {
-    "AdmitFunction": {"GetItem", "PutItem", "DeleteItem"},
-    "DriftFunction": {"GetItem"},
-    "MergeFunction": {"GetItem"},
-    "CombineMergeFunction": {"GetItem"},
-    "EvaluateFunction": {"GetItem"},
+    "AdmitFunction": {"GetItem", "PutItem", "DeleteItem", "Query"},
+    "DriftFunction": {"GetItem", "UpdateItem"},
+    "MergeFunction": {"GetItem", "UpdateItem"},
+    "MergePartFunction": {"GetItem", "UpdateItem"},
+    "CombineMergeFunction": {"GetItem", "UpdateItem"},
+    "StartTrainingFunction": {"GetItem", "UpdateItem"},
+    "EvaluateFunction": {"GetItem", "UpdateItem"},
     "PollTrainingFunction": {"GetItem", "UpdateItem"},
     "UpdateWeightsFunction": {"GetItem", "UpdateItem"},
     "AnalyseABFunction": {"GetItem", "UpdateItem"},
     "PromoteFunction": {"GetItem", "UpdateItem", "PutItem"},
     "RollbackFunction": {"GetItem"},
-    "FinalizeFunction": {"PutItem", "DeleteItem", "Query"},
+    "FinalizeFunction": {"GetItem", "PutItem", "DeleteItem", "Query"},
 }
 
 
@@ -645,3 +651,11 @@ def test_custom_image_pull_is_scoped_to_the_image_registry(resources):
     # CloudFormation may evaluate the branch not taken: it must not fail for the default "auto".
     assert _evaluate(values["Region"], {"TrainingImage": "auto"}) == "-"
     assert _evaluate(values["Repository"], {"TrainingImage": "auto"}) == ""
+
+
+def test_steps_that_renew_the_lease_may_update_the_ledger(resources):
+    for function in ("DriftFunction", "MergeFunction", "MergePartFunction", "CombineMergeFunction",
+                     "StartTrainingFunction", "EvaluateFunction", "PollTrainingFunction", "UpdateWeightsFunction",
+                     "AnalyseABFunction", "PromoteFunction"):
+        statements = _role_statements(resources[f"{function}Role"])
+        assert _allowed(statements, "dynamodb:UpdateItem") and _allowed(statements, "dynamodb:GetItem"), function
