@@ -1,11 +1,12 @@
 """Concept drift from outcomes: the champion's conversion per period, tested for a real drop.
 
-Two complementary tests on the feedback log's ``converted`` flag:
-- a one-sided two-proportion z-test of the recent window against the baseline window (pooled), which
+Two complementary tests on the feedback log's ``converted`` flag (``ConversionMonitor``):
+- a one-sided two-proportion z-test of the recent window against the baseline window (pooled; the
+  same statistic as the A/B test's, ``driftloop.traffic.stratified.two_proportion_z``), which
   decides; a drop must also be at least ``min_relative_drop`` so that tiny effects on huge traffic
   do not trigger retraining;
-- Page-Hinkley on per-period rates normalised by the baseline rate, which reports the first period
-  where a sustained decrease started (useful to date the change).
+- Page-Hinkley (``PageHinkley``) on per-period rates normalised by the baseline rate, which reports
+  the first period where a sustained decrease started (useful to date the change).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftloop.drift.reading import iter_batches, read_source_schema
-from driftloop.errors import InvalidInputError
+from driftloop.errors import ConfigurationError, InvalidInputError
 from driftloop.storage import ParquetSource
+from driftloop.traffic.stratified import ArmCounts, two_proportion_information, two_proportion_z
 
 PERIOD_UNITS = ("hour", "day", "week")
 _NUMPY_UNITS = {"hour": "h", "day": "D", "week": "W"}
@@ -30,6 +32,8 @@ _NUMPY_UNITS = {"hour": "h", "day": "D", "week": "W"}
 
 @dataclass(frozen=True)
 class ConversionPeriod:
+    """One period of the feedback log: ``served`` requests, ``conversions`` among them."""
+
     label: str
     served: int
     conversions: int
@@ -45,6 +49,53 @@ class ConversionPeriod:
 
 @dataclass(frozen=True)
 class ConversionMonitor:
+    """Has the champion's conversion rate dropped? A test of the last periods against the ones before.
+
+    The last ``baseline_periods + recent_periods`` periods form the window; the recent rate is compared
+    with the baseline rate by a one-sided pooled two-proportion z-test. A drop is detected when it is
+    significant at ``alpha`` *and* at least ``min_relative_drop`` of the baseline rate. Page-Hinkley on
+    the window's per-period rates (divided by the baseline rate) dates the start of the decrease; it
+    informs, it does not decide. ``evaluate`` needs a full window; ``assess`` also accepts a short
+    history and says it is untested. Both return a ``ConceptDriftResult``.
+
+    Parameters
+    ----------
+    baseline_periods
+        Periods before the recent ones that define the normal rate.
+    recent_periods
+        The latest periods, tested for a drop.
+    alpha
+        Level of the one-sided test.
+    min_relative_drop
+        Smallest drop, relative to the baseline rate, worth retraining for (0.05 = 5 %).
+    min_served
+        Requests each of the baseline and the recent windows needs before anything is tested.
+    page_hinkley_delta
+        ``PageHinkley``'s ``delta``, in units of the baseline rate.
+    page_hinkley_threshold
+        ``PageHinkley``'s ``threshold``, in units of the baseline rate.
+
+    Example
+    -------
+    >>> from driftloop.drift.concept import ConversionMonitor, ConversionPeriod
+    >>> history = [ConversionPeriod(f"d{day}", 20_000, 1_000) for day in range(7)]
+    >>> history += [ConversionPeriod(f"d{day}", 20_000, 820) for day in range(7, 10)]
+    >>> result = ConversionMonitor().evaluate(history)
+    >>> result.decision, round(result.relative_change, 2), result.change_period
+    ('retrain', -0.18, 'd7')
+    >>> ConversionMonitor().assess(history[:4]).tested
+    False
+    >>> ConversionMonitor(alpha=1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: alpha must be in (0, 1) and min_relative_drop in [0, 1)
+
+    References
+    ----------
+    Agresti, A. (2013). Categorical Data Analysis, 3rd ed., section 3.1 (comparing two proportions).
+    Page, E. S. (1954). Continuous inspection schemes. Biometrika 41(1/2), 100-115.
+    """
+
     baseline_periods: int = 7
     recent_periods: int = 3
     alpha: float = 0.01
@@ -79,6 +130,7 @@ class ConversionMonitor:
         return self.evaluate(periods)
 
     def evaluate(self, periods: Sequence[ConversionPeriod]) -> ConceptDriftResult:
+        """Test the last ``needed_periods`` periods; fewer raise ``InvalidInputError``."""
         needed = self.needed_periods
         if len(periods) < needed:
             raise InvalidInputError(f"need at least {needed} periods of feedback, got {len(periods)}")
@@ -98,7 +150,7 @@ class ConversionMonitor:
                 [f"too little traffic to test (baseline {served_b}, recent {served_r}, need {self.min_served})"],
                 tested=False,
             )
-        z, pvalue = two_proportion_drop_test(conv_b, served_b, conv_r, served_r)
+        z, pvalue = _drop_test(ArmCounts(int(served_b), int(conv_b)), ArmCounts(int(served_r), int(conv_r)))
         baseline_rate, recent_rate = conv_b / served_b, conv_r / served_r
         relative = (recent_rate - baseline_rate) / baseline_rate if baseline_rate else 0.0
         change_at = page_hinkley_decrease(
@@ -124,6 +176,10 @@ def _rate(conversions: int, served: int) -> float:
 
 @dataclass(frozen=True)
 class ConceptDriftResult:
+    """The evidence of one concept-drift test: rates, relative change, z and one-sided p-value, the
+    period Page-Hinkley dates the decrease to (or None), and the reasons in words. ``tested`` is False
+    when there was too little history or traffic to test, and then ``detected`` is False."""
+
     detected: bool
     baseline_rate: float
     recent_rate: float
@@ -156,31 +212,106 @@ class ConceptDriftResult:
 def detect_conversion_drop(
     periods: Sequence[ConversionPeriod], monitor: ConversionMonitor | None = None
 ) -> ConceptDriftResult:
+    """``ConversionMonitor.evaluate`` with the given monitor, or the default one."""
     return (monitor or ConversionMonitor()).evaluate(periods)
 
 
-def two_proportion_drop_test(
-    baseline_conversions: int, baseline_served: int, recent_conversions: int, recent_served: int
-) -> tuple[float, float]:
-    """z and one-sided p-value for H1: recent rate < baseline rate (pooled standard error)."""
-    pooled = (baseline_conversions + recent_conversions) / (baseline_served + recent_served)
-    error = math.sqrt(pooled * (1 - pooled) * (1 / baseline_served + 1 / recent_served))
-    if error == 0:
+def _drop_test(baseline: ArmCounts, recent: ArmCounts) -> tuple[float, float]:
+    """z and one-sided p-value for H1: recent rate < baseline rate; no information means p = 1."""
+    if two_proportion_information(baseline, recent) == 0:
         return 0.0, 1.0
-    z = (recent_conversions / recent_served - baseline_conversions / baseline_served) / error
+    z = two_proportion_z(baseline, recent)
     return z, 0.5 * math.erfc(-z / math.sqrt(2))
 
 
+class PageHinkley:
+    """Page-Hinkley test for a sustained decrease of the mean of a sequence.
+
+    Each value updates the running mean ``x̄_t`` and the cumulative sum ``m_t = Σ (x_i - x̄_i + delta)``,
+    which keeps rising while values stay above the running mean minus ``delta`` and falls once they stay
+    below it. A drift is detected when ``m_t`` has fallen more than ``threshold`` below its largest value
+    ``M_t``; the change is dated to the value after the one where ``M_t`` was reached.
+
+    Life cycle: ``update`` with each value in order, then read ``drift_detected`` and, once detected,
+    ``change_index`` (the 0-based position, among the values seen, where the decrease began). The update
+    after a detection starts afresh, from that value on.
+
+    Parameters
+    ----------
+    delta
+        Decrease of the mean, in the values' units, tolerated without counting towards a drift.
+    threshold
+        How far (``lambda``) the cumulative sum must fall below its peak to signal a drift; larger
+        means fewer false alarms and later detection.
+
+    Example
+    -------
+    >>> from driftloop.drift.concept import PageHinkley
+    >>> detector = PageHinkley(delta=0.02, threshold=0.3)
+    >>> rates = [1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.0, 0.82, 0.81, 0.83, 0.82]
+    >>> for position, rate in enumerate(rates):
+    ...     if detector.update(rate).drift_detected:
+    ...         print(f"detected at {position}, decrease began at {detector.change_index}")
+    detected at 9, decrease began at 7
+    >>> PageHinkley(threshold=0)
+    Traceback (most recent call last):
+    ...
+    driftloop.errors.ConfigurationError: threshold must be a positive number, got 0
+
+    References
+    ----------
+    Page, E. S. (1954). Continuous inspection schemes. Biometrika 41(1/2), 100-115.
+    Hinkley, D. V. (1971). Inference about the change-point from cumulative sum tests. Biometrika
+    58(3), 509-523.
+    Gama, J., Zliobaite, I., Bifet, A., Pechenizkiy, M. and Bouchachia, A. (2014). A survey on concept
+    drift adaptation. ACM Computing Surveys 46(4), article 44.
+    """
+
+    def __init__(self, delta: float = 0.02, threshold: float = 0.3) -> None:
+        if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 <= delta < math.inf:
+            raise ConfigurationError(f"delta must be a number >= 0, got {delta!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < math.inf:
+            raise ConfigurationError(f"threshold must be a positive number, got {threshold!r}")
+        self.delta = float(delta)
+        self.threshold = float(threshold)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.n_seen = 0
+        self._mean = self._cumulative = self._peak = 0.0
+        self._peak_index = 0
+        self.drift_detected = False
+        self.change_index: int | None = None
+
+    def update(self, value: float) -> PageHinkley:
+        """Take the next value; returns the detector so that ``update(x).drift_detected`` reads well."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidInputError(f"Page-Hinkley needs finite numbers, got {value!r}")
+        if self.drift_detected:
+            self._reset()
+        index = self.n_seen
+        self.n_seen += 1
+        self._mean += (value - self._mean) / self.n_seen
+        self._cumulative += value - self._mean + self.delta
+        if self._cumulative > self._peak:
+            self._peak, self._peak_index = self._cumulative, index
+        if self._peak - self._cumulative > self.threshold:
+            self.drift_detected, self.change_index = True, self._peak_index + 1
+        return self
+
+
 def page_hinkley_decrease(values: Sequence[float], delta: float, threshold: float) -> int | None:
-    """Index where a sustained decrease began, or None (Page-Hinkley on the running mean)."""
-    cumulative, peak, peak_index, mean = 0.0, 0.0, 0, 0.0
-    for index, value in enumerate(values):
-        mean += (value - mean) / (index + 1)
-        cumulative += value - mean + delta
-        if cumulative > peak:
-            peak, peak_index = cumulative, index
-        if peak - cumulative > threshold:
-            return min(peak_index + 1, len(values) - 1)
+    """Index where a sustained decrease of ``values`` began, or None: ``PageHinkley``'s first detection.
+
+    >>> page_hinkley_decrease([1.0, 1.0, 1.0, 0.5, 0.5, 0.5], delta=0.01, threshold=0.5)
+    3
+    >>> page_hinkley_decrease([1.0, 1.0, 1.0], delta=0.01, threshold=0.5) is None
+    True
+    """
+    detector = PageHinkley(delta, threshold)
+    for value in values:
+        if detector.update(float(value)).drift_detected:
+            return detector.change_index
     return None
 
 

@@ -156,13 +156,11 @@ class StratifiedComparison:
         score = information = weighted_champion = weighted_challenger = 0.0
         pooled_conversions = pooled_samples = 0
         for stratum in self._strata:
-            n0, n1 = stratum.champion.served, stratum.challenger.served
-            pooled = (stratum.champion.conversions + stratum.challenger.conversions) / (n0 + n1)
             pooled_conversions += stratum.champion.conversions + stratum.challenger.conversions
-            pooled_samples += n0 + n1
-            if pooled in (0.0, 1.0):
+            pooled_samples += stratum.champion.served + stratum.challenger.served
+            weight = two_proportion_information(stratum.champion, stratum.challenger)
+            if weight == 0:
                 continue
-            weight = n0 * n1 / ((n0 + n1) * pooled * (1 - pooled))
             score += weight * (stratum.challenger.rate - stratum.champion.rate)
             information += weight
             weighted_champion += weight * stratum.champion.rate
@@ -188,6 +186,61 @@ class StratifiedComparison:
             z=z,
             base_variance=base * (1 - base) if pooled_samples else math.nan,
         )
+
+
+def two_proportion_information(first: ArmCounts, second: ArmCounts) -> float:
+    """Inverse variance of ``second.rate - first.rate`` under "no difference", at the pooled rate ``p``.
+
+    ``n0 n1 / ((n0 + n1) p (1 - p))``; 0 when either side served nothing or ``p`` is 0 or 1, where the
+    two samples carry no information about a difference. ``StratifiedComparison`` weighs each stratum
+    by it.
+
+    Example
+    -------
+    >>> from driftloop.traffic.stratified import ArmCounts, two_proportion_information
+    >>> round(two_proportion_information(ArmCounts(1000, 100), ArmCounts(1000, 140)), 1)
+    4734.8
+    >>> two_proportion_information(ArmCounts(1000, 0), ArmCounts(1000, 0))
+    0.0
+    """
+    n0, n1 = first.served, second.served
+    if n0 == 0 or n1 == 0:
+        return 0.0
+    pooled = (first.conversions + second.conversions) / (n0 + n1)
+    if pooled in (0.0, 1.0):
+        return 0.0
+    return n0 * n1 / ((n0 + n1) * pooled * (1 - pooled))
+
+
+def two_proportion_z(first: ArmCounts, second: ArmCounts) -> float:
+    """The pooled two-proportion z statistic of ``second.rate - first.rate``.
+
+    ``z = (r1 - r0) / sqrt(p (1 - p) (1 / n0 + 1 / n1))`` with ``p`` the pooled rate: the one-stratum
+    case of ``StratifiedComparison``. It is 0 when the samples carry no information
+    (``two_proportion_information`` is 0); a caller that turns it into a p-value must check that.
+
+    Parameters
+    ----------
+    first
+        The reference sample (the champion, or the baseline window of concept drift).
+    second
+        The sample compared with it (the challenger, or the recent window).
+
+    Example
+    -------
+    >>> from driftloop.traffic.stratified import ArmCounts, two_proportion_z
+    >>> round(two_proportion_z(ArmCounts(1000, 100), ArmCounts(1000, 140)), 3)
+    2.752
+    >>> round(two_proportion_z(ArmCounts(1000, 140), ArmCounts(1000, 100)), 3)
+    -2.752
+
+    References
+    ----------
+    Agresti, A. (2013). Categorical Data Analysis, 3rd ed., section 3.1 (comparing two proportions).
+    Fleiss, J. L., Levin, B. and Paik, M. C. (2003). Statistical Methods for Rates and Proportions,
+    3rd ed., chapter 2.
+    """
+    return (second.rate - first.rate) * math.sqrt(two_proportion_information(first, second))
 
 
 def _pooled_rate(strata: list[Stratum], variant: str) -> float:
