@@ -22,13 +22,57 @@ class FeatureThresholds:
 
 @dataclass(frozen=True)
 class DriftPolicy:
-    """A feature drifts when PSI >= ``psi_threshold`` or JS >= ``js_threshold`` (effect size) *and* its
+    """When a feature counts as drifted, and what the run should do about it.
+
+    A feature drifts when PSI >= ``psi_threshold`` or JS >= ``js_threshold`` (effect size) *and* its
     test (KS for numeric, chi-square for categorical) is significant at ``alpha`` after a
-    Benjamini-Hochberg correction across features, with at least ``min_samples`` values on each side.
+    Benjamini-Hochberg correction across features (``benjamini_hochberg``), with at least
+    ``min_samples`` values on each side.
 
     ``retrain`` needs ``retrain_min_features`` drifted features; ``warn`` covers fewer, effects of at
     least ``warn_fraction`` of a threshold that are significant, large effects on too few samples,
     and data-quality violations.
+
+    Parameters
+    ----------
+    psi_threshold
+        Population stability index from which a shift is large enough to matter (> 0).
+    js_threshold
+        Jensen-Shannon distance from which a shift is large enough to matter, in (0, 1].
+    alpha
+        False discovery rate of the per-feature tests, in (0, 1).
+    min_samples
+        Values each of the baseline and the new data need for a feature to be judged.
+    overrides
+        Per-feature ``psi_threshold``, ``js_threshold``, ``min_samples`` or ``ignore``.
+    retrain_min_features
+        Drifted features that make the run retrain.
+    warn_fraction
+        Share of a threshold from which a significant effect is worth a warning, in (0, 1].
+    completeness_tolerance
+        Drop in a feature's share of non-missing values tolerated before a data-quality warning.
+    domain_tolerance
+        Share of new categorical values outside the baseline's domain tolerated.
+
+    Example
+    -------
+    >>> from driftloop.drift.policy import DriftPolicy
+    >>> policy = DriftPolicy(overrides={"price": {"psi_threshold": 0.5}, "user_id": {"ignore": True}})
+    >>> policy.thresholds("price").psi_threshold, policy.thresholds("genre").psi_threshold
+    (0.5, 0.2)
+    >>> DriftPolicy.from_dict(policy.to_dict()) == policy
+    True
+    >>> DriftPolicy(overrides={"price": {"psi": 0.5}})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: override for 'price' has unknown keys ['psi']; use ['ignore', 'js_threshold', ...]
+
+    References
+    ----------
+    Benjamini, Y. and Hochberg, Y. (1995). Controlling the false discovery rate: a practical and
+    powerful approach to multiple testing. Journal of the Royal Statistical Society B 57(1), 289-300.
+    Yurdakul, B. (2018). Statistical properties of population stability index. PhD dissertation,
+    Western Michigan University.
     """
 
     psi_threshold: float = 0.2
@@ -91,7 +135,31 @@ class DriftPolicy:
 
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:
-    """Adjusted p-values (step-up, monotone), as ``scipy.stats.false_discovery_control``."""
+    """Benjamini-Hochberg adjusted p-values, as ``scipy.stats.false_discovery_control``.
+
+    The ``i``-th smallest of ``m`` p-values becomes ``min over j >= i of p_(j) m / j`` (step-up, so the
+    adjusted values keep the p-values' order), capped at 1. Rejecting every hypothesis whose adjusted
+    p-value is at most ``alpha`` keeps the expected share of false rejections among the rejections at
+    or below ``alpha`` for independent (or positively dependent) tests.
+
+    Parameters
+    ----------
+    pvalues
+        One p-value per hypothesis, in any order; the result has the same order.
+
+    Example
+    -------
+    >>> from driftloop.drift.policy import benjamini_hochberg
+    >>> benjamini_hochberg([0.01, 0.04, 0.03, 0.5]).round(3).tolist()
+    [0.04, 0.053, 0.053, 0.5]
+
+    References
+    ----------
+    Benjamini, Y. and Hochberg, Y. (1995). Controlling the false discovery rate: a practical and
+    powerful approach to multiple testing. Journal of the Royal Statistical Society B 57(1), 289-300.
+    Benjamini, Y. and Yekutieli, D. (2001). The control of the false discovery rate in multiple
+    testing under dependency. Annals of Statistics 29(4), 1165-1188.
+    """
     values = np.asarray(pvalues, dtype=np.float64)
     if values.size == 0:
         return values
