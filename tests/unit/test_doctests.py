@@ -23,6 +23,7 @@ MUST_HAVE_EXAMPLES = (
     "driftloop.evaluation.offline",
     "driftloop.traffic.judgement",
     "driftloop.traffic.sequential",
+    "driftloop.traffic.stages",
     "driftloop.traffic.stratified",
 )
 

@@ -44,11 +44,37 @@ METHOD = "stratified difference z, O'Brien-Fleming alpha spending (Lan-DeMets)"
 class ABTestConfig:
     """How an A/B rollout is judged.
 
-    ``alpha``: chance of promoting an equal challenger over the whole rollout (and, separately, of
-    rolling one back for converting worse). ``minimum_lift``: the smallest relative conversion lift
-    worth detecting (0.05 = 5 % better); the test's power and length are planned for it.
-    ``max_waits``: bake waits per stage. Guardrails are judged once the challenger served
-    ``min_guardrail_requests``.
+    Parameters
+    ----------
+    alpha
+        Chance of promoting an equal challenger over the whole rollout (and, separately, of rolling
+        one back for converting worse), in (0, 0.5).
+    minimum_lift
+        The smallest relative conversion lift worth detecting (0.05 = 5 % better); the test's power
+        and length are planned for it.
+    power
+        Chance the test should have of detecting ``minimum_lift``, in (0, 1).
+    min_samples_per_variant
+        Samples each variant needs before anything is judged, and in an earlier test stage before the
+        rollout moves on.
+    max_waits
+        Bake waits per stage.
+    max_error_rate
+        Largest share of the challenger's requests that may fail (guardrail).
+    max_latency_p95_ms
+        Largest 95th percentile of the challenger's latency, in milliseconds (guardrail).
+    min_guardrail_requests
+        Requests the challenger must have served before the guardrails are judged.
+
+    Example
+    -------
+    >>> from driftloop.traffic.judgement import ABTestConfig
+    >>> ABTestConfig(minimum_lift=0.10).power
+    0.8
+    >>> ABTestConfig(alpha=0.5)
+    Traceback (most recent call last):
+    ...
+    driftloop.errors.ConfigurationError: alpha must be in (0, 0.5), got 0.5
     """
 
     alpha: float = 0.05

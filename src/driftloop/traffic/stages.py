@@ -19,7 +19,28 @@ DEFAULT_STAGES = (10, 50, 100)
 @dataclass(frozen=True)
 class TrafficPlan:
     """Challenger traffic percentages per stage, strictly increasing, each in 1..100; ``holdback``
-    percent of the traffic (0..99) stays with the champion at every stage."""
+    percent of the traffic (0..99) stays with the champion at every stage.
+
+    Parameters
+    ----------
+    stages
+        The challenger's whole-number percentage of traffic at each stage.
+    holdback
+        Whole-number percentage of traffic the champion keeps at every stage.
+
+    Example
+    -------
+    >>> from driftloop.traffic.stages import TrafficPlan
+    >>> plan = TrafficPlan((10, 50, 100))
+    >>> plan.test_stage_indices, plan.weights_for_stage(1)
+    ((0, 1), {'champion': 50, 'challenger': 50})
+    >>> TrafficPlan.parse("10%, 50%, 100%", holdback=5).to_dict()
+    {'stages': [10, 50, 100], 'holdback': 5, 'test_stages': [10, 50, 95]}
+    >>> TrafficPlan((50, 10))
+    Traceback (most recent call last):
+    ...
+    driftloop.errors.ConfigurationError: stage weights must strictly increase, got [50, 10]
+    """
 
     stages: tuple[int, ...] = DEFAULT_STAGES
     holdback: int = 0
