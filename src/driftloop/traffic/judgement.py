@@ -297,8 +297,9 @@ class ABJudge:
             return difference / base_rate if base_rate > 0 else None
 
         requests_needed = max(0.0, needed - information) / per_request if math.isfinite(needed) else None
-        waits_needed = (math.ceil(requests_needed / requests_per_wait) if requests_per_wait and requests_needed
-                        is not None else None)
+        waits_ratio = requests_needed / requests_per_wait if requests_per_wait and requests_needed is not None else None
+        # a vanishing (but positive) traffic per bake needs more waits than any number: say none
+        waits_needed = math.ceil(waits_ratio) if waits_ratio is not None and math.isfinite(waits_ratio) else None
         power_at_end = boundary.power(effect, at_end) if at_end is not None and effect > 0 else None
         report: dict[str, Any] = {
             "target_power": config.power,

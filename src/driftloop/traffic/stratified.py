@@ -240,7 +240,8 @@ def two_proportion_z(first: ArmCounts, second: ArmCounts) -> float:
     Fleiss, J. L., Levin, B. and Paik, M. C. (2003). Statistical Methods for Rates and Proportions,
     3rd ed., chapter 2.
     """
-    return (second.rate - first.rate) * math.sqrt(two_proportion_information(first, second))
+    information = two_proportion_information(first, second)
+    return (second.rate - first.rate) * math.sqrt(information) if information else 0.0
 
 
 def _pooled_rate(strata: list[Stratum], variant: str) -> float:
