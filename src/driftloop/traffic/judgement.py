@@ -281,13 +281,18 @@ class ABJudge:
         information needed to detect ``minimum_lift``; with it, also at most the end of the rollout."""
         config, boundary, plan = self.config, self.boundary, self.plan
         information, base_rate = estimate.information, estimate.champion_rate
-        effect = config.minimum_lift * base_rate
+        # A champion that never converted gives no rate to be 5 % better than; plan on both variants' rate.
+        samples = estimate.champion_samples + estimate.challenger_samples
+        planning_rate = base_rate if base_rate > 0 else (
+            estimate.champion_rate * estimate.champion_samples + estimate.challenger_rate * estimate.challenger_samples
+        ) / samples
+        effect = config.minimum_lift * planning_rate
         needed = boundary.information_needed(effect, config.power) if effect > 0 else math.inf
         last = plan.last_test_stage_index
         per_request = self._information_per_request(last, estimate.base_variance)
         at_end = None
         if requests_per_wait:  # no traffic in the latest bakes says nothing about the end: plan by MinimumLift
-            bakes = config.max_waits - waits if stage_index == last else config.max_waits + 1
+            bakes = max(0, config.max_waits - waits) if stage_index == last else config.max_waits + 1
             at_end = information + bakes * requests_per_wait * per_request
         horizon = max(information, min(needed, at_end if at_end is not None else needed))
         ended_by = ("max waits reached" if at_end is not None and at_end <= needed
@@ -320,13 +325,18 @@ class ABJudge:
             "underpowered": None if power_at_end is None else power_at_end < config.power,
         }
         if report["underpowered"]:
+            waits_text = "countless" if waits_needed is None else waits_needed
             report["warning"] = (
                 f"underpowered: by the end of the test it detects a lift of "
-                f"{report['minimum_detectable_lift_at_end']:.1%} with {config.power:.0%} power, not MinimumLift "
+                f"{_percent(report['minimum_detectable_lift_at_end'])} with {config.power:.0%} power, not MinimumLift "
                 f"{config.minimum_lift:.1%} ({power_at_end:.0%} power); that needs {report['requests_needed']} more "
-                f"requests at {report['requests_needed_at_percent']}% ({waits_needed} waits at "
+                f"requests at {report['requests_needed_at_percent']}% ({waits_text} waits at "
                 f"{requests_per_wait:.0f} requests each; MaxBakeWaits is {config.max_waits})")
         return report
+
+
+def _percent(lift: float | None) -> str:
+    return "n/a (the champion never converted)" if lift is None else f"{lift:.1%}"
 
 
 def _describe(estimate: StratifiedEstimate, critical_z: float, low: float, high: float) -> str:
