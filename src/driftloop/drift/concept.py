@@ -111,6 +111,7 @@ class ConversionMonitor:
             raise ValueError("alpha must be in (0, 1) and min_relative_drop in [0, 1)")
         if self.min_served < 1 or self.page_hinkley_delta < 0 or self.page_hinkley_threshold <= 0:
             raise ValueError("min_served >= 1, page_hinkley_delta >= 0, page_hinkley_threshold > 0 are required")
+        PageHinkley(self.page_hinkley_delta, self.page_hinkley_threshold)  # rejects what is not a finite number
 
     @property
     def needed_periods(self) -> int:

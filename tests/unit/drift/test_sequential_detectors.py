@@ -41,6 +41,12 @@ def test_page_hinkley_rejects_bad_parameters_at_construction(kwargs):
         PageHinkley(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs", [{"page_hinkley_delta": math.nan}, {"page_hinkley_threshold": math.inf}])
+def test_conversion_monitor_rejects_page_hinkley_parameters_that_are_not_finite(kwargs):
+    with pytest.raises(ConfigurationError):
+        ConversionMonitor(**kwargs)
+
+
 @pytest.mark.parametrize("value", [math.nan, math.inf, None, "1.0"])
 def test_page_hinkley_rejects_values_that_are_not_finite_numbers(value):
     with pytest.raises(InvalidInputError, match="finite numbers"):
