@@ -11,8 +11,17 @@ from backtest_fixtures import monthly_events
 
 from driftloop.backtest import cli
 
-PER_PERIOD_FIELDS = {"period", "ndcg_at_10", "hit_rate_at_10", "users", "retrained"}
-STRATEGY_FIELDS = {"mean_ndcg_at_10", "mean_hit_rate_at_10", "retrains", "training_cost", "per_period"}
+PER_PERIOD_FIELDS = {"period", "ndcg_at_10", "hit_rate_at_10", "users", "retrained", "staleness_cost"}
+STRATEGY_FIELDS = {
+    "mean_ndcg_at_10",
+    "mean_hit_rate_at_10",
+    "retrains",
+    "training_cost",
+    "staleness_cost",
+    "total_cost",
+    "regret",
+    "per_period",
+}
 
 
 def _parse(*arguments: str) -> argparse.Namespace:

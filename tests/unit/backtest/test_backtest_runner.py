@@ -31,10 +31,12 @@ def test_schedules_of_periodic_strategies(transient_shift):
     assert transient_shift.periods == ("2025-01", "2025-02", "2025-03", "2025-04", "2025-05")
     assert _retrained(transient_shift, "never") == [False, False, False, False]
     assert _retrained(transient_shift, "every") == [False, True, True, True]
-    for name in ("A", "B", "C"):
+    for name in ("A", "B", "C", "schedule"):
         assert _retrained(transient_shift, name) == [False, False, True, False], name
-    expected_retrains = {"never": 0, "every": 3, "A": 1, "B": 1, "C": 1, "D": 1}
-    assert {name: result.retrains for name, result in transient_shift.strategies.items()} == expected_retrains
+    expected_retrains = {"never": 0, "every": 3, "A": 1, "B": 1, "C": 1, "D": 1, "schedule": 1}
+    retrains = {name: result.retrains for name, result in transient_shift.strategies.items()}
+    assert {name: retrains[name] for name in expected_retrains} == expected_retrains
+    assert list(transient_shift.strategies) == ["never", "every", "A", "B", "C", "D", "auto", "schedule", "oracle"]
 
 
 def test_d_retrains_exactly_after_the_drifted_period(transient_shift):
@@ -53,8 +55,9 @@ def test_costs_follow_retrains(transient_shift):
     assert strategies["never"].training_cost == 0.0 and strategies["never"].training_seconds == 0.0
     for name in ("every", "A", "B", "C", "D"):
         assert strategies[name].training_cost > 0, name
-    # Every fit is billed at least one second: three retrains cost at least three seconds' worth.
-    assert strategies["every"].training_cost >= 3 * 0.23 / 3600 - 1e-9
+    # Each retrain pays at least one billed second plus start-up and the A/B test's exposure.
+    cost = transient_shift.config.cost_model
+    assert strategies["every"].training_cost >= 3 * (cost.job_cost(1) + cost.ab_exposure_cost) - 1e-9
 
 
 def test_a_persistent_shift_is_learned_once_the_baseline_moves():
