@@ -538,6 +538,11 @@ class _Backtest:
                 "period": self.periods[p - 1].label,
                 "retrain": decision.retrain,
                 "expected_gain": round(decision.expected_gain or 0.0, 6),
+                "gain_sources": {
+                    name: None if value is None else round(value, 6) for name, value in decision.gain_sources.items()
+                },
+                "champion_ndcg_at_10": decision.signals.accuracy.ndcg_at_10,
+                "item_novelty": decision.signals.item_novelty,
                 "staleness_cost": round(decision.staleness_cost, 6),
                 "retraining_cost": round(decision.retraining_cost, 6),
                 "reason": decision.reasons[0],
