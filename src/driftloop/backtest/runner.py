@@ -301,7 +301,7 @@ class _Ledger:
     policy: RetrainPolicy | None = None
     pending_signals: Any = None
     replaced_until: int | None = None
-    pending_gain: tuple[float, float] | None = None
+    pending_gain: tuple[float, float, float] | None = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -315,9 +315,12 @@ class _Tuning:
 
 @dataclass(frozen=True)
 class _Scored:
+    """A model's means on one period, and its per-user NDCG@10 (users sorted by id)."""
+
     ndcg: float | None
     hit_rate: float | None
     users: int
+    per_user: np.ndarray | None = None
 
 
 class _Backtest:
@@ -475,16 +478,19 @@ class _Backtest:
             k=K,
         )
 
-    def _delivered_gain(self, ledger: _Ledger, p: int) -> tuple[float, float] | None:
-        """On the first period after a retrain: (NDCG@10 of the new model - the replaced one's, the days
-        of data the replaced one had missed when the period began)."""
+    def _delivered_gain(self, ledger: _Ledger, p: int) -> tuple[float, float, float] | None:
+        """On the first period after a retrain: NDCG@10 of the new model - the replaced one's, its
+        standard error (paired over users), and the days of data the replaced one had missed by then."""
         replaced, ledger.replaced_until = ledger.replaced_until, None
         if replaced is None:
             return None
-        new, old = self.matrix[ledger.trained_until][p].ndcg, self.matrix[replaced][p].ndcg
+        new, old = self.matrix[ledger.trained_until][p].per_user, self.matrix[replaced][p].per_user
         if new is None or old is None:
             return None
-        return new - old, (self.periods[p].start_micros - self.periods[replaced - 1].end_micros) / _MICROS_PER_DAY
+        differences = new - old
+        error = float(differences.std(ddof=1) / math.sqrt(differences.size)) if differences.size > 1 else math.inf
+        missed = (self.periods[p].start_micros - self.periods[replaced - 1].end_micros) / _MICROS_PER_DAY
+        return float(differences.mean()), error, missed
 
     def _remember(self, index: int, known_users: set[str], seen: dict[str, set[str]]) -> None:
         """Add a period's users, and the items each user has now bought (or interacted with)."""
@@ -530,8 +536,8 @@ class _Backtest:
         reports the gain that retrain delivered (new model vs the replaced one on the same purchases)."""
         assert ledger.policy is not None
         if ledger.pending_gain is not None:
-            gain, missed_days = ledger.pending_gain
-            ledger.policy.observe_gain(gain, age_days=missed_days)
+            gain, error, missed_days = ledger.pending_gain
+            ledger.policy.observe_gain(gain, age_days=missed_days, standard_error=error)
         decision = ledger.policy.update(ledger.pending_signals)
         ledger.decisions.append(
             {
@@ -646,7 +652,7 @@ def _score(lists: dict[str, list[str]], holdout: dict[str, set[str]]) -> _Scored
     if not holdout:
         return _Scored(None, None, 0)
     metrics = per_user_metrics(lists, holdout, K)
-    return _Scored(float(metrics[NDCG].mean()), float(metrics[HIT_RATE].mean()), len(holdout))
+    return _Scored(float(metrics[NDCG].mean()), float(metrics[HIT_RATE].mean()), len(holdout), metrics[NDCG])
 
 
 def _as_score(label: str, scored: _Scored, retrained: bool) -> PeriodScore:

@@ -45,21 +45,30 @@ def test_staleness_resets_after_a_retrain_and_realised_gains_steer_the_rate():
     policy.update(_week(7))
     policy.retrained(job_seconds=60)
     assert policy.accumulated_staleness == 0.0
-    for _ in range(2):  # two retrains that gained nothing after 7 missed days: median rate is 0
-        policy.observe_gain(0.0, age_days=7)
+    for _ in range(2):  # two precise measurements: retraining gained nothing after 7 missed days
+        policy.observe_gain(0.0, age_days=7, standard_error=0.001)
+    rate, low, high = policy.gain_per_day()
+    assert 0 < rate < 0.00002 and low < 0 < high
     decisions = [policy.update(_week(age)) for age in (7, 14, 21, 28)]
     assert not any(decision.retrain for decision in decisions)
-    assert decisions[-1].expected_gain == 0.0
-    policy.observe_gain(0.02, age_days=7)  # noisy high observations move the median only with company
-    policy.observe_gain(0.03, age_days=7)
-    assert policy.gain_per_day()[0] == pytest.approx(0.001)
+
+
+def test_gains_weigh_by_their_precision():
+    precise, noisy = (CostAwareRetrainPolicy(COST, prior_gain_per_day=0.001) for _ in range(2))
+    precise.observe_gain(0.07, age_days=7, standard_error=0.005)  # 700 users
+    noisy.observe_gain(0.07, age_days=7, standard_error=0.05)  # 20 users: barely moves the prior
+    assert precise.gain_per_day()[0] > 0.006
+    assert 0.001 < noisy.gain_per_day()[0] < 0.0015
+    unknown = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.001)
+    unknown.observe_gain(0.07, age_days=7)  # no error given: as uncertain as the prior
+    assert unknown.gain_per_day()[0] == pytest.approx((0.001 + 0.01) / 2)
 
 
 def test_realised_gain_at_retrain_is_recorded_against_the_last_missed_days():
     policy = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.0)
     policy.update(_week(21))  # the upload began after 14 missed days
-    policy.retrained(job_seconds=30, realised_gain=0.028)
-    assert policy.gain_rates == [pytest.approx(0.002)]
+    policy.retrained(job_seconds=30, realised_gain=0.028, gain_standard_error=0.014)
+    assert policy.gain_rates == [pytest.approx(0.002)] and policy.gain_rate_errors == [pytest.approx(0.001)]
     assert policy.job_seconds == [30.0]
 
 
@@ -101,7 +110,7 @@ def test_decision_is_recomputable_from_its_record():
 def test_state_round_trip_continues_the_same_decisions():
     original = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.0005)
     original.update(_week(7, _measured(0.2)))
-    original.observe_gain(0.01, age_days=14)
+    original.observe_gain(0.01, age_days=14, standard_error=0.004)
     restored = make_policy("auto", COST, json.loads(json.dumps(original.state())), prior_gain_per_day=0.0005)
     assert restored.state() == original.state()
     signals = _week(14, _measured(0.19))
@@ -135,6 +144,7 @@ def test_schedule_policy_retrains_when_the_champion_is_old_enough():
         ("sometimes", {}, "must be one of"),
         ("auto", {"prior_gain_per_day": -0.1}, "prior_gain_per_day"),
         ("auto", {"memory": 0}, "memory"),
+        ("auto", {"prior_gain_sd_per_day": 0}, "prior_gain_sd_per_day"),
         ("schedule", {"every_days": 0}, "every_days"),
         ("auto", {"every_days": 7}, "unexpected keyword"),
     ],
