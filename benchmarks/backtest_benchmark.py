@@ -120,6 +120,20 @@ def print_targets(results: list[tuple[str, BacktestResult]]) -> None:
         )
 
 
+def print_periods(result: BacktestResult) -> None:
+    """NDCG@10 per evaluated period and strategy; * = retrained right before the period."""
+    columns = [*result.strategies.values(), result.popularity]
+    print("\n| period | users | " + " | ".join(column.name for column in columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
+    for row, score in enumerate(result.popularity.per_period):
+        cells = []
+        for column in columns:
+            period = column.per_period[row]
+            value = "-" if period.ndcg_at_10 is None else f"{period.ndcg_at_10:.3f}"
+            cells.append(value + ("*" if period.retrained else ""))
+        print(f"| {score.period} | {score.users} | " + " | ".join(cells) + " |")
+
+
 def print_result(name: str, result: BacktestResult) -> None:
     print(f"\n{name}: evaluated {result.periods[result.initial_periods]} .. {result.periods[-1]}")
     print(
@@ -142,6 +156,7 @@ def print_result(name: str, result: BacktestResult) -> None:
             f"{strategy.retrains} | {strategy.training_seconds:.1f} | {money} |"
         )
     print("frontier: " + ", ".join(f"{retrains}: {value:.4f}" for retrains, value in result.frontier.items()))
+    print_periods(result)
     auto = result.strategies["auto"]
     print("auto: " + ", ".join(f"{d['period']} {'retrain' if d['retrain'] else 'keep'}" for d in auto.decisions))
     drift = result.strategies["D"]
