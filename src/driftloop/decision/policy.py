@@ -259,6 +259,8 @@ class RetrainPolicy:
         policy = cls(**params)
         if not state:
             return policy
+        if not isinstance(state, dict):
+            raise InvalidInputError(f"retrain policy state must be a JSON object, not {type(state).__name__}")
         if state.get("policy") not in (None, cls.name):
             raise ConfigurationError(f"state of policy {state.get('policy')!r} cannot restore a {cls.name!r} policy")
         try:

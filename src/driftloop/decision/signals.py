@@ -50,6 +50,16 @@ class AccuracyEstimate:
     users: int
     reason: str | None = None
 
+    def __post_init__(self) -> None:
+        values = (self.ndcg_at_10, self.ci_low, self.ci_high, self.hit_rate_at_10)
+        if self.ndcg_at_10 is not None and any(value is None for value in values):
+            raise InvalidInputError("a measured accuracy needs ndcg_at_10, ci_low, ci_high and hit_rate_at_10")
+        for value in values:
+            if value is not None and (not isinstance(value, int | float) or not 0.0 <= value <= 1.0):
+                raise InvalidInputError(f"accuracy values must be numbers in [0, 1], not {value!r}")
+        if not isinstance(self.users, int) or self.users < 0:
+            raise InvalidInputError(f"users must be a count >= 0, not {self.users!r}")
+
     @property
     def measurable(self) -> bool:
         return self.ndcg_at_10 is not None
@@ -126,7 +136,7 @@ class TriggerSignals:
                 interactions_since_training=int(data["interactions_since_training"]),
                 data_drift=data.get("data_drift"),
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
             raise InvalidInputError(f"trigger signals are incomplete or malformed: {error!r}") from None
 
 

@@ -122,6 +122,8 @@ def test_state_of_another_policy_or_malformed_state_is_refused():
         make_policy("auto", COST, {"policy": "drift"})
     with pytest.raises(InvalidInputError, match="malformed"):
         make_policy("auto", COST, {"policy": "auto", "gain_rates": ["x"]})
+    with pytest.raises(InvalidInputError, match="JSON object"):
+        make_policy("auto", COST, ["auto"])
 
 
 def test_drift_policy_follows_the_drift_check_and_still_prices_the_decision():

@@ -115,9 +115,30 @@ def test_signals_reject_nonsense(changes):
         TriggerSignals(**{**fields, **changes})
 
 
-def test_malformed_signal_records_are_one_clear_error():
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"period_days": 7},
+        {"period_days": 7, "accuracy": "high", "days_since_training": 7, "interactions_since_training": 1},
+        {"period_days": "soon", "accuracy": {}, "days_since_training": 7, "interactions_since_training": 1},
+    ],
+)
+def test_malformed_signal_records_are_one_clear_error(record):
     with pytest.raises(InvalidInputError, match="incomplete or malformed"):
-        TriggerSignals.from_dict({"period_days": 7})
+        TriggerSignals.from_dict(record)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"ndcg_at_10": 0.1, "ci_low": None, "ci_high": 0.2, "hit_rate_at_10": 0.3, "users": 5},
+        {"ndcg_at_10": 1.5, "ci_low": 0.1, "ci_high": 0.2, "hit_rate_at_10": 0.3, "users": 5},
+        {"ndcg_at_10": 0.1, "ci_low": 0.0, "ci_high": 0.2, "hit_rate_at_10": 0.3, "users": -1},
+    ],
+)
+def test_accuracy_estimates_reject_nonsense(fields):
+    with pytest.raises(InvalidInputError):
+        AccuracyEstimate(**fields)
 
 
 def test_bootstrap_interval_brackets_the_mean_and_narrows_with_users():
