@@ -115,7 +115,7 @@ def _mark(passed: bool) -> str:
 
 
 def print_targets(results: list[tuple[str, BacktestResult]]) -> None:
-    print("\n`auto` against issue 11's targets (default parameters everywhere)")
+    print("\n`auto` against issue 11's targets (one set of parameters for every case)")
     print(
         "| case | auto NDCG / every | auto retrains / every | frontier at auto's retrains | auto / frontier | "
         "auto total cost / oracle | auto NDCG / D | oracle retrains |"

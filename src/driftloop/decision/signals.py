@@ -23,6 +23,9 @@ from driftloop.model.recommender import Recommender
 
 BOOTSTRAP_RESAMPLES = 1000
 CONFIDENCE = 0.95
+_BOOTSTRAP_CELLS = 4_000_000
+_BOOTSTRAP_MAX_USERS = 20_000
+_Z95 = 1.959964
 _SECONDS_PER_DAY = 86_400.0
 _DRIFT_DECISIONS = ("none", "warn", "retrain")
 
@@ -141,11 +144,23 @@ class TriggerSignals:
 
 
 def bootstrap_interval(values: np.ndarray, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean of ``values`` (one value per user)."""
+    """95% percentile-bootstrap interval of the mean of ``values`` (one value per user), drawn in chunks
+    of at most ``_BOOTSTRAP_CELLS`` indices so memory stays flat. Above ``_BOOTSTRAP_MAX_USERS`` users the
+    mean is normal to well within the interval's precision, so the normal interval is used instead
+    (the bootstrap would take minutes there)."""
     if values.size == 0:
         raise InvalidInputError("no values to bootstrap")
+    if values.size > _BOOTSTRAP_MAX_USERS:
+        half_width = _Z95 * float(values.std(ddof=1)) / np.sqrt(values.size)
+        return float(values.mean()) - half_width, float(values.mean()) + half_width
     rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
+    per_chunk = max(1, _BOOTSTRAP_CELLS // values.size)
+    means = np.concatenate(
+        [
+            values[rng.integers(0, values.size, size=(min(per_chunk, resamples - start), values.size))].mean(axis=1)
+            for start in range(0, resamples, per_chunk)
+        ]
+    )
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)

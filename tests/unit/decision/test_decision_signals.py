@@ -149,3 +149,17 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_users():
     large_low, large_high = bootstrap_interval(large)
     assert large_high - large_low < high - low
     assert bootstrap_interval(np.ones(5)) == (1.0, 1.0)
+
+
+def test_bootstrap_in_chunks_matches_one_draw_per_resample(monkeypatch):
+    values = np.random.default_rng(3).random(50)
+    whole = bootstrap_interval(values, seed=7)
+    monkeypatch.setattr("driftloop.decision.signals._BOOTSTRAP_CELLS", 50 * 7)  # 7 resamples per chunk
+    assert bootstrap_interval(values, seed=7) == pytest.approx(whole)
+
+
+def test_many_users_get_the_normal_interval_fast():
+    values = np.random.default_rng(4).random(200_000)
+    low, high = bootstrap_interval(values)
+    half_width = 1.959964 * values.std(ddof=1) / np.sqrt(values.size)
+    assert (low, high) == pytest.approx((values.mean() - half_width, values.mean() + half_width))
