@@ -165,7 +165,7 @@ class RetrainPolicy:
         missed_before = max(signals.days_since_training - signals.period_days, 0.0)
         observed = self._estimate_gain(signals, missed_before, next_period=False)
         self.accumulated_staleness += self.cost.staleness_cost(observed.expected, signals.period_days)
-        self.last_age_days = missed_before
+        self.last_age_days = missed_before if missed_before > 0 else signals.days_since_training
         self.triggers_since_training += 1
         estimate = self._estimate_gain(signals, signals.days_since_training, next_period=True)
         upcoming = self.cost.staleness_cost(estimate.expected, signals.period_days)
@@ -214,7 +214,8 @@ class RetrainPolicy:
         ``job_seconds``: the training job's measured duration. ``realised_gain``, ``age_days`` and
         ``gain_standard_error``: a gain the retrain's evaluation measured (see :meth:`observe_gain`);
         ``age_days`` defaults to the days of data the replaced champion had missed when the last
-        trigger's upload began."""
+        trigger's upload began, or to its age at that trigger when the upload began right after training
+        (pass it: e.g. the champion's age minus the evaluation's hold-out days)."""
         if job_seconds is not None and math.isfinite(job_seconds) and job_seconds >= 0:
             self.job_seconds = [*self.job_seconds, float(job_seconds)][-self.memory :]
         if realised_gain is not None:

@@ -159,3 +159,12 @@ def test_nonsense_policy_parameters_are_configuration_errors(name, params, messa
 def test_update_refuses_something_that_is_not_signals():
     with pytest.raises(InvalidInputError):
         CostAwareRetrainPolicy(COST).update({"period_days": 7})
+
+
+def test_a_gain_after_the_first_upload_counts_against_the_champions_age():
+    """The upload covered everything since training (nothing was missed when it began): the default
+    age is the champion's age, so the evaluation's gain is not dropped."""
+    policy = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.0)
+    policy.update(TriggerSignals(10.0, UNMEASURED, None, None, 10.0, 100, None))
+    policy.retrained(job_seconds=60, realised_gain=0.01)
+    assert policy.gain_rates == [pytest.approx(0.001)]
