@@ -36,8 +36,8 @@ def _money(value: float | None) -> str:
 
 def _summary(result: BacktestResult) -> list[str]:
     lines = [
-        "costs in USD: training (jobs + start-up + A/B exposure), staleness (shortfall vs the best model "
-        "available x value per point x days), total, regret (total - oracle's)",
+        "costs in USD: training (jobs + start-up + A/B exposure), staleness (shortfall vs the model trained "
+        "on everything before each period x value per point x days), total, regret (total - oracle's)",
         f"{'strategy':<12}{'NDCG@10':>9}{'HR@10':>9}{'retrains':>9}{'train s':>9}{'training':>10}{'staleness':>11}"
         f"{'total':>10}{'regret':>10}  what it does",
     ]
