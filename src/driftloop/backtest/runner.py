@@ -38,7 +38,14 @@ from driftloop.backtest.config import STRATEGIES, BacktestConfig
 from driftloop.backtest.datasets import History
 from driftloop.backtest.hindsight import fresh_scores, frontier, oracle_schedule, staleness_of
 from driftloop.backtest.periods import period_of
-from driftloop.decision import CostAwareRetrainPolicy, RetrainCostModel, RetrainPolicy, measure_signals
+from driftloop.decision import (
+    ChallengerGain,
+    CostAwareRetrainPolicy,
+    RetrainCostModel,
+    RetrainPolicy,
+    measure_challenger_gain,
+    measure_signals,
+)
 from driftloop.drift import Baseline, build_baseline, compare_to_baseline
 from driftloop.errors import InvalidInputError
 from driftloop.model.data import ITEM, TIME, USER, at_or_after, before, holdout_items, target_rows, time_quantile
@@ -303,6 +310,7 @@ class _Ledger:
     replaced_until: int | None = None
     pending_gain: tuple[float, float, float] | None = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    challenger_fits: int = 0
 
 
 @dataclass(frozen=True)
@@ -476,6 +484,51 @@ class _Backtest:
             data_drift=None,
             period_days=period.days,
             k=K,
+            challenger_gain=self._challenger_gain(ledger, p, seen),
+        )
+
+    def _challenger_gain(self, ledger: _Ledger, p: int, seen: dict[str, set[str]]) -> ChallengerGain | None:
+        """What retraining would have bought on period ``p``'s upload, measured directly: a challenger
+        fitted on all the data before a cut, scored with the champion on the purchases after it. The cut
+        is the upload's start when the champion has missed data before it, else the upload's median
+        event time (the first upload after a retrain: the challenger also learns its first half). The
+        fit is real compute: it is charged to ``auto`` (job and start-up, no A/B test)."""
+        period, t = self.periods[p], ledger.trained_until
+        rows, champion_recent_first = period.interactions, t
+        if t < p:
+            fit, cut_micros, extra = self._model(p), period.start_micros, None
+        else:
+            cut = time_quantile(period.interactions, 0.5)
+            extra, rows = before(period.interactions, cut), at_or_after(period.interactions, cut)
+            if extra.num_rows == 0:
+                return None
+            cut_micros = int(cut.timestamp() * 1_000_000)
+            fit = self.trainer.fit_rows(
+                ("challenger", p),
+                lambda: pa.concat_tables([self.trainer.table(tuple(range(p))), extra]),
+                self.config.model,
+            )
+        ledger.training_seconds += fit.seconds
+        ledger.training_cost += self.cost.job_cost(fit.billed_seconds)
+        ledger.challenger_fits += 1
+        users = rows.column(USER).unique().to_pylist()
+        champion_recent = self.recent.since(champion_recent_first, users)
+        seen_at_cut = seen
+        if extra is not None:
+            seen_at_cut = {user: set(items) for user, items in seen.items()}
+            extra_users, extra_items = self._excluded_kind(extra)
+            for user, item in zip(extra_users, extra_items, strict=True):
+                seen_at_cut.setdefault(user, set()).add(item)
+                champion_recent.setdefault(user, []).append(item)
+        return measure_challenger_gain(
+            ledger.model,
+            fit.model,
+            holdout_items(rows, self.config.model.target_event_types),
+            missed_days=(cut_micros - self.periods[t - 1].end_micros) / _MICROS_PER_DAY,
+            champion_histories=champion_recent,
+            challenger_histories={},
+            seen=seen_at_cut,
+            k=K,
         )
 
     def _delivered_gain(self, ledger: _Ledger, p: int) -> tuple[float, float, float] | None:
@@ -496,12 +549,16 @@ class _Backtest:
         """Add a period's users, and the items each user has now bought (or interacted with)."""
         interactions = self.periods[index].interactions
         known_users.update(interactions.column(USER).unique().to_pylist())
-        if self.config.exclude == "purchases":
-            interactions = target_rows(interactions, self.config.model.target_event_types)
-        users, items = interactions.column(USER).to_pylist(), interactions.column(ITEM).to_pylist()
+        users, items = self._excluded_kind(interactions)
         for user, item in zip(users, items, strict=True):
             seen.setdefault(user, set()).add(item)
         self.recent.add(index, users, items)
+
+    def _excluded_kind(self, interactions: pa.Table) -> tuple[list[str], list[str]]:
+        """Users and items of the interactions that count as seen: purchases, or every interaction."""
+        if self.config.exclude == "purchases":
+            interactions = target_rows(interactions, self.config.model.target_event_types)
+        return interactions.column(USER).to_pylist(), interactions.column(ITEM).to_pylist()
 
     def _scheduled(self, p: int) -> bool:
         return (p - self.first) % self.config.every_k == 0
@@ -548,6 +605,9 @@ class _Backtest:
                     name: None if value is None else round(value, 6) for name, value in decision.gain_sources.items()
                 },
                 "champion_ndcg_at_10": decision.signals.accuracy.ndcg_at_10,
+                "challenger_gain": (
+                    None if decision.signals.challenger_gain is None else decision.signals.challenger_gain.to_dict()
+                ),
                 "item_novelty": decision.signals.item_novelty,
                 "staleness_cost": round(decision.staleness_cost, 6),
                 "retraining_cost": round(decision.retraining_cost, 6),

@@ -6,15 +6,18 @@ champion's training data and a given moment (a fresh model has missed none).
 
 - **Shortfall** (NDCG@10 a fresh model would add) is the largest of three measurable lower bounds:
 
-  1. *gains past retrains delivered*: the NDCG@10 a retrained model gained over the champion it replaced
-     on the same purchases (:meth:`RetrainPolicy.observe_gain`: on the upload after the retrain, or
-     ``retrained(realised_gain=...)`` from the retrain's offline evaluation), per day of data the
-     replaced champion had missed there, with its standard error. Staleness is taken to grow linearly
-     with missed days, so the bound is the gain per missed day x missed days. The gain per day is a
-     normal-normal posterior mean: ``prior_gain_per_day`` (one point per month, give or take
+  1. *measured gains of retraining*: the NDCG@10 a newer model gained over an older one on the same
+     purchases, per day of data the older one had missed there, with its standard error. Two kinds:
+     the challenger measured at this trigger (``signals.challenger_gain``: a model fitted on all the
+     data up to a cut against the champion on the purchases after it, see
+     :func:`driftloop.decision.signals.measure_challenger_gain`), and gains past retrains delivered
+     (:meth:`RetrainPolicy.observe_gain`: on the upload after the retrain, or
+     ``retrained(realised_gain=...)`` from the retrain's offline evaluation). Staleness is taken to grow
+     linearly with missed days, so the bound is the gain per missed day x missed days. The gain per day
+     is a normal-normal posterior mean: ``prior_gain_per_day`` (one point per month, give or take
      ``prior_gain_sd_per_day``, one point) combined with the last ``memory`` measured gains, each weighed
-     by its precision (1 / standard error squared). So the prior decides until retrains have measured
-     something, and a gain measured on 20 users moves the estimate far less than one on 700;
+     by its precision (1 / standard error squared). So the prior decides until something has been
+     measured, and a gain measured on 20 users moves the estimate far less than one on 700;
   2. *novelty* (for the next period only): the share of the upload's purchases whose item the champion
      never saw. It cannot recommend them at all, while a model retrained on this upload knows them, so
      a fresh model that scores them like the rest gains that share of the champion's accuracy;
@@ -162,6 +165,11 @@ class RetrainPolicy:
         accuracy = signals.accuracy
         if self.reference_ndcg is None and accuracy.measurable:
             self.reference_ndcg = accuracy.ndcg_at_10
+        challenger = signals.challenger_gain
+        if challenger is not None:
+            self.observe_gain(
+                challenger.gain, age_days=challenger.missed_days, standard_error=challenger.standard_error
+            )
         missed_before = max(signals.days_since_training - signals.period_days, 0.0)
         observed = self._estimate_gain(signals, missed_before, next_period=False)
         self.accumulated_staleness += self.cost.staleness_cost(observed.expected, signals.period_days)
@@ -181,6 +189,12 @@ class RetrainPolicy:
             f"${upcoming:.4f} for the next {signals.period_days:g} days if kept; "
             f"retraining cost ${retraining_cost:.4f}",
         ]
+        if challenger is not None:
+            reasons.append(
+                f"a challenger fitted on {challenger.missed_days:g} more days of data gained {challenger.gain:+.4f} "
+                f"NDCG@10 over the champion ({challenger.ci_low:+.4f}..{challenger.ci_high:+.4f}, "
+                f"{challenger.users} returning users)"
+            )
         if accuracy.measurable:
             reasons.append(
                 f"champion NDCG@10 on the upload {accuracy.ndcg_at_10:.4f} "
@@ -295,7 +309,7 @@ class RetrainPolicy:
         rate, lowest, highest = self.gain_per_day()
         history = max(rate, 0.0) * missed_days
         candidates: dict[str, tuple[float, tuple[float, float]]] = {
-            "gains past retrains delivered": (
+            "measured gains of retraining": (
                 history,
                 (max(lowest, 0.0) * missed_days, max(highest, 0.0) * missed_days),
             )
@@ -318,7 +332,8 @@ class RetrainPolicy:
             sources={
                 "gain_per_day": rate,
                 "missed_days": missed_days,
-                "gains_past_retrains_delivered": history,
+                "measured_gains_of_retraining": history,
+                "challenger_gain": None if signals.challenger_gain is None else signals.challenger_gain.gain,
                 "novelty": novelty,
                 "measured_decline": decline,
                 "reference_ndcg": self.reference_ndcg,

@@ -7,6 +7,7 @@ import pytest
 
 from driftloop.decision import (
     AccuracyEstimate,
+    ChallengerGain,
     CostAwareRetrainPolicy,
     DriftRetrainPolicy,
     RetrainCostModel,
@@ -168,3 +169,39 @@ def test_a_gain_after_the_first_upload_counts_against_the_champions_age():
     policy.update(TriggerSignals(10.0, UNMEASURED, None, None, 10.0, 100, None))
     policy.retrained(job_seconds=60, realised_gain=0.01)
     assert policy.gain_rates == [pytest.approx(0.001)]
+
+
+def _challenged(age, gain, error, missed_days=3.5):
+    measured = ChallengerGain(gain, gain - 2 * error, gain + 2 * error, error, 400, missed_days)
+    return TriggerSignals(7.0, UNMEASURED, None, None, age, 100, None, challenger_gain=measured)
+
+
+def test_a_challenger_measured_on_the_first_upload_decides_before_any_retrain():
+    # The prior alone (0.001 per missed day) keeps the champion after its first week ($4.90 < $10).
+    assert not CostAwareRetrainPolicy(COST, prior_gain_per_day=0.001).update(_week(7)).retrain
+    # A challenger fitted on the first half of the week gained 1.75 points after 3.5 missed days: 0.005 per
+    # day, measured far more precisely than the prior; the next week (7 missed days) would cost ~$24.
+    policy = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.001)
+    decision = policy.update(_challenged(7, 0.0175, 0.001))
+    assert decision.retrain
+    rate = decision.gain_sources["gain_per_day"]
+    assert 0.0045 < rate < 0.005
+    assert decision.expected_gain == pytest.approx(rate * 7)
+    assert decision.gain_sources["challenger_gain"] == 0.0175
+    assert any("challenger fitted on 3.5 more days of data gained +0.0175" in reason for reason in decision.reasons)
+    # The measurement is remembered like a retrain's realised gain, with its precision.
+    assert policy.state()["gain_rates"] == [pytest.approx(0.005)]
+
+
+def test_a_noisy_challenger_barely_moves_the_prior():
+    policy = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.001)
+    decision = policy.update(_challenged(7, 0.0175, 0.05))  # +1.75 points give or take 5: noise
+    assert not decision.retrain
+    assert decision.gain_sources["gain_per_day"] < 0.0011
+
+
+def test_a_challenger_with_nothing_missed_tells_nothing():
+    policy = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.001)
+    decision = policy.update(_challenged(7, 0.0, 0.001, missed_days=0.0))
+    assert policy.state()["gain_rates"] == []
+    assert decision.gain_sources["gain_per_day"] == pytest.approx(0.001)
