@@ -386,7 +386,7 @@ class _Backtest:
                 else:
                     scored = self._score_model(ledger.model, ledger.trained_until, users, seen, holdout)
                 ledger.scores.append(_as_score(period.label, scored, ledger.retrained))
-                if ledger.policy is not None:
+                if ledger.policy is not None and p + 1 < len(self.periods):
                     ledger.pending_signals = self._signals(ledger, p, seen)
                     ledger.pending_gain = self._delivered_gain(ledger, p)
             self._remember(p, known_users, seen)
