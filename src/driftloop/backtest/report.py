@@ -70,9 +70,19 @@ def _auto_decisions(result: BacktestResult) -> list[str]:
     if auto is None or not auto.decisions:
         return []
     return ["auto decisions (on each period's upload):"] + [
-        f"  {decision['period']}: {decision['reason']} (expected gain {decision['expected_gain']:.4f})"
+        f"  {decision['period']}: {decision['reason']} (expected gain {decision['expected_gain']:.4f}"
+        f"{_challenger(decision.get('challenger_gain'))})"
         for decision in auto.decisions
     ]
+
+
+def _challenger(gain: dict | None) -> str:
+    if gain is None:
+        return "; no challenger measured"
+    return (
+        f"; challenger {gain['gain']:+.4f} ({gain['ci_low']:+.4f}..{gain['ci_high']:+.4f}, {gain['users']} users) "
+        f"after {gain['missed_days']:.1f} missed days"
+    )
 
 
 def format_result(result: BacktestResult) -> str:
