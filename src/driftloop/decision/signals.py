@@ -355,6 +355,8 @@ def measure_challenger_gain(
     >>> measure_challenger_gain(champion, challenger, {"e": {"z"}}, missed_days=7) is None
     True
     """
+    if not isinstance(missed_days, int | float) or not np.isfinite(missed_days) or missed_days < 0:
+        raise InvalidInputError(f"challenger gain: missed_days must be a number of days >= 0, not {missed_days!r}")
     champion_histories = champion_histories or {}
     holdout = _returning_holdout(champion, purchases, champion_histories, seen)
     if isinstance(holdout, str):

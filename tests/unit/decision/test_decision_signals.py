@@ -195,6 +195,8 @@ def test_a_challenger_that_knows_the_new_item_measures_a_paired_gain(champion):
     assert same.gain == 0.0 and same.ci_low == 0.0 == same.ci_high
     assert measure_challenger_gain(champion, challenger, {}, missed_days=1.0) is None
     assert measure_challenger_gain(champion, challenger, {"stranger": {"n1"}}, missed_days=1.0) is None
+    with pytest.raises(InvalidInputError, match="missed_days"):
+        measure_challenger_gain(champion, challenger, {}, missed_days=-1.0)
 
 
 def test_a_challenger_gain_rides_along_the_signals_and_round_trips(champion):
