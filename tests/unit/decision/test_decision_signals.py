@@ -33,12 +33,15 @@ def _table(rows, event="purchase", start=DAY):
     )
 
 
+# Two taste groups: users u0..u9 buy a*, v0..v9 buy b*.
+TASTE_GROUPS = [(f"u{user}", f"a{item}") for user in range(10) for item in range(4) if (user + item) % 4 != 0] + [
+    (f"v{user}", f"b{item}") for user in range(10) for item in range(4) if (user + item) % 4 != 0
+]
+
+
 @pytest.fixture(scope="module")
 def champion() -> Recommender:
-    """Two taste groups: users u0..u9 buy a*, v0..v9 buy b*."""
-    rows = [(f"u{user}", f"a{item}") for user in range(10) for item in range(4) if (user + item) % 4 != 0]
-    rows += [(f"v{user}", f"b{item}") for user in range(10) for item in range(4) if (user + item) % 4 != 0]
-    return Recommender.fit(_table(rows))
+    return Recommender.fit(_table(TASTE_GROUPS))
 
 
 def _signals(model, upload, **kwargs):
@@ -174,17 +177,7 @@ def test_many_users_get_the_normal_interval_fast():
 def test_a_challenger_that_knows_the_new_item_measures_a_paired_gain(champion):
     # Since training, every u-user bought the launched item "n1"; u0..u4 buy it in the next upload.
     launches = _table([(f"u{user}", "n1") for user in range(5, 10)], start=DAY + timedelta(days=10))
-    challenger = Recommender.fit(
-        pa.concat_tables(
-            [
-                _table(
-                    [(f"u{user}", f"a{item}") for user in range(10) for item in range(4) if (user + item) % 4 != 0]
-                    + [(f"v{user}", f"b{item}") for user in range(10) for item in range(4) if (user + item) % 4 != 0]
-                ),
-                launches,
-            ]
-        )
-    )
+    challenger = Recommender.fit(pa.concat_tables([_table(TASTE_GROUPS), launches]))
     purchases = {f"u{user}": {"n1"} for user in range(5)}
     measured = measure_challenger_gain(champion, challenger, purchases, missed_days=10.0)
     assert measured.users == 5 and measured.missed_days == 10.0
