@@ -17,6 +17,9 @@ import driftloop
 PACKAGE_ROOT = Path(driftloop.__file__).parent
 
 MUST_HAVE_EXAMPLES = (
+    "driftloop.decision.cost",
+    "driftloop.decision.policy",
+    "driftloop.decision.signals",
     "driftloop.drift.concept",
     "driftloop.drift.policy",
     "driftloop.drift.special",
