@@ -37,6 +37,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.stepfunctions.models import StateMachine
 
 from driftloop.errors import ConfigurationError, InjectedFault, TransientError
+from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE
 from driftloop.local.template import ACCOUNT_ID, REGION, FunctionSpec, LocalApp, load_app
 from driftloop.local.traffic import LiveTraffic
 
@@ -53,6 +54,7 @@ class Profile:
     parameters: dict[str, Any]
     requests_per_second: float = 800.0
     requests_per_month: int = 2000
+    endpoint_update_seconds: float = 0.0
 
     @classmethod
     def load(cls, project_dir: Path, overrides: dict[str, Any] | None = None) -> Profile:
@@ -62,7 +64,8 @@ class Profile:
         world = document.get("world", {})
         return cls(parameters={k: str(v) for k, v in parameters.items()},
                    requests_per_second=float(world.get("requests_per_second", cls.requests_per_second)),
-                   requests_per_month=int(world.get("requests_per_month", cls.requests_per_month)))
+                   requests_per_month=int(world.get("requests_per_month", cls.requests_per_month)),
+                   endpoint_update_seconds=float(world.get("endpoint_update_seconds", cls.endpoint_update_seconds)))
 
 
 @dataclass
@@ -344,7 +347,8 @@ class LocalAWS:
         output = _HandlerOutput(self._console, self.workspace.root / "logs")
         sys.stdout = output
         self.dispatcher = Dispatcher(self.app, {"DRIFTLOOP_WORKSPACE": str(self.workspace.root),
-                                                "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION},
+                                                "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+                                                UPDATE_SECONDS_VARIABLE: str(self.profile.endpoint_update_seconds)},
                                      self.faults, output)
         dispatcher = self.dispatcher
         self._original_invoke = LambdaSimpleBackend.invoke
