@@ -92,6 +92,11 @@ def _put_parquet(services: Services, key: str, table: pa.Table) -> dict[str, Any
     return {"key": key, "etag": response["ETag"].strip('"'), "size": len(buffer.getvalue())}
 
 
+def _hold(services: Services, run_id: str) -> None:
+    """``run_id`` takes the model's lock, as Admit would (the steps renew it and refuse without it)."""
+    services.ledger.acquire_lock(services.settings.model_name, run_id, now=1e12, lease_seconds=60)
+
+
 def _invocation(run_id: str) -> StepInvocation:
     context = {"Execution": {"Id": f"arn:aws:states:us-east-1:1:execution:m:{run_id}", "Name": run_id,
                              "StartTime": "2025-08-01T00:05:12Z"},
@@ -130,6 +135,7 @@ def _stage_uploads(services: Services, shop: Simulator, run_id: str) -> tuple[li
 
 
 def _run_children(services: Services, run_id: str, skip: set[int] = frozenset()) -> list[dict[str, Any]]:
+    _hold(services, run_id)
     items = get_json(services.s3, services.settings.data_bucket, scaleout.plan_key(run_id))
     return [scaleout.merge_parts(MergePartsItem.model_validate(item), services)
             for item in items if item["item"] not in skip]
@@ -143,6 +149,7 @@ def _keys(filesystem: Any, paths: Any) -> set[tuple]:
 def test_plan_lists_the_fixed_uploads_once_as_a_json_array(services: Services, shop: Simulator) -> None:
     _champion(services, shop)
     uploads, _ = _stage_uploads(services, shop, "run-1")
+    _hold(services, "run-1")
     result = scaleout.plan(_invocation("run-1"), services, max_uploads=4)
     items = get_json(services.s3, services.settings.data_bucket, result["items_key"])
     assert isinstance(items, list) and len(items) == result["items"] == 2
@@ -152,6 +159,7 @@ def test_plan_lists_the_fixed_uploads_once_as_a_json_array(services: Services, s
     assert all(item["baseline_key"] == "baselines/run-0.json" and item["run_id"] == "run-1" for item in items)
 
     put_json(services.s3, services.settings.data_bucket, inputs_key("run-1"), {"readable": [], "unreadable": []})
+    _hold(services, "run-1")
     assert scaleout.plan(_invocation("run-1"), services) == result, "a retry keeps the first plan"
 
 
@@ -160,9 +168,11 @@ def test_map_and_combine_give_the_single_merge_result(services: Services, shop: 
     uploads, month = _stage_uploads(services, shop, "run-1")
     put_json(services.s3, services.settings.data_bucket, inputs_key("run-2"),
              get_json(services.s3, services.settings.data_bucket, inputs_key("run-1")))
+    _hold(services, "run-1")
     scaleout.plan(_invocation("run-1"), services)
     children = _run_children(services, "run-1")
     assert sum(part["quarantined"] for child in children for part in child["parts"]) == 1
+    _hold(services, "run-1")
     result = scaleout.combine(_invocation("run-1"), services)
     bucket, broken = services.settings.data_bucket, uploads[-1]
     marker = get_json(services.s3, bucket, quarantine_marker_key(f"s3://{bucket}/{broken['key']}", broken["etag"]))
@@ -195,8 +205,10 @@ def test_map_and_combine_give_the_single_merge_result(services: Services, shop: 
 def test_unfinished_children_count_as_bad_uploads_and_stay_unconsumed(services: Services, shop: Simulator) -> None:
     _champion(services, shop)
     uploads, _ = _stage_uploads(services, shop, "run-1")
+    _hold(services, "run-1")
     scaleout.plan(_invocation("run-1"), services, max_uploads=1)
     _run_children(services, "run-1", skip={2})
+    _hold(services, "run-1")
     result = scaleout.combine(_invocation("run-1"), services)
     assert result["scale_out"]["failed_uploads"] == [uploads[2]["key"]]
     bucket = services.settings.data_bucket
@@ -205,8 +217,10 @@ def test_unfinished_children_count_as_bad_uploads_and_stay_unconsumed(services: 
     assert f"s3://{bucket}/{uploads[1]['key']}" in consumed
 
     put_json(services.s3, bucket, inputs_key("run-3"), get_json(services.s3, bucket, inputs_key("run-1")))
+    _hold(services, "run-3")
     scaleout.plan(_invocation("run-3"), services, max_uploads=1)
     _run_children(services, "run-3", skip={0, 1, 2})
+    _hold(services, "run-3")
     with pytest.raises(InvalidInputError, match="map iterations did not finish"):
         scaleout.combine(_invocation("run-3"), services)
 

@@ -6,12 +6,15 @@ handler exception comes back as a function error with ``errorType``/``errorMessa
 machine's own Retry and Catch decide what happens next.
 
 Time limits are the dispatcher's: a call longer than the sooner of the function's ``Timeout`` and its
-Task's ``TimeoutSeconds`` fails as AWS would fail it (``Sandbox.Timedout`` or ``States.Timeout``).
+Task's ``TimeoutSeconds`` is stopped mid-way and fails as AWS would fail it (``Sandbox.Timedout`` or
+``States.Timeout``). moto fails a state that outgrows Step Functions' 256 KiB with
+``States.DataLimitExceeded``; as in AWS (and unlike moto), ``States.ALL`` does not catch it.
 """
 
 from __future__ import annotations
 
 import copy
+import ctypes
 import hashlib
 import importlib.util
 import io
@@ -35,6 +38,7 @@ import boto3
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 
 from driftloop.errors import ConfigurationError, InjectedFault, TransientError
 from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE
@@ -45,6 +49,7 @@ LOCAL_PROFILE = "local.toml"
 _INVOKE_LOCK = threading.RLock()
 logging.getLogger("moto").setLevel(logging.CRITICAL)
 _FAULT_ERRORS: dict[str, type[Exception]] = {"TransientError": TransientError, "InjectedFault": InjectedFault}
+_NOT_MATCHED_BY_STATES_ALL = frozenset({"States.DataLimitExceeded"})
 
 
 @dataclass(frozen=True)
@@ -76,10 +81,14 @@ class FaultPlan:
     ``delays`` (seconds, per logical id) make every call of a function that much slower. A delay that
     reaches the call's time limit is not slept: the call fails at once with the timeout error it would
     end with, and its handler does not run (it was cut off before finishing anything).
+
+    ``time_limits`` (seconds, per logical id) shorten a function's time limit: its handler runs and is
+    stopped mid-way when the limit is reached, keeping what it wrote so far (a Lambda timeout mid-merge).
     """
 
     remaining: dict[str, list[list[Any]]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
+    time_limits: dict[str, float] = field(default_factory=dict)
 
     def take(self, logical_id: str) -> str | None:
         queue = self.remaining.get(logical_id) or []
@@ -134,6 +143,57 @@ class _CallTimedOut(Exception):
         self.error_type = error_type
 
 
+class _SandboxStopped(BaseException):
+    """Raised inside a handler at its deadline (a BaseException, so no handler's ``except Exception`` keeps it)."""
+
+
+class _Watchdog:
+    """Stops the calling thread's handler at the deadline, as Lambda stops a function at its Timeout: the
+    exception is raised in that thread at its next Python instruction, so what the handler wrote so far
+    stays written and nothing after it is."""
+
+    def __init__(self, seconds: float) -> None:
+        self._thread = threading.get_ident()
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(max(seconds, 0.0), self._stop)
+        self._timer.daemon = True
+
+    def _stop(self) -> None:
+        with self._lock:
+            if not self._done:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread),
+                                                           ctypes.py_object(_SandboxStopped))
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+
+def _error_equals_as_in_aws(self: ErrorEqualsDecl, env: Any) -> None:
+    """moto's ``States.ALL`` matches every error; AWS's does not match ``States.DataLimitExceeded``, which a
+    Catcher must name."""
+    if (getattr(env.stack[-1], "error_name", None) in _NOT_MATCHED_BY_STATES_ALL
+            and ErrorEqualsDecl._STATE_ALL_ERROR in self.error_names):
+        env.stack.pop()
+        env.stack.append(False)
+        return
+    _MOTO_ERROR_EQUALS(self, env)
+
+
+_MOTO_ERROR_EQUALS = ErrorEqualsDecl._eval_body
+
+
+def _state_name(event: Any) -> str | None:
+    context = event.get("context") if isinstance(event, dict) else None
+    return ((context or {}).get("State") or {}).get("Name") if isinstance(context, dict) else None
+
+
 class Dispatcher:
     """Runs the template's handlers in-process for moto's Lambda backend."""
 
@@ -171,9 +231,7 @@ class Dispatcher:
     def time_limit(self, function: FunctionSpec, event: Any) -> tuple[float, str]:
         """Seconds the call may take and the error it fails with after that: the function's Timeout
         (``Sandbox.Timedout``) or, when sooner, the calling Task's TimeoutSeconds (``States.Timeout``)."""
-        context = event.get("context") if isinstance(event, dict) else None
-        state_name = ((context or {}).get("State") or {}).get("Name") if isinstance(context, dict) else None
-        task_seconds = self.app.definition.get("States", {}).get(state_name, {}).get("TimeoutSeconds")
+        task_seconds = self.app.definition.get("States", {}).get(_state_name(event), {}).get("TimeoutSeconds")
         if isinstance(task_seconds, int | float) and task_seconds < function.timeout:
             return float(task_seconds), "States.Timeout"
         return float(function.timeout), "Sandbox.Timedout"
@@ -184,6 +242,7 @@ class Dispatcher:
         started = time.time()
         record: dict[str, Any] = {"function": function.logical_id, "started": started}
         limit, timeout_error = self.time_limit(function, event)
+        limit = min(limit, self.faults.time_limits.get(function.logical_id, limit))
         payload = b""
         stopped_waiting: TimeoutError | None = None
         with _INVOKE_LOCK:
@@ -203,7 +262,11 @@ class Dispatcher:
                 handler = getattr(self._module(function), function.handler.rpartition(".")[2])
                 context = LambdaContext(function.name, function.arn, deadline=began + limit,
                                         log_group_name=f"/aws/lambda/{function.name}")
-                result = handler(event, context)
+                try:
+                    with _Watchdog(began + limit - time.time()):
+                        result = handler(event, context)
+                except _SandboxStopped:
+                    raise _CallTimedOut(timeout_error, limit) from None
                 if time.time() - began > limit:
                     raise _CallTimedOut(timeout_error, limit)
                 payload = json.dumps(result, default=str).encode()
@@ -359,6 +422,7 @@ class LocalAWS:
 
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
         StateMachine.__deepcopy__ = _clone_without_executions  # type: ignore[attr-defined]
+        ErrorEqualsDecl._eval_body = _error_equals_as_in_aws  # type: ignore[method-assign]
         try:
             self._provision()
         except Exception:
@@ -382,6 +446,7 @@ class LocalAWS:
                 LambdaSimpleBackend.invoke = self._original_invoke  # type: ignore[method-assign]
             if "__deepcopy__" in vars(StateMachine):
                 del StateMachine.__deepcopy__
+            ErrorEqualsDecl._eval_body = _MOTO_ERROR_EQUALS  # type: ignore[method-assign]
             self._mock.stop()
             os.environ.clear()
             os.environ.update(self._saved_environment)

@@ -28,7 +28,7 @@ from driftloop.errors import InvalidInputError
 from driftloop.pipeline.inputs import inputs_key
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.merge import dataset_dir, merge_config, merge_result
-from driftloop.pipeline.services import Services
+from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import s3_filesystem, s3_source
 
 MAX_UPLOADS_PER_ITEM = 25
@@ -116,6 +116,7 @@ def plan(
     settings = services.settings
     bucket = settings.data_bucket
     run_id = invocation.run["run_id"]
+    hold_lock(services, run_id)
     champion = services.ledger.champion(settings.model_name)
     baseline_key = champion["baseline_key"] if champion else None
     key = plan_key(run_id)
@@ -141,8 +142,10 @@ def plan(
 
 
 def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
-    """Each upload of the item as its own partial version, then one drift summary of their rows."""
+    """Each upload of the item as its own partial version, then one drift summary of their rows. Every
+    child renews the run's lease first: a map of many items may run for longer than the lease."""
     settings = services.settings
+    hold_lock(services, item.run_id)
     bucket = settings.data_bucket
     filesystem = s3_filesystem(services.s3)
     config = merge_config(services, item.run_id)
@@ -175,10 +178,14 @@ def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
 
 
 def combine(invocation: StepInvocation, services: Services) -> dict[str, Any]:
-    """The partials combined into the run's dataset version; ``$.merge`` as ``MergeDatasets`` writes it."""
+    """The partials combined into the run's dataset version; ``$.merge`` as ``MergeDatasets`` writes it.
+
+    Uploads whose child failed (the map tolerates some) are left out of the version and out of its
+    consumed sources, so the next run merges them again; they are listed in ``failed_uploads``."""
     settings = services.settings
     bucket = settings.data_bucket
     run_id = invocation.run["run_id"]
+    hold_lock(services, run_id)
     filesystem = s3_filesystem(services.s3)
     items = [MergePartsItem.model_validate(item) for item in get_json(services.s3, bucket, plan_key(run_id))]
     parts = [part for item in items for part in item.parts]
