@@ -119,7 +119,10 @@ def test_a_merge_stopped_by_its_time_limit_commits_nothing_and_the_next_run_merg
     def slow_after_the_first_file(self: Any, *args: Any) -> None:
         write(self, *args)
         writes.append("file")
-        while stalled:  # S3 stalls after the first file; the time limit cuts the call here
+        # S3 stalls for 40 s after the first file. The merge writes from worker threads while the handler's
+        # thread waits for them, so the 20 s time limit stops the handler as soon as that wait returns.
+        resumes = time.monotonic() + 40
+        while stalled and time.monotonic() < resumes:
             time.sleep(0.05)
 
     stalled = True

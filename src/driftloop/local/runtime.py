@@ -149,8 +149,9 @@ class _SandboxStopped(BaseException):
 
 class _Watchdog:
     """Stops the calling thread's handler at the deadline, as Lambda stops a function at its Timeout: the
-    exception is raised in that thread at its next Python instruction, so what the handler wrote so far
-    stays written and nothing after it is."""
+    exception is raised in that thread at its next Python instruction (a thread waiting in C, e.g. for its
+    worker threads, gets it when the wait returns), so what the handler wrote so far stays written and
+    nothing after it is."""
 
     def __init__(self, seconds: float) -> None:
         self._thread = threading.get_ident()

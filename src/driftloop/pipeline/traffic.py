@@ -92,46 +92,54 @@ def serving(state: EndpointState | None) -> str:
 
 def move_endpoint(services: Services, variants: list[Variant], previous: dict[str, Any],
                   drain: dict[str, float] | None = None) -> dict[str, Any]:
-    """One step of an endpoint change towards ``variants``, never a wait: the state machine waits
-    (``PollEndpoint`` between two calls) while the endpoint is Creating or Updating.
+    """Move the endpoint towards ``variants`` (names, models, weights) without waiting: the state machine
+    waits (``PollEndpoint`` between two calls) while the endpoint is Creating or Updating.
 
     ``settled`` is True once the endpoint is InService with exactly ``variants``. Otherwise the next change
     is requested: weights in place when the same models already serve, else ``drain`` weights first (when
-    given and all its variants serve), else the config of ``variants``. A change asked for by the previous
-    call (``previous["requested"]``) that the endpoint, InService again, does not show was undone by
-    SageMaker: EndpointChangeError, as asking again would only loop."""
+    given and all its variants serve), else the config of ``variants``; an endpoint that applies a change
+    at once (InService right after it) gets the next one in the same call. A change asked for by the
+    previous call (``previous["requested"]``) that the endpoint, InService again, does not show was undone
+    by SageMaker: EndpointChangeError, as asking again would only loop."""
     settings = services.settings
-    now = services.clock()
-    state = services.endpoint.describe()
     target = config_name(settings.endpoint_name, variants)
     carried = previous if previous.get("settled") is False else {}
-    progress: dict[str, Any] = {"target_config": target, "settled": False,
-                                "requested": carried.get("requested"), "since": carried.get("since", now),
+    progress: dict[str, Any] = {"target_config": target, "settled": False, "requested": carried.get("requested"),
+                                "since": carried.get("since", services.clock()),
                                 "actions": list(carried.get("actions", []))}
-    if state is not None and state.status in SETTLING_STATUSES:
-        return {**progress, "status": state.status, "serving": serving(state)}
-    if state is not None and state.status != IN_SERVICE:
-        raise EndpointChangeError(f"endpoint {state.name} is {state.status} while moving it to {target}; "
-                                  f"it needs an operator ({serving(state)})")
-    if state is not None and _serves(state, variants):
-        return {**progress, "settled": True, "status": state.status, "serving": serving(state)}
+    state = services.endpoint.describe()
+    for _ in range(3):  # at most: drain weights, new config, and a look at the result
+        if state is not None and state.status in SETTLING_STATUSES:
+            break
+        if state is not None and state.status != IN_SERVICE:
+            raise EndpointChangeError(f"endpoint {state.name} is {state.status} while moving it to {target}; "
+                                      f"it needs an operator ({serving(state)})")
+        if state is not None and _serves(state, variants):
+            progress["settled"] = True
+            break
+        action, change = _next_change(services, state, variants, target, drain)
+        if progress["requested"] == action:
+            raise EndpointChangeError(f"the endpoint change '{action}' did not take effect: SageMaker undid it "
+                                      f"({serving(state)})")
+        change()
+        progress.update(requested=action, since=services.clock(), actions=[*progress["actions"], action])
+        state = services.endpoint.describe()
+    return {**progress, "status": state.status if state else None, "serving": serving(state)}
+
+
+def _next_change(services: Services, state: EndpointState | None, variants: list[Variant], target: str,
+                 drain: dict[str, float] | None) -> tuple[str, Any]:
+    """The next change towards ``variants``, described, and the call that requests it."""
     if state is not None and {v.name: v.model_name for v in state.variants} == {
             v.name: v.model_name for v in variants}:
-        action = "weights " + ", ".join(f"{v.name}={v.weight:g}" for v in variants)
-        change = partial(services.endpoint.set_weights, {v.name: float(v.weight) for v in variants})
-    elif (state is not None and drain and all(state.variant(name) for name in drain)
-          and not same_traffic_split(state.weights(), drain)):
-        action = "weights " + ", ".join(f"{name}={weight:g}" for name, weight in drain.items())
-        change = partial(services.endpoint.set_weights, dict(drain))
-    else:
-        action = f"config {target}"
-        change = partial(services.endpoint.deploy, target, variants)
-    if progress["requested"] == action:
-        raise EndpointChangeError(f"the endpoint change '{action}' did not take effect: SageMaker undid it "
-                                  f"({serving(state)})")
-    change()
-    return {**progress, "requested": action, "since": now, "actions": [*progress["actions"], action],
-            "status": state.status if state else "Creating", "serving": serving(state)}
+        weights = {v.name: float(v.weight) for v in variants}
+        return "weights " + ", ".join(f"{n}={w:g}" for n, w in weights.items()), partial(
+            services.endpoint.set_weights, weights)
+    if (state is not None and drain and all(state.variant(name) for name in drain)
+            and not same_traffic_split(state.weights(), drain)):
+        return "weights " + ", ".join(f"{n}={w:g}" for n, w in drain.items()), partial(
+            services.endpoint.set_weights, dict(drain))
+    return f"config {target}", partial(services.endpoint.deploy, target, variants)
 
 
 class EndpointPollInvocation(StepInvocation):
