@@ -42,3 +42,7 @@ class LockLostError(DriftloopError):
 
 class InjectedFault(DriftloopError):
     """Raised on purpose by a local fault-injection profile (never in AWS)."""
+
+
+class EndpointChangeError(DriftloopError):
+    """An endpoint change did not take effect: SageMaker undid it, the endpoint failed, or it never settled."""

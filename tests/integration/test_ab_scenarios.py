@@ -142,7 +142,7 @@ def test_challenger_that_wins_offline_but_loses_online_is_rolled_back(workspace:
         assert run["evidence"]["evaluation"]["passed"] is True
         assert run["outcome"] == "rolled_back", run["evidence"].get("ab")
         assert run["evidence"]["ab"]["action"] == "rollback"
-        assert run["visited"][-4:] == ["Rollback", "RolledBack", "Finalize", "RunRecorded"]
+        assert run["visited"][-5:] == ["Rollback", "RollbackSettled", "RolledBack", "Finalize", "RunRecorded"]
         assert challenger_of(world, run) in served_models(endpoint_history(world, workspace)[history_before:]), \
             "the challenger was tested online before it was rolled back"
         state = endpoint(world, workspace).describe()
@@ -162,7 +162,7 @@ def test_failure_during_a_weight_change_leaves_the_champion_at_full_traffic(work
         assert run["outcome"] == "failed"
         assert run["error"]["error"] == "InjectedFault"
         assert run["visited"].count("UpdateWeights") == 3
-        assert run["visited"][-3:] == ["RestoreChampion", "FinalizeFailedRun", "RunFailed"]
+        assert run["visited"][-4:] == ["RestoreChampion", "RestoreSettled", "FinalizeFailedRun", "RunFailed"]
         weights = [entry["endpoint"] for entry in endpoint_history(world, workspace)[history_before:]
                    if entry["change"].startswith("weights") or len(entry["endpoint"]["variants"]) > 1]
         assert weights, "the challenger had traffic when the weight change failed"

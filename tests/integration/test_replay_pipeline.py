@@ -68,8 +68,8 @@ def test_permanent_failure_restores_the_champion_and_notifies(workspace: Path) -
         (arn,) = delivery.executions
         assert results[arn].status == "FAILED"
         visited = states_entered(history(world, arn))
-        assert visited[-3:] == ["RestoreChampion", "FinalizeFailedRun", "RunFailed"]
-        assert visited.count("UpdateWeights") == 2, "stage 0 applied, stage 1 failed for good"
+        assert visited[-4:] == ["RestoreChampion", "RestoreSettled", "FinalizeFailedRun", "RunFailed"]
+        assert visited.count("UpdateWeights") == 2, "stage 0 requested, then the call that waits for it failed"
 
         (run,) = [r for r in runs_of(world) if r["execution"] == arn]
         assert run["outcome"] == "failed"

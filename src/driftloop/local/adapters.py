@@ -179,34 +179,71 @@ class LocalTrainer(Trainer):
         }
 
 
+UPDATE_SECONDS_VARIABLE = "DRIFTLOOP_ENDPOINT_UPDATE_SECONDS"
+
+
 class SimulatedEndpoint(Endpoint):
     """Records variant weights like a SageMaker endpoint and serves recommendations with the real
-    inference code (``driftloop.local.traffic`` sends it simulated customers)."""
+    inference code (``driftloop.local.traffic`` sends it simulated customers).
 
-    def __init__(self, workspace: str | os.PathLike[str], name: str, s3: Any) -> None:
+    Like SageMaker, a change is not instant: for ``update_seconds`` (default: the local runtime's
+    ``DRIFTLOOP_ENDPOINT_UPDATE_SECONDS``, from ``[world] endpoint_update_seconds`` of local.toml) the
+    endpoint is ``Creating`` or ``Updating``, the old config keeps serving, and a second change is refused
+    with TransientError. ``describe`` applies a change whose time is up."""
+
+    def __init__(self, workspace: str | os.PathLike[str], name: str, s3: Any,
+                 update_seconds: float | None = None) -> None:
         self.name = name
         self._root = Path(workspace) / "endpoint"
         self._s3 = s3
         self._models: dict[str, Any] = {}
+        self._update_seconds = float(os.environ.get(UPDATE_SECONDS_VARIABLE, "0")) if update_seconds is None \
+            else update_seconds
 
     @property
     def _state_file(self) -> Path:
         return self._root / f"{self.name}.json"
 
     def _state(self) -> dict[str, Any]:
-        return _read(self._state_file, {"models": {}, "configs": {}, "endpoint": None, "history": []})
+        state = _read(self._state_file, {"models": {}, "configs": {}, "endpoint": None, "history": []})
+        pending = (state["endpoint"] or {}).get("pending")
+        if pending and _epoch() >= pending["until"]:
+            state["endpoint"] = {"config_name": pending["config_name"], "variants": pending["variants"]}
+            self._commit(state, pending["change"])
+        return state
 
     def _commit(self, state: dict[str, Any], change: str) -> None:
         state["history"].append({"at": datetime.now(UTC).isoformat(), "change": change,
                                  "endpoint": state["endpoint"]})
         _write(self._state_file, state)
 
+    def _change(self, state: dict[str, Any], config_name: str, variants: list[dict[str, Any]], change: str) -> None:
+        """Start a change (or make it at once when ``update_seconds`` is 0); the caller holds the lock."""
+        if self._update_seconds <= 0:
+            state["endpoint"] = {"config_name": config_name, "variants": variants}
+            self._commit(state, change)
+            return
+        pending = {"config_name": config_name, "variants": variants, "change": change,
+                   "until": _epoch() + self._update_seconds}
+        if state["endpoint"] is None:  # Creating: nothing serves until it is InService
+            state["endpoint"] = {"config_name": config_name, "variants": variants, "creating": True}
+        state["endpoint"] = {**state["endpoint"], "pending": pending}
+        self._commit(state, f"requested: {change}")
+
+    @staticmethod
+    def _require_settled(state: dict[str, Any], name: str) -> None:
+        if (state["endpoint"] or {}).get("pending"):
+            raise TransientError(f"endpoint {name} is updating; retry when it is InService")
+
     def describe(self) -> EndpointState | None:
         with _STATE_LOCK:
             endpoint = self._state()["endpoint"]
         if endpoint is None:
             return None
-        return EndpointState(self.name, IN_SERVICE, endpoint["config_name"],
+        status = IN_SERVICE
+        if endpoint.get("pending"):
+            status = "Creating" if endpoint.get("creating") else "Updating"
+        return EndpointState(self.name, status, endpoint["config_name"],
                              tuple(Variant(**variant) for variant in endpoint["variants"]))
 
     def ensure_model(self, model: ModelSpec) -> None:
@@ -223,31 +260,33 @@ class SimulatedEndpoint(Endpoint):
             if missing:
                 raise TransientError(f"models {missing} do not exist yet")
             state["configs"].setdefault(config_name, [asdict(variant) for variant in variants])
-            if state["endpoint"] and state["endpoint"]["config_name"] == config_name:
+            endpoint = state["endpoint"] or {}
+            if config_name in (endpoint.get("config_name"), (endpoint.get("pending") or {}).get("config_name")):
                 return
-            state["endpoint"] = {"config_name": config_name, "variants": state["configs"][config_name]}
-            self._commit(state, f"endpoint on config {config_name}")
+            self._require_settled(state, self.name)
+            self._change(state, config_name, state["configs"][config_name], f"endpoint on config {config_name}")
 
     def set_weights(self, weights: dict[str, float]) -> None:
         with _STATE_LOCK:
             state = self._state()
             if state["endpoint"] is None:
                 raise TransientError(f"endpoint {self.name} does not exist yet")
-            variants = {variant["name"]: variant for variant in state["endpoint"]["variants"]}
+            variants = {variant["name"]: dict(variant) for variant in state["endpoint"]["variants"]}
             unknown = set(weights) - set(variants)
             if unknown:
                 raise ValueError(f"unknown variants {sorted(unknown)} on endpoint {self.name}")
             if all(variants[name]["weight"] == float(weight) for name, weight in weights.items()):
                 return
+            self._require_settled(state, self.name)
             for name, weight in weights.items():
                 variants[name]["weight"] = float(weight)
-            self._commit(state, f"weights {weights}")
+            self._change(state, state["endpoint"]["config_name"], list(variants.values()), f"weights {weights}")
 
     def deploy_guarded(self, config_name: str, variants: list[Variant], guardrails: GuardrailPolicy) -> None:
-        """An immediate swap, like ``deploy``, unless one of the policy's alarms is in ALARM in CloudWatch
-        (moto's, in the local runtime) when the update starts: then the deployment rolls back at once and
-        the endpoint stays on its config, where SageMaker's auto-rollback would leave it. There is no
-        baking: an alarm that fires later never undoes a finished swap. Alarms that do not exist count as OK."""
+        """A swap like ``deploy``, unless one of the policy's alarms is in ALARM in CloudWatch (moto's, in
+        the local runtime) when the update starts: then the deployment rolls back at once and the endpoint
+        stays on its config, where SageMaker's auto-rollback would leave it. There is no baking: an alarm
+        that fires later never undoes a finished swap. Alarms that do not exist count as OK."""
         with _STATE_LOCK:
             state = self._state()
             swapping = state["endpoint"] is not None and state["endpoint"]["config_name"] != config_name
@@ -266,7 +305,8 @@ class SimulatedEndpoint(Endpoint):
                       for alarm in found.get(kind, []) if alarm["StateValue"] == "ALARM")
 
     def model_artifact(self, model_name: str) -> str:
-        return self._state()["models"][model_name]["model_data_url"]
+        with _STATE_LOCK:
+            return self._state()["models"][model_name]["model_data_url"]
 
     def _served_model(self, model_name: str) -> Any:
         from driftloop.model.inference import model_fn

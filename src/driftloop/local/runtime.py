@@ -6,7 +6,9 @@ handler exception comes back as a function error with ``errorType``/``errorMessa
 machine's own Retry and Catch decide what happens next.
 
 Time limits are the dispatcher's: a call longer than the sooner of the function's ``Timeout`` and its
-Task's ``TimeoutSeconds`` fails as AWS would fail it (``Sandbox.Timedout`` or ``States.Timeout``).
+Task's ``TimeoutSeconds`` is stopped mid-way and fails as AWS would fail it (``Sandbox.Timedout`` or
+``States.Timeout``). moto fails a state that outgrows Step Functions' 256 KiB with
+``States.DataLimitExceeded``; as in AWS (and unlike moto), ``States.ALL`` does not catch it.
 
 Handlers run concurrently, as Lambda runs them: each in the thread of the execution that called it,
 with its function's environment passed to it alone (``call_environment``), never by rewriting
@@ -18,6 +20,7 @@ interleave with another call the way moto's unsynchronised backends would otherw
 from __future__ import annotations
 
 import copy
+import ctypes
 import hashlib
 import importlib.util
 import io
@@ -44,8 +47,10 @@ from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 
 from driftloop.errors import ConfigurationError, InjectedFault, TransientError
+from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE
 from driftloop.local.template import ACCOUNT_ID, REGION, FunctionSpec, LocalApp, load_app
 from driftloop.local.traffic import LiveTraffic
 from driftloop.pipeline.services import call_environment
@@ -55,6 +60,7 @@ _AWS_CALL_LOCK = threading.RLock()
 _LAMBDA_INVOKE_PATH = re.compile(r"/functions/[^/]+/invocations")
 logging.getLogger("moto").setLevel(logging.CRITICAL)
 _FAULT_ERRORS: dict[str, type[Exception]] = {"TransientError": TransientError, "InjectedFault": InjectedFault}
+_NOT_MATCHED_BY_STATES_ALL = frozenset({"States.DataLimitExceeded"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class Profile:
     parameters: dict[str, Any]
     requests_per_second: float = 800.0
     requests_per_month: int = 2000
+    endpoint_update_seconds: float = 0.0
 
     @classmethod
     def load(cls, project_dir: Path, overrides: dict[str, Any] | None = None) -> Profile:
@@ -73,7 +80,8 @@ class Profile:
         world = document.get("world", {})
         return cls(parameters={k: str(v) for k, v in parameters.items()},
                    requests_per_second=float(world.get("requests_per_second", cls.requests_per_second)),
-                   requests_per_month=int(world.get("requests_per_month", cls.requests_per_month)))
+                   requests_per_month=int(world.get("requests_per_month", cls.requests_per_month)),
+                   endpoint_update_seconds=float(world.get("endpoint_update_seconds", cls.endpoint_update_seconds)))
 
 
 @dataclass
@@ -84,11 +92,15 @@ class FaultPlan:
     ``delays`` (seconds, per logical id) make every call of a function that much slower. A delay that
     reaches the call's time limit is not slept: the call fails at once with the timeout error it would
     end with, and its handler does not run (it was cut off before finishing anything).
+
+    ``time_limits`` (seconds, per logical id) shorten a function's time limit: its handler runs and is
+    stopped mid-way when the limit is reached, keeping what it wrote so far (a Lambda timeout mid-merge).
     """
 
     remaining: dict[str, list[list[Any]]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    time_limits: dict[str, float] = field(default_factory=dict)
 
     def take(self, logical_id: str) -> str | None:
         with self._lock:
@@ -144,6 +156,58 @@ class _CallTimedOut(Exception):
         self.error_type = error_type
 
 
+class _SandboxStopped(BaseException):
+    """Raised inside a handler at its deadline (a BaseException, so no handler's ``except Exception`` keeps it)."""
+
+
+class _Watchdog:
+    """Stops the calling thread's handler at the deadline, as Lambda stops a function at its Timeout: the
+    exception is raised in that thread at its next Python instruction (a thread waiting in C, e.g. for its
+    worker threads, gets it when the wait returns), so what the handler wrote so far stays written and
+    nothing after it is."""
+
+    def __init__(self, seconds: float) -> None:
+        self._thread = threading.get_ident()
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(max(seconds, 0.0), self._stop)
+        self._timer.daemon = True
+
+    def _stop(self) -> None:
+        with self._lock:
+            if not self._done:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread),
+                                                           ctypes.py_object(_SandboxStopped))
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+
+def _error_equals_as_in_aws(self: ErrorEqualsDecl, env: Any) -> None:
+    """moto's ``States.ALL`` matches every error; AWS's does not match ``States.DataLimitExceeded``, which a
+    Catcher must name."""
+    if (getattr(env.stack[-1], "error_name", None) in _NOT_MATCHED_BY_STATES_ALL
+            and ErrorEqualsDecl._STATE_ALL_ERROR in self.error_names):
+        env.stack.pop()
+        env.stack.append(False)
+        return
+    _MOTO_ERROR_EQUALS(self, env)
+
+
+_MOTO_ERROR_EQUALS = ErrorEqualsDecl._eval_body
+
+
+def _state_name(event: Any) -> str | None:
+    context = event.get("context") if isinstance(event, dict) else None
+    return ((context or {}).get("State") or {}).get("Name") if isinstance(context, dict) else None
+
+
 class Dispatcher:
     """Runs the template's handlers in-process for moto's Lambda backend."""
 
@@ -185,9 +249,7 @@ class Dispatcher:
     def time_limit(self, function: FunctionSpec, event: Any) -> tuple[float, str]:
         """Seconds the call may take and the error it fails with after that: the function's Timeout
         (``Sandbox.Timedout``) or, when sooner, the calling Task's TimeoutSeconds (``States.Timeout``)."""
-        context = event.get("context") if isinstance(event, dict) else None
-        state_name = ((context or {}).get("State") or {}).get("Name") if isinstance(context, dict) else None
-        task_seconds = self.app.definition.get("States", {}).get(state_name, {}).get("TimeoutSeconds")
+        task_seconds = self.app.definition.get("States", {}).get(_state_name(event), {}).get("TimeoutSeconds")
         if isinstance(task_seconds, int | float) and task_seconds < function.timeout:
             return float(task_seconds), "States.Timeout"
         return float(function.timeout), "Sandbox.Timedout"
@@ -198,6 +260,7 @@ class Dispatcher:
         started = time.time()
         record: dict[str, Any] = {"function": function.logical_id, "started": started}
         limit, timeout_error = self.time_limit(function, event)
+        limit = min(limit, self.faults.time_limits.get(function.logical_id, limit))
         payload = b""
         stopped_waiting: TimeoutError | None = None
         with call_environment(self._environment(function)):
@@ -216,7 +279,11 @@ class Dispatcher:
                 handler = getattr(self._module(function), function.handler.rpartition(".")[2])
                 context = LambdaContext(function.name, function.arn, deadline=began + limit,
                                         log_group_name=f"/aws/lambda/{function.name}")
-                result = handler(event, context)
+                try:
+                    with _Watchdog(began + limit - time.time()):
+                        result = handler(event, context)
+                except _SandboxStopped:
+                    raise _CallTimedOut(timeout_error, limit) from None
                 if time.time() - began > limit:
                     raise _CallTimedOut(timeout_error, limit)
                 payload = json.dumps(result, default=str).encode()
@@ -387,7 +454,8 @@ class LocalAWS:
         output = _HandlerOutput(self._console, self.workspace.root / "logs")
         sys.stdout = output
         self.dispatcher = Dispatcher(self.app, {"DRIFTLOOP_WORKSPACE": str(self.workspace.root),
-                                                "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION},
+                                                "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+                                                UPDATE_SECONDS_VARIABLE: str(self.profile.endpoint_update_seconds)},
                                      self.faults, output)
         dispatcher = self.dispatcher
         self._original_invoke = LambdaSimpleBackend.invoke
@@ -400,6 +468,7 @@ class LocalAWS:
         self._original_process_request = BotocoreStubber.process_request
         BotocoreStubber.process_request = _atomic_aws_calls(BotocoreStubber.process_request)  # type: ignore[method-assign]
         StateMachine.__deepcopy__ = _clone_without_executions  # type: ignore[attr-defined]
+        ErrorEqualsDecl._eval_body = _error_equals_as_in_aws  # type: ignore[method-assign]
         try:
             self._provision()
         except Exception:
@@ -425,6 +494,7 @@ class LocalAWS:
                 BotocoreStubber.process_request = self._original_process_request  # type: ignore[method-assign]
             if "__deepcopy__" in vars(StateMachine):
                 del StateMachine.__deepcopy__
+            ErrorEqualsDecl._eval_body = _MOTO_ERROR_EQUALS  # type: ignore[method-assign]
             self._mock.stop()
             os.environ.clear()
             os.environ.update(self._saved_environment)

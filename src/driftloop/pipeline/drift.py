@@ -11,6 +11,7 @@ from driftloop.drift.concept import ConversionMonitor, complete_periods_window, 
 from driftloop.drift.metrics import publish_feature_drift
 from driftloop.drift.model_monitor import parse_violations
 from driftloop.errors import InvalidInputError
+from driftloop.pipeline.evidence import compact_drift
 from driftloop.pipeline.inputs import fix_inputs, upload_source
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, hold_lock
@@ -161,4 +162,4 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     elif concept is not None:
         result["reasons"].append(concept["reasons"][0])
     result["decision"] = decision
-    return result
+    return compact_drift(services, run["run_id"], result)

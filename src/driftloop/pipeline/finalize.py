@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from driftloop.adapters.events import put_events
 from driftloop.adapters.s3 import put_json
@@ -14,6 +17,7 @@ from driftloop.pipeline.services import Services
 OUTCOMES = ("no_drift", "challenger_rejected", "promoted", "rolled_back", "failed", "duplicate_ignored", "deferred")
 EVIDENCE_STEPS = ("drift", "merge", "training", "evaluation", "traffic", "ab", "promotion", "rollback")
 _SKIPPED_STATES = {"Finalize", "FinalizeFailedRun"}
+logger = logging.getLogger(__name__)
 
 
 def _timestamp(value: Any) -> str:
@@ -77,6 +81,16 @@ def _failure(state: dict[str, Any]) -> dict[str, Any]:
     return {"error": error.get("Error", "Unknown"), "cause": str(message)[:2000]}
 
 
+def _serving(state: dict[str, Any]) -> str | None:
+    """What the endpoint served when the run last looked: RestoreChampion's result on the failure path,
+    else the last endpoint poll or endpoint-changing step."""
+    for step in ("rollback", "endpoint", "promotion", "traffic"):
+        value = state.get(step)
+        if isinstance(value, dict) and value.get("serving"):
+            return str(value["serving"])
+    return None
+
+
 def build_record(invocation: StepInvocation, steps: list[dict[str, Any]], now: float) -> dict[str, Any]:
     state, execution = invocation.state, invocation.context.execution
     admission = state.get("admission") or {}
@@ -100,6 +114,8 @@ def build_record(invocation: StepInvocation, steps: list[dict[str, Any]], now: f
         record["error"] = {**_failure(state), "step": failed_steps[-1] if failed_steps else None}
         if "restore_error" in state:
             record["restore_error"] = _failure({"error": state["restore_error"]})
+    if _serving(state):
+        record["serving"] = _serving(state)
     return record
 
 
@@ -143,13 +159,31 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         services.ledger.put_run(settings.model_name, record)
     finally:  # a record that cannot be written must not keep the model locked for the whole lease
         handed_on = release_and_hand_on(services, invocation, record["run_id"])
+    notification_error = None
     if record["outcome"] != "duplicate_ignored":
+        notification_error = _notify(services, record)
+    result = {"run_id": record["run_id"], "outcome": record["outcome"], "record_uri": record["record_uri"],
+              "deferred_triggers_handed_on": handed_on}
+    return result | ({"notification_error": notification_error} if notification_error else {})
+
+
+def _notify(services: Services, record: dict[str, Any]) -> str | None:
+    """Publish the run's summary. The run is recorded and the lock released before: a notification that
+    cannot be sent is logged and added to the record (S3 and ledger), never a reason to fail the run."""
+    settings = services.settings
+    try:
         services.sns.publish(
             TopicArn=settings.notification_topic_arn,
             Subject=f"driftloop {settings.model_name}: {record['outcome']}"[:100],
             Message=json.dumps({key: record.get(key) for key in
                                 ("run_id", "outcome", "trigger", "started_at", "finished_at", "error",
-                                 "record_uri")}, indent=2, default=str),
+                                 "restore_error", "serving", "record_uri")}, indent=2, default=str),
         )
-    return {"run_id": record["run_id"], "outcome": record["outcome"], "record_uri": record["record_uri"],
-            "deferred_triggers_handed_on": handed_on}
+        return None
+    except (ClientError, BotoCoreError) as error:
+        record["notification_error"] = f"SNS publish to {settings.notification_topic_arn} failed: {error}"[:1000]
+        logger.error("run notification not sent", extra={"run_id": record["run_id"],
+                                                          "error": record["notification_error"]})
+        put_json(services.s3, settings.data_bucket, f"runs/{record['run_id']}/record.json", record)
+        services.ledger.put_run(settings.model_name, record)
+        return record["notification_error"]

@@ -145,10 +145,11 @@ def plan(
 
 
 def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
-    """Each upload of the item as its own partial version, then one drift summary of their rows."""
+    """Each upload of the item as its own partial version, then one drift summary of their rows. Every
+    child renews the run's lease first: a map of many items may run for longer than the lease."""
     settings = services.settings
-    bucket = settings.data_bucket
     hold_lock(services, item.run_id)
+    bucket = settings.data_bucket
     filesystem = s3_filesystem(services.s3)
     config = merge_config(services, item.run_id)
     reference = Baseline.from_dict(get_json(services.s3, bucket, item.baseline_key)) if item.baseline_key else None
@@ -180,7 +181,10 @@ def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
 
 
 def combine(invocation: StepInvocation, services: Services) -> dict[str, Any]:
-    """The partials combined into the run's dataset version; ``$.merge`` as ``MergeDatasets`` writes it."""
+    """The partials combined into the run's dataset version; ``$.merge`` as ``MergeDatasets`` writes it.
+
+    Uploads whose child failed (the map tolerates some) are left out of the version and out of its
+    consumed sources, so the next run merges them again; they are listed in ``failed_uploads``."""
     settings = services.settings
     bucket = settings.data_bucket
     run_id = invocation.run["run_id"]

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from driftloop.adapters.endpoint import IN_SERVICE, SETTLING_STATUSES, EndpointState, ModelSpec, Variant
+from driftloop.adapters.endpoint import (
+    IN_SERVICE,
+    SETTLING_STATUSES,
+    EndpointState,
+    ModelSpec,
+    Variant,
+    same_traffic_split,
+)
 from driftloop.adapters.registry import APPROVED, REJECTED, ModelRegistry
 from driftloop.adapters.s3 import list_objects, put_json
 from driftloop.config import AB_TEST, GUARDRAIL_MODES
 from driftloop.data.merge import dataset_source
 from driftloop.drift import build_baseline
-from driftloop.errors import DriftloopError, NotFoundError
+from driftloop.errors import DriftloopError, EndpointChangeError, NotFoundError
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import s3_filesystem
@@ -60,42 +68,139 @@ def _single_variant(services: Services, model_name: str, state: EndpointState | 
     return [Variant(settings.champion_variant, model_name, 1.0, count, settings.endpoint_instance_type)]
 
 
+# How long an endpoint change may keep the endpoint Creating/Updating before the run gives up on it. A
+# plain SageMaker update takes minutes (new instances, health checks); guarded deployments are followed by
+# AnalyseAB under their own timeout, not here.
+MAX_ENDPOINT_CHANGE_SECONDS = 3 * 3600
+CHANGING_STEPS = ("traffic", "promotion", "rollback")
+
+
+def _serves(state: EndpointState, variants: list[Variant]) -> bool:
+    """The endpoint is InService with exactly these variants, models and traffic split."""
+    return (state.status == IN_SERVICE
+            and {v.name: v.model_name for v in state.variants} == {v.name: v.model_name for v in variants}
+            and same_traffic_split({v.name: v.weight for v in state.variants}, {v.name: v.weight for v in variants}))
+
+
+def serving(state: EndpointState | None) -> str:
+    """One line saying what takes the endpoint's traffic now (for run records and notifications)."""
+    if state is None:
+        return "no endpoint"
+    weights = state.weights()
+    shares = ", ".join(f"{v.name}={v.model_name} {weights[v.name]:g}%" for v in state.variants)
+    return f"endpoint {state.name} {state.status} on {state.config_name}: {shares}"
+
+
+def move_endpoint(services: Services, variants: list[Variant], previous: dict[str, Any],
+                  drain: dict[str, float] | None = None) -> dict[str, Any]:
+    """Move the endpoint towards ``variants`` (names, models, weights) without waiting: the state machine
+    waits (``PollEndpoint`` between two calls) while the endpoint is Creating or Updating.
+
+    ``settled`` is True once the endpoint is InService with exactly ``variants``. Otherwise the next change
+    is requested: weights in place when the same models already serve, else ``drain`` weights first (when
+    given and all its variants serve), else the config of ``variants``; an endpoint that applies a change
+    at once (InService right after it) gets the next one in the same call. A change asked for by the
+    previous call (``previous["requested"]``) that the endpoint, InService again, does not show was undone
+    by SageMaker: EndpointChangeError, as asking again would only loop."""
+    settings = services.settings
+    target = config_name(settings.endpoint_name, variants)
+    carried = previous if previous.get("settled") is False else {}
+    progress: dict[str, Any] = {"target_config": target, "settled": False, "requested": carried.get("requested"),
+                                "since": carried.get("since", services.clock()),
+                                "actions": list(carried.get("actions", []))}
+    state = services.endpoint.describe()
+    for _ in range(3):  # at most: drain weights, new config, and a look at the result
+        if state is not None and state.status in SETTLING_STATUSES:
+            break
+        if state is not None and state.status != IN_SERVICE:
+            raise EndpointChangeError(f"endpoint {state.name} is {state.status} while moving it to {target}; "
+                                      f"it needs an operator ({serving(state)})")
+        if state is not None and _serves(state, variants):
+            progress["settled"] = True
+            break
+        action, change = _next_change(services, state, variants, target, drain)
+        if progress["requested"] == action:
+            raise EndpointChangeError(f"the endpoint change '{action}' did not take effect: SageMaker undid it "
+                                      f"({serving(state)})")
+        change()
+        progress.update(requested=action, since=services.clock(), actions=[*progress["actions"], action])
+        state = services.endpoint.describe()
+    return {**progress, "status": state.status if state else None, "serving": serving(state)}
+
+
+def _next_change(services: Services, state: EndpointState | None, variants: list[Variant], target: str,
+                 drain: dict[str, float] | None) -> tuple[str, Any]:
+    """The next change towards ``variants``, described, and the call that requests it."""
+    if state is not None and {v.name: v.model_name for v in state.variants} == {
+            v.name: v.model_name for v in variants}:
+        weights = {v.name: float(v.weight) for v in variants}
+        return "weights " + ", ".join(f"{n}={w:g}" for n, w in weights.items()), partial(
+            services.endpoint.set_weights, weights)
+    if (state is not None and drain and all(state.variant(name) for name in drain)
+            and not same_traffic_split(state.weights(), drain)):
+        return "weights " + ", ".join(f"{n}={w:g}" for n, w in drain.items()), partial(
+            services.endpoint.set_weights, dict(drain))
+    return f"config {target}", partial(services.endpoint.deploy, target, variants)
+
+
+class EndpointPollInvocation(StepInvocation):
+    """``{"state.$": "$", "context.$": "$$", "change": <the step whose change is awaited>}``."""
+
+    change: Literal["traffic", "promotion", "rollback"]
+
+
+def poll_endpoint(invocation: EndpointPollInvocation, services: Services) -> dict[str, Any]:
+    """Where the endpoint change of ``$.<change>`` stands: ``settling`` while the endpoint is Creating or
+    Updating (wait and poll again); otherwise the changing step runs again and judges the outcome. An
+    endpoint that keeps settling longer than ``MAX_ENDPOINT_CHANGE_SECONDS`` fails the step."""
+    change = invocation.result(invocation.change)
+    state = services.endpoint.describe()
+    waited = services.clock() - float(change.get("since") or services.clock())
+    settling = state is not None and state.status in SETTLING_STATUSES
+    if settling and waited > MAX_ENDPOINT_CHANGE_SECONDS:
+        raise EndpointChangeError(f"endpoint still {state.status} {waited:.0f} s after "
+                                  f"'{change.get('requested')}' was requested ({serving(state)})")
+    return {"change": invocation.change, "settling": settling, "status": state.status if state else None,
+            "waited_seconds": round(waited, 1), "serving": serving(state)}
+
+
 def update_weights(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     """Stage ``$.ab.next_stage_index`` (0 at first): the A/B config on first entry, then weights in place.
+    One step of the change per call (``move_endpoint``): the state machine polls the endpoint and calls
+    again until ``settled``, and the A/B test's clock (``ab_started_at``) starts once the split serves.
 
     In guardrail mode (``DEPLOYMENT_MODE`` canary or linear) there are no stages: the challenger alone
-    replaces the champion through one blue/green update that SageMaker shifts and rolls back by itself."""
+    replaces the champion through one blue/green update that SageMaker shifts and rolls back by itself,
+    and AnalyseAB follows it."""
     settings = services.settings
     hold_lock(services, invocation.run["run_id"])
     if settings.guarded_deployment:
         return _deploy_guarded(invocation, services)
     plan = TrafficPlan(settings.traffic_stages, settings.ab_holdback_percent)
-    previous = invocation.result("ab")
+    previous, current = invocation.result("ab"), invocation.result("traffic")
     stage = previous.get("next_stage_index") or 0
     weights = plan.weights_for_stage(stage, settings.champion_variant, settings.challenger_variant)
     champion = services.ledger.champion(settings.model_name)
     if champion is None:
         raise NotFoundError(f"model {settings.model_name} has no champion to test against")
-    started = invocation.result("traffic").get("ab_started_at") or datetime.fromtimestamp(
-        services.clock(), UTC).isoformat()
     challenger = challenger_spec(invocation, services)
     services.endpoint.ensure_model(challenger)
     state = services.endpoint.describe()
-    live = state.variant(settings.challenger_variant) if state else None
-    if live is not None and live.model_name == challenger.name:
-        services.endpoint.set_weights({name: float(weight) for name, weight in weights.items()})
-    else:
-        current = state.variant(settings.champion_variant) if state else None
-        count = current.instance_count if current else 1
-        variants = [
-            Variant(settings.champion_variant, champion["sagemaker_model"],
-                    float(weights[settings.champion_variant]), count, settings.endpoint_instance_type),
-            Variant(settings.challenger_variant, challenger.name,
-                    float(weights[settings.challenger_variant]), count, settings.endpoint_instance_type),
-        ]
-        services.endpoint.deploy(config_name(settings.endpoint_name, variants), variants)
+    live = state.variant(settings.champion_variant) if state else None
+    count = live.instance_count if live else 1
+    variants = [
+        Variant(settings.champion_variant, champion["sagemaker_model"],
+                float(weights[settings.champion_variant]), count, settings.endpoint_instance_type),
+        Variant(settings.challenger_variant, challenger.name,
+                float(weights[settings.challenger_variant]), count, settings.endpoint_instance_type),
+    ]
+    same_stage = current.get("stage_index") == stage and current.get("settled") is False
+    progress = move_endpoint(services, variants, current if same_stage else {})
+    started = current.get("ab_started_at") or (
+        datetime.fromtimestamp(services.clock(), UTC).isoformat() if progress["settled"] else None)
     return {"deployment_mode": AB_TEST, "stage_index": stage, "weights": weights, "challenger_model": challenger.name,
-            "ab_started_at": started, "waits": previous.get("waits", 0) if previous.get("action") else 0}
+            "ab_started_at": started, "waits": previous.get("waits", 0) if previous.get("action") else 0,
+            **progress}
 
 
 def _deploy_guarded(invocation: StepInvocation, services: Services) -> dict[str, Any]:
@@ -112,7 +217,8 @@ def _deploy_guarded(invocation: StepInvocation, services: Services) -> dict[str,
                                                       list(settings.rollback_alarm_names))
     return {"deployment_mode": settings.deployment_mode, "stage_index": 0,
             "weights": {settings.champion_variant: 100}, "challenger_model": challenger.name,
-            "ab_started_at": started, "waits": 0, "config_name": target, "guardrails": policy.to_dict()}
+            "ab_started_at": started, "waits": 0, "config_name": target, "guardrails": policy.to_dict(),
+            "settled": True}
 
 
 def read_feedback(services: Services, since: datetime) -> pa.Table:
@@ -208,7 +314,11 @@ def _deployment_progress(invocation: StepInvocation, services: Services) -> dict
 
 
 def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
-    """Challenger to 100%, then alone on the endpoint as the new champion and the new drift baseline."""
+    """The challenger alone on the endpoint, then the new champion and the new drift baseline.
+
+    One step of the endpoint change per call (``move_endpoint``); the ledger names the new champion only
+    once the endpoint serves it alone, so a failure before that leaves the old champion in the ledger and
+    RestoreChampion puts it back on the endpoint."""
     settings = services.settings
     hold_lock(services, invocation.run["run_id"])
     bucket = settings.data_bucket
@@ -216,11 +326,10 @@ def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     evaluation, training = invocation.result("evaluation"), invocation.result("training")
     challenger = challenger_spec(invocation, services)
     services.endpoint.ensure_model(challenger)
-    state = services.endpoint.describe()
-    if state is not None and state.variant(settings.challenger_variant) is not None:
-        services.endpoint.set_weights({settings.champion_variant: 0.0, settings.challenger_variant: 1.0})
-    alone = _single_variant(services, challenger.name, state)
-    services.endpoint.deploy(config_name(settings.endpoint_name, alone), alone)
+    alone = _single_variant(services, challenger.name, services.endpoint.describe())
+    progress = move_endpoint(services, alone, invocation.result("promotion"))
+    if not progress["settled"]:
+        return progress
     baseline_key = f"baselines/{settings.model_name}/{run['run_id']}.json"
     training_data = dataset_source(s3_filesystem(services.s3), f"{bucket}/{merge['dataset_dir']}")
     put_json(services.s3, bucket, baseline_key, build_baseline(training_data).to_dict())
@@ -241,33 +350,45 @@ def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     }
     if (previous or {}).get("run_id") != run["run_id"]:
         services.ledger.put_champion(settings.model_name, champion)
-    return {"champion": champion, "endpoint": services.endpoint.describe().to_dict()}
+    return {**progress, "champion": champion, "endpoint": services.endpoint.describe().to_dict()}
 
 
 def rollback(invocation: StepInvocation, services: Services) -> dict[str, Any]:
-    """Champion at 100% and alone. Only undoes what this run did: a run that never put its challenger
-    on the endpoint (or failed before it had one) leaves the endpoint untouched."""
+    """The champion alone at 100 %, one step of the endpoint change per call (``move_endpoint``: the
+    challenger's weight to 0 first, then the champion's single-variant config); ``settled`` once done.
+
+    Only undoes what this run did: a run that never passed the offline gate never touched the endpoint and
+    returns at once; otherwise it first waits for a settling endpoint (a change of this run may still be
+    under way), then removes its challenger if it serves. The challenger's package is marked Rejected."""
     settings = services.settings
     run = invocation.state.get("admission", {}).get("run")
     champion = services.ledger.champion(settings.model_name)
-    state: EndpointState | None = services.endpoint.describe()
-    actions: list[str] = []
-    if run is None or champion is None or state is None:
-        return {"restored": False, "actions": ["nothing to restore: no run, champion or endpoint"]}
+    previous = invocation.result("rollback")
+    if run is None or champion is None or not invocation.result("evaluation").get("passed"):
+        state = services.endpoint.describe()
+        return {"settled": True, "restored": False, "serving": serving(state),
+                "actions": ["nothing to restore: this run never changed the endpoint, or there is no champion"],
+                "endpoint": state.to_dict() if state else None}
+    state = services.endpoint.describe()
     ours = sagemaker_model_name(settings.model_name, run["run_id"])
-    if ours != champion["sagemaker_model"] and any(v.model_name == ours for v in state.variants):
-        if state.status == "InService" and state.variant(settings.challenger_variant) is not None:
-            services.endpoint.set_weights({settings.champion_variant: 1.0, settings.challenger_variant: 0.0})
-            actions.append("champion weight 100%, challenger 0%")
+    settling = state is not None and state.status in SETTLING_STATUSES
+    ours_serves = state is not None and ours != champion["sagemaker_model"] and any(
+        variant.model_name == ours for variant in state.variants)
+    actions = list(previous.get("actions", [])) if previous.get("settled") is False else []
+    if settling or ours_serves:
         alone = _single_variant(services, champion["sagemaker_model"], state)
-        services.endpoint.deploy(config_name(settings.endpoint_name, alone), alone)
-        actions.append("challenger variant removed (single-variant config with the champion)")
+        drain = {settings.champion_variant: 1.0, settings.challenger_variant: 0.0}
+        progress = move_endpoint(services, alone, previous, drain=drain)
+        if not progress["settled"]:
+            return {**progress, "restored": False}
+        actions = progress["actions"]
     package = invocation.result("evaluation").get("model_package_arn")
     if package:
         reason = invocation.result("ab").get("reason") or invocation.state.get("error", {}).get("Cause", "")
         ModelRegistry(services.sagemaker, settings.model_name).set_status(
             package, REJECTED, f"rolled back by run {run['run_id']}: {str(reason)[:500]}")
-        actions.append("challenger package marked Rejected")
     after = services.endpoint.describe()
-    return {"restored": bool(actions), "actions": actions or ["endpoint already champion-only"],
-            "endpoint": after.to_dict() if after else None}
+    return {"settled": True, "restored": bool(actions),
+            "actions": actions + (["challenger package marked Rejected"] if package else [])
+            or ["endpoint already champion-only"],
+            "serving": serving(after), "endpoint": after.to_dict() if after else None}

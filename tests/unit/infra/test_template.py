@@ -21,6 +21,7 @@ FUNCTIONS = {
     "AnalyseABFunction": "analyse_ab",
     "PromoteFunction": "promote",
     "RollbackFunction": "rollback",
+    "PollEndpointFunction": "poll_endpoint",
     "FinalizeFunction": "finalize",
 }
 ENVIRONMENT = {
@@ -49,7 +50,7 @@ PARAMETER_DEFAULTS = {
     "UseSpotTraining": "true", "MaxTrainingSeconds": 3600, "EndpointInstanceType": "ml.m5.large",
     "PollSeconds": 60, "BakeSeconds": 3600, "MaxBakeWaits": 24, "DeploymentMode": "ab",
     "RollbackAlarmNames": "", "ConversionPeriod": "day", "RuntimeBackend": "aws", "KmsKeyArn": "",
-    "ScaleOutUploads": 20, "ScaleOutMaxConcurrency": 40,
+    "ScaleOutUploads": 20, "ScaleOutMaxConcurrency": 40, "RunTimeoutSeconds": 345600,
     "NotificationEmail": "",
 }  # fmt: skip
 PASS_ROLE_FUNCTIONS = {"StartTrainingFunction", "UpdateWeightsFunction", "PromoteFunction"}
