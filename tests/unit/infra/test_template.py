@@ -34,6 +34,11 @@ ENVIRONMENT = {
     "ENDPOINT_INSTANCE_TYPE", "SAGEMAKER_ROLE_ARN", "RUNTIME_BACKEND", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
 }  # fmt: skip
+# The retrain decision's parameters: only the drift step reads them (config.RetrainSettings).
+DRIFT_ENVIRONMENT = {
+    "RETRAIN_POLICY", "RETRAIN_EVERY_DAYS", "VALUE_PER_NDCG_POINT", "TRAINING_HOURLY_PRICE",
+    "TRAINING_STARTUP_SECONDS", "AB_EXPOSURE_COST",
+}  # fmt: skip
 PARAMETER_DEFAULTS = {
     "ModelName": "recommender", "EndpointName": "driftloop-recommender", "ChampionVariantName": "champion",
     "ChallengerVariantName": "challenger", "IncomingPrefix": "incoming/", "MonitorReportPrefix": "monitoring/",
@@ -49,6 +54,8 @@ PARAMETER_DEFAULTS = {
     "RollbackAlarmNames": "", "ConversionPeriod": "day", "RuntimeBackend": "aws", "KmsKeyArn": "",
     "ScaleOutUploads": 20, "ScaleOutMaxConcurrency": 40,
     "NotificationEmail": "",
+    "RetrainPolicy": "auto", "RetrainEveryDays": 7, "ValuePerNdcgPoint": 10, "TrainingHourlyPrice": "",
+    "TrainingStartupSeconds": 120, "AbExposureCost": 5,
 }  # fmt: skip
 PASS_ROLE_FUNCTIONS = {"StartTrainingFunction", "UpdateWeightsFunction", "PromoteFunction"}
 # APIs that accept no resource-level scope, so "*" is the only valid Resource for them.
@@ -115,6 +122,7 @@ def test_parameters_have_the_contract_defaults_and_descriptions(raw_template):
     assert parameters["RollbackAlarmNames"]["Type"] == "CommaDelimitedList"
     assert parameters["ConversionPeriod"]["AllowedValues"] == ["hour", "day", "week"]
     assert parameters["UseSpotTraining"]["AllowedValues"] == ["true", "false"]
+    assert parameters["RetrainPolicy"]["AllowedValues"] == ["auto", "drift", "schedule"]
 
 
 @pytest.mark.parametrize(
@@ -136,6 +144,10 @@ def test_parameters_have_the_contract_defaults_and_descriptions(raw_template):
         ("NotificationEmail", "", True),
         ("NotificationEmail", "ops@example.com", True),
         ("NotificationEmail", "ops", False),
+        ("TrainingHourlyPrice", "", True),
+        ("TrainingHourlyPrice", "0.23", True),
+        ("TrainingHourlyPrice", "-1", False),
+        ("TrainingHourlyPrice", "free", False),
     ],
 )
 def test_parameter_patterns(raw_template, parameter, value, accepted):
@@ -226,7 +238,7 @@ def test_functions_share_runtime_layer_and_tracing(resources):
 def test_every_function_gets_exactly_the_contract_environment(resources):
     for name in FUNCTIONS:
         variables = resources[name]["Properties"]["Environment"]["Variables"]
-        assert set(variables) == ENVIRONMENT, name
+        assert set(variables) == ENVIRONMENT | (DRIFT_ENVIRONMENT if name == "DriftFunction" else set()), name
         assert variables["DATA_BUCKET"] == {"Ref": "DataBucket"}
         assert variables["SAGEMAKER_ROLE_ARN"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
         assert variables["RUNTIME_BACKEND"] == {"Ref": "RuntimeBackend"}
