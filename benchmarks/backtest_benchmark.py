@@ -1,7 +1,13 @@
-"""Backtest benchmark: wall time of all strategies and what they score, on MovieLens 100K and the simulator.
+"""Backtest benchmark: what every strategy scores and costs, and issue 11's targets for ``auto``, on
+MovieLens 100K and the simulator, all with the default parameters (one set for every history).
 
-Cases (each also run with ``never`` alone, in the same process, as the baseline: loading, splitting
-and scoring without any retraining; the ratio shows what the strategies' trainings and drift checks add):
+Targets for ``auto`` (issue 11), checked per case: >= 95% of ``every``'s mean NDCG@10 with <= 75% of its
+retrains; NDCG within 3% of the frontier at its own number of retrains (goal: 1%); total cost within
+10% of the oracle's; NDCG never more than 1% below D's.
+
+Cases (each also run with ``never`` alone, in the same process, as the time baseline: loading,
+splitting, the hindsight score matrix that prices staleness, no strategy's own work; the ratio shows
+what the strategies' trainings, drift checks and decisions add):
 - ``ml-100k month`` / ``ml-100k week``: MovieLens 100K from the installed ``recbole`` wheel (skipped when
   absent: ``pip install --no-deps recbole==1.2.1``); target: all strategies under 300 s;
 - ``synthetic seasonal`` / ``synthetic no_drift``: the simulator's default shop, months 0..12.
@@ -81,24 +87,63 @@ def main() -> int:
             f"| {name} | {len(result.periods)} | {seconds:.1f} | {cpu:.1f} | {never_seconds:.1f} | "
             f"{seconds / never_seconds:.1f}x | {target} |"
         )
+    print_targets(results)
     for name, result in results:
         print_result(name, result)
     print(f"\nload average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 
 
+def _mark(passed: bool) -> str:
+    return "PASS" if passed else "MISS"
+
+
+def print_targets(results: list[tuple[str, BacktestResult]]) -> None:
+    print("\n`auto` against issue 11's targets (default parameters everywhere)")
+    print(
+        "| case | auto NDCG / every | auto retrains / every | frontier at auto's retrains | auto / frontier | "
+        "auto total cost / oracle | auto NDCG / D | oracle retrains |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, result in results:
+        auto, every, drift, oracle = (result.strategies[key] for key in ("auto", "every", "D", "oracle"))
+        ndcg, every_ndcg, drift_ndcg = auto.mean_ndcg_at_10 or 0.0, every.mean_ndcg_at_10 or 0.0, drift.mean_ndcg_at_10
+        frontier = result.frontier.get(auto.retrains, float("nan"))
+        share, retrains = ndcg / every_ndcg, auto.retrains / max(every.retrains, 1)
+        cost_ratio = (auto.total_cost or 0.0) / (oracle.total_cost or float("nan"))
+        versus_drift = ndcg / drift_ndcg if drift_ndcg else float("nan")
+        print(
+            f"| {name} | {share:.3f} {_mark(share >= 0.95)} | {auto.retrains}/{every.retrains} = {retrains:.2f} "
+            f"{_mark(retrains <= 0.75)} | {frontier:.4f} | {ndcg / frontier:.3f} {_mark(ndcg >= 0.97 * frontier)} | "
+            f"{cost_ratio:.2f} {_mark(cost_ratio <= 1.10)} | {versus_drift:.3f} {_mark(versus_drift >= 0.99)} | "
+            f"{oracle.retrains} |"
+        )
+
+
 def print_result(name: str, result: BacktestResult) -> None:
     print(f"\n{name}: evaluated {result.periods[result.initial_periods]} .. {result.periods[-1]}")
-    print("| strategy | mean NDCG@10 | mean HitRate@10 | NDCG vs never | retrains | training s | cost USD |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| strategy | mean NDCG@10 | mean HitRate@10 | NDCG vs never | retrains | training s | training $ | "
+        "staleness $ | total $ | regret $ |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     never = result.strategies["never"].mean_ndcg_at_10 or 0.0
     for strategy in [*result.strategies.values(), result.popularity]:
         ndcg, hit_rate = strategy.mean_ndcg_at_10 or 0.0, strategy.mean_hit_rate_at_10 or 0.0
-        cost = "-" if strategy.training_cost is None else f"{strategy.training_cost:.6f}"
+        priced = strategy.training_cost is not None
+        money = (
+            f"{strategy.training_cost:.2f} | {strategy.staleness_cost:.2f} | {strategy.total_cost:.2f} | "
+            f"{strategy.regret:.2f}"
+            if priced
+            else "- | - | - | -"
+        )
         print(
             f"| {strategy.name} | {ndcg:.4f} | {hit_rate:.4f} | {ndcg / never if never else float('nan'):.2f}x | "
-            f"{strategy.retrains} | {strategy.training_seconds:.1f} | {cost} |"
+            f"{strategy.retrains} | {strategy.training_seconds:.1f} | {money} |"
         )
+    print("frontier: " + ", ".join(f"{retrains}: {value:.4f}" for retrains, value in result.frontier.items()))
+    auto = result.strategies["auto"]
+    print("auto: " + ", ".join(f"{d['period']} {'retrain' if d['retrain'] else 'keep'}" for d in auto.decisions))
     drift = result.strategies["D"]
     decisions = ", ".join(f"{check['period']} {check['decision']}" for check in drift.drift_checks)
     print(f"D drift decisions: {decisions}")

@@ -1,4 +1,4 @@
-"""``driftloop backtest --data synthetic|movielens-100k|PATH --strategies A,B,C,D,never,every [--json OUT]``."""
+"""``driftloop backtest --data synthetic|movielens-100k|PATH [--strategies never,every,...,oracle] [--json OUT]``."""
 
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--json", dest="json_out", help="write the full result as JSON to this file")
     parser.add_argument("--period", default=str(_DEFAULTS.period), help="month (default), week or N-days")
     parser.add_argument("--initial-periods", type=int, default=_DEFAULTS.initial_periods)
-    parser.add_argument("--every-k", type=int, default=_DEFAULTS.every_k, help="how often A, B and C act (periods)")
+    parser.add_argument(
+        "--every-k", type=int, default=_DEFAULTS.every_k, help="how often A, B, C and schedule act (periods)"
+    )
     parser.add_argument(
         "--exclude",
         choices=EXCLUSIONS,
@@ -55,6 +57,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--instance-type", default=_DEFAULTS.instance_type, help="priced training instance")
     parser.add_argument("--hourly-price", type=float, help="USD per instance-hour instead of the list price")
+    parser.add_argument(
+        "--value-per-point",
+        type=float,
+        default=_DEFAULTS.value_per_point,
+        help="USD lost per NDCG@10 point (0.01) of shortfall per day of traffic (prices staleness; auto decides by it)",
+    )
+    parser.add_argument(
+        "--startup-seconds", type=float, default=_DEFAULTS.startup_seconds, help="billed start-up per training job"
+    )
+    parser.add_argument(
+        "--ab-exposure-cost", type=float, default=_DEFAULTS.ab_exposure_cost, help="USD of expected loss per A/B test"
+    )
     synthetic = parser.add_argument_group(f"--data {SYNTHETIC}")
     synthetic.add_argument("--scenario", choices=[scenario.value for scenario in Scenario], default="seasonal")
     synthetic.add_argument("--seed", type=int, default=_SIMULATOR.seed)
@@ -94,6 +108,9 @@ def backtest_config(args: argparse.Namespace) -> BacktestConfig:
         instance_type=args.instance_type,
         hourly_price_usd=args.hourly_price,
         exclude=args.exclude or ("interactions" if args.data == MOVIELENS else "purchases"),
+        value_per_point=args.value_per_point,
+        startup_seconds=args.startup_seconds,
+        ab_exposure_cost=args.ab_exposure_cost,
     )
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from driftloop.backtest.periods import PeriodSpec
+from driftloop.decision import RetrainCostModel
+from driftloop.decision.cost import DEFAULT_AB_EXPOSURE_COST, DEFAULT_STARTUP_SECONDS, DEFAULT_VALUE_PER_POINT
 from driftloop.drift import DriftPolicy
 from driftloop.errors import InvalidInputError
 from driftloop.model.jobs import TRAINING_PRICES_USD_PER_HOUR
@@ -18,6 +20,9 @@ STRATEGIES = {
     "B": "every K periods, tune hyperparameters on a validation slice of the original data; train on the original",
     "C": "every K periods, train a different algorithm from scratch on the newest periods only",
     "D": "when driftloop's drift check says retrain, train on the original plus all new data",
+    "auto": "driftloop's cost-aware rule (CARA cumulative threshold, default parameters); train on all data",
+    "schedule": "every K periods, retrain on all data so far",
+    "oracle": "hindsight: the keep/retrain schedule with the lowest training + staleness cost",
 }
 
 EXCLUSIONS = ("purchases", "interactions")
@@ -25,13 +30,15 @@ EXCLUSIONS = ("purchases", "interactions")
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    """``every_k``: A, B and C act before every K-th new period. ``initial_periods``: how many leading
+    """``every_k``: A, B, C and ``schedule`` act before every K-th new period. ``initial_periods``: how many leading
     periods form the original training data. ``model`` is the champion's configuration; A multiplies
     its l2 by ``regularisation_factor``; B searches ``tuning_l2_factors`` x ``tuning_half_lives``,
     validating on the last ``validation_fraction`` of the original events; C trains
     ``challenger_algorithm`` on the newest ``newest_periods`` periods. ``exclude``: what a user is
     never recommended again, and never scored on: ``purchases`` (a shop: viewed items may still be
-    bought) or ``interactions`` (e.g. MovieLens, where every rating means the film was watched)."""
+    bought) or ``interactions`` (e.g. MovieLens, where every rating means the film was watched).
+    ``value_per_point``, ``startup_seconds`` and ``ab_exposure_cost`` price retraining and staleness
+    (:class:`driftloop.decision.RetrainCostModel`) for every strategy and for ``auto``'s decisions."""
 
     strategies: tuple[str, ...] = tuple(STRATEGIES)
     period: PeriodSpec = field(default_factory=lambda: PeriodSpec("month"))
@@ -48,6 +55,9 @@ class BacktestConfig:
     instance_type: str = "ml.m5.xlarge"
     hourly_price_usd: float | None = None
     exclude: str = "purchases"
+    value_per_point: float = DEFAULT_VALUE_PER_POINT
+    startup_seconds: float = DEFAULT_STARTUP_SECONDS
+    ab_exposure_cost: float = DEFAULT_AB_EXPOSURE_COST
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategies", tuple(self.strategies))
@@ -72,8 +82,17 @@ class BacktestConfig:
             raise InvalidInputError(f"no list price for {self.instance_type}: give hourly_price_usd")
         if self.exclude not in EXCLUSIONS:
             raise InvalidInputError(f"exclude must be one of {EXCLUSIONS}, not {self.exclude!r}")
-        if self.hourly_price_usd is not None and self.hourly_price_usd < 0:
-            raise InvalidInputError("hourly_price_usd must be >= 0")
+        self.cost_model  # noqa: B018 - rejects a price or value that makes no sense now, not mid-run
+
+    @property
+    def cost_model(self) -> RetrainCostModel:
+        hourly = self.hourly_price_usd
+        return RetrainCostModel(
+            value_per_point=self.value_per_point,
+            hourly_price=TRAINING_PRICES_USD_PER_HOUR[self.instance_type] if hourly is None else hourly,
+            startup_seconds=self.startup_seconds,
+            ab_exposure_cost=self.ab_exposure_cost,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,4 +111,5 @@ class BacktestConfig:
             "instance_type": self.instance_type,
             "hourly_price_usd": self.hourly_price_usd,
             "exclude": self.exclude,
+            "cost_model": self.cost_model.to_dict(),
         }

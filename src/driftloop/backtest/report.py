@@ -30,17 +30,49 @@ def _metric_table(result: BacktestResult, metric: str, title: str) -> list[str]:
     return lines
 
 
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _summary(result: BacktestResult) -> list[str]:
-    lines = [f"{'strategy':<12}{'NDCG@10':>9}{'HR@10':>9}{'retrains':>9}{'train s':>9}{'cost USD':>10}  what it does"]
+    lines = [
+        "costs in USD: training (jobs + start-up + A/B exposure), staleness (shortfall vs the best model "
+        "available x value per point x days), total, regret (total - oracle's)",
+        f"{'strategy':<12}{'NDCG@10':>9}{'HR@10':>9}{'retrains':>9}{'train s':>9}{'training':>10}{'staleness':>11}"
+        f"{'total':>10}{'regret':>10}  what it does",
+    ]
     for strategy in [*result.strategies.values(), result.popularity]:
         ndcg, hit_rate = strategy.mean_ndcg_at_10, strategy.mean_hit_rate_at_10
-        cost = "-" if strategy.name == POPULARITY or strategy.training_cost is None else f"{strategy.training_cost:.6f}"
+        priced = strategy.name != POPULARITY and strategy.training_cost is not None
+        training, staleness, total, regret = (
+            (strategy.training_cost, strategy.staleness_cost, strategy.total_cost, strategy.regret)
+            if priced
+            else (None, None, None, None)
+        )
         lines.append(
             f"{strategy.name:<12}{'-' if ndcg is None else f'{ndcg:.4f}':>9}"
             f"{'-' if hit_rate is None else f'{hit_rate:.4f}':>9}{strategy.retrains:>9}"
-            f"{strategy.training_seconds:>9.1f}{cost:>10}  {strategy.description}"
+            f"{strategy.training_seconds:>9.1f}{_money(training):>10}{_money(staleness):>11}{_money(total):>10}"
+            f"{_money(regret):>10}  {strategy.description}"
         )
     return lines
+
+
+def _frontier(result: BacktestResult) -> list[str]:
+    return [
+        "frontier (hindsight): best mean NDCG@10 reachable with R retrains",
+        "  ".join(f"{retrains}: {ndcg:.4f}" for retrains, ndcg in result.frontier.items()),
+    ]
+
+
+def _auto_decisions(result: BacktestResult) -> list[str]:
+    auto = result.strategies.get("auto")
+    if auto is None or not auto.decisions:
+        return []
+    return ["auto decisions (on each period's upload):"] + [
+        f"  {decision['period']}: {decision['reason']} (expected gain {decision['expected_gain']:.4f})"
+        for decision in auto.decisions
+    ]
 
 
 def format_result(result: BacktestResult) -> str:
@@ -50,11 +82,11 @@ def format_result(result: BacktestResult) -> str:
     header = [
         f"driftloop backtest: {result.dataset}",
         f"{len(result.periods)} {result.config.period} periods; original data {original}; "
-        f"evaluated {evaluated[0]} .. {evaluated[-1]}; A/B/C act every {result.config.every_k} period(s)",
+        f"evaluated {evaluated[0]} .. {evaluated[-1]}; A/B/C/schedule act every {result.config.every_k} period(s)",
         f"scored users: seen before the period, buying items outside their {result.config.exclude} so far "
         f"(never recommended to them)",
-        f"cost: training seconds x {basis['instance_type']} at ${basis['hourly_price_usd']}/h "
-        f"({basis['price_source']})",
+        f"cost: {basis['billing']}; {basis['instance_type']} at ${basis['hourly_price_usd']}/h "
+        f"({basis['price_source']}); staleness: {basis['staleness']}",
     ]
     drift = result.strategies.get("D")
     if drift is not None and drift.drift_checks:
@@ -68,4 +100,8 @@ def format_result(result: BacktestResult) -> str:
         )
     blocks = [header, _metric_table(result, NDCG, "NDCG@10"), _metric_table(result, HIT_RATE, "HitRate@10")]
     blocks.append(_summary(result))
+    blocks.append(_frontier(result))
+    decisions = _auto_decisions(result)
+    if decisions:
+        blocks.append(decisions)
     return "\n\n".join("\n".join(block) for block in blocks)

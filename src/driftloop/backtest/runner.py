@@ -3,15 +3,23 @@
 For each period after the original ones, every strategy's model in force (trained only on data
 before the period) is scored on the period's purchases: users seen before the period, items they
 bought in it and had not bought before (``exclude="interactions"``: had not interacted with before).
-The same users and targets are used for every strategy and for the popularity reference, and no list
-offers a user an excluded item (one the user already bought, or interacted with). Then each
-strategy decides, from data up to the end of the period, whether to retrain for the next one.
-Identical trainings (same rows, same configuration) are fitted once and charged to every strategy
-that asks for them.
+Each model scores a user with the user's interactions since the model's training data ended (the
+request's ``recent`` items, see :meth:`Recommender.recommend`), as the endpoint does: a model that is
+not retrained still follows what customers did since, and a retrain is worth only what the model
+itself learns. The same users and targets are used for every strategy and for the popularity
+reference, and no list offers a user an excluded item. Then each strategy decides, from data up to
+the end of the period, whether to retrain for the next one.
+
+Every model trained on all data before some period is fitted and scored on every later period (the
+*score matrix*): ``every``, ``D``, ``auto``, ``schedule`` and ``oracle`` read their scores from it, and
+it prices every strategy's staleness against the best model available (see
+:mod:`driftloop.backtest.hindsight`). Identical trainings are fitted once and charged to every
+strategy that asks for them.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import tempfile
@@ -28,7 +36,9 @@ import pyarrow.parquet as pq
 
 from driftloop.backtest.config import STRATEGIES, BacktestConfig
 from driftloop.backtest.datasets import History
+from driftloop.backtest.hindsight import fresh_scores, frontier, oracle_schedule, staleness_of
 from driftloop.backtest.periods import period_of
+from driftloop.decision import CostAwareRetrainPolicy, RetrainCostModel, RetrainPolicy, measure_signals
 from driftloop.drift import Baseline, build_baseline, compare_to_baseline
 from driftloop.errors import InvalidInputError
 from driftloop.model.data import ITEM, TIME, USER, at_or_after, before, holdout_items, target_rows, time_quantile
@@ -40,6 +50,9 @@ from driftloop.storage import ParquetSource
 K = 10
 NDCG, HIT_RATE = f"ndcg_at_{K}", f"hit_rate_at_{K}"
 POPULARITY = "popularity"
+ORACLE = "oracle"
+_MICROS_PER_DAY = 86_400 * 1_000_000
+_FROM_MATRIX = ("every", "D", "auto", "schedule")
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,12 @@ class Period:
     label: str
     interactions: pa.Table
     features: pa.Table
+    start_micros: int
+    end_micros: int
+
+    @property
+    def days(self) -> float:
+        return (self.end_micros - self.start_micros) / _MICROS_PER_DAY
 
 
 def split_history(history: History, config: BacktestConfig) -> list[Period]:
@@ -55,11 +74,14 @@ def split_history(history: History, config: BacktestConfig) -> list[Period]:
     numbers, starts = period_of(micros.astype("datetime64[us]"), config.period)
     present = np.unique(numbers)
     lows, highs = np.searchsorted(numbers, present, "left"), np.searchsorted(numbers, present, "right")
+    bounds = starts.astype(np.int64)
     periods = [
         Period(
             config.period.label(starts[number]),
             history.interactions.slice(low, high - low),
             history.features.slice(low, high - low),
+            int(bounds[number]),
+            int(bounds[number + 1]),
         )
         for number, low, high in zip(present.tolist(), lows.tolist(), highs.tolist(), strict=True)
     ]
@@ -76,13 +98,15 @@ def split_history(history: History, config: BacktestConfig) -> list[Period]:
 
 @dataclass(frozen=True)
 class PeriodScore:
-    """``retrained``: the model scored here was (re)trained right before this period."""
+    """``retrained``: the model scored here was (re)trained right before this period. ``staleness_cost``:
+    USD the period's shortfall against the best model available cost (see :mod:`driftloop.backtest.hindsight`)."""
 
     period: str
     ndcg_at_10: float | None
     hit_rate_at_10: float | None
     users: int
     retrained: bool
+    staleness_cost: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +115,7 @@ class PeriodScore:
             HIT_RATE: self.hit_rate_at_10,
             "users": self.users,
             "retrained": self.retrained,
+            "staleness_cost": round(self.staleness_cost, 6),
         }
 
 
@@ -101,7 +126,9 @@ def _mean(scores: Sequence[PeriodScore], metric: str) -> float | None:
 
 @dataclass(frozen=True)
 class StrategyResult:
-    """Means are over the evaluated periods that had users, each period weighing the same."""
+    """Means are over the evaluated periods that had users, each period weighing the same. Costs in USD:
+    ``training_cost`` (every retrain's jobs, start-up and A/B exposure), ``staleness_cost`` (the sum over
+    periods), ``regret`` (total cost minus the oracle's)."""
 
     name: str
     description: str
@@ -110,6 +137,8 @@ class StrategyResult:
     training_seconds: float
     training_cost: float | None
     drift_checks: tuple[dict[str, Any], ...] = ()
+    decisions: tuple[dict[str, Any], ...] = ()
+    regret: float | None = None
 
     @property
     def mean_ndcg_at_10(self) -> float | None:
@@ -119,6 +148,14 @@ class StrategyResult:
     def mean_hit_rate_at_10(self) -> float | None:
         return _mean(self.per_period, HIT_RATE)
 
+    @property
+    def staleness_cost(self) -> float:
+        return sum(score.staleness_cost for score in self.per_period)
+
+    @property
+    def total_cost(self) -> float | None:
+        return None if self.training_cost is None else self.training_cost + self.staleness_cost
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "description": self.description,
@@ -126,12 +163,21 @@ class StrategyResult:
             f"mean_{HIT_RATE}": self.mean_hit_rate_at_10,
             "retrains": self.retrains,
             "training_seconds": round(self.training_seconds, 3),
-            "training_cost": self.training_cost,
+            "training_cost": _rounded(self.training_cost),
+            "staleness_cost": round(self.staleness_cost, 6),
+            "total_cost": _rounded(self.total_cost),
+            "regret": _rounded(self.regret),
             "per_period": [score.to_dict() for score in self.per_period],
         }
         if self.drift_checks:
             data["drift_checks"] = [dict(check) for check in self.drift_checks]
+        if self.decisions:
+            data["decisions"] = [dict(decision) for decision in self.decisions]
         return data
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 @dataclass(frozen=True)
@@ -143,6 +189,7 @@ class BacktestResult:
     popularity: StrategyResult
     initial_training_seconds: float
     config: BacktestConfig
+    frontier: dict[int, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,6 +201,7 @@ class BacktestResult:
             "cost_basis": _cost_basis(self.config),
             "strategies": {name: result.to_dict() for name, result in self.strategies.items()},
             POPULARITY: self.popularity.to_dict(),
+            "frontier": {str(retrains): ndcg for retrains, ndcg in self.frontier.items()},
             "config": self.config.to_dict(),
         }
 
@@ -162,11 +210,16 @@ def _cost_basis(config: BacktestConfig) -> dict[str, Any]:
     estimate = estimate_training_cost(
         config.instance_type, 0, None, spot=False, hourly_price_usd=config.hourly_price_usd
     )
+    cost = config.cost_model
     return {
         "instance_type": config.instance_type,
         "hourly_price_usd": estimate["hourly_price_usd"],
         "price_source": estimate["price_source"],
-        "billing": "measured local training seconds, each fit rounded up to a whole second, on demand",
+        "billing": "per retrain: measured local training seconds (each fit rounded up to a whole second) plus "
+        f"{cost.startup_seconds:g} s start-up, on demand, plus ${cost.ab_exposure_cost:g} A/B test exposure",
+        "staleness": f"per period: (NDCG@10 of the model trained on everything before it - the strategy's) / 0.01 x "
+        f"${cost.value_per_point:g} per point per day x the period's days",
+        "value_per_point": cost.value_per_point,
     }
 
 
@@ -206,23 +259,50 @@ class _Trainer:
         return self._fits[cache_key]
 
 
+class _RecentItems:
+    """Per user, the excluded-kind items (purchases, or every interaction) in period order, so that the
+    items since any period can be handed to a model as the request's ``recent``."""
+
+    def __init__(self) -> None:
+        self._periods: dict[str, list[int]] = {}
+        self._items: dict[str, list[str]] = {}
+
+    def add(self, period: int, users: Sequence[str], items: Sequence[str]) -> None:
+        for user, item in zip(users, items, strict=True):
+            self._periods.setdefault(user, []).append(period)
+            self._items.setdefault(user, []).append(item)
+
+    def since(self, first_period: int, users: Sequence[str]) -> dict[str, list[str]]:
+        recent = {}
+        for user in users:
+            periods = self._periods.get(user)
+            if periods:
+                start = bisect.bisect_left(periods, first_period)
+                if start < len(periods):
+                    recent[user] = self._items[user][start:]
+        return recent
+
+
 @dataclass
 class _Ledger:
-    """One strategy's running state."""
+    """One strategy's running state. ``trained_until``: the first period the model in force did not
+    train on (its interactions since then are the users' recent items)."""
 
     name: str
     model: Recommender
+    trained_until: int
     scores: list[PeriodScore] = field(default_factory=list)
     retrains: int = 0
     training_seconds: float = 0.0
-    billed_seconds: int = 0
+    training_cost: float = 0.0
     retrained: bool = False
     baseline_periods: tuple[int, ...] = ()
     drift_checks: list[dict[str, Any]] = field(default_factory=list)
-
-    def charge(self, fits: Sequence[_Fit], extra_seconds: float = 0.0) -> None:
-        self.training_seconds += sum(fit.seconds for fit in fits) + extra_seconds
-        self.billed_seconds += sum(fit.billed_seconds for fit in fits) + math.ceil(extra_seconds)
+    policy: RetrainPolicy | None = None
+    pending_signals: Any = None
+    replaced_until: int | None = None
+    pending_gain: tuple[float, float] | None = None
+    decisions: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -233,33 +313,52 @@ class _Tuning:
     chosen: RecommenderConfig
 
 
+@dataclass(frozen=True)
+class _Scored:
+    ndcg: float | None
+    hit_rate: float | None
+    users: int
+
+
 class _Backtest:
     def __init__(self, history: History, config: BacktestConfig, workdir: Path) -> None:
         self.history = history
         self.config = config
+        self.cost: RetrainCostModel = config.cost_model
         self.periods = split_history(history, config)
         self.original = tuple(range(config.initial_periods))
+        self.first = len(self.original)
         self.trainer = _Trainer(self.periods)
         self.workdir = workdir
         self._tuning: _Tuning | None = None
         self._baselines: dict[tuple[int, ...], Baseline] = {}
         self._feature_paths: dict[int, str] = {}
+        self.matrix: dict[int, dict[int, _Scored]] = {}
+        self.recent = _RecentItems()
         if "D" in config.strategies and history.features.num_columns == 0:
             raise InvalidInputError(
                 f"{history.name}: strategy D needs feature columns besides user, item and time to check for drift"
             )
 
+    def _model(self, t: int) -> _Fit:
+        """The model trained on every period before ``t``."""
+        return self.trainer.fit(tuple(range(t)), self.config.model)
+
     def run(self) -> BacktestResult:
-        initial = self.trainer.fit(self.original, self.config.model)
-        ledgers = [_Ledger(name, initial.model) for name in self.config.strategies]
+        initial = self._model(self.first)
+        replayed = [name for name in self.config.strategies if name != ORACLE]
+        ledgers = [_Ledger(name, initial.model, self.first) for name in replayed]
+        for ledger in ledgers:
+            if ledger.name == "auto":
+                ledger.policy = CostAwareRetrainPolicy(self.cost)
         popularity_scores: list[PeriodScore] = []
         known_users: set[str] = set()
         seen: dict[str, set[str]] = {}
         targets = self.config.model.target_event_types
         for index in self.original:
-            self._remember(self.periods[index].interactions, known_users, seen)
-        for p in range(len(self.original), len(self.periods)):
-            if p > len(self.original):
+            self._remember(index, known_users, seen)
+        for p in range(self.first, len(self.periods)):
+            if p > self.first:
                 for ledger in ledgers:
                     self._decide(ledger, p)
             period = self.periods[p]
@@ -267,16 +366,57 @@ class _Backtest:
             users = sorted(holdout)
             ranking = popularity_ranking(self.trainer.table(tuple(range(p))), targets)
             popular = popularity_recommendations(ranking, users, seen, K)
-            popularity_scores.append(_score(period.label, popular, holdout, retrained=False))
+            popularity_scores.append(_as_score(period.label, _score(popular, holdout), retrained=False))
+            for t in range(self.first, p + 1):
+                self.matrix.setdefault(t, {})[p] = self._score_model(self._model(t).model, t, users, seen, holdout)
             for ledger in ledgers:
-                lists = _unseen_top_k(ledger.model, users, seen)
-                ledger.scores.append(_score(period.label, lists, holdout, ledger.retrained))
-            self._remember(period.interactions, known_users, seen)
+                if ledger.name in _FROM_MATRIX or ledger.name == "never":
+                    scored = self.matrix[ledger.trained_until][p]
+                else:
+                    scored = self._score_model(ledger.model, ledger.trained_until, users, seen, holdout)
+                ledger.scores.append(_as_score(period.label, scored, ledger.retrained))
+                if ledger.policy is not None:
+                    ledger.pending_signals = self._signals(ledger, p, seen)
+                    ledger.pending_gain = self._delivered_gain(ledger, p)
+            self._remember(p, known_users, seen)
+        return self._result(ledgers, popularity_scores, initial)
+
+    def _result(self, ledgers: list[_Ledger], popularity_scores: list[PeriodScore], initial: _Fit) -> BacktestResult:
+        evaluated = list(range(self.first, len(self.periods)))
+        ndcg = {t: {p: scored.ndcg for p, scored in row.items()} for t, row in self.matrix.items()}
+        best = fresh_scores(ndcg, evaluated)
+        days = {p: self.periods[p].days for p in evaluated}
+        retrain_costs = {p: self._retrain_cost(self._model(p).billed_seconds) for p in evaluated}
+        oracle = oracle_schedule(ndcg, evaluated, days, retrain_costs, self.cost)
+        oracle_result = self._oracle_result(oracle.models, retrain_costs, best)
+        results: dict[str, StrategyResult] = {}
+        for ledger in ledgers:
+            priced = tuple(
+                replace(score, staleness_cost=staleness_of(score.ndcg_at_10, best[p], days[p], self.cost))
+                for p, score in zip(evaluated, ledger.scores, strict=True)
+            )
+            results[ledger.name] = StrategyResult(
+                ledger.name,
+                STRATEGIES[ledger.name],
+                priced,
+                ledger.retrains,
+                ledger.training_seconds,
+                ledger.training_cost,
+                tuple(ledger.drift_checks),
+                tuple(ledger.decisions),
+            )
+        if ORACLE in self.config.strategies:
+            results[ORACLE] = oracle_result
+        oracle_total = oracle_result.total_cost or 0.0
+        ordered = {
+            name: replace(results[name], regret=(results[name].total_cost or 0.0) - oracle_total)
+            for name in self.config.strategies
+        }
         return BacktestResult(
             dataset=self.history.name,
             periods=tuple(period.label for period in self.periods),
-            initial_periods=len(self.original),
-            strategies={ledger.name: self._result(ledger) for ledger in ledgers},
+            initial_periods=self.first,
+            strategies=ordered,
             popularity=StrategyResult(
                 POPULARITY,
                 "reference: the most bought items so far that the user has not seen",
@@ -287,63 +427,137 @@ class _Backtest:
             ),
             initial_training_seconds=initial.seconds,
             config=self.config,
+            frontier=frontier(ndcg, evaluated),
         )
 
-    def _remember(self, interactions: pa.Table, known_users: set[str], seen: dict[str, set[str]]) -> None:
+    def _oracle_result(
+        self, models: Sequence[int], retrain_costs: dict[int, float], best: dict[int, float | None]
+    ) -> StrategyResult:
+        scores, retrains, seconds, training_cost, previous = [], 0, 0.0, 0.0, models[0]
+        for p, t in zip(range(self.first, len(self.periods)), models, strict=True):
+            retrained = t != previous
+            if retrained:
+                retrains += 1
+                seconds += self._model(t).seconds
+                training_cost += retrain_costs[t]
+            scored = self.matrix[t][p]
+            staleness = staleness_of(scored.ndcg, best[p], self.periods[p].days, self.cost)
+            scores.append(replace(_as_score(self.periods[p].label, scored, retrained), staleness_cost=staleness))
+            previous = t
+        return StrategyResult(ORACLE, STRATEGIES[ORACLE], tuple(scores), retrains, seconds, training_cost)
+
+    def _retrain_cost(self, billed_seconds: float) -> float:
+        return self.cost.job_cost(billed_seconds) + self.cost.ab_exposure_cost
+
+    def _score_model(
+        self,
+        model: Recommender,
+        trained_until: int,
+        users: Sequence[str],
+        seen: dict[str, set[str]],
+        holdout: dict[str, set[str]],
+    ) -> _Scored:
+        return _score(_unseen_top_k(model, users, seen, self.recent.since(trained_until, users)), holdout)
+
+    def _signals(self, ledger: _Ledger, p: int, seen: dict[str, set[str]]) -> Any:
+        """What ``auto`` measures on period ``p``'s upload with its model in force (before ``p`` is remembered)."""
+        period, t = self.periods[p], ledger.trained_until
+        upload_users = period.interactions.column(USER).unique().to_pylist()
+        return measure_signals(
+            ledger.model,
+            period.interactions,
+            histories=self.recent.since(t, upload_users),
+            seen=seen,
+            days_since_training=(period.end_micros - self.periods[t - 1].end_micros) / _MICROS_PER_DAY,
+            interactions_since_training=sum(self.periods[index].interactions.num_rows for index in range(t, p + 1)),
+            data_drift=None,
+            period_days=period.days,
+            k=K,
+        )
+
+    def _delivered_gain(self, ledger: _Ledger, p: int) -> tuple[float, float] | None:
+        """On the first period after a retrain: (NDCG@10 of the new model - the replaced one's, the days
+        of data the replaced one had missed when the period began)."""
+        replaced, ledger.replaced_until = ledger.replaced_until, None
+        if replaced is None:
+            return None
+        new, old = self.matrix[ledger.trained_until][p].ndcg, self.matrix[replaced][p].ndcg
+        if new is None or old is None:
+            return None
+        return new - old, (self.periods[p].start_micros - self.periods[replaced - 1].end_micros) / _MICROS_PER_DAY
+
+    def _remember(self, index: int, known_users: set[str], seen: dict[str, set[str]]) -> None:
         """Add a period's users, and the items each user has now bought (or interacted with)."""
+        interactions = self.periods[index].interactions
         known_users.update(interactions.column(USER).unique().to_pylist())
         if self.config.exclude == "purchases":
             interactions = target_rows(interactions, self.config.model.target_event_types)
         users, items = interactions.column(USER).to_pylist(), interactions.column(ITEM).to_pylist()
         for user, item in zip(users, items, strict=True):
             seen.setdefault(user, set()).add(item)
-
-    def _result(self, ledger: _Ledger) -> StrategyResult:
-        cost = estimate_training_cost(
-            self.config.instance_type,
-            ledger.billed_seconds,
-            None,
-            spot=False,
-            hourly_price_usd=self.config.hourly_price_usd,
-        )["cost_usd"]
-        return StrategyResult(
-            ledger.name,
-            STRATEGIES[ledger.name],
-            tuple(ledger.scores),
-            ledger.retrains,
-            ledger.training_seconds,
-            cost,
-            tuple(ledger.drift_checks),
-        )
+        self.recent.add(index, users, items)
 
     def _scheduled(self, p: int) -> bool:
-        return (p - len(self.original)) % self.config.every_k == 0
+        return (p - self.first) % self.config.every_k == 0
 
     def _decide(self, ledger: _Ledger, p: int) -> None:
         """Before period ``p``: retrain or keep the model, from data of periods ``< p``."""
         config = self.config
-        so_far = tuple(range(p))
         ledger.retrained = False
-        if ledger.name == "every":
-            self._install(ledger, [self.trainer.fit(so_far, config.model)])
+        if ledger.name == "every" or (ledger.name == "schedule" and self._scheduled(p)):
+            self._install(ledger, [self._model(p)], p)
         elif ledger.name == "A" and self._scheduled(p):
             stronger = replace(config.model, l2=config.model.l2 * config.regularisation_factor)
-            self._install(ledger, [self.trainer.fit(self.original, stronger)])
+            self._install(ledger, [self.trainer.fit(self.original, stronger)], self.first)
         elif ledger.name == "B" and self._scheduled(p):
             tuning = self._tune()
-            ledger.charge(tuning.fits, tuning.validation_seconds)
-            ledger.model, ledger.retrained = tuning.model, True
+            ledger.training_seconds += sum(fit.seconds for fit in tuning.fits) + tuning.validation_seconds
+            billed = sum(fit.billed_seconds for fit in tuning.fits) + math.ceil(tuning.validation_seconds)
+            ledger.training_cost += self._retrain_cost(billed)
+            ledger.model, ledger.trained_until, ledger.retrained = tuning.model, self.first, True
             ledger.retrains += 1
         elif ledger.name == "C" and self._scheduled(p):
-            newest = tuple(range(max(len(self.original), p - config.newest_periods), p))
+            newest = tuple(range(max(self.first, p - config.newest_periods), p))
             challenger = replace(config.model, algorithm=config.challenger_algorithm)
-            self._install(ledger, [self.trainer.fit(newest, challenger)])
+            self._install(ledger, [self.trainer.fit(newest, challenger)], p)
         elif ledger.name == "D":
             self._check_drift(ledger, p)
+        elif ledger.name == "auto":
+            self._decide_auto(ledger, p)
 
-    def _install(self, ledger: _Ledger, fits: Sequence[_Fit]) -> None:
-        ledger.charge(fits)
-        ledger.model, ledger.retrained = fits[-1].model, True
+    def _decide_auto(self, ledger: _Ledger, p: int) -> None:
+        """``auto`` decides on the upload of period ``p - 1``; the first upload after a retrain also
+        reports the gain that retrain delivered (new model vs the replaced one on the same purchases)."""
+        assert ledger.policy is not None
+        if ledger.pending_gain is not None:
+            gain, missed_days = ledger.pending_gain
+            ledger.policy.observe_gain(gain, age_days=missed_days)
+        decision = ledger.policy.update(ledger.pending_signals)
+        ledger.decisions.append(
+            {
+                "period": self.periods[p - 1].label,
+                "retrain": decision.retrain,
+                "expected_gain": round(decision.expected_gain or 0.0, 6),
+                "gain_sources": {
+                    name: None if value is None else round(value, 6) for name, value in decision.gain_sources.items()
+                },
+                "champion_ndcg_at_10": decision.signals.accuracy.ndcg_at_10,
+                "item_novelty": decision.signals.item_novelty,
+                "staleness_cost": round(decision.staleness_cost, 6),
+                "retraining_cost": round(decision.retraining_cost, 6),
+                "reason": decision.reasons[0],
+            }
+        )
+        if decision.retrain:
+            ledger.replaced_until = ledger.trained_until
+            fit = self._model(p)
+            self._install(ledger, [fit], p)
+            ledger.policy.retrained(job_seconds=fit.billed_seconds)
+
+    def _install(self, ledger: _Ledger, fits: Sequence[_Fit], trained_until: int) -> None:
+        ledger.training_seconds += sum(fit.seconds for fit in fits)
+        ledger.training_cost += self._retrain_cost(sum(fit.billed_seconds for fit in fits))
+        ledger.model, ledger.trained_until, ledger.retrained = fits[-1].model, trained_until, True
         ledger.retrains += 1
 
     def _check_drift(self, ledger: _Ledger, p: int) -> None:
@@ -363,7 +577,7 @@ class _Backtest:
         )
         if report.decision == "retrain":
             ledger.baseline_periods = tuple(range(p))
-            self._install(ledger, [self.trainer.fit(ledger.baseline_periods, self.config.model)])
+            self._install(ledger, [self._model(p)], p)
 
     def _baseline(self, indices: tuple[int, ...]) -> Baseline:
         if indices not in self._baselines:
@@ -415,22 +629,28 @@ def _holdout(
     return holdout
 
 
-def _unseen_top_k(model: Recommender, users: Sequence[str], seen: dict[str, set[str]]) -> dict[str, list[str]]:
-    """The model's top ``K`` per user without the user's excluded items, which the model may not know
-    (it excludes only the purchases in its own training data)."""
+def _unseen_top_k(
+    model: Recommender, users: Sequence[str], seen: dict[str, set[str]], recent: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """The model's top ``K`` per user, scored with the user's ``recent`` items, without the user's
+    excluded items (which the model may not know)."""
     longest = max((len(seen.get(user, ())) for user in users), default=0)
-    ranked = model.recommend(users, k=min(K + longest, max(model.n_items, 1)))
+    ranked = model.recommend(users, k=min(K + longest, max(model.n_items, 1)), recent=recent)
     return {
         user: [item for item in items if item not in seen.get(user, ())][:K]
         for user, items in zip(users, ranked, strict=True)
     }
 
 
-def _score(label: str, lists: dict[str, list[str]], holdout: dict[str, set[str]], retrained: bool) -> PeriodScore:
+def _score(lists: dict[str, list[str]], holdout: dict[str, set[str]]) -> _Scored:
     if not holdout:
-        return PeriodScore(label, None, None, 0, retrained)
+        return _Scored(None, None, 0)
     metrics = per_user_metrics(lists, holdout, K)
-    return PeriodScore(label, float(metrics[NDCG].mean()), float(metrics[HIT_RATE].mean()), len(holdout), retrained)
+    return _Scored(float(metrics[NDCG].mean()), float(metrics[HIT_RATE].mean()), len(holdout))
+
+
+def _as_score(label: str, scored: _Scored, retrained: bool) -> PeriodScore:
+    return PeriodScore(label, scored.ndcg, scored.hit_rate, scored.users, retrained)
 
 
 def run_backtest(history: History, config: BacktestConfig | None = None) -> BacktestResult:

@@ -11,8 +11,17 @@ from backtest_fixtures import monthly_events
 
 from driftloop.backtest import cli
 
-PER_PERIOD_FIELDS = {"period", "ndcg_at_10", "hit_rate_at_10", "users", "retrained"}
-STRATEGY_FIELDS = {"mean_ndcg_at_10", "mean_hit_rate_at_10", "retrains", "training_cost", "per_period"}
+PER_PERIOD_FIELDS = {"period", "ndcg_at_10", "hit_rate_at_10", "users", "retrained", "staleness_cost"}
+STRATEGY_FIELDS = {
+    "mean_ndcg_at_10",
+    "mean_hit_rate_at_10",
+    "retrains",
+    "training_cost",
+    "staleness_cost",
+    "total_cost",
+    "regret",
+    "per_period",
+}
 
 
 def _parse(*arguments: str) -> argparse.Namespace:
@@ -86,6 +95,9 @@ def test_too_few_periods_from_the_command_line(custom_parquet, capsys):
         (("--strategies", "A,Z"), "strategies must be some of"),
         (("--period", "fortnight"), "--period"),
         (("--data", "/nonexistent/folder"), "no such file"),
+        (("--value-per-point", "-1"), "value_per_point must be a number > 0"),
+        (("--hourly-price", "0"), "hourly_price must be a number > 0"),
+        (("--ab-exposure-cost", "-5"), "ab_exposure_cost must be a number >= 0"),
     ],
 )
 def test_bad_arguments_fail_cleanly(arguments, message, capsys):
@@ -105,3 +117,25 @@ def test_synthetic_data_from_the_command_line(tmp_path, capsys):
     assert result["periods"] == ["2025-01", "2025-02", "2025-03", "2025-04"]
     assert result["strategies"]["C"]["retrains"] == 2
     assert result["dataset"].startswith("synthetic (seasonal, seed 0)")
+
+
+def test_costs_regret_and_frontier_reach_the_json(tmp_path, capsys):
+    out = tmp_path / "costs.json"
+    args = _parse(
+        "--data", "synthetic", "--users", "150", "--items", "40", "--events-per-month", "1500", "--months", "3",
+        "--strategies", "never,every,auto,schedule,oracle", "--every-k", "2", "--value-per-point", "2",
+        "--json", str(out),
+    )  # fmt: skip
+    assert args.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "frontier (hindsight)" in printed and "regret" in printed and "auto decisions" in printed
+    result = json.loads(out.read_text())
+    strategies = result["strategies"]
+    assert strategies["oracle"]["regret"] == 0.0
+    for name, strategy in strategies.items():
+        assert strategy["total_cost"] == pytest.approx(strategy["training_cost"] + strategy["staleness_cost"], abs=1e-5)
+        assert strategy["regret"] >= -1e-6, name
+    assert result["frontier"]["0"] == pytest.approx(strategies["never"]["mean_ndcg_at_10"])
+    assert result["frontier"]["2"] == pytest.approx(strategies["every"]["mean_ndcg_at_10"])
+    assert result["config"]["cost_model"]["value_per_point"] == 2.0
+    assert len(strategies["auto"]["decisions"]) == 2

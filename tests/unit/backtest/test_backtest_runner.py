@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from backtest_fixtures import monthly_events
 
@@ -8,6 +9,7 @@ from driftloop.backtest import BacktestConfig, PeriodSpec, history_from_table, r
 from driftloop.drift import DriftPolicy
 from driftloop.errors import InvalidInputError
 from driftloop.model.data import ColumnMapping
+from driftloop.model.recommender import Recommender
 
 SMALL_SAMPLE_POLICY = DriftPolicy(min_samples=50)
 
@@ -31,10 +33,12 @@ def test_schedules_of_periodic_strategies(transient_shift):
     assert transient_shift.periods == ("2025-01", "2025-02", "2025-03", "2025-04", "2025-05")
     assert _retrained(transient_shift, "never") == [False, False, False, False]
     assert _retrained(transient_shift, "every") == [False, True, True, True]
-    for name in ("A", "B", "C"):
+    for name in ("A", "B", "C", "schedule"):
         assert _retrained(transient_shift, name) == [False, False, True, False], name
-    expected_retrains = {"never": 0, "every": 3, "A": 1, "B": 1, "C": 1, "D": 1}
-    assert {name: result.retrains for name, result in transient_shift.strategies.items()} == expected_retrains
+    expected_retrains = {"never": 0, "every": 3, "A": 1, "B": 1, "C": 1, "D": 1, "schedule": 1}
+    retrains = {name: result.retrains for name, result in transient_shift.strategies.items()}
+    assert {name: retrains[name] for name in expected_retrains} == expected_retrains
+    assert list(transient_shift.strategies) == ["never", "every", "A", "B", "C", "D", "auto", "schedule", "oracle"]
 
 
 def test_d_retrains_exactly_after_the_drifted_period(transient_shift):
@@ -53,8 +57,9 @@ def test_costs_follow_retrains(transient_shift):
     assert strategies["never"].training_cost == 0.0 and strategies["never"].training_seconds == 0.0
     for name in ("every", "A", "B", "C", "D"):
         assert strategies[name].training_cost > 0, name
-    # Every fit is billed at least one second: three retrains cost at least three seconds' worth.
-    assert strategies["every"].training_cost >= 3 * 0.23 / 3600 - 1e-9
+    # Each retrain pays at least one billed second plus start-up and the A/B test's exposure.
+    cost = transient_shift.config.cost_model
+    assert strategies["every"].training_cost >= 3 * (cost.job_cost(1) + cost.ab_exposure_cost) - 1e-9
 
 
 def test_a_persistent_shift_is_learned_once_the_baseline_moves():
@@ -145,3 +150,41 @@ def test_exclusion_decides_what_counts_as_new():
     # The retrained model saw everyone view "x": its most co-viewed item; popularity has no purchase of it yet.
     assert by_purchases.strategies["every"].per_period[1].hit_rate_at_10 == 1.0
     assert by_purchases.popularity.per_period[1].hit_rate_at_10 == 0.0
+
+
+def test_auto_schedule_and_oracle_are_priced_against_the_same_models(transient_shift):
+    strategies = transient_shift.strategies
+    assert strategies["oracle"].regret == 0.0
+    for name in ("never", "every", "D", "auto", "schedule"):
+        assert strategies[name].regret >= -1e-9, name
+    assert strategies["every"].staleness_cost == 0.0  # it always serves the freshest model
+    assert transient_shift.frontier[0] == pytest.approx(strategies["never"].mean_ndcg_at_10)
+    assert transient_shift.frontier[3] == pytest.approx(strategies["every"].mean_ndcg_at_10)
+    auto = strategies["auto"]
+    assert [decision["period"] for decision in auto.decisions] == ["2025-02", "2025-03", "2025-04"]
+    assert auto.retrains == sum(decision["retrain"] for decision in auto.decisions)
+    assert _retrained(transient_shift, "auto")[1:] == [decision["retrain"] for decision in auto.decisions]
+
+
+def test_every_model_scores_users_with_their_purchases_since_its_training(monkeypatch):
+    """The original model (trained on January) sees, when scoring April, what users bought Feb..Mar."""
+    calls = []
+    original_recommend = Recommender.recommend
+
+    def recording(self, user_ids, k=10, exclude_seen=True, recent=None):
+        calls.append((self.trained_until, dict(recent or {})))
+        return original_recommend(self, user_ids, k, exclude_seen, recent)
+
+    monkeypatch.setattr(Recommender, "recommend", recording)
+    table = monthly_events(["mobile"] * 4)
+    run_backtest(history_from_table("test", table, ColumnMapping()), BacktestConfig(strategies=("never",)))
+    bought = table.filter(pc.equal(table.column("event_type"), "purchase"))
+    months = pc.month(bought.column("event_time")).to_pylist()
+    february_march = {}
+    users, items = bought.column("user_id").to_pylist(), bought.column("item_id").to_pylist()
+    for user, item, month in zip(users, items, months, strict=True):
+        if month in (2, 3):
+            february_march.setdefault(user, set()).add(item)
+    january_model = min(trained for trained, _ in calls)
+    april = [recent for trained, recent in calls if trained == january_model and recent][-1]
+    assert april and all(set(items) == february_march[user] for user, items in april.items())

@@ -1,0 +1,32 @@
+"""The cost-aware retrain decision: signals measured at a trigger, money on both sides, and the rule.
+
+Pure (no AWS): the pipeline's decision step and the backtest use the very same objects.
+"""
+
+from driftloop.decision.cost import NDCG_POINT, RetrainCostModel
+from driftloop.decision.policy import (
+    POLICIES,
+    CostAwareRetrainPolicy,
+    DriftRetrainPolicy,
+    RetrainDecision,
+    RetrainPolicy,
+    ScheduleRetrainPolicy,
+    make_policy,
+)
+from driftloop.decision.signals import AccuracyEstimate, TriggerSignals, measure_accuracy, measure_signals
+
+__all__ = [
+    "NDCG_POINT",
+    "POLICIES",
+    "AccuracyEstimate",
+    "CostAwareRetrainPolicy",
+    "DriftRetrainPolicy",
+    "RetrainCostModel",
+    "RetrainDecision",
+    "RetrainPolicy",
+    "ScheduleRetrainPolicy",
+    "TriggerSignals",
+    "make_policy",
+    "measure_accuracy",
+    "measure_signals",
+]

@@ -1,0 +1,74 @@
+"""The oracle and the frontier against brute force over every keep/retrain schedule."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from driftloop.backtest.hindsight import fresh_scores, frontier, oracle_schedule, staleness_of
+from driftloop.decision import RetrainCostModel
+
+COST = RetrainCostModel(value_per_point=1.0, hourly_price=1.0, startup_seconds=0, ab_exposure_cost=0)
+
+
+def _matrix(periods, seed):
+    """scores[t][p] for t <= p; None marks a period without users."""
+    rng = np.random.default_rng(seed)
+    empty = {periods[-1]} if seed % 2 else set()
+    return {t: {p: None if p in empty else float(rng.uniform(0.05, 0.3)) for p in periods if p >= t} for t in periods}
+
+
+def _schedules(periods):
+    """Every schedule: before each later period keep the model in force or install the newest."""
+    for choices in itertools.product((False, True), repeat=len(periods) - 1):
+        models = [periods[0]]
+        for p, retrain in zip(periods[1:], choices, strict=True):
+            models.append(p if retrain else models[-1])
+        yield tuple(models)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_oracle_is_the_cheapest_schedule(seed):
+    periods = [2, 3, 4, 5, 6]
+    scores = _matrix(periods, seed)
+    days = {p: 30.0 + p for p in periods}
+    retrain_costs = {p: 1.0 + p / 10 for p in periods}
+    fresh = fresh_scores(scores, periods)
+
+    def total(models):
+        training = sum(retrain_costs[b] for a, b in zip(models, models[1:], strict=False) if b != a)
+        pairs = zip(models, periods, strict=True)
+        return training + sum(staleness_of(scores[t][p], fresh[p], days[p], COST) for t, p in pairs)
+
+    best = min(total(models) for models in _schedules(periods))
+    oracle = oracle_schedule(scores, periods, days, retrain_costs, COST)
+    assert oracle.total_cost == pytest.approx(best)
+    assert total(oracle.models) == pytest.approx(best)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_frontier_is_the_best_mean_for_each_number_of_retrains(seed):
+    periods = [1, 2, 3, 4, 5]
+    scores = _matrix(periods, seed)
+    scored = [p for p in periods if scores[periods[0]][p] is not None]
+    expected: dict[int, float] = {}
+    for models in _schedules(periods):
+        retrains = sum(1 for a, b in zip(models, models[1:], strict=False) if b != a)
+        mean = sum(scores[t][p] or 0.0 for t, p in zip(models, periods, strict=True)) / len(scored)
+        expected[retrains] = max(expected.get(retrains, -1.0), mean)
+    assert frontier(scores, periods) == pytest.approx(expected)
+
+
+def test_staleness_counts_only_shortfalls_against_the_fresh_model():
+    assert staleness_of(0.10, 0.12, 10, COST) == pytest.approx(2 * 10)
+    assert staleness_of(0.15, 0.12, 10, COST) == 0.0
+    assert staleness_of(None, 0.12, 10, COST) == 0.0
+
+
+def test_free_retraining_makes_the_oracle_retrain_whenever_it_helps():
+    periods = [1, 2, 3]
+    scores = {1: {1: 0.1, 2: 0.1, 3: 0.1}, 2: {2: 0.2, 3: 0.2}, 3: {3: 0.3}}
+    oracle = oracle_schedule(scores, periods, dict.fromkeys(periods, 1.0), dict.fromkeys(periods, 0.0), COST)
+    assert oracle.models == (1, 2, 3) and oracle.total_cost == 0.0 and oracle.retrains == 2
