@@ -13,6 +13,7 @@ from driftloop.drift.model_monitor import parse_violations
 from driftloop.errors import InvalidInputError
 from driftloop.pipeline.inputs import fix_inputs
 from driftloop.pipeline.invocation import StepInvocation
+from driftloop.pipeline.retrain import DecisionSetup, decide
 from driftloop.pipeline.services import Services
 from driftloop.storage import is_parquet_name, s3_source
 
@@ -87,6 +88,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     bucket = settings.data_bucket
     run = invocation.run
     trigger = run["trigger"]
+    setup = DecisionSetup.from_services(services)
     champion = services.ledger.champion(settings.model_name)
     inputs = fix_inputs(services, run["run_id"], champion)
     readable = [entry["key"] for entry in inputs["readable"]]
@@ -121,6 +123,8 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         concept = concept_drift(services, champion, conversion_monitor(services))
         result["concept"] = concept
 
+    concept_forces = concept is not None and concept["detected"]
+    policy_line: list[str] = []
     if champion is None:
         forced.append("no champion yet: first deployment")
         decision = "retrain" if readable else "none"
@@ -133,7 +137,6 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         put_json(services.s3, bucket, result["report_key"], document)
         put_bytes(services.s3, bucket, f"{prefix}/drift.html", report.to_html().encode(), "text/html")
         publish_feature_drift(report, namespace=None)
-        decision = report.decision
         result["reasons"].extend(document.get("reasons", []))
         result["drifted_features"] = sorted(
             name for name, feature in document["features"].items() if feature["drifted"])
@@ -143,6 +146,14 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
             | {"drifted": feature["drifted"]}
             for name, feature in document["features"].items()
         }
+        result["data_drift"] = report.decision
+        verdict, result["retrain"] = decide(services, setup, run, champion, readable, report.decision)
+        decision = "retrain" if verdict.retrain else ("warn" if report.decision != "none" else "none")
+        headline = f"{verdict.policy} policy: {verdict.reasons[0]}" if verdict.reasons else f"{verdict.policy} policy"
+        if (forced or concept_forces) and not verdict.retrain:
+            headline = f"retraining although the {headline} (alone it would keep the champion)"
+            result["retrain"]["overridden_by"] = forced + (concept["reasons"][:1] if concept_forces else [])
+        policy_line.append(headline)
     else:
         decision = "none"
         result["reasons"].append("no new uploads to compare")
@@ -150,8 +161,8 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         decision = "retrain"
     elif forced and not readable:
         result["reasons"].append("a retrain was asked for, but there is no new data to retrain on")
-    result["reasons"] = forced + result["reasons"]
-    if concept is not None and concept["detected"]:
+    result["reasons"] = forced + policy_line + result["reasons"]
+    if concept_forces:
         if readable:
             decision = "retrain"
         else:

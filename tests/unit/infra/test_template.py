@@ -54,8 +54,8 @@ PARAMETER_DEFAULTS = {
     "RollbackAlarmNames": "", "ConversionPeriod": "day", "RuntimeBackend": "aws", "KmsKeyArn": "",
     "ScaleOutUploads": 20, "ScaleOutMaxConcurrency": 40,
     "NotificationEmail": "",
-    "RetrainPolicy": "auto", "RetrainEveryDays": 7, "ValuePerNdcgPoint": 10, "TrainingHourlyPrice": "",
-    "TrainingStartupSeconds": 120, "AbExposureCost": 5,
+    "RetrainPolicy": "auto", "RetrainEveryDays": 7, "ValuePerNdcgPoint": 0.5, "TrainingHourlyPrice": "",
+    "TrainingStartupSeconds": 180, "AbExposureCost": 19.32,
 }  # fmt: skip
 PASS_ROLE_FUNCTIONS = {"StartTrainingFunction", "UpdateWeightsFunction", "PromoteFunction"}
 # APIs that accept no resource-level scope, so "*" is the only valid Resource for them.
@@ -107,6 +107,16 @@ def _rule(resources: dict[str, Any], event: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- parameters and outputs
+
+
+def test_retrain_parameters_default_to_the_decision_core_s_defaults(raw_template):
+    """The pipeline decides with the parameters the backtest measured (one set of defaults)."""
+    from driftloop.decision.cost import DEFAULT_AB_EXPOSURE_COST, DEFAULT_STARTUP_SECONDS, DEFAULT_VALUE_PER_POINT
+
+    parameters = raw_template["Parameters"]
+    assert parameters["ValuePerNdcgPoint"]["Default"] == DEFAULT_VALUE_PER_POINT
+    assert parameters["TrainingStartupSeconds"]["Default"] == DEFAULT_STARTUP_SECONDS
+    assert parameters["AbExposureCost"]["Default"] == DEFAULT_AB_EXPOSURE_COST
 
 
 def test_parameters_have_the_contract_defaults_and_descriptions(raw_template):
