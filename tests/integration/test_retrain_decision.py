@@ -52,16 +52,25 @@ def test_the_record_carries_the_evidence_to_recompute_the_decision(workspace: Pa
 
 def test_the_schedule_policy_keeps_the_champion_and_carries_its_state_to_the_next_trigger(workspace: Path) -> None:
     with running(workspace, **NEVER) as (world, runner):
-        first = upload_and_wait(world, runner, workspace, 1)
-        second = upload_and_wait(world, runner, workspace, 2)
-        for run in (first, second):
+        # The seeded workspace already holds month 6 unconsumed (staged for the sample events).
+        first = upload_and_wait(world, runner, workspace, 7)
+        second = upload_and_wait(world, runner, workspace, 8)
+        late = upload_and_wait(world, runner, workspace, 1)  # an old month arriving after newer ones
+        for run in (first, second, late):
             assert run["outcome"] == "no_drift"
             assert run["evidence"]["drift"]["retrain"]["policy"] == "schedule"
             assert run["evidence"]["drift"]["retrain"]["retrain"] is False
         assert second["evidence"]["drift"]["retrain"]["previous_run_id"] == first["run_id"]
         signals = [run["evidence"]["drift"]["retrain"]["signals"] for run in (first, second)]
-        assert signals[1]["days_since_training"] >= signals[0]["days_since_training"] > 0
+        assert signals[0]["period_days"] > 150, "the first decision weighs everything since training"
+        assert 28 <= signals[1]["period_days"] <= 31, "the next one only the month it brings"
+        assert signals[1]["days_since_training"] > signals[0]["days_since_training"] > 0
         assert signals[1]["interactions_since_training"] > signals[0]["interactions_since_training"]
+        late_retrain = late["evidence"]["drift"]["retrain"]
+        assert late_retrain["reasons"][0].startswith("nothing new to weigh")
+        assert late_retrain["previous_run_id"] == second["run_id"]
+        assert late_retrain["policy_state"] == second["evidence"]["drift"]["retrain"]["policy_state"]
+        assert late_retrain["scored_until"] == second["evidence"]["drift"]["retrain"]["scored_until"]
 
         # The step run again for the second trigger (a retry) decides the same from the same records.
         environment = world.app.functions["DriftFunction"].environment

@@ -57,7 +57,8 @@ def _record(run_id: str, started: int, *, state: dict[str, Any] | None = None, j
             gain: float | None = None, baseline: str = "champion") -> dict[str, Any]:
     evidence: dict[str, Any] = {"drift": {"decision": "none"}}
     if state is not None:
-        evidence["drift"]["retrain"] = {"policy": "auto", "policy_state": state}
+        evidence["drift"]["retrain"] = {"policy": "auto", "policy_state": state,
+                                        "scored_until": (DAY + timedelta(days=started)).isoformat()}
     if job_seconds is not None:
         evidence["training"] = {"status": "Completed", "training_seconds": job_seconds + 10,
                                 "billable_seconds": job_seconds}
@@ -77,6 +78,7 @@ def test_history_starts_from_the_latest_earlier_state_and_says_whether_that_run_
     ]
     history = policy_history(records, "this", records[4]["started_at"])
     assert history.previous_run_id == "third" and history.state == {"n": 2}
+    assert history.scored_until == DAY + timedelta(days=2)
     assert history.retrained == {"job_seconds": 200.0, "realised_gain": 0.012}
     assert history.job_seconds == (200.0, 300.0)
 
@@ -97,22 +99,22 @@ def _events(rows: list[tuple[str, str, str, int]]) -> pa.Table:
     })
 
 
-def test_the_newest_upload_is_scored_and_earlier_purchases_become_histories() -> None:
+def test_events_after_the_last_weighed_one_are_the_period_and_earlier_purchases_the_histories() -> None:
     march = _events([("u1", "a", "purchase", 1), ("u1", "b", "view", 2), ("u2", "c", "purchase", 3),
                      ("u1", "d", "purchase", 4)])
     april = _events([("u1", "e", "purchase", 31), ("u3", "f", "purchase", 32)])
-    late_in_may = _events([("u1", "z", "purchase", 70)])
-    new = split_uploads({"incoming/03.parquet": march, "incoming/04.parquet": april}, None, ["purchase"])
-    assert new.evaluated_key == "incoming/04.parquet"
-    assert new.histories == {"u1": ["a", "d"], "u2": ["c"]}
+    uploads = {"incoming/03.parquet": march, "incoming/04.parquet": april}
+    new = split_uploads(uploads, DAY + timedelta(days=10), ["purchase"])
+    assert new.scored_keys == ["incoming/04.parquet"] and new.scored.num_rows == 2
+    assert new.histories == {"u1": ["a", "d"], "u2": ["c"]}  # purchases only, oldest first
     assert new.interactions == 6 and new.end == DAY + timedelta(days=32)
-    chosen = split_uploads({"incoming/03.parquet": march, "incoming/04.parquet": april,
-                            "incoming/05.parquet": late_in_may}, "incoming/04.parquet", ["purchase"])
-    assert chosen.evaluated_key == "incoming/04.parquet"
-    assert chosen.histories == {"u1": ["a", "d"], "u2": ["c"]}  # nothing from after the scored upload
-    assert chosen.interactions == 6
+    assert new.period_days == 22.0  # from where the last decision stopped, gaps included
 
 
-def test_one_upload_has_no_histories() -> None:
-    new = split_uploads({"incoming/03.parquet": _events([("u1", "a", "purchase", 1)])}, None, ["purchase"])
-    assert new.histories == {} and new.evaluated.num_rows == 1
+def test_right_after_training_everything_is_new_and_a_replayed_old_upload_brings_nothing() -> None:
+    march = _events([("u1", "a", "purchase", 1), ("u2", "c", "purchase", 3)])
+    first = split_uploads({"incoming/03.parquet": march}, DAY, ["purchase"])
+    assert first.scored.num_rows == 2 and first.histories == {} and first.period_days == 3.0
+    weighed = split_uploads({"incoming/03.parquet": march}, DAY + timedelta(days=3), ["purchase"])
+    assert weighed.end is None and weighed.scored.num_rows == 0 and weighed.period_days is None
+    assert weighed.interactions == 2

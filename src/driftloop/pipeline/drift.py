@@ -148,9 +148,10 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         }
         result["data_drift"] = report.decision
         verdict, result["retrain"] = decide(services, setup, run, champion, readable, report.decision)
-        decision = "retrain" if verdict.retrain else ("warn" if report.decision != "none" else "none")
-        headline = f"{verdict.policy} policy: {verdict.reasons[0]}" if verdict.reasons else f"{verdict.policy} policy"
-        if (forced or concept_forces) and not verdict.retrain:
+        policy_retrains = verdict is not None and verdict.retrain
+        decision = "retrain" if policy_retrains else ("warn" if report.decision != "none" else "none")
+        headline = f"{result['retrain']['policy']} policy: {result['retrain']['reasons'][0]}"
+        if (forced or concept_forces) and not policy_retrains:
             headline = f"retraining although the {headline} (alone it would keep the champion)"
             result["retrain"]["overridden_by"] = forced + (concept["reasons"][:1] if concept_forces else [])
         policy_line.append(headline)

@@ -52,10 +52,12 @@ class PolicyHistory:
     state: dict[str, Any] | None
     retrained: dict[str, float | None] | None  # {"job_seconds", "realised_gain"} when that run trained
     job_seconds: tuple[float, ...]  # billed seconds of the latest completed training jobs, newest first
+    scored_until: datetime | None = None  # the last event an earlier decision already weighed
 
     def to_dict(self) -> dict[str, Any]:
         return {"previous_run_id": self.previous_run_id, "previous_run_retrained": self.retrained,
-                "recent_job_seconds": list(self.job_seconds)}
+                "recent_job_seconds": list(self.job_seconds),
+                "scored_until": self.scored_until.isoformat() if self.scored_until else None}
 
 
 def _job_seconds(record: Mapping[str, Any]) -> float | None:
@@ -88,7 +90,8 @@ def policy_history(records: Sequence[Mapping[str, Any]], run_id: str, started_at
         if isinstance(retrain, dict) and "policy_state" in retrain:
             seconds = _job_seconds(record)
             retrained = None if seconds is None else {"job_seconds": seconds, "realised_gain": _realised_gain(record)}
-            return PolicyHistory(record["run_id"], retrain["policy_state"], retrained, job_seconds)
+            scored_until = parse_time(retrain["scored_until"]) if retrain.get("scored_until") else None
+            return PolicyHistory(record["run_id"], retrain["policy_state"], retrained, job_seconds, scored_until)
     return PolicyHistory(None, None, None, job_seconds)
 
 
@@ -114,41 +117,52 @@ def cost_model(settings: RetrainSettings, instance_type: str) -> tuple[RetrainCo
 
 @dataclass(frozen=True)
 class NewData:
-    """The uploads since the champion's training: the newest one scored, the earlier ones as customers' history."""
+    """The interactions since the champion's training, cut where the last decision stopped weighing them."""
 
-    evaluated: pa.Table
-    evaluated_key: str
-    histories: dict[str, list[str]]
-    interactions: int  # since training, up to the end of the scored upload
-    end: datetime | None  # the scored upload's last event
+    scored: pa.Table  # the events no earlier decision weighed: the trigger's period
+    scored_keys: list[str]
+    histories: dict[str, list[str]]  # each customer's target events before the period, oldest first
+    interactions: int  # since training, up to the end of the period
+    start: datetime | None  # where the period starts (None: at the first new event)
+    end: datetime | None  # its last event (None: nothing new)
+
+    @property
+    def period_days(self) -> float | None:
+        if self.start is None or self.end is None or self.end <= self.start:
+            return None
+        return (self.end - self.start).total_seconds() / _SECONDS_PER_DAY
 
 
-def split_uploads(tables: Mapping[str, pa.Table], evaluated_key: str | None,
+def split_uploads(tables: Mapping[str, pa.Table], after: datetime | None,
                   target_event_types: Sequence[str]) -> NewData:
-    """``evaluated_key`` (else the upload reaching furthest in time) is scored; the target events of the
-    others that happened before it are each customer's history (oldest first, the latest
-    ``MAX_RECENT_ITEMS``), as the endpoint receives it in ``recent_items``. Events after the scored
-    upload's end (an older upload replayed by hand) are left out of the history and of the count."""
-    spans = {key: (pc.min(table[TIME]).as_py(), pc.max(table[TIME]).as_py())
-             for key, table in tables.items() if table.num_rows}
-    if evaluated_key not in spans:
-        evaluated_key = max(spans, key=lambda key: (spans[key][1], key)) if spans else next(iter(tables))
-    evaluated = tables[evaluated_key]
-    start, end = spans.get(evaluated_key, (None, None))
-    interactions = evaluated.num_rows
+    """Events after ``after`` (the champion's last training event, or the last event an earlier decision
+    weighed) are this trigger's period, scored; the target events up to ``after`` are each customer's
+    history (oldest first, the latest ``MAX_RECENT_ITEMS``), as the endpoint receives it in
+    ``recent_items``. Every period is weighed once, and the periods since training add up to the time
+    since training, whatever the uploads' sizes and however many triggers they came in."""
+    present = {key: table for key, table in tables.items() if table.num_rows}
+    if not present:
+        empty = next(iter(tables.values()))
+        return NewData(empty, [], {}, 0, after, None)
+    events = pa.concat_tables(present.values())
+    time_type = events.schema.field(TIME).type
+    newer = (pc.greater(events[TIME], pa.scalar(after, time_type)) if after is not None
+             else pc.is_valid(events[TIME]))
+    scored = events.filter(newer)
+    scored_keys = [key for key, table in present.items()
+                   if after is None or pc.any(pc.greater(table[TIME], pa.scalar(after, time_type))).as_py()]
+    end = pc.max(scored[TIME]).as_py() if scored.num_rows else None
+    interactions = events.num_rows if end is None else int(
+        pc.sum(pc.less_equal(events[TIME], pa.scalar(end, time_type))).as_py() or 0)
     histories: dict[str, list[str]] = {}
-    earlier = [table for key, table in tables.items() if key != evaluated_key and table.num_rows]
-    if earlier and start is not None:
-        history = pa.concat_tables(earlier)
-        time_type = history.schema.field(TIME).type
-        interactions += pc.sum(pc.less_equal(history[TIME], pa.scalar(end, time_type))).as_py() or 0
-        keep = pc.and_(pc.less(history[TIME], pa.scalar(start, time_type)),
-                       pc.is_in(history[EVENT], value_set=pa.array(list(target_event_types), pa.string())))
-        history = history.filter(pc.fill_null(keep, False)).sort_by([(USER, "ascending"), (TIME, "ascending")])
-        for user, item in zip(history[USER].to_pylist(), history[ITEM].to_pylist(), strict=True):
+    if after is not None:
+        earlier = events.filter(pc.and_(pc.invert(newer), pc.is_in(
+            events[EVENT], value_set=pa.array(list(target_event_types), pa.string()))))
+        earlier = earlier.sort_by([(USER, "ascending"), (TIME, "ascending")])
+        for user, item in zip(earlier[USER].to_pylist(), earlier[ITEM].to_pylist(), strict=True):
             histories.setdefault(user, []).append(item)
         histories = {user: items[-MAX_RECENT_ITEMS:] for user, items in histories.items()}
-    return NewData(evaluated, evaluated_key, histories, interactions, end)
+    return NewData(scored, scored_keys, histories, interactions, after, end)
 
 
 def _unmeasurable(reason: str, *, days: float, interactions: int, data_drift: str | None) -> TriggerSignals:
@@ -162,10 +176,11 @@ def _days(later: datetime, earlier: datetime) -> float:
     return max((later - earlier).total_seconds() / _SECONDS_PER_DAY, 0.0)
 
 
-def measure(services: Services, champion: Mapping[str, Any], keys: Sequence[str], evaluated_key: str | None,
-            data_drift: str | None) -> tuple[TriggerSignals, dict[str, Any]]:
-    """The trigger's signals and where they came from. Age is in data time (the champion's last training
-    event to the scored upload's last event) when both are known, else wall-clock time since promotion."""
+def measure(services: Services, champion: Mapping[str, Any], keys: Sequence[str], scored_until: datetime | None,
+            data_drift: str | None) -> tuple[TriggerSignals | None, dict[str, Any]]:
+    """The trigger's signals and where they came from; None when the uploads hold nothing newer than
+    what an earlier decision weighed. Age is in data time (the champion's last training event to the
+    period's last event) when known, else wall-clock time since promotion."""
     bucket = services.settings.data_bucket
     now = datetime.fromtimestamp(services.clock(), UTC)
     wall_days = _days(now, parse_time(champion["promoted_at"])) if champion.get("promoted_at") else 0.0
@@ -177,7 +192,7 @@ def measure(services: Services, champion: Mapping[str, Any], keys: Sequence[str]
         except InvalidInputError as error:
             unreadable.append(str(error))
     rows = sum(table.num_rows for table in tables.values())
-    provenance: dict[str, Any] = {"uploads_scored": len(tables), "age_basis": "wall clock since promotion"}
+    provenance: dict[str, Any] = {"uploads_read": len(tables), "age_basis": "wall clock since promotion"}
     if not champion.get("model_data_url"):
         reason = "accuracy not measurable: the champion's record names no model artefact"
         return _unmeasurable(reason, days=wall_days, interactions=rows, data_drift=data_drift), provenance
@@ -187,14 +202,18 @@ def measure(services: Services, champion: Mapping[str, Any], keys: Sequence[str]
             reason += f" ({unreadable[0][:200]})"
         return _unmeasurable(reason, days=wall_days, interactions=rows, data_drift=data_drift), provenance
     model = Recommender.load(fetch_model_dir(services.s3, champion["model_data_url"]))
-    new = split_uploads(tables, evaluated_key, model.config.target_event_types)
-    days = _days(new.end, model.trained_until) if new.end else wall_days
-    provenance.update(evaluated_upload=new.evaluated_key, evaluated_rows=new.evaluated.num_rows,
-                      users_with_history=len(new.histories), champion_trained_until=model.trained_until.isoformat(),
-                      scored_upload_end=new.end.isoformat() if new.end else None,
-                      age_basis="data time" if new.end else provenance["age_basis"])
-    signals = measure_signals(model, new.evaluated, histories=new.histories, days_since_training=days,
-                              interactions_since_training=new.interactions, data_drift=data_drift)
+    after = max(filter(None, (model.trained_until, scored_until)))
+    new = split_uploads(tables, after, model.config.target_event_types)
+    provenance.update(scored_uploads=new.scored_keys[:50], scored_rows=new.scored.num_rows,
+                      period_start=after.isoformat(), period_end=new.end.isoformat() if new.end else None,
+                      users_with_history=len(new.histories), champion_trained_until=model.trained_until.isoformat())
+    if new.end is None:
+        return None, provenance
+    provenance["age_basis"] = "data time"
+    signals = measure_signals(model, new.scored, histories=new.histories,
+                              days_since_training=_days(new.end, model.trained_until),
+                              interactions_since_training=new.interactions, data_drift=data_drift,
+                              period_days=new.period_days)
     return signals, provenance
 
 
@@ -214,23 +233,23 @@ class DecisionSetup:
 
 
 def decide(services: Services, setup: DecisionSetup, run: Mapping[str, Any], champion: Mapping[str, Any],
-           keys: Sequence[str], data_drift: str | None) -> tuple[RetrainDecision, dict[str, Any]]:
-    """The policy's decision for this trigger and its compact evidence; the full evidence goes to
-    ``reports/<run_id>/decision.json``."""
+           keys: Sequence[str], data_drift: str | None) -> tuple[RetrainDecision | None, dict[str, Any]]:
+    """The policy's decision for this trigger (None: nothing new to weigh) and its compact evidence; the
+    full evidence goes to ``reports/<run_id>/decision.json``."""
     settings = services.settings
-    retrain_settings, costs, price_source = setup.settings, setup.costs, setup.price_source
+    retrain_settings, costs = setup.settings, setup.costs
     history = policy_history(services.ledger.runs(settings.model_name), run["run_id"], run.get("started_at"))
-    trigger = run.get("trigger", {})
-    evaluated_key = trigger.get("key") if trigger.get("type") == "upload" else None
-    signals, provenance = measure(services, champion, keys, evaluated_key, data_drift)
+    signals, provenance = measure(services, champion, keys, history.scored_until, data_drift)
     policy = make_policy(retrain_settings.policy, costs, history.state, **_policy_parameters(retrain_settings))
     if history.retrained is not None:
         policy.retrained(**history.retrained)
-    decision = policy.update(signals)
+    decision = policy.update(signals) if signals is not None else None
+    scored_until = provenance.get("period_end") or (history.scored_until.isoformat() if history.scored_until else None)
     report_key = f"reports/{run['run_id']}/decision.json"
-    full = {"run_id": run["run_id"], "decision": decision.to_dict(), "settings": retrain_settings.to_dict(),
-            "hourly_price": costs.hourly_price, "price_source": price_source, "history": history.to_dict(),
-            "signals_provenance": provenance, "policy_state_before": history.state, "policy_state": policy.state(),
+    full = {"run_id": run["run_id"], "decision": decision.to_dict() if decision else None,
+            "settings": retrain_settings.to_dict(), "hourly_price": costs.hourly_price,
+            "price_source": setup.price_source, "history": history.to_dict(), "signals_provenance": provenance,
+            "scored_until": scored_until, "policy_state_before": history.state, "policy_state": policy.state(),
             "champion": {"run_id": champion.get("run_id"), "promoted_at": champion.get("promoted_at"),
                          "offline_ndcg_at_10": _offline_ndcg(champion)}}
     put_json(services.s3, settings.data_bucket, report_key, full)
@@ -250,8 +269,14 @@ def _rounded(value: Any, digits: int = 6) -> Any:
     return round(value, digits) if isinstance(value, float) else value
 
 
-def compact_evidence(decision: RetrainDecision, full: Mapping[str, Any], report_key: str) -> dict[str, Any]:
+def compact_evidence(decision: RetrainDecision | None, full: Mapping[str, Any], report_key: str) -> dict[str, Any]:
     """What the run record keeps (the state machine's payload is small): the verdict, the money, the signals."""
+    carried = {"previous_run_id": full["history"]["previous_run_id"], "scored_until": full["scored_until"],
+               "report_key": report_key, "policy_state": full["policy_state"]}
+    if decision is None:
+        reason = (f"nothing new to weigh: the uploads hold no interaction after {full['scored_until']}, "
+                  "which an earlier decision already counted")
+        return {"policy": full["settings"]["policy"], "retrain": False, "reasons": [reason], **carried}
     signals = decision.signals
     accuracy = signals.accuracy
     return {
@@ -273,7 +298,5 @@ def compact_evidence(decision: RetrainDecision, full: Mapping[str, Any], report_
         },
         "parameters": decision.parameters,
         "champion_offline_ndcg_at_10": full["champion"]["offline_ndcg_at_10"],
-        "previous_run_id": full["history"]["previous_run_id"],
-        "report_key": report_key,
-        "policy_state": full["policy_state"],
+        **carried,
     }
