@@ -104,17 +104,19 @@ def test_events_after_the_last_weighed_one_are_the_period_and_earlier_purchases_
                      ("u1", "d", "purchase", 4)])
     april = _events([("u1", "e", "purchase", 31), ("u3", "f", "purchase", 32)])
     uploads = {"incoming/03.parquet": march, "incoming/04.parquet": april}
-    new = split_uploads(uploads, DAY + timedelta(days=10), ["purchase"])
+    new = split_uploads(uploads, DAY + timedelta(days=10), ["purchase"], DAY + timedelta(days=10))
     assert new.scored_keys == ["incoming/04.parquet"] and new.scored.num_rows == 2
     assert new.histories == {"u1": ["a", "d"], "u2": ["c"]}  # purchases only, oldest first
     assert new.interactions == 6 and new.end == DAY + timedelta(days=32)
     assert new.period_days == 22.0  # from where the last decision stopped, gaps included
+    assert split_uploads(uploads, DAY + timedelta(days=10), ["purchase"]).period_days == 1.0  # from the first new
 
 
 def test_right_after_training_everything_is_new_and_a_replayed_old_upload_brings_nothing() -> None:
     march = _events([("u1", "a", "purchase", 1), ("u2", "c", "purchase", 3)])
     first = split_uploads({"incoming/03.parquet": march}, DAY, ["purchase"])
-    assert first.scored.num_rows == 2 and first.histories == {} and first.period_days == 3.0
-    weighed = split_uploads({"incoming/03.parquet": march}, DAY + timedelta(days=3), ["purchase"])
+    assert first.scored.num_rows == 2 and first.histories == {} and first.period_days == 2.0  # day 1 to day 3
+    weighed = split_uploads({"incoming/03.parquet": march}, DAY + timedelta(days=3), ["purchase"],
+                            DAY + timedelta(days=3))
     assert weighed.end is None and weighed.scored.num_rows == 0 and weighed.period_days is None
     assert weighed.interactions == 2

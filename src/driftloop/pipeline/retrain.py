@@ -133,17 +133,18 @@ class NewData:
         return (self.end - self.start).total_seconds() / _SECONDS_PER_DAY
 
 
-def split_uploads(tables: Mapping[str, pa.Table], after: datetime | None,
-                  target_event_types: Sequence[str]) -> NewData:
+def split_uploads(tables: Mapping[str, pa.Table], after: datetime | None, target_event_types: Sequence[str],
+                  weighed_until: datetime | None = None) -> NewData:
     """Events after ``after`` (the champion's last training event, or the last event an earlier decision
     weighed) are this trigger's period, scored; the target events up to ``after`` are each customer's
     history (oldest first, the latest ``MAX_RECENT_ITEMS``), as the endpoint receives it in
-    ``recent_items``. Every period is weighed once, and the periods since training add up to the time
-    since training, whatever the uploads' sizes and however many triggers they came in."""
+    ``recent_items``. The period runs from ``weighed_until`` (the end of the last weighed period; None:
+    from the first new event) to the last new event, so every stretch of traffic is weighed once, a
+    burst of uploads is one period, and the periods add up however many triggers the uploads came in."""
     present = {key: table for key, table in tables.items() if table.num_rows}
     if not present:
         empty = next(iter(tables.values()))
-        return NewData(empty, [], {}, 0, after, None)
+        return NewData(empty, [], {}, 0, weighed_until, None)
     events = pa.concat_tables(present.values())
     time_type = events.schema.field(TIME).type
     newer = (pc.greater(events[TIME], pa.scalar(after, time_type)) if after is not None
@@ -162,7 +163,8 @@ def split_uploads(tables: Mapping[str, pa.Table], after: datetime | None,
         for user, item in zip(earlier[USER].to_pylist(), earlier[ITEM].to_pylist(), strict=True):
             histories.setdefault(user, []).append(item)
         histories = {user: items[-MAX_RECENT_ITEMS:] for user, items in histories.items()}
-    return NewData(scored, scored_keys, histories, interactions, after, end)
+    start = weighed_until if weighed_until is not None else (pc.min(scored[TIME]).as_py() if scored.num_rows else None)
+    return NewData(scored, scored_keys, histories, interactions, start, end)
 
 
 def _unmeasurable(reason: str, *, days: float, interactions: int, data_drift: str | None) -> TriggerSignals:
@@ -202,10 +204,12 @@ def measure(services: Services, champion: Mapping[str, Any], keys: Sequence[str]
             reason += f" ({unreadable[0][:200]})"
         return _unmeasurable(reason, days=wall_days, interactions=rows, data_drift=data_drift), provenance
     model = Recommender.load(fetch_model_dir(services.s3, champion["model_data_url"]))
-    after = max(filter(None, (model.trained_until, scored_until)))
-    new = split_uploads(tables, after, model.config.target_event_types)
+    weighed_until = scored_until if scored_until is not None and scored_until > model.trained_until else None
+    after = weighed_until or model.trained_until
+    new = split_uploads(tables, after, model.config.target_event_types, weighed_until)
     provenance.update(scored_uploads=new.scored_keys[:50], scored_rows=new.scored.num_rows,
-                      period_start=after.isoformat(), period_end=new.end.isoformat() if new.end else None,
+                      period_start=new.start.isoformat() if new.start else None,
+                      period_end=new.end.isoformat() if new.end else None,
                       users_with_history=len(new.histories), champion_trained_until=model.trained_until.isoformat())
     if new.end is None:
         return None, provenance
