@@ -58,7 +58,8 @@ def _record(run_id: str, started: int, *, state: dict[str, Any] | None = None, j
     evidence: dict[str, Any] = {"drift": {"decision": "none"}}
     if state is not None:
         evidence["drift"]["retrain"] = {"policy": "auto", "policy_state": state,
-                                        "scored_until": (DAY + timedelta(days=started)).isoformat()}
+                                        "scored_until": (DAY + timedelta(days=started)).isoformat(),
+                                        "signals": {"days_since_training": 30.0 + started}}
     if job_seconds is not None:
         evidence["training"] = {"status": "Completed", "training_seconds": job_seconds + 10,
                                 "billable_seconds": job_seconds}
@@ -79,7 +80,7 @@ def test_history_starts_from_the_latest_earlier_state_and_says_whether_that_run_
     history = policy_history(records, "this", records[4]["started_at"])
     assert history.previous_run_id == "third" and history.state == {"n": 2}
     assert history.scored_until == DAY + timedelta(days=2)
-    assert history.retrained == {"job_seconds": 200.0, "realised_gain": 0.012}
+    assert history.retrained == {"job_seconds": 200.0, "realised_gain": 0.012, "age_days": 32.0}
     assert history.job_seconds == (200.0, 300.0)
 
 
@@ -88,7 +89,7 @@ def test_history_is_empty_before_the_first_decision_and_ignores_gains_against_po
     assert (history.previous_run_id, history.state, history.retrained) == (None, None, None)
     assert history.job_seconds == (300.0,)
     only = policy_history([_record("first", 0, state={}, job_seconds=300.0, gain=0.2, baseline="popularity")], "x")
-    assert only.retrained == {"job_seconds": 300.0, "realised_gain": None}
+    assert only.retrained == {"job_seconds": 300.0, "realised_gain": None, "age_days": 30.0}
 
 
 def _events(rows: list[tuple[str, str, str, int]]) -> pa.Table:

@@ -50,7 +50,7 @@ class PolicyHistory:
 
     previous_run_id: str | None
     state: dict[str, Any] | None
-    retrained: dict[str, float | None] | None  # {"job_seconds", "realised_gain"} when that run trained
+    retrained: dict[str, float | None] | None  # {"job_seconds", "realised_gain", "age_days"} when that run trained
     job_seconds: tuple[float, ...]  # billed seconds of the latest completed training jobs, newest first
     scored_until: datetime | None = None  # the last event an earlier decision already weighed
 
@@ -89,7 +89,11 @@ def policy_history(records: Sequence[Mapping[str, Any]], run_id: str, started_at
         retrain = record.get("evidence", {}).get("drift", {}).get("retrain")
         if isinstance(retrain, dict) and "policy_state" in retrain:
             seconds = _job_seconds(record)
-            retrained = None if seconds is None else {"job_seconds": seconds, "realised_gain": _realised_gain(record)}
+            # The retrain's gain was measured on the newest days of that trigger's data, where the replaced
+            # champion had missed about the trigger's days since training.
+            age = (retrain.get("signals") or {}).get("days_since_training")
+            retrained = None if seconds is None else {"job_seconds": seconds, "realised_gain": _realised_gain(record),
+                                                      "age_days": age}
             scored_until = parse_time(retrain["scored_until"]) if retrain.get("scored_until") else None
             return PolicyHistory(record["run_id"], retrain["policy_state"], retrained, job_seconds, scored_until)
     return PolicyHistory(None, None, None, job_seconds)

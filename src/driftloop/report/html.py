@@ -56,6 +56,7 @@ max-width:290px;font-size:.85rem}
 .chain .node.current{border:2px solid #2e7d32;background:#f1f8f1}.chain .arrow{align-self:center;color:#829ab1;
 font-size:1.4rem}
 a{color:#1f5fa8}
+tr.why-row td{border-top:none;color:#3e4c59;background:#fbfcfd}
 """
 
 
@@ -227,18 +228,26 @@ def _policy_cell(row: DecisionRow) -> str:
 def _decisions_table(content: ReportContent) -> str:
     if not content.decisions:
         return "<p class='muted'>No trigger has reached the retrain decision yet.</p>"
-    rows = [[
-        _run_link(content, row.run_id), _e(row.trigger), _policy_cell(row), _badge(row.decision, DECISION_COLOURS),
-        _interval(row.expected_gain, row.gain_ci, 4), _usd(row.staleness_cost), _usd(row.retraining_cost),
-        _interval(row.ndcg_at_10, row.ndcg_ci) + (f"<br><span class='small muted'>{_e(row.accuracy_reason)}</span>"
-                                                  if row.accuracy_reason else ""),
-        _num(row.users), _pct(row.item_novelty), _pct(row.user_novelty), _num(row.days_since_training, 3),
-        _num(row.interactions_since_training), _e(row.data_drift or "–"), _e(row.why or "–"),
-    ] for row in content.decisions]
-    return _table(["run", "trigger", "policy says", "decision", "expected NDCG@10 gain [95%]", "staleness cost so far",
-                   "retraining cost", "champion NDCG@10 on upload [95%]", "users scored", "new-item purchases",
-                   "new-user purchases", "days since training", "interactions since training", "data drift", "why"],
-                  rows, numeric=(4, 5, 6, 7, 8, 9, 10, 11, 12))
+    headers = ["run", "trigger", "policy says", "decision", "expected NDCG@10 gain [95%]", "staleness cost so far",
+               "retraining cost", "champion NDCG@10 on the upload [95%]", "users scored",
+               "purchases of new items / users", "days · interactions since training", "data drift"]
+    numeric = (4, 5, 6, 7, 8, 9, 10)
+    rows = []
+    for row in content.decisions:
+        accuracy = _interval(row.ndcg_at_10, row.ndcg_ci) + (
+            f"<br><span class='small muted'>{_e(row.accuracy_reason)}</span>" if row.accuracy_reason else "")
+        age = (f"{_num(row.days_since_training, 3)} d · {_num(row.interactions_since_training)}"
+               if row.days_since_training is not None else "–")
+        cells = [_run_link(content, row.run_id), _e(row.trigger), _policy_cell(row),
+                 _badge(row.decision, DECISION_COLOURS), _interval(row.expected_gain, row.gain_ci, 4),
+                 _usd(row.staleness_cost), _usd(row.retraining_cost), accuracy, _num(row.users),
+                 f"{_pct(row.item_novelty)} / {_pct(row.user_novelty)}", age, _e(row.data_drift or "–")]
+        rows.append("<tr>" + "".join(f"<td{' class=num' if i in numeric else ''}>{cell}</td>"
+                                     for i, cell in enumerate(cells)) + "</tr>")
+        rows.append(f"<tr class='why-row'><td></td><td colspan='{len(headers) - 1}' class='small'>"
+                    f"{_e(row.why or '–')}</td></tr>")
+    head = "".join(f"<th{' class=num' if i in numeric else ''}>{_e(h)}</th>" for i, h in enumerate(headers))
+    return f"<table class='decisions'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _decision_details(retrain: dict[str, Any]) -> str:
