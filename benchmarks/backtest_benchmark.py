@@ -22,10 +22,12 @@ import importlib.util
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from driftloop.backtest import BacktestConfig, BacktestResult, History, PeriodSpec, run_backtest
 from driftloop.backtest.datasets import movielens_history, simulated_history
+from driftloop.decision.cost import DEFAULT_VALUE_PER_POINT
 from driftloop.simulate import Scenario, SimulatorConfig
 
 MOVIELENS_LIMIT_SECONDS = 300.0
@@ -37,7 +39,7 @@ def measured(action: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, time.perf_counter() - started, time.process_time() - cpu_started
 
 
-def cases(quick: bool) -> list[tuple[str, Callable[[], History], BacktestConfig]]:
+def cases(quick: bool, value_per_point: float) -> list[tuple[str, Callable[[], History], BacktestConfig]]:
     simulator = (
         SimulatorConfig(n_users=500, n_items=120, events_per_month=5_000, horizon_months=6)
         if quick
@@ -45,10 +47,10 @@ def cases(quick: bool) -> list[tuple[str, Callable[[], History], BacktestConfig]
     )
     found: list[tuple[str, Callable[[], History], BacktestConfig]] = []
     if importlib.util.find_spec("recbole") is not None:
-        movielens = BacktestConfig(exclude="interactions")
+        movielens = BacktestConfig(exclude="interactions", value_per_point=value_per_point)
         found.append(("ml-100k month", movielens_history, movielens))
         if not quick:
-            weekly = BacktestConfig(exclude="interactions", period=PeriodSpec("week"), every_k=4)
+            weekly = replace(movielens, period=PeriodSpec("week"), every_k=4)
             found.append(("ml-100k week", movielens_history, weekly))
     else:
         print("ml-100k: skipped (recbole is not installed: pip install --no-deps recbole==1.2.1)")
@@ -57,7 +59,7 @@ def cases(quick: bool) -> list[tuple[str, Callable[[], History], BacktestConfig]
             (
                 f"synthetic {scenario.value}",
                 lambda scenario=scenario: simulated_history(simulator, scenario),
-                BacktestConfig(),
+                BacktestConfig(value_per_point=value_per_point),
             )
         )
     return found
@@ -66,10 +68,20 @@ def cases(quick: bool) -> list[tuple[str, Callable[[], History], BacktestConfig]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="monthly MovieLens and a small simulator only")
+    parser.add_argument(
+        "--value-per-point",
+        type=float,
+        default=DEFAULT_VALUE_PER_POINT,
+        help="USD per NDCG@10 point per day for every case (default: the decision's default)",
+    )
+    parser.add_argument("--targets-only", action="store_true", help="only the targets table (no timing baseline)")
     args = parser.parse_args()
     timings, results = [], []
-    for name, load, config in cases(args.quick):
+    for name, load, config in cases(args.quick, args.value_per_point):
         result, seconds, cpu = measured(lambda load=load, config=config: run_backtest(load(), config))
+        if args.targets_only:
+            results.append((name, result))
+            continue
         _, never_seconds, never_cpu = measured(
             lambda load=load, config=config: run_backtest(
                 load(), BacktestConfig(strategies=("never",), period=config.period, exclude=config.exclude)
@@ -77,8 +89,9 @@ def main() -> int:
         )
         timings.append((name, result, seconds, cpu, never_seconds, never_cpu))
         results.append((name, result))
-    print("| case | periods | all strategies wall s | CPU s | `never` alone wall s | ratio | target |")
-    print("|---|---|---|---|---|---|---|")
+    if timings:
+        print("| case | periods | all strategies wall s | CPU s | `never` alone wall s | ratio | target |")
+        print("|---|---|---|---|---|---|---|")
     for name, result, seconds, cpu, never_seconds, _ in timings:
         target = ""
         if name.startswith("ml-100k"):
@@ -87,7 +100,10 @@ def main() -> int:
             f"| {name} | {len(result.periods)} | {seconds:.1f} | {cpu:.1f} | {never_seconds:.1f} | "
             f"{seconds / never_seconds:.1f}x | {target} |"
         )
+    print(f"value per point: ${args.value_per_point:g} per NDCG@10 point per day")
     print_targets(results)
+    if args.targets_only:
+        return 0
     for name, result in results:
         print_result(name, result)
     print(f"\nload average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -99,7 +115,7 @@ def _mark(passed: bool) -> str:
 
 
 def print_targets(results: list[tuple[str, BacktestResult]]) -> None:
-    print("\n`auto` against issue 11's targets (default parameters everywhere)")
+    print("\n`auto` against issue 11's targets (one set of parameters for every case)")
     print(
         "| case | auto NDCG / every | auto retrains / every | frontier at auto's retrains | auto / frontier | "
         "auto total cost / oracle | auto NDCG / D | oracle retrains |"
@@ -118,6 +134,20 @@ def print_targets(results: list[tuple[str, BacktestResult]]) -> None:
             f"{cost_ratio:.2f} {_mark(cost_ratio <= 1.10)} | {versus_drift:.3f} {_mark(versus_drift >= 0.99)} | "
             f"{oracle.retrains} |"
         )
+
+
+def print_periods(result: BacktestResult) -> None:
+    """NDCG@10 per evaluated period and strategy; * = retrained right before the period."""
+    columns = [*result.strategies.values(), result.popularity]
+    print("\n| period | users | " + " | ".join(column.name for column in columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
+    for row, score in enumerate(result.popularity.per_period):
+        cells = []
+        for column in columns:
+            period = column.per_period[row]
+            value = "-" if period.ndcg_at_10 is None else f"{period.ndcg_at_10:.3f}"
+            cells.append(value + ("*" if period.retrained else ""))
+        print(f"| {score.period} | {score.users} | " + " | ".join(cells) + " |")
 
 
 def print_result(name: str, result: BacktestResult) -> None:
@@ -142,6 +172,7 @@ def print_result(name: str, result: BacktestResult) -> None:
             f"{strategy.retrains} | {strategy.training_seconds:.1f} | {money} |"
         )
     print("frontier: " + ", ".join(f"{retrains}: {value:.4f}" for retrains, value in result.frontier.items()))
+    print_periods(result)
     auto = result.strategies["auto"]
     print("auto: " + ", ".join(f"{d['period']} {'retrain' if d['retrain'] else 'keep'}" for d in auto.decisions))
     drift = result.strategies["D"]

@@ -36,8 +36,8 @@ def _money(value: float | None) -> str:
 
 def _summary(result: BacktestResult) -> list[str]:
     lines = [
-        "costs in USD: training (jobs + start-up + A/B exposure), staleness (shortfall vs the best model "
-        "available x value per point x days), total, regret (total - oracle's)",
+        "costs in USD: training (jobs + start-up + A/B exposure), staleness (shortfall vs the model trained "
+        "on everything before each period x value per point x days), total, regret (total - oracle's)",
         f"{'strategy':<12}{'NDCG@10':>9}{'HR@10':>9}{'retrains':>9}{'train s':>9}{'training':>10}{'staleness':>11}"
         f"{'total':>10}{'regret':>10}  what it does",
     ]
@@ -70,9 +70,19 @@ def _auto_decisions(result: BacktestResult) -> list[str]:
     if auto is None or not auto.decisions:
         return []
     return ["auto decisions (on each period's upload):"] + [
-        f"  {decision['period']}: {decision['reason']} (expected gain {decision['expected_gain']:.4f})"
+        f"  {decision['period']}: {decision['reason']} (expected gain {decision['expected_gain']:.4f}"
+        f"{_challenger(decision.get('challenger_gain'))})"
         for decision in auto.decisions
     ]
+
+
+def _challenger(gain: dict | None) -> str:
+    if gain is None:
+        return "; no challenger measured"
+    return (
+        f"; challenger {gain['gain']:+.4f} ({gain['ci_low']:+.4f}..{gain['ci_high']:+.4f}, {gain['users']} users) "
+        f"after {gain['missed_days']:.1f} missed days"
+    )
 
 
 def format_result(result: BacktestResult) -> str:

@@ -38,7 +38,14 @@ from driftloop.backtest.config import STRATEGIES, BacktestConfig
 from driftloop.backtest.datasets import History
 from driftloop.backtest.hindsight import fresh_scores, frontier, oracle_schedule, staleness_of
 from driftloop.backtest.periods import period_of
-from driftloop.decision import CostAwareRetrainPolicy, RetrainCostModel, RetrainPolicy, measure_signals
+from driftloop.decision import (
+    ChallengerGain,
+    CostAwareRetrainPolicy,
+    RetrainCostModel,
+    RetrainPolicy,
+    measure_challenger_gain,
+    measure_signals,
+)
 from driftloop.drift import Baseline, build_baseline, compare_to_baseline
 from driftloop.errors import InvalidInputError
 from driftloop.model.data import ITEM, TIME, USER, at_or_after, before, holdout_items, target_rows, time_quantile
@@ -301,8 +308,9 @@ class _Ledger:
     policy: RetrainPolicy | None = None
     pending_signals: Any = None
     replaced_until: int | None = None
-    pending_gain: tuple[float, float] | None = None
+    pending_gain: tuple[float, float, float] | None = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    challenger_fits: int = 0
 
 
 @dataclass(frozen=True)
@@ -315,9 +323,12 @@ class _Tuning:
 
 @dataclass(frozen=True)
 class _Scored:
+    """A model's means on one period, and its per-user NDCG@10 (users sorted by id)."""
+
     ndcg: float | None
     hit_rate: float | None
     users: int
+    per_user: np.ndarray | None = None
 
 
 class _Backtest:
@@ -375,7 +386,7 @@ class _Backtest:
                 else:
                     scored = self._score_model(ledger.model, ledger.trained_until, users, seen, holdout)
                 ledger.scores.append(_as_score(period.label, scored, ledger.retrained))
-                if ledger.policy is not None:
+                if ledger.policy is not None and p + 1 < len(self.periods):
                     ledger.pending_signals = self._signals(ledger, p, seen)
                     ledger.pending_gain = self._delivered_gain(ledger, p)
             self._remember(p, known_users, seen)
@@ -473,29 +484,81 @@ class _Backtest:
             data_drift=None,
             period_days=period.days,
             k=K,
+            challenger_gain=self._challenger_gain(ledger, p, seen),
         )
 
-    def _delivered_gain(self, ledger: _Ledger, p: int) -> tuple[float, float] | None:
-        """On the first period after a retrain: (NDCG@10 of the new model - the replaced one's, the days
-        of data the replaced one had missed when the period began)."""
+    def _challenger_gain(self, ledger: _Ledger, p: int, seen: dict[str, set[str]]) -> ChallengerGain | None:
+        """What retraining would have bought on period ``p``'s upload, measured directly: a challenger
+        fitted on all the data before a cut, scored with the champion on the purchases after it. The cut
+        is the upload's start when the champion has missed data before it, else the upload's median
+        event time (the first upload after a retrain: the challenger also learns its first half). The
+        fit is real compute: it is charged to ``auto`` (job and start-up, no A/B test)."""
+        period, t = self.periods[p], ledger.trained_until
+        rows, champion_recent_first = period.interactions, t
+        if t < p:
+            fit, cut_micros, extra = self._model(p), period.start_micros, None
+        else:
+            cut = time_quantile(period.interactions, 0.5)
+            extra, rows = before(period.interactions, cut), at_or_after(period.interactions, cut)
+            if extra.num_rows == 0:
+                return None
+            cut_micros = int(cut.timestamp() * 1_000_000)
+            fit = self.trainer.fit_rows(
+                ("challenger", p),
+                lambda: pa.concat_tables([self.trainer.table(tuple(range(p))), extra]),
+                self.config.model,
+            )
+        ledger.training_seconds += fit.seconds
+        ledger.training_cost += self.cost.job_cost(fit.billed_seconds)
+        ledger.challenger_fits += 1
+        users = rows.column(USER).unique().to_pylist()
+        champion_recent = self.recent.since(champion_recent_first, users)
+        seen_at_cut = seen
+        if extra is not None:
+            seen_at_cut = {user: set(items) for user, items in seen.items()}
+            extra_users, extra_items = self._excluded_kind(extra)
+            for user, item in zip(extra_users, extra_items, strict=True):
+                seen_at_cut.setdefault(user, set()).add(item)
+                champion_recent.setdefault(user, []).append(item)
+        return measure_challenger_gain(
+            ledger.model,
+            fit.model,
+            holdout_items(rows, self.config.model.target_event_types),
+            missed_days=(cut_micros - self.periods[t - 1].end_micros) / _MICROS_PER_DAY,
+            champion_histories=champion_recent,
+            challenger_histories={},
+            seen=seen_at_cut,
+            k=K,
+        )
+
+    def _delivered_gain(self, ledger: _Ledger, p: int) -> tuple[float, float, float] | None:
+        """On the first period after a retrain: NDCG@10 of the new model - the replaced one's, its
+        standard error (paired over users), and the days of data the replaced one had missed by then."""
         replaced, ledger.replaced_until = ledger.replaced_until, None
         if replaced is None:
             return None
-        new, old = self.matrix[ledger.trained_until][p].ndcg, self.matrix[replaced][p].ndcg
+        new, old = self.matrix[ledger.trained_until][p].per_user, self.matrix[replaced][p].per_user
         if new is None or old is None:
             return None
-        return new - old, (self.periods[p].start_micros - self.periods[replaced - 1].end_micros) / _MICROS_PER_DAY
+        differences = new - old
+        error = float(differences.std(ddof=1) / math.sqrt(differences.size)) if differences.size > 1 else math.inf
+        missed = (self.periods[p].start_micros - self.periods[replaced - 1].end_micros) / _MICROS_PER_DAY
+        return float(differences.mean()), error, missed
 
     def _remember(self, index: int, known_users: set[str], seen: dict[str, set[str]]) -> None:
         """Add a period's users, and the items each user has now bought (or interacted with)."""
         interactions = self.periods[index].interactions
         known_users.update(interactions.column(USER).unique().to_pylist())
-        if self.config.exclude == "purchases":
-            interactions = target_rows(interactions, self.config.model.target_event_types)
-        users, items = interactions.column(USER).to_pylist(), interactions.column(ITEM).to_pylist()
+        users, items = self._excluded_kind(interactions)
         for user, item in zip(users, items, strict=True):
             seen.setdefault(user, set()).add(item)
         self.recent.add(index, users, items)
+
+    def _excluded_kind(self, interactions: pa.Table) -> tuple[list[str], list[str]]:
+        """Users and items of the interactions that count as seen: purchases, or every interaction."""
+        if self.config.exclude == "purchases":
+            interactions = target_rows(interactions, self.config.model.target_event_types)
+        return interactions.column(USER).to_pylist(), interactions.column(ITEM).to_pylist()
 
     def _scheduled(self, p: int) -> bool:
         return (p - self.first) % self.config.every_k == 0
@@ -530,8 +593,8 @@ class _Backtest:
         reports the gain that retrain delivered (new model vs the replaced one on the same purchases)."""
         assert ledger.policy is not None
         if ledger.pending_gain is not None:
-            gain, missed_days = ledger.pending_gain
-            ledger.policy.observe_gain(gain, age_days=missed_days)
+            gain, error, missed_days = ledger.pending_gain
+            ledger.policy.observe_gain(gain, age_days=missed_days, standard_error=error)
         decision = ledger.policy.update(ledger.pending_signals)
         ledger.decisions.append(
             {
@@ -542,6 +605,9 @@ class _Backtest:
                     name: None if value is None else round(value, 6) for name, value in decision.gain_sources.items()
                 },
                 "champion_ndcg_at_10": decision.signals.accuracy.ndcg_at_10,
+                "challenger_gain": (
+                    None if decision.signals.challenger_gain is None else decision.signals.challenger_gain.to_dict()
+                ),
                 "item_novelty": decision.signals.item_novelty,
                 "staleness_cost": round(decision.staleness_cost, 6),
                 "retraining_cost": round(decision.retraining_cost, 6),
@@ -646,7 +712,7 @@ def _score(lists: dict[str, list[str]], holdout: dict[str, set[str]]) -> _Scored
     if not holdout:
         return _Scored(None, None, 0)
     metrics = per_user_metrics(lists, holdout, K)
-    return _Scored(float(metrics[NDCG].mean()), float(metrics[HIT_RATE].mean()), len(holdout))
+    return _Scored(float(metrics[NDCG].mean()), float(metrics[HIT_RATE].mean()), len(holdout), metrics[NDCG])
 
 
 def _as_score(label: str, scored: _Scored, retrained: bool) -> PeriodScore:

@@ -13,12 +13,20 @@ from driftloop.decision.policy import (
     ScheduleRetrainPolicy,
     make_policy,
 )
-from driftloop.decision.signals import AccuracyEstimate, TriggerSignals, measure_accuracy, measure_signals
+from driftloop.decision.signals import (
+    AccuracyEstimate,
+    ChallengerGain,
+    TriggerSignals,
+    measure_accuracy,
+    measure_challenger_gain,
+    measure_signals,
+)
 
 __all__ = [
     "NDCG_POINT",
     "POLICIES",
     "AccuracyEstimate",
+    "ChallengerGain",
     "CostAwareRetrainPolicy",
     "DriftRetrainPolicy",
     "RetrainCostModel",
@@ -28,5 +36,6 @@ __all__ = [
     "TriggerSignals",
     "make_policy",
     "measure_accuracy",
+    "measure_challenger_gain",
     "measure_signals",
 ]

@@ -6,13 +6,18 @@ champion's training data and a given moment (a fresh model has missed none).
 
 - **Shortfall** (NDCG@10 a fresh model would add) is the largest of three measurable lower bounds:
 
-  1. *gains past retrains delivered*: the NDCG@10 a retrained model gained over the champion it replaced
-     on the same purchases (:meth:`RetrainPolicy.observe_gain`: on the upload after the retrain, or
-     ``retrained(realised_gain=...)`` from the retrain's offline evaluation), per day of data the
-     replaced champion had missed there. Staleness is taken to grow
-     linearly with missed days, so the bound is the median gain per missed day x missed days.
-     ``prior_gain_per_day`` (one point per month) is one more value in that median: it decides alone
-     until a retrain has measured a gain, and one noisy upload cannot swing the median once two have;
+  1. *measured gains of retraining*: the NDCG@10 a newer model gained over an older one on the same
+     purchases, per day of data the older one had missed there, with its standard error. Two kinds:
+     the challenger measured at this trigger (``signals.challenger_gain``: a model fitted on all the
+     data up to a cut against the champion on the purchases after it, see
+     :func:`driftloop.decision.signals.measure_challenger_gain`), and gains past retrains delivered
+     (:meth:`RetrainPolicy.observe_gain`: on the upload after the retrain, or
+     ``retrained(realised_gain=...)`` from the retrain's offline evaluation). Staleness is taken to grow
+     linearly with missed days, so the bound is the gain per missed day x missed days. The gain per day
+     is a normal-normal posterior mean: ``prior_gain_per_day`` (one point per month, give or take
+     ``prior_gain_sd_per_day``, one point) combined with the last ``memory`` measured gains, each weighed
+     by its precision (1 / standard error squared). So the prior decides until something has been
+     measured, and a gain measured on 20 users moves the estimate far less than one on 700;
   2. *novelty* (for the next period only): the share of the upload's purchases whose item the champion
      never saw. It cannot recommend them at all, while a model retrained on this upload knows them, so
      a fresh model that scores them like the rest gains that share of the champion's accuracy;
@@ -45,6 +50,7 @@ from driftloop.errors import ConfigurationError, InvalidInputError
 DEFAULT_PRIOR_GAIN_PER_DAY = 0.01 / 30  # one NDCG@10 point per month of age
 DEFAULT_MEMORY = 5
 _Z95 = 1.96
+_GAIN_ERROR_FLOOR = 0.001
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,11 @@ class RetrainPolicy:
     cost
         Prices both sides of the decision.
     prior_gain_per_day
-        NDCG@10 a fresh model is assumed to gain per day of the champion's age, one value in the median
-        with the gains retrains report (>= 0; default one point per 30 days).
+        NDCG@10 a fresh model is assumed to gain per missed day before retrains have measured it (>= 0;
+        default one point per 30 days).
+    prior_gain_sd_per_day
+        The prior's standard deviation (> 0; default ``None``: as large as the prior, or one point per
+        month when the prior is 0): how much measured gains it takes to outweigh it.
     memory
         How many recent realised gains and job durations are averaged (>= 1).
     """
@@ -107,20 +116,30 @@ class RetrainPolicy:
         cost: RetrainCostModel,
         *,
         prior_gain_per_day: float = DEFAULT_PRIOR_GAIN_PER_DAY,
+        prior_gain_sd_per_day: float | None = None,
         memory: int = DEFAULT_MEMORY,
     ) -> None:
         if not isinstance(cost, RetrainCostModel):
             raise ConfigurationError(f"cost must be a RetrainCostModel, not {type(cost).__name__}")
-        prior = prior_gain_per_day
-        if not isinstance(prior, int | float) or isinstance(prior, bool) or not math.isfinite(prior) or prior < 0:
-            raise ConfigurationError(f"prior_gain_per_day must be a number >= 0 (NDCG@10 per day), not {prior!r}")
+        if prior_gain_sd_per_day is None:
+            prior_gain_sd_per_day = prior_gain_per_day or DEFAULT_PRIOR_GAIN_PER_DAY
+        for name, value, positive in (
+            ("prior_gain_per_day", prior_gain_per_day, False),
+            ("prior_gain_sd_per_day", prior_gain_sd_per_day, True),
+        ):
+            number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if not number or value < 0 or (positive and value == 0):
+                bound = "> 0" if positive else ">= 0"
+                raise ConfigurationError(f"{name} must be a number {bound} (NDCG@10 per day), not {value!r}")
         if not isinstance(memory, int) or memory < 1:
             raise ConfigurationError(f"memory must be an integer >= 1, not {memory!r}")
         self.cost = cost
         self.prior_gain_per_day = float(prior_gain_per_day)
+        self.prior_gain_sd_per_day = float(prior_gain_sd_per_day)
         self.memory = memory
         self.accumulated_staleness = 0.0
         self.gain_rates: list[float] = []
+        self.gain_rate_errors: list[float] = []
         self.job_seconds: list[float] = []
         self.reference_ndcg: float | None = None
         self.last_age_days: float | None = None
@@ -134,6 +153,7 @@ class RetrainPolicy:
         return {
             "cost": self.cost.to_dict(),
             "prior_gain_per_day": self.prior_gain_per_day,
+            "prior_gain_sd_per_day": self.prior_gain_sd_per_day,
             "memory": self.memory,
         }
 
@@ -145,10 +165,15 @@ class RetrainPolicy:
         accuracy = signals.accuracy
         if self.reference_ndcg is None and accuracy.measurable:
             self.reference_ndcg = accuracy.ndcg_at_10
+        challenger = signals.challenger_gain
+        if challenger is not None:
+            self.observe_gain(
+                challenger.gain, age_days=challenger.missed_days, standard_error=challenger.standard_error
+            )
         missed_before = max(signals.days_since_training - signals.period_days, 0.0)
         observed = self._estimate_gain(signals, missed_before, next_period=False)
         self.accumulated_staleness += self.cost.staleness_cost(observed.expected, signals.period_days)
-        self.last_age_days = missed_before
+        self.last_age_days = missed_before if missed_before > 0 else signals.days_since_training
         self.triggers_since_training += 1
         estimate = self._estimate_gain(signals, signals.days_since_training, next_period=True)
         upcoming = self.cost.staleness_cost(estimate.expected, signals.period_days)
@@ -164,6 +189,12 @@ class RetrainPolicy:
             f"${upcoming:.4f} for the next {signals.period_days:g} days if kept; "
             f"retraining cost ${retraining_cost:.4f}",
         ]
+        if challenger is not None:
+            reasons.append(
+                f"a challenger fitted on {challenger.missed_days:g} more days of data gained {challenger.gain:+.4f} "
+                f"NDCG@10 over the champion ({challenger.ci_low:+.4f}..{challenger.ci_high:+.4f}, "
+                f"{challenger.users} returning users)"
+            )
         if accuracy.measurable:
             reasons.append(
                 f"champion NDCG@10 on the upload {accuracy.ndcg_at_10:.4f} "
@@ -185,34 +216,53 @@ class RetrainPolicy:
         )
 
     def retrained(
-        self, *, job_seconds: float | None = None, realised_gain: float | None = None, age_days: float | None = None
+        self,
+        *,
+        job_seconds: float | None = None,
+        realised_gain: float | None = None,
+        age_days: float | None = None,
+        gain_standard_error: float | None = None,
     ) -> None:
         """The champion was replaced: reset the accumulated cost and remember what the retrain showed.
 
-        ``job_seconds``: the training job's measured duration. ``realised_gain`` and ``age_days``: a gain
-        the retrain's evaluation measured (see :meth:`observe_gain`); ``age_days`` defaults to the days
-        of data the replaced champion had missed when the last trigger's upload began."""
+        ``job_seconds``: the training job's measured duration. ``realised_gain``, ``age_days`` and
+        ``gain_standard_error``: a gain the retrain's evaluation measured (see :meth:`observe_gain`);
+        ``age_days`` defaults to the days of data the replaced champion had missed when the last
+        trigger's upload began, or to its age at that trigger when the upload began right after training
+        (pass it: e.g. the champion's age minus the evaluation's hold-out days)."""
         if job_seconds is not None and math.isfinite(job_seconds) and job_seconds >= 0:
             self.job_seconds = [*self.job_seconds, float(job_seconds)][-self.memory :]
         if realised_gain is not None:
-            self.observe_gain(realised_gain, age_days=age_days if age_days is not None else self.last_age_days)
+            age = age_days if age_days is not None else self.last_age_days
+            self.observe_gain(realised_gain, age_days=age, standard_error=gain_standard_error)
         self.accumulated_staleness = 0.0
         self.reference_ndcg = None
         self.last_age_days = None
         self.triggers_since_training = 0
 
-    def observe_gain(self, realised_gain: float, *, age_days: float | None) -> None:
+    def observe_gain(
+        self, realised_gain: float, *, age_days: float | None, standard_error: float | None = None
+    ) -> None:
         """A gain a retrain delivered: NDCG@10 of the new model minus the model it replaced, on the same
         purchases (the upload after the retrain, or the retrain's held-out data), where the replaced
-        model had missed ``age_days`` days of data. Ignored without a positive age or a finite gain."""
-        if math.isfinite(realised_gain) and age_days is not None and math.isfinite(age_days) and age_days > 0:
-            self.gain_rates = [*self.gain_rates, float(realised_gain) / age_days][-self.memory :]
+        model had missed ``age_days`` days of data. ``standard_error`` of the gain (paired over users;
+        ``None``: as uncertain as the prior); it is floored at a tenth of a point. Ignored without a
+        positive age or a finite gain."""
+        if not math.isfinite(realised_gain) or age_days is None or not math.isfinite(age_days) or age_days <= 0:
+            return
+        if standard_error is None or not math.isfinite(standard_error):
+            rate_error = self.prior_gain_sd_per_day
+        else:
+            rate_error = max(standard_error, _GAIN_ERROR_FLOOR) / age_days
+        self.gain_rates = [*self.gain_rates, float(realised_gain) / age_days][-self.memory :]
+        self.gain_rate_errors = [*self.gain_rate_errors, rate_error][-self.memory :]
 
     def state(self) -> dict[str, Any]:
         return {
             "policy": self.name,
             "accumulated_staleness": self.accumulated_staleness,
             "gain_rates": list(self.gain_rates),
+            "gain_rate_errors": list(self.gain_rate_errors),
             "job_seconds": list(self.job_seconds),
             "reference_ndcg": self.reference_ndcg,
             "last_age_days": self.last_age_days,
@@ -224,11 +274,15 @@ class RetrainPolicy:
         policy = cls(**params)
         if not state:
             return policy
+        if not isinstance(state, dict):
+            raise InvalidInputError(f"retrain policy state must be a JSON object, not {type(state).__name__}")
         if state.get("policy") not in (None, cls.name):
             raise ConfigurationError(f"state of policy {state.get('policy')!r} cannot restore a {cls.name!r} policy")
         try:
             policy.accumulated_staleness = float(state.get("accumulated_staleness", 0.0))
             policy.gain_rates = [float(rate) for rate in state.get("gain_rates", [])][-policy.memory :]
+            errors = [float(error) for error in state.get("gain_rate_errors", [])][-policy.memory :]
+            policy.gain_rate_errors = errors + [policy.prior_gain_sd_per_day] * (len(policy.gain_rates) - len(errors))
             policy.job_seconds = [float(seconds) for seconds in state.get("job_seconds", [])][-policy.memory :]
             reference = state.get("reference_ndcg")
             policy.reference_ndcg = None if reference is None else float(reference)
@@ -241,19 +295,21 @@ class RetrainPolicy:
 
     # -- the shared estimate -----------------------------------------------------------------------
     def gain_per_day(self) -> tuple[float, float, float]:
-        """NDCG@10 a fresh model gains per day of the champion's age: the median of the prior and the
-        recent realised gains (robust to one noisy upload), and the lowest and highest of them."""
-        rates = sorted([self.prior_gain_per_day, *self.gain_rates])
-        middle = len(rates) // 2
-        median = rates[middle] if len(rates) % 2 else (rates[middle - 1] + rates[middle]) / 2
-        return median, rates[0], rates[-1]
+        """NDCG@10 a fresh model gains per missed day: the precision-weighted mean of the prior and the
+        recent measured gains, and its 95% interval."""
+        rates = [self.prior_gain_per_day, *self.gain_rates]
+        weights = [1.0 / error**2 for error in (self.prior_gain_sd_per_day, *self.gain_rate_errors)]
+        total = sum(weights)
+        mean = sum(rate * weight for rate, weight in zip(rates, weights, strict=True)) / total
+        half_width = _Z95 / math.sqrt(total)
+        return mean, mean - half_width, mean + half_width
 
     def _estimate_gain(self, signals: TriggerSignals, missed_days: float, *, next_period: bool) -> _GainEstimate:
         """The shortfall of the champion after ``missed_days`` of data; novelty counts for the next period."""
         rate, lowest, highest = self.gain_per_day()
         history = max(rate, 0.0) * missed_days
         candidates: dict[str, tuple[float, tuple[float, float]]] = {
-            "gains past retrains delivered": (
+            "measured gains of retraining": (
                 history,
                 (max(lowest, 0.0) * missed_days, max(highest, 0.0) * missed_days),
             )
@@ -276,7 +332,8 @@ class RetrainPolicy:
             sources={
                 "gain_per_day": rate,
                 "missed_days": missed_days,
-                "gains_past_retrains_delivered": history,
+                "measured_gains_of_retraining": history,
+                "challenger_gain": None if signals.challenger_gain is None else signals.challenger_gain.gain,
                 "novelty": novelty,
                 "measured_decline": decline,
                 "reference_ndcg": self.reference_ndcg,
@@ -289,7 +346,7 @@ class CostAwareRetrainPolicy(RetrainPolicy):
     """``auto``: retrain when the staleness cost accumulated since the champion was trained, with the
     next period's if it is kept, reaches the cost of retraining (CARA's cumulative threshold).
 
-    With staleness growing linearly at ``g`` NDCG@10 per missed day, valued ``v`` per point-day, the rule
+    With staleness growing linearly at ``g`` NDCG@10 points per missed day, valued ``v`` per point-day, the rule
     retrains about every ``sqrt(2 C / (g v))`` days for a retraining cost ``C``, close to the interval
     that minimises the average cost per day of the two (as the economic order quantity does): faster-
     ageing or more valuable models are retrained more often, slower-ageing ones less. Parameters as
@@ -305,7 +362,7 @@ class CostAwareRetrainPolicy(RetrainPolicy):
     >>> [policy.update(month(age)).retrain for age in (30, 60)]   # one point per month (the prior)
     [False, True]
     >>> policy.retrained(job_seconds=100)
-    >>> policy.observe_gain(-0.01, age_days=30)   # that retrain did not pay: the median gain is now 0
+    >>> policy.observe_gain(-0.01, age_days=30, standard_error=0.002)   # that retrain did not pay, clearly
     >>> [policy.update(month(age)).retrain for age in (30, 60)]
     [False, False]
     >>> policy.update(month(90, ndcg=0.05)).reasons[1]   # a decline clear of the noise

@@ -129,6 +129,7 @@ def test_costs_regret_and_frontier_reach_the_json(tmp_path, capsys):
     assert args.run(args) == 0
     printed = capsys.readouterr().out
     assert "frontier (hindsight)" in printed and "regret" in printed and "auto decisions" in printed
+    assert "missed days" in printed  # each decision's challenger
     result = json.loads(out.read_text())
     strategies = result["strategies"]
     assert strategies["oracle"]["regret"] == 0.0

@@ -188,3 +188,23 @@ def test_every_model_scores_users_with_their_purchases_since_its_training(monkey
     january_model = min(trained for trained, _ in calls)
     april = [recent for trained, recent in calls if trained == january_model and recent][-1]
     assert april and all(set(items) == february_march[user] for user, items in april.items())
+
+
+def test_auto_measures_a_challenger_before_each_decision_and_pays_for_its_fit(transient_shift):
+    auto = transient_shift.strategies["auto"]
+    measured = [decision["challenger_gain"] for decision in auto.decisions]
+    assert all(gain is not None for gain in measured)
+    month_days = 28.0
+    for decision, gain, retrained_before in zip(
+        auto.decisions, measured, _retrained(transient_shift, "auto")[:-1], strict=True
+    ):
+        assert gain["users"] >= 1 and gain["ci_low"] <= gain["gain"] <= gain["ci_high"], decision["period"]
+        if retrained_before or decision is auto.decisions[0]:
+            # the champion had missed nothing before this upload: the challenger learns its first half
+            assert 0 < gain["missed_days"] < month_days + 3, decision["period"]
+        else:
+            assert gain["missed_days"] >= month_days, decision["period"]
+    # Each challenger is a real training job (at least one billed second and the start-up, no A/B test).
+    cost = transient_shift.config.cost_model
+    retrains = auto.retrains * (cost.job_cost(1) + cost.ab_exposure_cost)
+    assert auto.training_cost >= retrains + len(measured) * cost.job_cost(1) - 1e-9

@@ -7,6 +7,7 @@ import pytest
 
 from driftloop.decision import (
     AccuracyEstimate,
+    ChallengerGain,
     CostAwareRetrainPolicy,
     DriftRetrainPolicy,
     RetrainCostModel,
@@ -45,21 +46,30 @@ def test_staleness_resets_after_a_retrain_and_realised_gains_steer_the_rate():
     policy.update(_week(7))
     policy.retrained(job_seconds=60)
     assert policy.accumulated_staleness == 0.0
-    for _ in range(2):  # two retrains that gained nothing after 7 missed days: median rate is 0
-        policy.observe_gain(0.0, age_days=7)
+    for _ in range(2):  # two precise measurements: retraining gained nothing after 7 missed days
+        policy.observe_gain(0.0, age_days=7, standard_error=0.001)
+    rate, low, high = policy.gain_per_day()
+    assert 0 < rate < 0.00002 and low < 0 < high
     decisions = [policy.update(_week(age)) for age in (7, 14, 21, 28)]
     assert not any(decision.retrain for decision in decisions)
-    assert decisions[-1].expected_gain == 0.0
-    policy.observe_gain(0.02, age_days=7)  # noisy high observations move the median only with company
-    policy.observe_gain(0.03, age_days=7)
-    assert policy.gain_per_day()[0] == pytest.approx(0.001)
+
+
+def test_gains_weigh_by_their_precision():
+    precise, noisy = (CostAwareRetrainPolicy(COST, prior_gain_per_day=0.001) for _ in range(2))
+    precise.observe_gain(0.07, age_days=7, standard_error=0.005)  # 700 users
+    noisy.observe_gain(0.07, age_days=7, standard_error=0.05)  # 20 users: barely moves the prior
+    assert precise.gain_per_day()[0] > 0.006
+    assert 0.001 < noisy.gain_per_day()[0] < 0.0015
+    unknown = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.001)
+    unknown.observe_gain(0.07, age_days=7)  # no error given: as uncertain as the prior
+    assert unknown.gain_per_day()[0] == pytest.approx((0.001 + 0.01) / 2)
 
 
 def test_realised_gain_at_retrain_is_recorded_against_the_last_missed_days():
     policy = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.0)
     policy.update(_week(21))  # the upload began after 14 missed days
-    policy.retrained(job_seconds=30, realised_gain=0.028)
-    assert policy.gain_rates == [pytest.approx(0.002)]
+    policy.retrained(job_seconds=30, realised_gain=0.028, gain_standard_error=0.014)
+    assert policy.gain_rates == [pytest.approx(0.002)] and policy.gain_rate_errors == [pytest.approx(0.001)]
     assert policy.job_seconds == [30.0]
 
 
@@ -101,7 +111,7 @@ def test_decision_is_recomputable_from_its_record():
 def test_state_round_trip_continues_the_same_decisions():
     original = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.0005)
     original.update(_week(7, _measured(0.2)))
-    original.observe_gain(0.01, age_days=14)
+    original.observe_gain(0.01, age_days=14, standard_error=0.004)
     restored = make_policy("auto", COST, json.loads(json.dumps(original.state())), prior_gain_per_day=0.0005)
     assert restored.state() == original.state()
     signals = _week(14, _measured(0.19))
@@ -113,6 +123,8 @@ def test_state_of_another_policy_or_malformed_state_is_refused():
         make_policy("auto", COST, {"policy": "drift"})
     with pytest.raises(InvalidInputError, match="malformed"):
         make_policy("auto", COST, {"policy": "auto", "gain_rates": ["x"]})
+    with pytest.raises(InvalidInputError, match="JSON object"):
+        make_policy("auto", COST, ["auto"])
 
 
 def test_drift_policy_follows_the_drift_check_and_still_prices_the_decision():
@@ -135,6 +147,7 @@ def test_schedule_policy_retrains_when_the_champion_is_old_enough():
         ("sometimes", {}, "must be one of"),
         ("auto", {"prior_gain_per_day": -0.1}, "prior_gain_per_day"),
         ("auto", {"memory": 0}, "memory"),
+        ("auto", {"prior_gain_sd_per_day": 0}, "prior_gain_sd_per_day"),
         ("schedule", {"every_days": 0}, "every_days"),
         ("auto", {"every_days": 7}, "unexpected keyword"),
     ],
@@ -147,3 +160,48 @@ def test_nonsense_policy_parameters_are_configuration_errors(name, params, messa
 def test_update_refuses_something_that_is_not_signals():
     with pytest.raises(InvalidInputError):
         CostAwareRetrainPolicy(COST).update({"period_days": 7})
+
+
+def test_a_gain_after_the_first_upload_counts_against_the_champions_age():
+    """The upload covered everything since training (nothing was missed when it began): the default
+    age is the champion's age, so the evaluation's gain is not dropped."""
+    policy = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.0)
+    policy.update(TriggerSignals(10.0, UNMEASURED, None, None, 10.0, 100, None))
+    policy.retrained(job_seconds=60, realised_gain=0.01)
+    assert policy.gain_rates == [pytest.approx(0.001)]
+
+
+def _challenged(age, gain, error, missed_days=3.5):
+    measured = ChallengerGain(gain, gain - 2 * error, gain + 2 * error, error, 400, missed_days)
+    return TriggerSignals(7.0, UNMEASURED, None, None, age, 100, None, challenger_gain=measured)
+
+
+def test_a_challenger_measured_on_the_first_upload_decides_before_any_retrain():
+    # The prior alone (0.001 per missed day) keeps the champion after its first week ($4.90 < $10).
+    assert not CostAwareRetrainPolicy(COST, prior_gain_per_day=0.001).update(_week(7)).retrain
+    # A challenger fitted on the first half of the week gained 1.75 points after 3.5 missed days: 0.005 per
+    # day, measured far more precisely than the prior; the next week (7 missed days) would cost ~$24.
+    policy = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.001)
+    decision = policy.update(_challenged(7, 0.0175, 0.001))
+    assert decision.retrain
+    rate = decision.gain_sources["gain_per_day"]
+    assert 0.0045 < rate < 0.005
+    assert decision.expected_gain == pytest.approx(rate * 7)
+    assert decision.gain_sources["challenger_gain"] == 0.0175
+    assert any("challenger fitted on 3.5 more days of data gained +0.0175" in reason for reason in decision.reasons)
+    # The measurement is remembered like a retrain's realised gain, with its precision.
+    assert policy.state()["gain_rates"] == [pytest.approx(0.005)]
+
+
+def test_a_noisy_challenger_barely_moves_the_prior():
+    policy = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.001)
+    decision = policy.update(_challenged(7, 0.0175, 0.05))  # +1.75 points give or take 5: noise
+    assert not decision.retrain
+    assert decision.gain_sources["gain_per_day"] < 0.0011
+
+
+def test_a_challenger_with_nothing_missed_tells_nothing():
+    policy = CostAwareRetrainPolicy(COST, prior_gain_per_day=0.001)
+    decision = policy.update(_challenged(7, 0.0, 0.001, missed_days=0.0))
+    assert policy.state()["gain_rates"] == []
+    assert decision.gain_sources["gain_per_day"] == pytest.approx(0.001)

@@ -7,7 +7,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from driftloop.decision import AccuracyEstimate, TriggerSignals, measure_signals
+from driftloop.decision import (
+    AccuracyEstimate,
+    ChallengerGain,
+    TriggerSignals,
+    measure_challenger_gain,
+    measure_signals,
+)
 from driftloop.decision.signals import bootstrap_interval
 from driftloop.errors import InvalidInputError
 from driftloop.model.recommender import Recommender
@@ -27,12 +33,15 @@ def _table(rows, event="purchase", start=DAY):
     )
 
 
+# Two taste groups: users u0..u9 buy a*, v0..v9 buy b*.
+TASTE_GROUPS = [(f"u{user}", f"a{item}") for user in range(10) for item in range(4) if (user + item) % 4 != 0] + [
+    (f"v{user}", f"b{item}") for user in range(10) for item in range(4) if (user + item) % 4 != 0
+]
+
+
 @pytest.fixture(scope="module")
 def champion() -> Recommender:
-    """Two taste groups: users u0..u9 buy a*, v0..v9 buy b*."""
-    rows = [(f"u{user}", f"a{item}") for user in range(10) for item in range(4) if (user + item) % 4 != 0]
-    rows += [(f"v{user}", f"b{item}") for user in range(10) for item in range(4) if (user + item) % 4 != 0]
-    return Recommender.fit(_table(rows))
+    return Recommender.fit(_table(TASTE_GROUPS))
 
 
 def _signals(model, upload, **kwargs):
@@ -115,9 +124,30 @@ def test_signals_reject_nonsense(changes):
         TriggerSignals(**{**fields, **changes})
 
 
-def test_malformed_signal_records_are_one_clear_error():
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"period_days": 7},
+        {"period_days": 7, "accuracy": "high", "days_since_training": 7, "interactions_since_training": 1},
+        {"period_days": "soon", "accuracy": {}, "days_since_training": 7, "interactions_since_training": 1},
+    ],
+)
+def test_malformed_signal_records_are_one_clear_error(record):
     with pytest.raises(InvalidInputError, match="incomplete or malformed"):
-        TriggerSignals.from_dict({"period_days": 7})
+        TriggerSignals.from_dict(record)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"ndcg_at_10": 0.1, "ci_low": None, "ci_high": 0.2, "hit_rate_at_10": 0.3, "users": 5},
+        {"ndcg_at_10": 1.5, "ci_low": 0.1, "ci_high": 0.2, "hit_rate_at_10": 0.3, "users": 5},
+        {"ndcg_at_10": 0.1, "ci_low": 0.0, "ci_high": 0.2, "hit_rate_at_10": 0.3, "users": -1},
+    ],
+)
+def test_accuracy_estimates_reject_nonsense(fields):
+    with pytest.raises(InvalidInputError):
+        AccuracyEstimate(**fields)
 
 
 def test_bootstrap_interval_brackets_the_mean_and_narrows_with_users():
@@ -128,3 +158,66 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_users():
     large_low, large_high = bootstrap_interval(large)
     assert large_high - large_low < high - low
     assert bootstrap_interval(np.ones(5)) == (1.0, 1.0)
+
+
+def test_bootstrap_in_chunks_matches_one_draw_per_resample(monkeypatch):
+    values = np.random.default_rng(3).random(50)
+    whole = bootstrap_interval(values, seed=7)
+    monkeypatch.setattr("driftloop.decision.signals._BOOTSTRAP_CELLS", 50 * 7)  # 7 resamples per chunk
+    assert bootstrap_interval(values, seed=7) == pytest.approx(whole)
+
+
+def test_many_users_get_the_normal_interval_fast():
+    values = np.random.default_rng(4).random(200_000)
+    low, high = bootstrap_interval(values)
+    half_width = 1.959964 * values.std(ddof=1) / np.sqrt(values.size)
+    assert (low, high) == pytest.approx((values.mean() - half_width, values.mean() + half_width))
+
+
+def test_a_challenger_that_knows_the_new_item_measures_a_paired_gain(champion):
+    # Since training, every u-user bought the launched item "n1"; u0..u4 buy it in the next upload.
+    launches = _table([(f"u{user}", "n1") for user in range(5, 10)], start=DAY + timedelta(days=10))
+    challenger = Recommender.fit(pa.concat_tables([_table(TASTE_GROUPS), launches]))
+    purchases = {f"u{user}": {"n1"} for user in range(5)}
+    measured = measure_challenger_gain(champion, challenger, purchases, missed_days=10.0)
+    assert measured.users == 5 and measured.missed_days == 10.0
+    assert measured.gain > 0.2 and measured.ci_low <= measured.gain <= measured.ci_high
+    assert measured.standard_error is not None and measured.standard_error >= 0
+    # The same model on both sides gains exactly nothing.
+    same = measure_challenger_gain(champion, champion, purchases, missed_days=0.0)
+    assert same.gain == 0.0 and same.ci_low == 0.0 == same.ci_high
+    assert measure_challenger_gain(champion, challenger, {}, missed_days=1.0) is None
+    assert measure_challenger_gain(champion, challenger, {"stranger": {"n1"}}, missed_days=1.0) is None
+    with pytest.raises(InvalidInputError, match="missed_days"):
+        measure_challenger_gain(champion, challenger, {}, missed_days=-1.0)
+
+
+def test_a_challenger_gain_rides_along_the_signals_and_round_trips(champion):
+    gain = ChallengerGain(gain=0.02, ci_low=0.01, ci_high=0.03, standard_error=0.005, users=40, missed_days=14.0)
+    signals = _signals(champion, _table([("u0", "a0")]), challenger_gain=gain)
+    record = json.loads(json.dumps(signals.to_dict()))
+    assert record["challenger_gain"]["gain"] == 0.02
+    assert TriggerSignals.from_dict(record) == signals
+    # Records written before the field existed (or without a challenger) read as "not measured".
+    del record["challenger_gain"]
+    assert TriggerSignals.from_dict(record).challenger_gain is None
+    assert _signals(champion, _table([("u0", "a0")])).challenger_gain is None
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"gain": float("nan")},
+        {"gain": 2.0},
+        {"missed_days": -1.0},
+        {"users": 0},
+        {"standard_error": -0.1},
+        {"ci_low": "low"},
+    ],
+)
+def test_challenger_gains_reject_nonsense(changes):
+    fields = {"gain": 0.01, "ci_low": 0.0, "ci_high": 0.02, "standard_error": 0.005, "users": 10, "missed_days": 7.0}
+    with pytest.raises(InvalidInputError, match="challenger gain"):
+        ChallengerGain(**{**fields, **changes})
+    with pytest.raises(InvalidInputError, match="challenger gain"):
+        ChallengerGain.from_dict([1, 2])
