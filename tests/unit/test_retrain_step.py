@@ -64,7 +64,8 @@ def _record(run_id: str, started: int, *, state: dict[str, Any] | None = None, j
         evidence["training"] = {"status": "Completed", "training_seconds": job_seconds + 10,
                                 "billable_seconds": job_seconds}
     if gain is not None:
-        evidence["evaluation"] = {"baseline": baseline, "differences": {"ndcg_at_10": {"mean_difference": gain}}}
+        evidence["evaluation"] = {"baseline": baseline, "differences": {"ndcg_at_10": {
+            "mean_difference": gain, "ci_low": gain - 0.0196, "ci_high": gain + 0.0196}}}
     return {"run_id": run_id, "started_at": (DAY + timedelta(hours=started)).isoformat(), "evidence": evidence}
 
 
@@ -77,10 +78,11 @@ def test_history_starts_from_the_latest_earlier_state_and_says_whether_that_run_
         _record("this", 4, state={"n": 99}),  # the retried step's own earlier attempt
         _record("later", 5, state={"n": 100}),  # a step run again after later runs finished
     ]
-    history = policy_history(records, "this", records[4]["started_at"])
+    history = policy_history(records, "this", records[4]["started_at"], holdout_days=7)
     assert history.previous_run_id == "third" and history.state == {"n": 2}
     assert history.scored_until == DAY + timedelta(days=2)
-    assert history.retrained == {"job_seconds": 200.0, "realised_gain": 0.012, "age_days": 32.0}
+    assert history.retrained == pytest.approx({"job_seconds": 200.0, "realised_gain": 0.012, "age_days": 25.0,
+                                               "gain_standard_error": 0.01}, rel=1e-4)  # 32 days old, less the hold-out
     assert history.job_seconds == (200.0, 300.0)
 
 
@@ -89,7 +91,8 @@ def test_history_is_empty_before_the_first_decision_and_ignores_gains_against_po
     assert (history.previous_run_id, history.state, history.retrained) == (None, None, None)
     assert history.job_seconds == (300.0,)
     only = policy_history([_record("first", 0, state={}, job_seconds=300.0, gain=0.2, baseline="popularity")], "x")
-    assert only.retrained == {"job_seconds": 300.0, "realised_gain": None, "age_days": 30.0}
+    assert only.retrained == {"job_seconds": 300.0, "realised_gain": None, "age_days": 30.0,
+                              "gain_standard_error": None}
 
 
 def _events(rows: list[tuple[str, str, str, int]]) -> pa.Table:

@@ -42,6 +42,7 @@ from driftloop.storage import s3_source
 
 RECENT_JOBS = 3  # training jobs whose billed seconds price the next retrain
 _SECONDS_PER_DAY = 86_400.0
+_Z95 = 1.959964
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class PolicyHistory:
 
     previous_run_id: str | None
     state: dict[str, Any] | None
-    retrained: dict[str, float | None] | None  # {"job_seconds", "realised_gain", "age_days"} when that run trained
+    retrained: dict[str, float | None] | None  # retrained()'s arguments when that run trained
     job_seconds: tuple[float, ...]  # billed seconds of the latest completed training jobs, newest first
     scored_until: datetime | None = None  # the last event an earlier decision already weighed
 
@@ -69,16 +70,20 @@ def _job_seconds(record: Mapping[str, Any]) -> float | None:
     return float(seconds) if seconds is not None else None
 
 
-def _realised_gain(record: Mapping[str, Any]) -> float | None:
-    """The NDCG@10 the run's challenger gained over the serving champion on the held-out data."""
+def _realised_gain(record: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """The NDCG@10 the run's challenger gained over the serving champion on the held-out data, and its
+    standard error (from the evaluation's 95% bootstrap interval)."""
     evaluation = record.get("evidence", {}).get("evaluation") or {}
     if evaluation.get("baseline") != "champion":
-        return None
-    gain = (evaluation.get("differences") or {}).get("ndcg_at_10", {}).get("mean_difference")
-    return float(gain) if gain is not None else None
+        return None, None
+    difference = (evaluation.get("differences") or {}).get("ndcg_at_10") or {}
+    gain, low, high = (difference.get(name) for name in ("mean_difference", "ci_low", "ci_high"))
+    error = (float(high) - float(low)) / (2 * _Z95) if low is not None and high is not None else None
+    return (float(gain) if gain is not None else None), error
 
 
-def policy_history(records: Sequence[Mapping[str, Any]], run_id: str, started_at: str | None = None) -> PolicyHistory:
+def policy_history(records: Sequence[Mapping[str, Any]], run_id: str, started_at: str | None = None,
+                   holdout_days: float = 0.0) -> PolicyHistory:
     """From the model's runs that started before this one (``started_at``; all others when unknown), never
     this run's own record: a step run again later, or retried, sees what its first attempt saw."""
     earlier = sorted((r for r in records if r.get("run_id") != run_id
@@ -89,11 +94,15 @@ def policy_history(records: Sequence[Mapping[str, Any]], run_id: str, started_at
         retrain = record.get("evidence", {}).get("drift", {}).get("retrain")
         if isinstance(retrain, dict) and "policy_state" in retrain:
             seconds = _job_seconds(record)
-            # The retrain's gain was measured on the newest days of that trigger's data, where the replaced
-            # champion had missed about the trigger's days since training.
-            age = (retrain.get("signals") or {}).get("days_since_training")
-            retrained = None if seconds is None else {"job_seconds": seconds, "realised_gain": _realised_gain(record),
-                                                      "age_days": age}
+            retrained = None
+            if seconds is not None:
+                gain, error = _realised_gain(record)
+                # The gain was measured on the hold-out (the newest days of that trigger's data), where the
+                # replaced champion had missed its age at the trigger minus the hold-out.
+                age = (retrain.get("signals") or {}).get("days_since_training")
+                age = age - holdout_days if age is not None and age > holdout_days else None
+                retrained = {"job_seconds": seconds, "realised_gain": gain, "age_days": age,
+                             "gain_standard_error": error}
             scored_until = parse_time(retrain["scored_until"]) if retrain.get("scored_until") else None
             return PolicyHistory(record["run_id"], retrain["policy_state"], retrained, job_seconds, scored_until)
     return PolicyHistory(None, None, None, job_seconds)
@@ -246,7 +255,8 @@ def decide(services: Services, setup: DecisionSetup, run: Mapping[str, Any], cha
     full evidence goes to ``reports/<run_id>/decision.json``."""
     settings = services.settings
     retrain_settings, costs = setup.settings, setup.costs
-    history = policy_history(services.ledger.runs(settings.model_name), run["run_id"], run.get("started_at"))
+    history = policy_history(services.ledger.runs(settings.model_name), run["run_id"], run.get("started_at"),
+                             settings.holdout_days)
     signals, provenance = measure(services, champion, keys, history.scored_until, data_drift)
     policy = make_policy(retrain_settings.policy, costs, history.state, **_policy_parameters(retrain_settings))
     if history.retrained is not None:
