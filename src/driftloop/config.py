@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from driftloop.drift.concept import PERIOD_UNITS
 from driftloop.errors import ConfigurationError
@@ -14,6 +15,10 @@ AB_TEST = "ab"
 GUARDRAIL_MODES = ("canary", "linear")
 DEPLOYMENT_MODES = (AB_TEST, *GUARDRAIL_MODES)
 MAX_ROLLBACK_ALARMS = 10
+RETRAIN_POLICIES = ("auto", "drift", "schedule")
+# The retrain decision's parameters, in the drift step's environment only (template.yaml, DriftFunction).
+RETRAIN_ENVIRONMENT = ("RETRAIN_POLICY", "RETRAIN_EVERY_DAYS", "VALUE_PER_NDCG_POINT", "TRAINING_HOURLY_PRICE",
+                       "TRAINING_STARTUP_SECONDS", "AB_EXPOSURE_COST")
 
 
 def _bool(text: str) -> bool:
@@ -71,6 +76,8 @@ class Settings:
     minimum_lift: float = 0.05
     ab_holdback_percent: int = 0
     cooldown_schedule_role_arn: str = ""
+    # Kept as text: RetrainSettings parses and checks it when a run starts, so a bad value fails that run.
+    retrain_environment: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.conversion_period not in PERIOD_UNITS:
@@ -149,9 +156,67 @@ class Settings:
                 minimum_lift=float(need("MINIMUM_LIFT")),
                 ab_holdback_percent=int(need("AB_HOLDBACK_PERCENT")),
                 cooldown_schedule_role_arn=env.get("COOLDOWN_SCHEDULE_ROLE_ARN", ""),
+                retrain_environment={name: env[name] for name in RETRAIN_ENVIRONMENT if name in env},
             )
         except ValueError as error:
             raise ConfigurationError(f"bad setting: {error}") from error
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """The retrain decision's template parameters (the drift step's environment).
+
+    Read by the drift step when a run starts rather than by every Lambda, so a value that makes no
+    sense fails that run with its reason (a ConfigurationError in the run record) instead of every step.
+    """
+
+    policy: str
+    every_days: float
+    value_per_ndcg_point: float
+    training_hourly_price: float | None  # None: the list price of the training instance type
+    startup_seconds: float
+    ab_exposure_cost: float
+
+    def __post_init__(self) -> None:
+        if self.policy not in RETRAIN_POLICIES:
+            raise ConfigurationError(f"RetrainPolicy must be one of {', '.join(RETRAIN_POLICIES)}, not {self.policy!r}")
+        checks = (
+            ("RetrainEveryDays", self.every_days, "> 0 days", self.every_days > 0),
+            ("ValuePerNdcgPoint", self.value_per_ndcg_point, "> 0 USD per 0.01 NDCG@10 per day",
+             self.value_per_ndcg_point > 0),
+            ("TrainingHourlyPrice", self.training_hourly_price, "> 0 USD per hour (empty: the list price)",
+             self.training_hourly_price is None or self.training_hourly_price > 0),
+            ("TrainingStartupSeconds", self.startup_seconds, ">= 0 seconds", self.startup_seconds >= 0),
+            ("AbExposureCost", self.ab_exposure_cost, ">= 0 USD", self.ab_exposure_cost >= 0),
+        )
+        for name, value, rule, ok in checks:
+            if not ok or (value is not None and not math.isfinite(value)):
+                raise ConfigurationError(f"{name}={value} makes no sense: it must be {rule}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RetrainSettings:
+
+        def number(variable: str, parameter: str) -> float:
+            text = env.get(variable)
+            if text is None:
+                raise ConfigurationError(f"environment variable {variable} ({parameter}) is not set")
+            try:
+                return float(text)
+            except ValueError:
+                raise ConfigurationError(f"{parameter}={text!r} is not a number") from None
+
+        price = env.get("TRAINING_HOURLY_PRICE", "").strip()
+        return cls(
+            policy=env.get("RETRAIN_POLICY", ""),
+            every_days=number("RETRAIN_EVERY_DAYS", "RetrainEveryDays"),
+            value_per_ndcg_point=number("VALUE_PER_NDCG_POINT", "ValuePerNdcgPoint"),
+            training_hourly_price=number("TRAINING_HOURLY_PRICE", "TrainingHourlyPrice") if price else None,
+            startup_seconds=number("TRAINING_STARTUP_SECONDS", "TrainingStartupSeconds"),
+            ab_exposure_cost=number("AB_EXPOSURE_COST", "AbExposureCost"),
+        )
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -315,7 +316,12 @@ class SimulatedEndpoint(Endpoint):
             self._models[model_name] = model_fn(str(fetch_model_dir(self._s3, self.model_artifact(model_name))))
         return self._models[model_name]
 
-    def invoke(self, user_id: str, k: int = 10, variant: str | None = None) -> dict[str, Any]:
+    def trained_until(self, model_name: str) -> datetime:
+        """The time of the last interaction the variant's model was trained on."""
+        return self._served_model(model_name).recommender.trained_until
+
+    def invoke(self, user_id: str, k: int = 10, variant: str | None = None,
+               recent_items: list[str] | None = None) -> dict[str, Any]:
         """One recommendation request through the container's input_fn/predict_fn/output_fn."""
         from driftloop.model.inference import input_fn, output_fn, predict_fn
 
@@ -323,15 +329,21 @@ class SimulatedEndpoint(Endpoint):
         if state is None:
             raise TransientError(f"endpoint {self.name} does not exist")
         chosen = state.variant(variant) if variant else state.variants[0]
-        body = json.dumps({"user_id": user_id, "k": k})
-        response = json.loads(output_fn(predict_fn(input_fn(body, "application/json"),
+        request: dict[str, Any] = {"user_id": user_id, "k": k}
+        if recent_items:
+            request["recent_items"] = recent_items
+        response = json.loads(output_fn(predict_fn(input_fn(json.dumps(request), "application/json"),
                                                    self._served_model(chosen.model_name)), "application/json"))
         return {"variant": chosen.name, **response}
 
-    def recommend_batch(self, model_name: str, user_ids: list[str], k: int) -> list[list[str]]:
+    def recommend_batch(self, model_name: str, user_ids: list[str], k: int,
+                        recent: Mapping[str, Sequence[str]] | None = None) -> list[list[str]]:
+        """One batch request; ``recent[user]`` goes out as that user's ``recent_items``."""
         from driftloop.model.inference import input_fn, predict_fn
 
-        body = json.dumps({"instances": [{"user_id": user, "k": k} for user in user_ids]})
-        prediction = predict_fn(input_fn(body, "application/json"), self._served_model(model_name))
+        recent = recent or {}
+        instances = [{"user_id": user, "k": k, **({"recent_items": list(recent[user])} if recent.get(user) else {})}
+                     for user in user_ids]
+        prediction = predict_fn(input_fn(json.dumps({"instances": instances}), "application/json"),
+                                self._served_model(model_name))
         return [entry["items"] for entry in prediction["predictions"]]
-

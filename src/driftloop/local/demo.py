@@ -33,7 +33,9 @@ SCENARIOS = {
         Scenario.SEASONAL, tuple(range(1, 13)), "promoted",
         "a year of uploads: tastes turn to summer and drift, customers get younger and more mobile"),
     "no-drift": DemoScenario(
-        Scenario.NO_DRIFT, (1,), "no_drift", "next month's customers behave like last month's"),
+        Scenario.NO_DRIFT, (1,), "promoted",
+        "next month's customers behave like last month's: no data drift, yet their new purchases are worth a "
+        "retrain (RetrainPolicy=drift would keep the champion)"),
     "worse-challenger": DemoScenario(
         Scenario.SEASONAL, (6,), "challenger_rejected",
         "a misconfigured training (popularity only) produces a worse challenger: rejected offline, never served",
@@ -93,7 +95,8 @@ def _summary(run: dict[str, Any]) -> str:
     drift = evidence.get("drift", {})
     if drift:
         drifted = ", ".join(drift.get("drifted_features", [])) or "-"
-        parts.append(f"drift={drift.get('decision')} (drifted: {drifted})")
+        parts.append(f"decision={drift.get('decision')}: {(drift.get('reasons') or ['-'])[0]}")
+        parts.append(f"data drift={drift.get('data_drift', '-')} (drifted: {drifted})")
     evaluation = evidence.get("evaluation", {})
     if evaluation:
         parts.append(f"offline gate {'passed' if evaluation.get('passed') else 'failed'}: {evaluation.get('reason')}")

@@ -6,6 +6,8 @@ are drawn from the simulator's ground truth. The results go to the feedback log
 (``feedback/<endpoint>/date=…/``) that the A/B analysis and the report read. Two sources of traffic:
 a batch of each month's customers before the month's data is uploaded (the champion's conversion over
 time), and live traffic while an A/B test splits the endpoint (``requests_per_second × elapsed`` per tick).
+Each request carries the customer's purchases since the serving model was trained (``recent_items``,
+from the months uploaded so far), as a shop's front end would send its recent-events log.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from typing import Any
 import boto3
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from driftloop.adapters.endpoint import EndpointState
 from driftloop.local.adapters import SimulatedEndpoint
+from driftloop.model.inference import MAX_RECENT_ITEMS
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
+from driftloop.simulate.world import month_start_us
 
 K = 10
 MAX_REQUESTS_PER_TICK = 5000
@@ -37,14 +42,39 @@ def simulator_for(config_json: str, scenario: str) -> Simulator:
     return Simulator(SimulatorConfig(**json.loads(config_json)), Scenario(scenario))
 
 
+@functools.lru_cache(maxsize=8)
+def purchases_since(config_json: str, scenario: str, trained_until: datetime, through_month: int
+                    ) -> dict[str, tuple[str, ...]]:
+    """Per customer, the items bought after ``trained_until`` in months ``0..through_month``, oldest
+    first, the latest ``MAX_RECENT_ITEMS`` at most."""
+    simulator = simulator_for(config_json, scenario)
+    after = int(trained_until.timestamp() * 1_000_000)
+    tables = [simulator.month(month) for month in range(through_month + 1)
+              if month_start_us(simulator.config, month + 1) > after]
+    if not tables:
+        return {}
+    table = pa.concat_tables(tables)
+    bought = pc.and_(pc.equal(table["event_type"], "purchase"),
+                     pc.greater(table["event_time"].cast(pa.int64()), after))
+    table = table.filter(bought).sort_by([("user_id", "ascending"), ("event_time", "ascending")])
+    recent: dict[str, list[str]] = {}
+    for user, item in zip(table["user_id"].to_pylist(), table["item_id"].to_pylist(), strict=True):
+        recent.setdefault(user, []).append(item)
+    return {user: tuple(items[-MAX_RECENT_ITEMS:]) for user, items in recent.items()}
+
+
 def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: dict[str, Any], requests: int,
-                      rng: np.random.Generator) -> pa.Table | None:
-    """``requests`` customers served by the endpoint as it is now, with their purchases."""
+                      rng: np.random.Generator, uploaded_through: int | None = None) -> pa.Table | None:
+    """``requests`` customers served by the endpoint as it is now, with their purchases. Each request
+    carries the customer's purchases since the variant's model was trained, from months
+    ``0..uploaded_through`` (default: the months before the shop's current one)."""
     serving = [variant for variant in state.variants if variant.weight > 0]
     if requests <= 0 or not serving:
         return None
-    simulator = simulator_for(json.dumps(shop["simulator"], sort_keys=True), shop["scenario"])
+    config_json = json.dumps(shop["simulator"], sort_keys=True)
+    simulator = simulator_for(config_json, shop["scenario"])
     month = int(shop["month"])
+    through = month - 1 if uploaded_through is None else uploaded_through
     population = simulator.active_user_ids(month).to_numpy(zero_copy_only=False)
     users = rng.choice(population, size=requests, replace=True)
     shares = np.array([variant.weight for variant in serving], dtype=float)
@@ -54,8 +84,9 @@ def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: d
     for index, variant in enumerate(serving):
         positions = np.flatnonzero(routed == index)
         if positions.size:
+            recent = purchases_since(config_json, shop["scenario"], endpoint.trained_until(variant.model_name), through)
             started = time.perf_counter()
-            lists = endpoint.recommend_batch(variant.model_name, [str(u) for u in users[positions]], K)
+            lists = endpoint.recommend_batch(variant.model_name, [str(u) for u in users[positions]], K, recent)
             latency[positions] = 1000 * (time.perf_counter() - started) / positions.size
             for position, ranked in zip(positions, lists, strict=True):
                 items[position] = ranked
@@ -87,8 +118,9 @@ def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: d
 
 
 def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, requests: int,
-                rng: np.random.Generator, only_when_split: bool = False) -> int:
-    """Serve ``requests`` customers at the endpoint's current weights; returns how many were served."""
+                rng: np.random.Generator, only_when_split: bool = False, month_uploaded: bool = False) -> int:
+    """Serve ``requests`` customers at the endpoint's current weights; returns how many were served.
+    ``month_uploaded``: the shop's current month is already uploaded (its purchases count as recent)."""
     shop_file = workspace / "world.json"
     endpoint = SimulatedEndpoint(workspace, endpoint_name, s3)
     state = endpoint.describe()
@@ -96,7 +128,9 @@ def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, reque
         return 0
     if only_when_split and sum(variant.weight > 0 for variant in state.variants) < 2:
         return 0
-    table = simulate_requests(endpoint, state, json.loads(shop_file.read_text()), requests, rng)
+    shop = json.loads(shop_file.read_text())
+    uploaded_through = int(shop["month"]) if month_uploaded else None
+    table = simulate_requests(endpoint, state, shop, requests, rng, uploaded_through)
     if table is None:
         return 0
     buffer = io.BytesIO()
@@ -131,4 +165,4 @@ class LiveTraffic(threading.Thread):
             requests = min(MAX_REQUESTS_PER_TICK, int(self.requests_per_second * (now - last)))
             last = now
             self.served += serve_batch(self.workspace, self.endpoint_name, self.bucket, s3, requests, self.rng,
-                                       only_when_split=True)
+                                       only_when_split=True, month_uploaded=True)

@@ -273,6 +273,9 @@ class Recommender:
     def knows(self, user_id: str) -> bool:
         return user_id in self._user_index
 
+    def knows_item(self, item_id: str) -> bool:
+        return item_id in self._item_index
+
     def popular_items(self, k: int) -> list[str]:
         return self.item_ids[self._popularity_order[:k]].tolist()
 

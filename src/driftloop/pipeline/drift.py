@@ -14,6 +14,7 @@ from driftloop.errors import InvalidInputError
 from driftloop.pipeline.evidence import compact_drift
 from driftloop.pipeline.inputs import fix_inputs, upload_source
 from driftloop.pipeline.invocation import StepInvocation
+from driftloop.pipeline.retrain import DecisionSetup, decide
 from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import is_parquet_name, s3_source
 
@@ -89,6 +90,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     run = invocation.run
     hold_lock(services, run["run_id"])
     trigger = run["trigger"]
+    setup = DecisionSetup.from_services(services)
     champion = services.ledger.champion(settings.model_name)
     inputs = fix_inputs(services, run["run_id"], champion)
     readable = [entry["key"] for entry in inputs["readable"]]
@@ -123,6 +125,8 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         concept = concept_drift(services, champion, conversion_monitor(services))
         result["concept"] = concept
 
+    concept_forces = concept is not None and concept["detected"]
+    policy_line: list[str] = []
     if champion is None:
         forced.append("no champion yet: first deployment")
         decision = "retrain" if readable else "none"
@@ -135,7 +139,6 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         put_json(services.s3, bucket, result["report_key"], document)
         put_bytes(services.s3, bucket, f"{prefix}/drift.html", report.to_html().encode(), "text/html")
         publish_feature_drift(report, namespace=None)
-        decision = report.decision
         result["reasons"].extend(document.get("reasons", []))
         result["drifted_features"] = sorted(
             name for name, feature in document["features"].items() if feature["drifted"])
@@ -145,6 +148,15 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
             | {"drifted": feature["drifted"]}
             for name, feature in document["features"].items()
         }
+        result["data_drift"] = report.decision
+        verdict, result["retrain"] = decide(services, setup, run, champion, readable, report.decision)
+        policy_retrains = verdict is not None and verdict.retrain
+        decision = "retrain" if policy_retrains else ("warn" if report.decision != "none" else "none")
+        headline = f"{result['retrain']['policy']} policy: {result['retrain']['reasons'][0]}"
+        if (forced or concept_forces) and not policy_retrains:
+            headline = f"retraining although the {headline} (alone it would keep the champion)"
+            result["retrain"]["overridden_by"] = forced + (concept["reasons"][:1] if concept_forces else [])
+        policy_line.append(headline)
     else:
         decision = "none"
         result["reasons"].append("no new uploads to compare")
@@ -152,8 +164,8 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         decision = "retrain"
     elif forced and not readable:
         result["reasons"].append("a retrain was asked for, but there is no new data to retrain on")
-    result["reasons"] = forced + result["reasons"]
-    if concept is not None and concept["detected"]:
+    result["reasons"] = forced + policy_line + result["reasons"]
+    if concept_forces:
         if readable:
             decision = "retrain"
         else:

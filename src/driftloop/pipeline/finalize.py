@@ -89,6 +89,19 @@ def _serving(state: dict[str, Any]) -> str | None:
         if isinstance(value, dict) and value.get("serving"):
             return str(value["serving"])
     return None
+def decision_summary(drift: dict[str, Any]) -> dict[str, Any]:
+    """The record's answer to "why did this trigger retrain, or not?": the step's decision, its reasons,
+    and the retrain policy's money (its signals stay in ``evidence.drift.retrain``)."""
+    retrain = drift.get("retrain") or {}
+    return {
+        "decision": drift.get("decision"),
+        "reasons": list(drift.get("reasons") or []),
+        "policy": retrain.get("policy"),
+        "policy_retrain": retrain.get("retrain"),
+        "overridden_by": retrain.get("overridden_by", []),
+        **{key: retrain.get(key) for key in ("expected_gain", "gain_ci", "staleness_cost", "retraining_cost",
+                                              "report_key")},
+    }
 
 
 def build_record(invocation: StepInvocation, steps: list[dict[str, Any]], now: float) -> dict[str, Any]:
@@ -109,6 +122,8 @@ def build_record(invocation: StepInvocation, steps: list[dict[str, Any]], now: f
         "evidence": {"admission": {k: v for k, v in admission.items() if k != "run"}}
         | {step: state[step] for step in EVIDENCE_STEPS if step in state},
     }
+    if isinstance(state.get("drift"), dict):
+        record["decision"] = decision_summary(state["drift"])
     if outcome == "failed":
         failed_steps = [step["name"] for step in steps if step["status"] == "failed"]
         record["error"] = {**_failure(state), "step": failed_steps[-1] if failed_steps else None}

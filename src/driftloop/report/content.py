@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from driftloop.report.decisions import DecisionRow, decision_rows
 from driftloop.report.extract import (
     ABWindow,
     ConversionSeries,
@@ -32,6 +33,7 @@ class ReportContent:
     generated_at: datetime
     labels: dict[str, str]
     runs: list[RunSummary]
+    decisions: list[DecisionRow]
     conversion: ConversionSeries
     markers: list[RunMarker]
     windows: list[ABWindow]
@@ -48,6 +50,7 @@ class ReportContent:
             "location": self.source.location,
             "generated_at": self.generated_at.isoformat(),
             "runs": [run.to_dict() for run in self.runs],
+            "decisions": [row.to_dict() for row in self.decisions],
             "conversion": self.conversion.to_dict(),
             "drift": self.drift.to_dict(),
             "costs": self.costs.to_dict(),
@@ -62,6 +65,7 @@ def build_content(source: ReportInput, generated_at: datetime) -> ReportContent:
         generated_at=generated_at,
         labels=run_labels(records),
         runs=[summarise_run(record) for record in records],
+        decisions=decision_rows(records),
         conversion=conversion_series(source.feedback, UNIT_SECONDS[source.feedback_unit]),
         markers=run_markers(records),
         windows=ab_windows(records),

@@ -11,6 +11,7 @@ from typing import Any
 
 from driftloop.report.charts import format_usd
 from driftloop.report.content import ReportContent
+from driftloop.report.decisions import DecisionRow, as_interval
 from driftloop.report.extract import RunSummary, parse_time, run_anchor
 
 OUTCOME_COLOURS = {
@@ -55,6 +56,7 @@ max-width:290px;font-size:.85rem}
 .chain .node.current{border:2px solid #2e7d32;background:#f1f8f1}.chain .arrow{align-self:center;color:#829ab1;
 font-size:1.4rem}
 a{color:#1f5fa8}
+tr.why-row td{border-top:none;color:#3e4c59;background:#fbfcfd}
 """
 
 
@@ -139,7 +141,8 @@ def _header(content: ReportContent) -> str:
     models = ", ".join(content.model_names) or "no model yet"
     return (f"<header class='top'><h1>driftloop report — {_e(models)}</h1>"
             f"<p>{_e(content.source.location)} · generated {_e(_time(content.generated_at))}</p></header>"
-            "<nav><a href='#runs'>Runs</a><a href='#conversion'>Conversion</a><a href='#drift'>Drift</a>"
+            "<nav><a href='#runs'>Runs</a><a href='#decisions'>Retrain decisions</a>"
+            "<a href='#conversion'>Conversion</a><a href='#drift'>Drift</a>"
             "<a href='#costs'>Training costs</a><a href='#lineage'>Lineage</a><a href='#details'>Run details</a>"
             "</nav>")
 
@@ -201,6 +204,68 @@ def _runs_table(content: ReportContent) -> str:
         ])
     return _table(["run", "started", "trigger", "drift", "offline gate", "A/B test", "outcome", "cost"], rows,
                   numeric=(7,))
+
+
+# -- retrain decisions -------------------------------------------------------------------------
+def _interval(value: float | None, interval: tuple[float, float] | None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:.{digits}f}"
+    return text + (f"<br><span class='small'>[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]</span>"
+                   if interval else "")
+
+
+def _usd(value: float | None) -> str:
+    return "–" if value is None else _e(format_usd(value))
+
+
+def _policy_cell(row: DecisionRow) -> str:
+    if row.policy is None:
+        return "<span class='muted'>not asked</span>"
+    verdict = "<span class='bad'>retrain</span>" if row.policy_retrain else "<span class='good'>keep</span>"
+    forced = f"<br><span class='small'>overridden: {_e(row.forced_by[0][:120])}</span>" if row.forced_by else ""
+    return f"{_e(row.policy)}: {verdict}{forced}"
+
+
+def _decisions_table(content: ReportContent) -> str:
+    if not content.decisions:
+        return "<p class='muted'>No trigger has reached the retrain decision yet.</p>"
+    headers = ["run", "trigger", "policy says", "decision", "expected NDCG@10 gain [95%]", "staleness cost so far",
+               "retraining cost", "champion NDCG@10 on the upload [95%]", "users scored",
+               "purchases of new items / users", "days · interactions since training", "data drift"]
+    numeric = (4, 5, 6, 7, 8, 9, 10)
+    rows = []
+    for row in content.decisions:
+        accuracy = _interval(row.ndcg_at_10, row.ndcg_ci) + (
+            f"<br><span class='small muted'>{_e(row.accuracy_reason)}</span>" if row.accuracy_reason else "")
+        age = (f"{_num(row.days_since_training, 3)} d · {_num(row.interactions_since_training)}"
+               if row.days_since_training is not None else "–")
+        cells = [_run_link(content, row.run_id), _e(row.trigger), _policy_cell(row),
+                 _badge(row.decision, DECISION_COLOURS), _interval(row.expected_gain, row.gain_ci, 4),
+                 _usd(row.staleness_cost), _usd(row.retraining_cost), accuracy, _num(row.users),
+                 f"{_pct(row.item_novelty)} / {_pct(row.user_novelty)}", age, _e(row.data_drift or "–")]
+        rows.append("<tr>" + "".join(f"<td{' class=num' if i in numeric else ''}>{cell}</td>"
+                                     for i, cell in enumerate(cells)) + "</tr>")
+        rows.append(f"<tr class='why-row'><td></td><td colspan='{len(headers) - 1}' class='small'>"
+                    f"{_e(row.why or '–')}</td></tr>")
+    head = "".join(f"<th{' class=num' if i in numeric else ''}>{_e(h)}</th>" for i, h in enumerate(headers))
+    return f"<table class='decisions'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _decision_details(retrain: dict[str, Any]) -> str:
+    if not retrain:
+        return ""
+    reasons = "".join(f"<li>{_e(reason)}</li>" for reason in retrain.get("reasons") or [])
+    parameters = ", ".join(f"{k}={v}" for k, v in sorted((retrain.get("parameters") or {}).items()))
+    verdict = "retrain" if retrain.get("retrain") else "keep the champion"
+    gain = _interval(retrain.get("expected_gain"), as_interval(retrain.get("gain_ci")), 4)
+    facts = [("policy", f"{_e(retrain.get('policy'))}: {verdict}"), ("expected NDCG@10 gain", gain),
+             ("staleness cost so far", _usd(retrain.get("staleness_cost"))),
+             ("retraining cost", _usd(retrain.get("retraining_cost"))),
+             ("parameters", f"<code>{_e(parameters)}</code>" if parameters else "–")]
+    if retrain.get("report_key"):
+        facts.append(("full evidence", f"<code>{_e(retrain['report_key'])}</code>"))
+    return "<h4>Retrain decision</h4>" + _facts(facts) + (f"<ul>{reasons}</ul>" if reasons else "")
 
 
 # -- costs and lineage -------------------------------------------------------------------------
@@ -497,6 +562,7 @@ def _run_details(content: ReportContent, record: dict[str, Any]) -> str:
         ("run record", f"<code>{_e(record.get('record_uri', '–'))}</code>"),
     ])
     return (head + facts + _why(record)
+            + _decision_details(_get(evidence, "drift", "retrain") or {})
             + _drift_details(evidence.get("drift") or {}, content.source.drift_reports.get(run_id))
             + _merge_details(evidence.get("merge") or {}) + _training_details(evidence.get("training") or {})
             + _evaluation_details(evidence.get("evaluation") or {})
@@ -519,6 +585,13 @@ def render_page(content: ReportContent, charts: Charts) -> str:
         f"<title>driftloop report — {_e(', '.join(content.model_names) or 'no runs')}</title>",
         f"<style>{CSS}</style></head><body>", _header(content), "<main>", _cards(content),
         "<h2 id='runs'>Runs</h2>", _runs_table(content),
+        "<h2 id='decisions'>Retrain decisions</h2>",
+        "<p class='small muted'>Every trigger that reached the decision: what the champion scored on the new upload "
+        "(given each customer's purchases since training), the expected gain of a fresh model, the staleness "
+        "cost accumulated since training against the cost of retraining, and the policy's verdict. First "
+        "deployments, manual requests, alarms, Model Monitor reports and conversion drops retrain whatever the "
+        "policy says (\"overridden\").</p>",
+        _decisions_table(content),
         "<h2 id='conversion'>Conversion per variant over time</h2>",
         _figure(charts.conversion, "conversion rate per variant over time", conversion_caption,
                 "No feedback logged under feedback/ yet."),

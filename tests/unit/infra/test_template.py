@@ -36,6 +36,11 @@ ENVIRONMENT = {
     "ENDPOINT_INSTANCE_TYPE", "SAGEMAKER_ROLE_ARN", "RUNTIME_BACKEND", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
 }  # fmt: skip
+# The retrain decision's parameters: only the drift step reads them (config.RetrainSettings).
+DRIFT_ENVIRONMENT = {
+    "RETRAIN_POLICY", "RETRAIN_EVERY_DAYS", "VALUE_PER_NDCG_POINT", "TRAINING_HOURLY_PRICE",
+    "TRAINING_STARTUP_SECONDS", "AB_EXPOSURE_COST",
+}  # fmt: skip
 PARAMETER_DEFAULTS = {
     "ModelName": "recommender", "EndpointName": "driftloop-recommender", "ChampionVariantName": "champion",
     "ChallengerVariantName": "challenger", "IncomingPrefix": "incoming/", "MonitorReportPrefix": "monitoring/",
@@ -52,6 +57,8 @@ PARAMETER_DEFAULTS = {
     "RollbackAlarmNames": "", "ConversionPeriod": "day", "RuntimeBackend": "aws", "KmsKeyArn": "",
     "ScaleOutUploads": 20, "ScaleOutMaxConcurrency": 40, "RunTimeoutSeconds": 345600,
     "NotificationEmail": "",
+    "RetrainPolicy": "auto", "RetrainEveryDays": 7, "ValuePerNdcgPoint": 0.5, "TrainingHourlyPrice": "",
+    "TrainingStartupSeconds": 180, "AbExposureCost": 19.32,
 }  # fmt: skip
 PASS_ROLE_FUNCTIONS = {"StartTrainingFunction", "UpdateWeightsFunction", "PromoteFunction"}
 # APIs that accept no resource-level scope, so "*" is the only valid Resource for them.
@@ -105,6 +112,16 @@ def _rule(resources: dict[str, Any], event: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- parameters and outputs
 
 
+def test_retrain_parameters_default_to_the_decision_core_s_defaults(raw_template):
+    """The pipeline decides with the parameters the backtest measured (one set of defaults)."""
+    from driftloop.decision.cost import DEFAULT_AB_EXPOSURE_COST, DEFAULT_STARTUP_SECONDS, DEFAULT_VALUE_PER_POINT
+
+    parameters = raw_template["Parameters"]
+    assert parameters["ValuePerNdcgPoint"]["Default"] == DEFAULT_VALUE_PER_POINT
+    assert parameters["TrainingStartupSeconds"]["Default"] == DEFAULT_STARTUP_SECONDS
+    assert parameters["AbExposureCost"]["Default"] == DEFAULT_AB_EXPOSURE_COST
+
+
 def test_parameters_have_the_contract_defaults_and_descriptions(raw_template):
     parameters = raw_template["Parameters"]
     assert set(parameters) == set(PARAMETER_DEFAULTS)
@@ -118,6 +135,7 @@ def test_parameters_have_the_contract_defaults_and_descriptions(raw_template):
     assert parameters["RollbackAlarmNames"]["Type"] == "CommaDelimitedList"
     assert parameters["ConversionPeriod"]["AllowedValues"] == ["hour", "day", "week"]
     assert parameters["UseSpotTraining"]["AllowedValues"] == ["true", "false"]
+    assert parameters["RetrainPolicy"]["AllowedValues"] == ["auto", "drift", "schedule"]
 
 
 @pytest.mark.parametrize(
@@ -139,6 +157,10 @@ def test_parameters_have_the_contract_defaults_and_descriptions(raw_template):
         ("NotificationEmail", "", True),
         ("NotificationEmail", "ops@example.com", True),
         ("NotificationEmail", "ops", False),
+        ("TrainingHourlyPrice", "", True),
+        ("TrainingHourlyPrice", "0.23", True),
+        ("TrainingHourlyPrice", "-1", False),
+        ("TrainingHourlyPrice", "free", False),
     ],
 )
 def test_parameter_patterns(raw_template, parameter, value, accepted):
@@ -230,6 +252,7 @@ def test_every_function_gets_exactly_the_contract_environment(resources):
     for name in FUNCTIONS:
         variables = resources[name]["Properties"]["Environment"]["Variables"]
         own = {"COOLDOWN_SCHEDULE_ROLE_ARN"} if name == "AdmitFunction" else set()  # schedules the cool-down's end
+        own |= DRIFT_ENVIRONMENT if name == "DriftFunction" else set()
         assert set(variables) == ENVIRONMENT | own, name
         assert variables["DATA_BUCKET"] == {"Ref": "DataBucket"}
         assert variables["SAGEMAKER_ROLE_ARN"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}

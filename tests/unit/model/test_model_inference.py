@@ -96,3 +96,43 @@ def test_model_without_serving_file_defaults_to_ten(tmp_path) -> None:
     model = model_fn(str(tmp_path))
     assert model.default_k == 10
     assert len(predict_fn(input_fn(json.dumps({"user_id": "new"})), model)["items"]) == 10
+
+
+def test_recent_items_are_scored_and_excluded(model_dir: str) -> None:
+    response = serve(model_dir, {"user_id": "dan", "k": 3, "recent_items": ["mug"]})
+    assert response["source"] == "model"
+    assert "mug" not in response["items"] and "kettle" not in response["items"]
+    assert response["items"] == ["teapot"]
+
+
+def test_a_new_user_with_recent_items_is_scored_from_them(model_dir: str) -> None:
+    response = serve(model_dir, {"user_id": "newcomer", "k": 2, "recent_items": ["kettle", "never-sold"]})
+    assert response["source"] == "recent"
+    assert "kettle" not in response["items"]
+    only_unknown = serve(model_dir, {"user_id": "newcomer", "k": 2, "recent_items": ["never-sold"]})
+    assert only_unknown["source"] == "popularity"
+
+
+def test_the_same_user_twice_in_a_batch_keeps_each_request_s_recent_items(model_dir: str) -> None:
+    response = serve(
+        model_dir,
+        {"instances": [{"user_id": "dan", "k": 3, "recent_items": ["mug"]}, {"user_id": "dan", "k": 3}]},
+    )
+    first, second = response["predictions"]
+    assert "mug" not in first["items"] and "mug" in second["items"]
+
+
+@pytest.mark.parametrize(
+    ("recent_items", "message"),
+    [
+        ("i3", "must be a list"),
+        ({"i3": 1}, "must be a list"),
+        (["i3", ""], "non-empty item id strings"),
+        (["i3", 4], "non-empty item id strings"),
+        ([None], "non-empty item id strings"),
+        (["i"] * 1001, "at most 1000"),
+    ],
+)
+def test_bad_recent_items_are_rejected_with_the_reason(recent_items: object, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        input_fn(json.dumps({"user_id": "ann", "recent_items": recent_items}), "application/json")
