@@ -145,8 +145,10 @@ class NumericSummary:
         )
 
     def bin_counts(self, values: np.ndarray) -> np.ndarray:
-        """Counts of ``values`` over this summary's fine bins: ``<= min``, the quantile bins, ``> max``."""
-        return np.bincount(np.searchsorted(self.edges, values, side="left"), minlength=self.edges.size + 1)
+        """Counts of ``values`` over this summary's fine bins: ``<= min``, the quantile bins, ``> max``.
+        Sorting the values and searching the edges in them is faster than searching each value."""
+        at_or_below = np.searchsorted(np.sort(values), self.edges, side="right")
+        return np.diff(at_or_below, prepend=0, append=values.size)
 
     def add_counts(self, array: pa.Array) -> None:
         """Count a column chunk into ``counts`` (nulls and non-finite values are not counted)."""
