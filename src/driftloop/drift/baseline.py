@@ -1,8 +1,9 @@
 """The reference profile: per-feature summaries built once from training data, stored with the model.
 
-Numeric features keep exact counts over fine bins whose edges are reference quantiles (from a KLL
-sketch in a first pass), exact moments, min and max, and the sketch itself. Categorical features keep
-exact counts per category. Small references also keep their raw values so comparisons can be exact.
+Numeric features keep exact counts over fine bins whose edges are reference quantiles (chosen among
+the edges of a finer grid counted in the same pass, see ``_NumericProfile``), exact moments, min and
+max, and a KLL sketch. Categorical features keep exact counts per category. Small references also
+keep their raw values so comparisons can be exact.
 
 Merging: summaries over the same bin edges (``build_baseline(..., bins_from=...)``) merge exactly.
 Otherwise the merged edges are quantiles of the merged sketch and each side's counts are re-binned by
@@ -314,7 +315,7 @@ def build_baseline(
     bins_from: Baseline | None = None,
 ) -> Baseline:
     """Profile the reference data in bounded memory, in one streaming pass (see ``_NumericProfile``;
-    a second pass over the numeric features only when the data's order fooled the grid).
+    a second pass reads only the numeric features whose first values did not represent the rest).
     ``bins_from`` reuses another baseline's bin edges, so the results merge exactly, as partitions of a
     scaled-out build do."""
     settings = settings or (bins_from.settings if bins_from else BaselineSettings())
@@ -394,7 +395,7 @@ class _NumericProfile:
         self.raw: list[np.ndarray] | None = []
         self.fixed_edges = edges
         self.pending: list[np.ndarray] = []
-        self.grid: np.ndarray | None = None if edges is None else edges
+        self.grid = edges
         self.at_or_below: np.ndarray | None = None
         self.below: np.ndarray | None = None
         self.needs_recount = False
