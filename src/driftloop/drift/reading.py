@@ -7,6 +7,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -182,8 +183,10 @@ def for_each_batch(
     NumPy's sorting and binning release the GIL, so one batch's columns run in parallel threads while
     the next batch is read."""
     columns = list(columns)
-    with ThreadPoolExecutor(max_workers=max(1, min(len(columns), os.cpu_count() or 1))) as pool:
-        for batch in prefetched(iter_batches(source, columns)):
+    workers = max(1, min(len(columns), os.cpu_count() or 1))
+    # closing: a handler's error stops the reading thread at once, not when the traceback is freed.
+    with ThreadPoolExecutor(max_workers=workers) as pool, closing(prefetched(iter_batches(source, columns))) as batches:
+        for batch in batches:
             chunks = [batch.column(index) for index in range(len(columns))]
             list(pool.map(lambda name, chunk: handlers[name](chunk), columns, chunks))
 

@@ -121,3 +121,19 @@ def test_prefetched_passes_on_errors_and_stops_when_abandoned():
     stream.close()
     assert threading.active_count() == before
     assert len(produced) <= 3 + 2 + 1
+
+
+def test_a_failing_handler_stops_the_reading_thread(write_parquet):
+    path = write_parquet("many.parquet", pa.table({"x": np.arange(100_000.0)}), row_group_size=1_000)
+    seen = []
+
+    def failing(chunk):
+        seen.append(len(chunk))
+        if len(seen) == 3:
+            raise ValueError("handler failed")
+
+    before = threading.active_count()
+    with pytest.raises(ValueError, match="handler failed"):
+        reading.for_each_batch(local_source(str(path)), ["x"], {"x": failing})
+    assert threading.active_count() == before
+    assert len(seen) == 3
