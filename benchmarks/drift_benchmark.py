@@ -8,7 +8,9 @@ some nulls, a few shifted) under a temporary folder, then measures, in this one 
 - build: ``build_baseline`` on the reference (done once per model, stored with it);
 - compare: ``compare_to_baseline`` of the current file against the stored baseline, plus JSON+HTML;
 - end-to-end: build + compare, as ``driftloop drift --baseline ref.parquet --current cur.parquet``.
-Each step runs in a fresh subprocess so its peak RSS is its own. Evidently (optional, in its own
+Each step runs in a fresh subprocess so its peak RSS and CPU time are its own; the table gives wall
+and CPU seconds as ratios to the read, then the targets (end to end <= 1.5x the read, goal 1.2x; peak
+memory under 500 MB and flat across sizes). Evidently (optional, in its own
 environment: ``pip install -r benchmarks/requirements-evidently.txt``) runs its DataDriftPreset.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +33,8 @@ CATEGORY_SIZES = (5, 8, 12, 30, 60, 120, 250, 500)
 SHIFTED_NUMERIC = {"num_00", "num_04"}
 SHIFTED_CATEGORICAL = {"cat_03"}
 CHUNK_ROWS = 500_000
+END_TO_END_TARGET, END_TO_END_GOAL = 1.5, 1.2
+MEMORY_TARGET_MB = 500
 
 
 def _chunk(rows: int, seed: int, shifted: bool) -> pa.Table:
@@ -111,19 +116,21 @@ REF, CUR, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
 start = time.perf_counter()
 {body}
 elapsed = time.perf_counter() - start
-print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 """
 
 
-def run_step(python: str, step: str, reference: Path, current: Path, out: Path) -> tuple[float, float]:
+def run_step(python: str, step: str, reference: Path, current: Path, out: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, all threads, imports included) and peak RSS MB."""
     script = TIMER.format(body=STEPS[step])
     result = subprocess.run(
         [python, "-c", script, str(reference), str(current), str(out)], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         raise RuntimeError(f"{step} failed:\n{result.stderr[-2000:]}")
-    seconds, peak_mb = result.stdout.strip().splitlines()[-1].split()
-    return float(seconds), float(peak_mb)
+    seconds, cpu_seconds, peak_mb = result.stdout.strip().splitlines()[-1].split()
+    return float(seconds), float(cpu_seconds), float(peak_mb)
 
 
 def main() -> int:
@@ -132,6 +139,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2, help="best of N runs per step")
     parser.add_argument("--evidently-python", help="python of an environment with Evidently installed")
     args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    summary: dict[int, dict[str, tuple[float, float, float]]] = {}
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder)
@@ -141,18 +150,21 @@ def main() -> int:
             steps = ["read", "build", "compare", "end_to_end"]
             if args.evidently_python:
                 steps.append("evidently")
-            measured: dict[str, tuple[float, float]] = {}
+            measured: dict[str, tuple[float, float, float]] = {}
             for step in steps:
                 python = args.evidently_python if step == "evidently" else sys.executable
                 repeats = 1 if step == "evidently" else args.repeat
                 runs = [run_step(python, step, reference, current, out) for _ in range(repeats)]
-                measured[step] = (min(r[0] for r in runs), max(r[1] for r in runs))
+                best = min(runs, key=lambda run: run[0])
+                measured[step] = (best[0], best[1], max(run[2] for run in runs))
             report = json.loads((out / "report.json").read_text())
-            read_seconds = measured["read"][0]
-            print(f"\n{rows:,} reference + {rows:,} current rows x 20 columns")
-            print(f"{'step':<12}{'seconds':>9}{'x read':>9}{'peak MB':>10}")
-            for step, (seconds, peak) in measured.items():
-                print(f"{step:<12}{seconds:>9.2f}{seconds / read_seconds:>9.2f}{peak:>10.0f}")
+            read_seconds, read_cpu = measured["read"][0], measured["read"][1]
+            print(f"\n{rows:,} reference + {rows:,} current rows x 20 columns "
+                  f"(load average {os.getloadavg()[0]:.1f})")
+            print(f"{'step':<12}{'seconds':>9}{'x read':>9}{'CPU s':>9}{'CPU x read':>12}{'peak MB':>10}")
+            for step, (seconds, cpu, peak) in measured.items():
+                print(f"{step:<12}{seconds:>9.2f}{seconds / read_seconds:>9.2f}{cpu:>9.2f}"
+                      f"{cpu / read_cpu:>12.2f}{peak:>10.0f}")
             if "evidently" in measured:
                 print(
                     f"Evidently / compare: {measured['evidently'][0] / measured['compare'][0]:.1f}x, "
@@ -162,6 +174,17 @@ def main() -> int:
                 f"decision {report['decision']}, drifted {sorted(report['drifted_features'])} "
                 f"(shifted: {sorted(SHIFTED_NUMERIC | SHIFTED_CATEGORICAL)})"
             )
+            summary[rows] = measured
+    print("\nTargets (ratios to the pyarrow read of both files, same run):")
+    for rows, measured in summary.items():
+        end_to_end = measured["end_to_end"][0] / measured["read"][0]
+        compare = measured["compare"][0] / measured["read"][0]
+        verdict = "met" if end_to_end <= END_TO_END_TARGET else "MISSED"
+        print(f"  {rows:>11,} rows: end_to_end {end_to_end:.2f}x (target <= {END_TO_END_TARGET}, goal "
+              f"{END_TO_END_GOAL}: {verdict}); stored-baseline compare {compare:.2f}x")
+    peaks = [max(measured[step][2] for step in ("build", "compare", "end_to_end")) for measured in summary.values()]
+    print(f"  peak MB of build/compare/end_to_end per size: {', '.join(f'{peak:.0f}' for peak in peaks)} "
+          f"(target < {MEMORY_TARGET_MB} and flat: {'met' if max(peaks) < MEMORY_TARGET_MB else 'MISSED'})")
     return 0
 
 

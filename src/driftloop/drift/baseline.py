@@ -1,8 +1,9 @@
 """The reference profile: per-feature summaries built once from training data, stored with the model.
 
-Numeric features keep exact counts over fine bins whose edges are reference quantiles (from a KLL
-sketch in a first pass), exact moments, min and max, and the sketch itself. Categorical features keep
-exact counts per category. Small references also keep their raw values so comparisons can be exact.
+Numeric features keep exact counts over fine bins whose edges are reference quantiles (chosen among
+the edges of a finer grid counted in the same pass, see ``_NumericProfile``), exact moments, min and
+max, and a KLL sketch. Categorical features keep exact counts per category. Small references also
+keep their raw values so comparisons can be exact.
 
 Merging: summaries over the same bin edges (``build_baseline(..., bins_from=...)``) merge exactly.
 Otherwise the merged edges are quantiles of the merged sketch and each side's counts are re-binned by
@@ -17,14 +18,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from driftloop.drift.reading import (
     CATEGORICAL,
     NUMERIC,
     category_counts,
     column_kind,
+    for_each_batch,
     inferred_type,
-    iter_batches,
     numeric_values,
     read_source_schema,
 )
@@ -35,6 +37,8 @@ from driftloop.storage import ParquetSource
 FORMAT_VERSION = 1
 OTHER_CATEGORY = "__other__"
 DEFAULT_EXCLUDE = ("user_id", "item_id", "event_time")
+GRID_SAMPLE = 65_536
+GRID_CELLS = 32_768
 
 
 @dataclass(frozen=True)
@@ -142,8 +146,15 @@ class NumericSummary:
         )
 
     def bin_counts(self, values: np.ndarray) -> np.ndarray:
-        """Counts of ``values`` over this summary's fine bins: ``<= min``, the quantile bins, ``> max``."""
-        return np.bincount(np.searchsorted(self.edges, values, side="left"), minlength=self.edges.size + 1)
+        """Counts of ``values`` over this summary's fine bins: ``<= min``, the quantile bins, ``> max``.
+        Sorting the values and searching the edges in them is faster than searching each value."""
+        at_or_below = np.searchsorted(np.sort(values), self.edges, side="right")
+        return np.diff(at_or_below, prepend=0, append=values.size)
+
+    def add_counts(self, array: pa.Array) -> None:
+        """Count a column chunk into ``counts`` (nulls and non-finite values are not counted)."""
+        values, _ = numeric_values(array)
+        self.counts += self.bin_counts(values)
 
     def merge(self, other: NumericSummary, exact_limit: int) -> NumericSummary:
         sketch = self.sketch.merge(other.sketch)
@@ -303,9 +314,10 @@ def build_baseline(
     settings: BaselineSettings | None = None,
     bins_from: Baseline | None = None,
 ) -> Baseline:
-    """Profile the reference data in bounded memory: one pass for quantile sketches (numeric
-    features), one for exact bin counts. ``bins_from`` reuses another baseline's bin edges (one pass,
-    and the results merge exactly), as partitions of a scaled-out build do."""
+    """Profile the reference data in bounded memory, in one streaming pass (see ``_NumericProfile``;
+    a second pass reads only the numeric features whose first values did not represent the rest).
+    ``bins_from`` reuses another baseline's bin edges, so the results merge exactly, as partitions of a
+    scaled-out build do."""
     settings = settings or (bins_from.settings if bins_from else BaselineSettings())
     schema = read_source_schema(source)
     if schema.row_count == 0:
@@ -313,66 +325,174 @@ def build_baseline(
     names = _select_features(schema.types, features, exclude)
     numeric = [name for name in names if column_kind(schema.types[name]) == NUMERIC]
     categorical = [name for name in names if name not in numeric]
-    sketches = {name: QuantileSketch(settings.sketch_k, seed=index) for index, name in enumerate(numeric)}
-    moments = {name: Moments() for name in numeric}
-    missing = dict.fromkeys(names, 0)
-    extremes = {name: [np.inf, -np.inf] for name in numeric}
-    raw: dict[str, list[np.ndarray] | None] = {name: [] for name in numeric}
-    counts: dict[str, dict[str, int]] = {name: {} for name in categorical}
-    for batch in iter_batches(source, names):
-        for name in numeric:
-            values, absent = numeric_values(batch.column(name))
-            missing[name] += absent
-            if values.size:
-                sketches[name].update(values)
-                moments[name].add(values)
-                extremes[name] = [min(extremes[name][0], values.min()), max(extremes[name][1], values.max())]
-                chunks = raw[name]
-                if chunks is not None:
-                    raw[name] = chunks + [values] if moments[name].count <= settings.exact_limit else None
-        for name in categorical:
-            batch_counts, absent = category_counts(batch.column(name))
-            missing[name] += absent
-            totals = counts[name]
-            for category, count in batch_counts.items():
-                totals[category] = totals.get(category, 0) + count
-    summaries: dict[str, FeatureSummary] = {}
-    for name in numeric:
-        if moments[name].count == 0:
-            raise InvalidInputError(f"reference column {name!r} has no values (all null)")
-        low, high = float(extremes[name][0]), float(extremes[name][1])
+    profiles: dict[str, _NumericProfile | _CategoricalProfile] = {}
+    for index, name in enumerate(numeric):
         reused = bins_from.features.get(name) if bins_from else None
-        edges = (
-            reused.edges
-            if isinstance(reused, NumericSummary)
-            else _edges(sketches[name], low, high, settings.fine_bins)
-        )
-        chunks = raw[name]
-        summaries[name] = NumericSummary(
-            name,
-            inferred_type(schema.types[name]),
-            missing[name],
-            low,
-            high,
-            moments[name],
-            edges,
-            np.zeros(edges.size + 1),
-            sketches[name],
-            np.sort(np.concatenate(chunks)) if chunks is not None else None,
-        )
-    if numeric:
-        for batch in iter_batches(source, numeric):
-            for name in numeric:
-                values, _ = numeric_values(batch.column(name))
-                summary = summaries[name]
-                assert isinstance(summary, NumericSummary)
-                summary.counts += summary.bin_counts(values)
+        edges = reused.edges if isinstance(reused, NumericSummary) else None
+        profiles[name] = _NumericProfile(name, inferred_type(schema.types[name]), settings, index, edges)
     for name in categorical:
-        summaries[name] = CategoricalSummary(
-            name, "String", missing[name], {key: float(value) for key, value in counts[name].items()}
-        ).truncate(settings.max_categories)
+        profiles[name] = _CategoricalProfile(name)
+    for_each_batch(source, names, {name: profile.add for name, profile in profiles.items()})
+    summaries: dict[str, FeatureSummary] = {}
+    second_pass: dict[str, NumericSummary] = {}
+    for name, profile in profiles.items():
+        if isinstance(profile, _CategoricalProfile):
+            summaries[name] = profile.summary().truncate(settings.max_categories)
+            continue
+        summaries[name] = profile.summary()
+        if profile.needs_recount:
+            second_pass[name] = summaries[name]
+    if second_pass:
+        for_each_batch(source, list(second_pass), {name: second_pass[name].add_counts for name in second_pass})
     ordered = {name: summaries[name] for name in names}
     return Baseline(ordered, tuple(schema.columns), schema.row_count, settings)
+
+
+class _CategoricalProfile:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.missing = 0
+        self.counts: dict[str, int] = {}
+
+    def add(self, array: pa.Array) -> None:
+        batch_counts, absent = category_counts(array)
+        self.missing += absent
+        for category, count in batch_counts.items():
+            self.counts[category] = self.counts.get(category, 0) + count
+
+    def summary(self) -> CategoricalSummary:
+        return CategoricalSummary(
+            self.name, "String", self.missing, {key: float(value) for key, value in self.counts.items()}
+        )
+
+
+class _NumericProfile:
+    """One numeric feature's profile, built in the same pass as everything else.
+
+    Quantile edges cannot be known before the data is read, so the pass counts exactly over a much
+    finer grid instead: the edges of the grid are every ``GRID_STRIDE``-th value of the first
+    ``GRID_SAMPLE`` values (about 32,768 cells), and each record batch, sorted once, is counted at
+    every grid edge (values ``<=`` and ``<`` the edge) by binary search. At the end the fine bins'
+    edges are the grid edges closest above the reference's quantiles, so their counts are exact sums
+    of grid cells, and each fine bin holds at most ``1/fine_bins`` plus one grid cell's open interior.
+    When some cell's open interior holds more than ``1/fine_bins`` of the values (the first values did
+    not represent the rest, e.g. data sorted by the feature), the summary keeps sketch quantile edges
+    and its counts come from a second pass (``build_baseline``). The sorted batch also feeds the
+    sketch, whose compactions then merge sorted runs instead of sorting.
+    """
+
+    def __init__(
+        self, name: str, type_name: str, settings: BaselineSettings, seed: int, edges: np.ndarray | None
+    ) -> None:
+        self.name = name
+        self.type_name = type_name
+        self.settings = settings
+        self.sketch = QuantileSketch(settings.sketch_k, seed=seed)
+        self.moments = Moments()
+        self.missing = 0
+        self.minimum, self.maximum = np.inf, -np.inf
+        self.at_minimum = self.at_maximum = 0
+        self.raw: list[np.ndarray] | None = []
+        self.fixed_edges = edges
+        self.pending: list[np.ndarray] = []
+        self.grid = edges
+        self.at_or_below: np.ndarray | None = None
+        self.below: np.ndarray | None = None
+        self.needs_recount = False
+
+    def add(self, array: pa.Array) -> None:
+        values, absent = numeric_values(array)
+        self.missing += absent
+        if not values.size:
+            return
+        values = np.sort(values)
+        self.sketch.update(values)
+        self.moments.add(values)
+        self._extremes(values)
+        if self.raw is not None:
+            self.raw = self.raw + [values] if self.moments.count <= self.settings.exact_limit else None
+        if self.grid is None:
+            self.pending.append(values)
+            if sum(chunk.size for chunk in self.pending) >= GRID_SAMPLE:
+                self._fix_grid()
+        else:
+            self._count(values)
+
+    def _extremes(self, values: np.ndarray) -> None:
+        low, high = values[0], values[-1]
+        at_low = int(np.searchsorted(values, low, side="right"))
+        at_high = values.size - int(np.searchsorted(values, high, side="left"))
+        if low < self.minimum:
+            self.minimum, self.at_minimum = low, at_low
+        elif low == self.minimum:
+            self.at_minimum += at_low
+        if high > self.maximum:
+            self.maximum, self.at_maximum = high, at_high
+        elif high == self.maximum:
+            self.at_maximum += at_high
+
+    def _fix_grid(self) -> None:
+        sample = np.sort(np.concatenate(self.pending), kind="stable")
+        self.grid = np.unique(sample[:: max(1, sample.size // GRID_CELLS)])
+        pending, self.pending = self.pending, []
+        for values in pending:
+            self._count(values)
+
+    def _count(self, values: np.ndarray) -> None:
+        assert self.grid is not None
+        at_or_below = np.searchsorted(values, self.grid, side="right")
+        if self.fixed_edges is None:
+            below = np.searchsorted(values, self.grid, side="left")
+            self.below = below if self.below is None else self.below + below
+        self.at_or_below = at_or_below if self.at_or_below is None else self.at_or_below + at_or_below
+
+    def summary(self) -> NumericSummary:
+        """The feature's summary; with ``needs_recount`` set afterwards, its counts are zeros to fill
+        by a second pass (``NumericSummary.add_counts``)."""
+        if self.moments.count == 0:
+            raise InvalidInputError(f"reference column {self.name!r} has no values (all null)")
+        if self.grid is None:
+            self._fix_grid()
+        assert self.grid is not None and self.at_or_below is not None
+        total = self.moments.count
+        low, high = float(self.minimum), float(self.maximum)
+        if self.fixed_edges is not None:
+            edges = self.fixed_edges
+            counts = np.diff(np.concatenate([[0], self.at_or_below, [total]])).astype(np.float64)
+        else:
+            edges, counts = self._quantile_bins(total)
+        chunks = self.raw
+        return NumericSummary(
+            self.name,
+            self.type_name,
+            self.missing,
+            low,
+            high,
+            self.moments,
+            edges,
+            counts,
+            self.sketch,
+            np.sort(np.concatenate(chunks)) if chunks is not None else None,
+        )
+
+    def _quantile_bins(self, total: int) -> tuple[np.ndarray, np.ndarray]:
+        assert self.grid is not None and self.at_or_below is not None and self.below is not None
+        inside = (self.grid > self.minimum) & (self.grid < self.maximum)
+        grid, at_or_below, below = self.grid[inside], self.at_or_below[inside], self.below[inside]
+        # Values strictly between consecutive edges of [min, grid inside, max]: what no edge can split.
+        left = np.concatenate([[self.at_minimum], at_or_below])
+        right = np.concatenate([below, [total - self.at_maximum]])
+        if (right - left).max(initial=0) > total / self.settings.fine_bins:
+            self.needs_recount = True
+            edges = _edges(self.sketch, float(self.minimum), float(self.maximum), self.settings.fine_bins)
+            return edges, np.zeros(edges.size + 1)
+        targets = np.arange(1, self.settings.fine_bins) * (total / self.settings.fine_bins)
+        chosen = np.unique(np.searchsorted(at_or_below, targets, side="left"))
+        chosen = chosen[chosen < grid.size]
+        edges = np.unique(np.concatenate([[self.minimum], grid[chosen], [self.maximum]]))
+        cumulative = np.concatenate([[self.at_minimum], at_or_below[chosen], [total]])[: edges.size]
+        cumulative[-1] = total
+        return edges, np.diff(np.concatenate([[0], cumulative, [total]])).astype(np.float64)
 
 
 def _select_features(types: Mapping[str, Any], features: Sequence[str] | None, exclude: Sequence[str]) -> list[str]:

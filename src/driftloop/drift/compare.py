@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +16,7 @@ from driftloop.drift.reading import (
     NUMERIC,
     category_counts,
     column_kind,
-    iter_batches,
+    for_each_batch,
     numeric_values,
     read_source_schema,
 )
@@ -223,11 +221,7 @@ def compare_to_baseline(baseline: Baseline, current: ParquetSource, policy: Drif
             accumulators[name] = _NumericAccumulator(summary, settings.exact_limit)
         else:
             accumulators[name] = _CategoricalAccumulator(summary, settings.max_categories)
-    # Features are independent and NumPy's binning releases the GIL: one batch's columns in parallel.
-    with ThreadPoolExecutor(max_workers=min(len(comparable), os.cpu_count() or 1)) as pool:
-        for batch in iter_batches(current, comparable):
-            columns = [batch.column(index) for index in range(len(comparable))]
-            list(pool.map(lambda name, column: accumulators[name].add(column), comparable, columns))
+    for_each_batch(current, comparable, {name: accumulator.add for name, accumulator in accumulators.items()})
 
     features: dict[str, FeatureDrift] = {}
     for name, accumulator in accumulators.items():

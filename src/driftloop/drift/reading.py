@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +22,8 @@ from driftloop.storage import ParquetSource
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 DEFAULT_BATCH_ROWS = 262_144
+PREFETCH_BATCHES = 2
+T = TypeVar("T")
 
 
 def column_kind(data_type: pa.DataType) -> str | None:
@@ -125,6 +133,62 @@ def iter_batches(
                         yield pa.RecordBatch.from_arrays(arrays, names=list(columns))
         except (pa.ArrowInvalid, OSError) as error:
             raise InvalidInputError(f"{source.label(index)}: corrupt Parquet data ({error})") from error
+
+
+def prefetched(items: Iterator[T], depth: int = PREFETCH_BATCHES) -> Iterator[T]:
+    """``items`` produced by a background thread up to ``depth`` ahead of the consumer, so reading
+    the next record batch (pyarrow releases the GIL) overlaps the work on this one. Errors of the
+    producer are raised here; a consumer that stops early stops the producer."""
+    ready: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[str, object]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("done", None))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
+            put(("error", error))
+
+    producer = threading.Thread(target=produce, name="driftloop-prefetch", daemon=True)
+    producer.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                assert isinstance(value, BaseException)
+                raise value
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        producer.join()
+
+
+def for_each_batch(
+    source: ParquetSource, columns: Sequence[str], handlers: Mapping[str, Callable[[pa.Array], None]]
+) -> None:
+    """Stream ``source`` once and hand each column chunk to its handler. Columns are independent and
+    NumPy's sorting and binning release the GIL, so one batch's columns run in parallel threads while
+    the next batch is read."""
+    columns = list(columns)
+    workers = max(1, min(len(columns), os.cpu_count() or 1))
+    # closing: a handler's error stops the reading thread at once, not when the traceback is freed.
+    with ThreadPoolExecutor(max_workers=workers) as pool, closing(prefetched(iter_batches(source, columns))) as batches:
+        for batch in batches:
+            chunks = [batch.column(index) for index in range(len(columns))]
+            list(pool.map(lambda name, chunk: handlers[name](chunk), columns, chunks))
 
 
 def numeric_values(array: pa.Array) -> tuple[np.ndarray, int]:

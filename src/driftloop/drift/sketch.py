@@ -62,7 +62,9 @@ class QuantileSketch:
             if items.size > self._capacity(level):
                 if level + 1 == len(self.levels):
                     self.levels.append(np.empty(0))
-                items = np.sort(items)
+                # Levels are concatenations of sorted runs (callers may pass sorted batches): timsort
+                # ("stable") merges runs in linear time where quicksort would start over.
+                items = np.sort(items, kind="stable")
                 # An odd item stays behind so the total weight is preserved exactly.
                 keep = items[:1] if items.size % 2 else items[:0]
                 pairs = items[keep.size :]
