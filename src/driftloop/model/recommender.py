@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -125,6 +126,19 @@ def _aggregate(table: pa.Table, config: RecommenderConfig) -> _Interactions:
         item_popularity=popularity.astype(np.float32),
         latest=datetime.fromtimestamp(latest_micros / 1_000_000, tz=UTC),
     )
+
+
+@dataclass(frozen=True)
+class _Entries:
+    """Histories of the users being scored, one entry per (row, item): log-weight and whether it was bought."""
+
+    rows: np.ndarray
+    items: np.ndarray
+    values: np.ndarray
+    bought: np.ndarray
+
+
+_NO_ITEMS = np.empty(0, dtype=np.int64)
 
 
 def _top_neighbours(similarity: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -262,36 +276,121 @@ class Recommender:
     def popular_items(self, k: int) -> list[str]:
         return self.item_ids[self._popularity_order[:k]].tolist()
 
-    def recommend(self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = True) -> list[list[str]]:
-        """Top-``k`` item ids per user, best first; unknown users get the most popular items."""
+    def recommend(
+        self,
+        user_ids: Sequence[str],
+        k: int = 10,
+        exclude_seen: bool = True,
+        recent: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[list[str]]:
+        """Top-``k`` item ids per user, best first.
+
+        Parameters
+        ----------
+        user_ids
+            The users to recommend for; the result follows this order.
+        k
+            List length (shorter when fewer items remain after exclusion).
+        exclude_seen
+            Leave out items the user bought (in training or in ``recent``).
+        recent
+            ``recent[user]``: item ids the user interacted with since the model was trained. Each counts
+            as one target event (a purchase) at full recency weight, added to the user's history before
+            item-item scoring, so a model that is not retrained still follows what customers did since.
+            Items the model does not know are ignored. A user unknown to the model but with known recent
+            items gets item-item scores; a user with neither gets the most popular items.
+
+        Example
+        -------
+        >>> import pyarrow as pa
+        >>> from datetime import datetime, timezone
+        >>> day = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        >>> rows = [("a", "x"), ("a", "y"), ("b", "x"), ("b", "y"), ("c", "y"), ("c", "z")]
+        >>> model = Recommender.fit(pa.table({"user_id": [u for u, _ in rows], "item_id": [i for _, i in rows],
+        ...                                   "event_time": [day] * len(rows)}))
+        >>> model.recommend(["new"], k=1, recent={"new": ["x", "unknown-item"]})
+        [['y']]
+        """
         if k < 1:
             raise InvalidInputError(f"k must be >= 1, not {k}")
+        if recent is not None and not isinstance(recent, Mapping):
+            raise InvalidInputError(f"recent must map user ids to item id lists, not {type(recent).__name__}")
+        recent_codes = self._recent_codes(user_ids, recent or {})
         result: list[list[str]] = [self.popular_items(k)] * len(user_ids)
-        known = [
-            (position, self._user_index[user]) for position, user in enumerate(user_ids) if user in self._user_index
+        scored = [
+            position for position, user in enumerate(user_ids) if user in self._user_index or position in recent_codes
         ]
         rows_per_chunk = max(1, _SCORE_BUDGET // max(self.n_items, 1))
-        for start in range(0, len(known), rows_per_chunk):
-            chunk = known[start : start + rows_per_chunk]
-            top = self._top_k(np.asarray([user for _, user in chunk]), k, exclude_seen)
-            for (position, _), items in zip(chunk, top, strict=True):
+        for start in range(0, len(scored), rows_per_chunk):
+            chunk = scored[start : start + rows_per_chunk]
+            entries = self._history_entries([user_ids[position] for position in chunk])
+            extra = [recent_codes.get(position, _NO_ITEMS) for position in chunk]
+            if any(codes.size for codes in extra):
+                entries = self._with_recent(entries, extra)
+            for position, items in zip(chunk, self._top_k(entries, len(chunk), k, exclude_seen), strict=True):
                 result[position] = items
         return result
 
-    def _top_k(self, users: np.ndarray, k: int, exclude_seen: bool) -> list[list[str]]:
+    @cached_property
+    def _item_index(self) -> dict[str, int]:
+        return {item: index for index, item in enumerate(self.item_ids.tolist())}
+
+    def _recent_codes(self, user_ids: Sequence[str], recent: Mapping[str, Sequence[str]]) -> dict[int, np.ndarray]:
+        """Request position -> codes of the recent items the model knows (positions with none left out)."""
+        codes: dict[int, np.ndarray] = {}
+        if not recent:
+            return codes
+        for position, user in enumerate(user_ids):
+            items = recent.get(user)
+            if not items:
+                continue
+            if isinstance(items, str):
+                raise InvalidInputError(f"recent items of {user!r} must be a list of item ids, not a string")
+            known = [self._item_index[item] for item in items if isinstance(item, str) and item in self._item_index]
+            if known:
+                codes[position] = np.asarray(known, dtype=np.int64)
+        return codes
+
+    def _history_entries(self, user_ids: Sequence[str]) -> _Entries:
+        """The stored histories of ``user_ids`` as flat (row, item, value, bought) arrays; unknown users have none."""
+        index = [(row, self._user_index[user]) for row, user in enumerate(user_ids) if user in self._user_index]
+        rows_known = np.asarray([row for row, _ in index], dtype=np.int64)
+        users = np.asarray([user for _, user in index], dtype=np.int64)
         starts, ends = self.history_indptr[users], self.history_indptr[users + 1]
         lengths = ends - starts
         entries = np.repeat(ends - lengths.cumsum(), lengths) + np.arange(lengths.sum())
-        rows = np.repeat(np.arange(users.size), lengths)
-        items = self.history_items[entries]
-        targets = self.neighbour_items[items]
-        contributions = self.history_values[entries, None] * self.neighbour_weights[items]
-        flat = (rows[:, None] * self.n_items + targets).ravel()
-        scores = np.bincount(flat, weights=contributions.ravel(), minlength=users.size * self.n_items)
-        scores = scores.reshape(users.size, self.n_items) + self._popularity_bonus
+        return _Entries(
+            rows=np.repeat(rows_known, lengths),
+            items=self.history_items[entries].astype(np.int64),
+            values=self.history_values[entries],
+            bought=self.history_bought[entries],
+        )
+
+    def _with_recent(self, stored: _Entries, recent: list[np.ndarray]) -> _Entries:
+        """``stored`` plus one target event per recent item, aggregated per (row, item) like training does."""
+        target = self.config.target_event_types[0]
+        weight = float(self.config.event_weights.get(target, 1.0))
+        lengths = np.asarray([codes.size for codes in recent])
+        rows = np.concatenate([stored.rows, np.repeat(np.arange(len(recent)), lengths)])
+        items = np.concatenate([stored.items, *recent])
+        raw = np.concatenate([np.expm1(stored.values), np.full(int(lengths.sum()), weight)])
+        bought = np.concatenate([stored.bought, np.ones(int(lengths.sum()), dtype=bool)])
+        keys, inverse = np.unique(rows * self.n_items + items, return_inverse=True)
+        return _Entries(
+            rows=keys // self.n_items,
+            items=keys % self.n_items,
+            values=np.log1p(np.bincount(inverse, weights=raw, minlength=keys.size)),
+            bought=np.bincount(inverse, weights=bought, minlength=keys.size) > 0,
+        )
+
+    def _top_k(self, entries: _Entries, n_rows: int, k: int, exclude_seen: bool) -> list[list[str]]:
+        targets = self.neighbour_items[entries.items]
+        contributions = entries.values[:, None] * self.neighbour_weights[entries.items]
+        flat = (entries.rows[:, None] * self.n_items + targets).ravel()
+        scores = np.bincount(flat, weights=contributions.ravel(), minlength=n_rows * self.n_items)
+        scores = scores.reshape(n_rows, self.n_items) + self._popularity_bonus
         if exclude_seen:
-            bought = self.history_bought[entries]
-            scores[rows[bought], items[bought]] = -np.inf
+            scores[entries.rows[entries.bought], entries.items[entries.bought]] = -np.inf
         k = min(k, self.n_items)
         best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         best_scores = np.take_along_axis(scores, best, axis=1)

@@ -139,3 +139,58 @@ def test_config_is_validated(bad: dict) -> None:
 def test_config_round_trips_through_a_dict() -> None:
     config = RecommenderConfig(algorithm="item_knn", target_event_types=("purchase", "cart"))
     assert RecommenderConfig.from_dict(config.to_dict()) == config
+
+
+def test_recent_items_join_the_history_and_are_excluded() -> None:
+    model = Recommender.fit(table_of(SMALL))
+    [carol] = model.recommend(["carol"], k=3, recent={"carol": ["apple"]})
+    assert "apple" not in carol and "banana" not in carol  # bought since training, bought in training
+    [carol_without_exclusion] = model.recommend(["carol"], k=3, exclude_seen=False, recent={"carol": ["apple"]})
+    assert "apple" in carol_without_exclusion
+
+
+def test_recent_items_move_the_scores_like_training_on_them_would(interactions: pa.Table) -> None:
+    model = Recommender.fit(interactions)
+    user = model.user_ids[0]
+    history = model.seen_items(user, bought_only=False)
+    strangers = [item for item in model.popular_items(model.n_items) if item not in history][:20]
+    [plain] = model.recommend([user], k=10)
+    [updated] = model.recommend([user], k=10, recent={user: strangers})
+    assert updated != plain
+    assert not set(updated) & set(strangers)
+
+
+def test_unknown_user_with_recent_items_gets_item_item_scores(interactions: pa.Table) -> None:
+    model = Recommender.fit(interactions)
+    donor = model.user_ids[3]
+    bought = model.seen_items(donor)
+    [cold] = model.recommend(["newcomer"], k=10, recent={"newcomer": bought})
+    [donor_list] = model.recommend([donor], k=10)
+    assert cold != model.popular_items(10)
+    assert not set(cold) & set(bought)
+    assert len(set(cold) & set(donor_list)) >= 5  # same purchases, mostly the same neighbours
+
+
+def test_unknown_recent_items_are_ignored() -> None:
+    model = Recommender.fit(table_of(SMALL))
+    assert model.recommend(["zoe", "alice"], k=2, recent={"zoe": ["durian"], "alice": ["durian", 7]}) == (
+        model.recommend(["zoe", "alice"], k=2)
+    )
+
+
+def test_recent_must_be_a_mapping_of_lists() -> None:
+    model = Recommender.fit(table_of(SMALL))
+    with pytest.raises(InvalidInputError, match="recent must map"):
+        model.recommend(["alice"], recent=[("alice", ["apple"])])  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="not a string"):
+        model.recommend(["alice"], recent={"alice": "apple"})
+
+
+def test_recent_items_are_scored_per_user_in_a_batch(interactions: pa.Table) -> None:
+    model = Recommender.fit(interactions)
+    users = model.user_ids[:5].tolist()
+    recent = {users[1]: model.seen_items(users[4])}
+    batch = model.recommend(users, k=10, recent=recent)
+    one_by_one = [model.recommend([user], k=10, recent=recent)[0] for user in users]
+    assert batch == one_by_one
+    assert batch[0] == model.recommend([users[0]], k=10)[0]
