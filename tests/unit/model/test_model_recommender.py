@@ -6,9 +6,9 @@ import pytest
 from model_fixtures import table_of
 
 from driftloop.errors import InvalidInputError
+from driftloop.model import recommender as recommender_module
 from driftloop.model.data import ColumnMapping, at_or_after, before, time_quantile
 from driftloop.model.metrics import evaluate
-from driftloop.model import recommender as recommender_module
 from driftloop.model.recommender import Recommender, RecommenderConfig, check_memory
 
 SMALL = [
