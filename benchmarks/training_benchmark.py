@@ -102,20 +102,32 @@ def catalog_run(n_interactions: int) -> dict[str, Any]:
     sample = np.random.default_rng(0).permutation(known)[:CATALOG_EVALUATED_USERS].tolist()
     started = time.perf_counter()
     result = evaluate(model, fit_rows, test.filter(pc.is_in(test.column("user_id"), pa.array(sample))))
-    return {
-        "rows": fit_rows.num_rows,
+    eval_seconds = time.perf_counter() - started
+    described = {
         "users": model.n_users,
         "items": model.n_items,
         "algorithm": model.fitted_algorithm,
+        "model_mb": (model.neighbour_items.nbytes + model.neighbour_weights.nbytes) / 2**20,
+    }
+    del model
+    started, cpu_started = time.perf_counter(), time.process_time()
+    job = train(table, TrainingParameters()).metrics  # what the SageMaker job runs: fit, evaluate all, refit
+    return {
+        "job_s": time.perf_counter() - started,
+        "job_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "job_cpu_s": time.process_time() - cpu_started,
+        "job_eval_users": job["users_evaluated"],
+        "job_x_pop": job["ndcg_at_10"] / job["baseline_popularity"]["ndcg_at_10"],
+        "rows": fit_rows.num_rows,
+        **described,
         "generate_s": generated,
         "fit_s": fit_seconds,
         "fit_cpu_s": fit_cpu,
         "peak_gb": fit_peak,
-        "eval_s": time.perf_counter() - started,
+        "eval_s": eval_seconds,
         "ndcg": result.model["ndcg_at_10"],
         "pop_ndcg": result.baseline_popularity["ndcg_at_10"],
         "eval_users": result.model["users_evaluated"],
-        "model_mb": (model.neighbour_items.nbytes + model.neighbour_weights.nbytes) / 2**20,
     }
 
 
@@ -132,7 +144,8 @@ def catalog_benchmark(sizes: list[int]) -> int:
         print(json.dumps(rows[-1]), flush=True)
     header = (
         f"{'rows':>10}{'users':>9}{'items':>9}{'algorithm':>10}{'fit s':>8}{'cpu s':>8}{'s/M rows':>9}"
-        f"{'peak GB':>8}{'nbrs MB':>8}{'NDCG@10':>9}{'pop':>8}{'x pop':>7}{'users':>7}"
+        f"{'peak GB':>8}{'nbrs MB':>8}{'NDCG@10':>9}{'pop':>8}{'x pop':>7}{'users':>7}{'job s':>8}{'job cpu':>8}"
+        f"{'job users':>10}{'job GB':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -141,18 +154,18 @@ def catalog_benchmark(sizes: list[int]) -> int:
             f"{row['rows']:>10}{row['users']:>9}{row['items']:>9}{row['algorithm']:>10}{row['fit_s']:>8.1f}"
             f"{row['fit_cpu_s']:>8.1f}{row['fit_cpu_s'] / row['rows'] * 1e6:>9.1f}{row['peak_gb']:>8.2f}"
             f"{row['model_mb']:>8.0f}{row['ndcg']:>9.4f}{row['pop_ndcg']:>8.4f}{row['ndcg'] / row['pop_ndcg']:>7.2f}"
-            f"{row['eval_users']:>7}"
+            f"{row['eval_users']:>7}{row['job_s']:>8.0f}{row['job_cpu_s']:>8.0f}{row['job_eval_users']:>10}{row['job_peak_gb']:>7.2f}"
         )
     largest = rows[-1]
     scale = 10_000_000 / largest["rows"]
     # Linear in interactions (the product's cost grows with the rows when activity per user is fixed);
     # one core of an ml.m5.2xlarge is taken as no faster than one here, and the fit uses one core.
-    seconds, memory = largest["fit_cpu_s"] * scale, largest["peak_gb"] * scale
+    seconds, memory = largest["job_cpu_s"] * scale, largest["job_peak_gb"] * scale
     print()
     fast = "PASS" if seconds < CATALOG_TIME_LIMIT_SECONDS else "FAIL"
     small = "PASS" if memory < CATALOG_MEMORY_LIMIT_GB else "FAIL"
     print(
-        f"10M interactions, scaled linearly from {largest['rows']} fitted rows ({scale:.2f}x): fit "
+        f"10M interactions, scaled linearly from {largest['rows']} fitted rows ({scale:.2f}x): training job "
         f"{seconds / 60:.1f} min CPU (< {CATALOG_TIME_LIMIT_SECONDS / 60:.0f} min: {fast}), "
         f"peak {memory:.1f} GB (< {CATALOG_MEMORY_LIMIT_GB:.0f} GB: {small})"
     )

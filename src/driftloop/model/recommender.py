@@ -45,6 +45,8 @@ _MICROS_PER_DAY = 86_400 * 1_000_000
 _SCORE_BUDGET = 8_000_000  # scored cells (users x items) per chunk: bounds recommend()'s memory
 # Above this many items recommend() scores only the candidates the neighbour lists reach.
 _DENSE_SCORING_MAX_ITEMS = 100_000
+_CANDIDATE_ROWS = 1_024  # users per chunk of candidate scoring (memory: their histories x neighbours)
+_POPULAR_HEAD = 1_000  # the most popular items as a list: fills short candidate lists without numpy
 _PRODUCT_BUDGET = 40_000_000  # co-occurrence entries per block of the sparse item-kNN product
 _BYTES_PER_ROW = 120  # aggregation: codes, keys, weights, inverse and the table's own columns
 _BYTES_PER_ID = 150  # a user or item id: the Arrow string, the numpy copy and the index entry
@@ -435,8 +437,10 @@ class Recommender:
         scored = [
             position for position, user in enumerate(user_ids) if user in self._user_index or position in recent_codes
         ]
-        rows_per_chunk = max(1, _SCORE_BUDGET // max(self.n_items, 1))
-        top_k = self._top_k if self.n_items <= _DENSE_SCORING_MAX_ITEMS else self._top_k_candidates
+        if self.n_items <= _DENSE_SCORING_MAX_ITEMS:
+            top_k, rows_per_chunk = self._top_k, max(1, _SCORE_BUDGET // max(self.n_items, 1))
+        else:
+            top_k, rows_per_chunk = self._top_k_candidates, _CANDIDATE_ROWS
         for start in range(0, len(scored), rows_per_chunk):
             chunk = scored[start : start + rows_per_chunk]
             entries = self._history_entries([user_ids[position] for position in chunk])
@@ -446,6 +450,10 @@ class Recommender:
             for position, items in zip(chunk, top_k(entries, len(chunk), k, exclude_seen), strict=True):
                 result[position] = items
         return result
+
+    @cached_property
+    def _popular_head(self) -> list[int]:
+        return self._popularity_order[:_POPULAR_HEAD].tolist()
 
     @cached_property
     def _item_index(self) -> dict[str, int]:
@@ -545,10 +553,11 @@ class Recommender:
             chosen = ranked_items[starts[row] : starts[row + 1]][:k].tolist()
             if len(chosen) < k:
                 skip = set(skipped_items[skip_starts[row] : skip_starts[row + 1]].tolist())
-                for item in self._popularity_order:
+                popular = self._popular_head if k + len(skip) <= len(self._popular_head) else self._popularity_order
+                for item in popular:
                     if len(chosen) == k:
                         break
-                    if int(item) not in skip:
+                    if item not in skip:
                         chosen.append(int(item))
             result.append(self.item_ids[chosen].tolist())
         return result
