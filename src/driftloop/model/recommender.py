@@ -44,7 +44,7 @@ FORMAT_VERSION = 1
 _MICROS_PER_DAY = 86_400 * 1_000_000
 _SCORE_BUDGET = 8_000_000  # scored cells (users x items) per chunk: bounds recommend()'s memory
 # Above this many items recommend() scores only the candidates the neighbour lists reach.
-_DENSE_SCORING_MAX_ITEMS = 100_000
+_DENSE_SCORING_MAX_ITEMS = 20_000
 _CANDIDATE_ROWS = 1_024  # users per chunk of candidate scoring (memory: their histories x neighbours)
 _POPULAR_HEAD = 1_000  # the most popular items as a list: fills short candidate lists without numpy
 _PRODUCT_BUDGET = 40_000_000  # co-occurrence entries per block of the sparse item-kNN product
