@@ -240,7 +240,7 @@ def benchmark(name: str, table: pa.Table, algorithms: list[str]) -> list[dict[st
     rows.append(
         {
             "dataset": name,
-            "what": f"train() {metrics['algorithm']}",
+            "what": f"train() {metrics['model']['fitted_algorithm']}",
             "rows": table.num_rows,
             "users": metrics["model"]["users"],
             "items": metrics["model"]["items"],
