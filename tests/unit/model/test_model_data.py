@@ -46,3 +46,12 @@ def test_a_column_mixing_offsets_dates_and_nulls_keeps_each_row() -> None:
 def test_unparseable_times_name_the_column(text: str) -> None:
     with pytest.raises(InvalidInputError, match="time column 'event_time'.*Failed to parse"):
         times_of(["2026-01-01", text])
+
+
+def test_large_string_and_empty_time_columns_parse_too() -> None:
+    table = pa.table(
+        {"user_id": ["u"], "item_id": ["i"], "event_time": pa.array(["2026-01-01T10:00+01:00"], pa.large_string())}
+    )
+    normalised = normalise_interactions(table, ColumnMapping(event_type_col=None))
+    assert normalised.column("event_time").to_pylist() == [datetime(2026, 1, 1, 9, tzinfo=UTC)]
+    assert normalise_interactions(table.slice(0, 0), ColumnMapping(event_type_col=None)).num_rows == 0
