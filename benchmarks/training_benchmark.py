@@ -113,6 +113,7 @@ def catalog_run(n_interactions: int) -> dict[str, Any]:
     started, cpu_started = time.perf_counter(), time.process_time()
     job = train(table, TrainingParameters()).metrics  # what the SageMaker job runs: fit, evaluate all, refit
     return {
+        "job_rows": table.num_rows,
         "job_s": time.perf_counter() - started,
         "job_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "job_cpu_s": time.process_time() - cpu_started,
@@ -157,15 +158,16 @@ def catalog_benchmark(sizes: list[int]) -> int:
             f"{row['eval_users']:>7}{row['job_s']:>8.0f}{row['job_cpu_s']:>8.0f}{row['job_eval_users']:>10}{row['job_peak_gb']:>7.2f}"
         )
     largest = rows[-1]
-    scale = 10_000_000 / largest["rows"]
-    # Linear in interactions (the product's cost grows with the rows when activity per user is fixed);
-    # one core of an ml.m5.2xlarge is taken as no faster than one here, and the fit uses one core.
+    scale = 10_000_000 / largest["job_rows"]
+    # Linear in interactions (the product's cost grows with the rows when activity per user is fixed).
+    # The job runs on one core (scipy's sparse product and numpy), so an ml.m5.2xlarge's 8 vCPUs do not
+    # shorten it: its time there is taken as this CPU time, one of its cores as fast as one here.
     seconds, memory = largest["job_cpu_s"] * scale, largest["job_peak_gb"] * scale
     print()
     fast = "PASS" if seconds < CATALOG_TIME_LIMIT_SECONDS else "FAIL"
     small = "PASS" if memory < CATALOG_MEMORY_LIMIT_GB else "FAIL"
     print(
-        f"10M interactions, scaled linearly from {largest['rows']} fitted rows ({scale:.2f}x): training job "
+        f"10M interactions, scaled linearly from {largest['job_rows']} rows ({scale:.2f}x): training job "
         f"{seconds / 60:.1f} min CPU (< {CATALOG_TIME_LIMIT_SECONDS / 60:.0f} min: {fast}), "
         f"peak {memory:.1f} GB (< {CATALOG_MEMORY_LIMIT_GB:.0f} GB: {small})"
     )
