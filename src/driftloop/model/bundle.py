@@ -2,7 +2,7 @@
 
 Layout: ``train.py`` and ``inference.py`` shims and ``requirements.txt`` at the top (from
 ``driftloop/model/container/``), plus the ``driftloop`` modules the entry points import, which use
-only numpy/pandas/pyarrow (scipy at training time): no boto3, no Powertools. The archive is
+only numpy/pyarrow (scipy at training time): no boto3, no Powertools. The archive is
 byte-for-byte reproducible: sorted members, fixed mtimes, owners and modes, gzip without a timestamp.
 """
 

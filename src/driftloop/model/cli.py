@@ -15,7 +15,9 @@ _OPTIONAL = {
     "item_col": "item column (default item_id)",
     "time_col": "event time column: timestamp, date, epoch seconds or ISO string (default event_time)",
     "event_type_col": "event type column, 'none' if there is none (default event_type)",
-    "algorithm": "ease (default), item_knn or popularity",
+    "algorithm": "ease (default; sparse item_knn when more than max_items items), item_knn or popularity",
+    "max_items": "largest catalog fitted by EASE (default 10000); larger ones use sparse item-kNN",
+    "memory_limit_gb": "fail before fitting when the estimated peak memory exceeds this (default 12)",
     "train_until": "ISO instant: rows at/after it are held out for the metrics and never fitted",
 }
 

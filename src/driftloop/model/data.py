@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -22,6 +21,8 @@ from driftloop.storage import ParquetSource
 # The SageMaker scikit-learn 1.4-2 container runs Python 3.10, which lacks datetime.UTC.
 UTC = timezone.utc  # noqa: UP017
 USER, ITEM, TIME, EVENT = "user_id", "item_id", "event_time", "event_type"
+# A time part followed by a UTC offset; a bare date's "-dd" is not one.
+_ISO_OFFSET = r"[T ]\d.*(Z|[+-]\d\d(:?\d\d)?)$"
 NORMALISED_SCHEMA = pa.schema(
     [(USER, pa.string()), (ITEM, pa.string()), (TIME, pa.timestamp("us", tz="UTC")), (EVENT, pa.string())]
 )
@@ -59,12 +60,26 @@ def _as_utc_timestamp(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
         micros = pc.round(seconds).cast(pa.int64())
         return micros.cast(pa.timestamp("us", tz="UTC"))
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        try:
-            parsed = pd.to_datetime(column.to_pandas(), utc=True, format="ISO8601")
-        except (ValueError, TypeError) as error:
-            raise InvalidInputError(f"time column {name!r}: {error}") from None
-        return pa.chunked_array([pa.array(parsed, pa.timestamp("us", tz="UTC"))])
+        return _parse_iso_strings(column, name)
     raise InvalidInputError(f"time column {name!r} has type {kind}; expected a timestamp, date, number or ISO string")
+
+
+def _parse_iso_strings(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+    """ISO-8601 strings (date, or date and time to microseconds, ``T`` or space) as UTC; those with an
+    offset (``Z``, ``+hh``, ``+hhmm``, ``+hh:mm``) are shifted by it, those without are taken as UTC.
+
+    Arrow parses each kind only into its own timestamp type, so the column is split by a regex.
+    """
+    utc = NORMALISED_SCHEMA.field(TIME).type
+    text = pc.utf8_trim_whitespace(column)
+    has_offset = pc.match_substring_regex(text, _ISO_OFFSET)
+    missing = pa.scalar(None, pa.string())
+    try:
+        shifted = pc.if_else(has_offset, text, missing).cast(utc)
+        naive = pc.if_else(has_offset, missing, text).cast(pa.timestamp("us")).cast(utc)
+    except pa.ArrowInvalid as error:
+        raise InvalidInputError(f"time column {name!r}: {error}") from None
+    return pc.coalesce(shifted, naive)
 
 
 def normalise_interactions(table: pa.Table, columns: ColumnMapping) -> pa.Table:

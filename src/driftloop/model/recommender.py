@@ -1,8 +1,23 @@
 """An implicit-feedback top-K recommender: an item-item model (EASE or item-kNN) over recency- and
 event-weighted interactions, with popularity for cold users and for filling short lists.
 
+EASE inverts a dense item x item matrix, so it is used while the modelled catalog has at most
+``max_items`` items; beyond that, ``algorithm="ease"`` fits sparse item-kNN instead (recorded as
+``fitted_algorithm``), whose cost is linear in the co-occurring (user, item, item) triples and which
+never holds an item x item matrix. Both keep only each item's top ``neighbours`` neighbours.
+Before fitting, the peak memory is estimated from the row, user and item counts; a run that would
+exceed ``memory_limit_gb`` fails with the parameter to change instead of being killed.
+
 Fitting may use scipy; a fitted model is plain numpy arrays, so loading and recommending need
 numpy only (the Lambda layer and the inference container have no scipy guarantee).
+
+Saved format (``save``/``load``): ``recommender.json`` (format version, config, fitted algorithm,
+counts, ``trained_until``) and ``recommender.npz`` with ``user_ids``/``item_ids`` (strings),
+the users' histories as CSR (``history_indptr``, ``history_items`` int32, ``history_values``
+float32 log-weights, ``history_bought`` bool), ``neighbour_items``/``neighbour_weights``
+(items x ``neighbours``, int32/float32; an item's unused slots point to itself with weight 0)
+and ``item_popularity``. In memory a model takes about ``items x neighbours x 8`` bytes plus its
+histories, whatever the catalog size.
 """
 
 from __future__ import annotations
@@ -28,6 +43,15 @@ MODEL_META = "recommender.json"
 FORMAT_VERSION = 1
 _MICROS_PER_DAY = 86_400 * 1_000_000
 _SCORE_BUDGET = 8_000_000  # scored cells (users x items) per chunk: bounds recommend()'s memory
+# Above this many items recommend() scores only the candidates the neighbour lists reach.
+_DENSE_SCORING_MAX_ITEMS = 20_000
+_CANDIDATE_ROWS = 1_024  # users per chunk of candidate scoring (memory: their histories x neighbours)
+_POPULAR_HEAD = 1_000  # the most popular items as a list: fills short candidate lists without numpy
+_PRODUCT_BUDGET = 40_000_000  # co-occurrence entries per block of the sparse item-kNN product
+_BYTES_PER_ROW = 300  # the job's tables (all rows, evaluation split, holdout) and the aggregation arrays
+_BYTES_PER_ID = 150  # a user or item id: the Arrow string, the numpy copy and the index entry
+_BYTES_PER_PRODUCT_ENTRY = 40  # index, value, similarity, row and sort order of one co-occurrence
+_GB = 2**30
 
 
 @dataclass(frozen=True)
@@ -42,6 +66,7 @@ class RecommenderConfig:
     event_weights: Mapping[str, float] = field(default_factory=lambda: {"view": 1.0, "cart": 2.0, "purchase": 4.0})
     target_event_types: tuple[str, ...] = ("purchase",)
     max_items: int = 10_000
+    memory_limit_gb: float = 12.0
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -50,6 +75,8 @@ class RecommenderConfig:
             raise InvalidInputError("l2 must be > 0 and shrinkage >= 0")
         if self.neighbours < 1 or self.max_items < 1:
             raise InvalidInputError("neighbours and max_items must be >= 1")
+        if self.memory_limit_gb <= 0:
+            raise InvalidInputError("memory_limit_gb must be > 0")
         if self.recency_half_life_days is not None and self.recency_half_life_days <= 0:
             raise InvalidInputError("recency_half_life_days must be > 0 (or None for no decay)")
         if any(weight < 0 for weight in self.event_weights.values()):
@@ -148,23 +175,109 @@ def _top_neighbours(similarity: np.ndarray, count: int) -> tuple[np.ndarray, np.
     return indices.astype(np.int32), np.take_along_axis(similarity, indices, axis=1).astype(np.float32)
 
 
-def _item_item(data: _Interactions, config: RecommenderConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Neighbour lists for every item; items outside the modelled set get none (weights 0)."""
+def fitted_algorithm(config: RecommenderConfig, modelled_items: int) -> str:
+    """The algorithm a fit runs: EASE only while the modelled catalog fits ``max_items``."""
+    if config.algorithm == "ease" and modelled_items > config.max_items:
+        return "item_knn"
+    return config.algorithm
+
+
+def estimated_memory_bytes(config: RecommenderConfig, rows: int, users: int, items: int) -> dict[str, int]:
+    """Estimates of a training job's peak memory, per algorithm it may run, from the input's counts.
+
+    EASE holds four dense ``m x m`` arrays (``m <= min(items, max_items)``); item-kNN holds one block
+    of the sparse product at a time. Both hold the aggregated rows, the ids and the neighbour lists.
+    The constants cover a whole training job (evaluation fit, then refit): the peak resident memory
+    measured by ``benchmarks/training_benchmark.py --catalog`` was 1.1, 1.8, 4.2 and 8.0 GB at 1M, 2M,
+    5M and 10M interactions (with the benchmark's own copies of the tables), against estimates of 2.2,
+    2.9, 4.9 and 8.2 GB.
+    """
+    shared = rows * _BYTES_PER_ROW + (users + items) * _BYTES_PER_ID + 3 * items * min(config.neighbours, items) * 8
+    modelled = min(items, config.max_items)
+    product_block = min(_PRODUCT_BUDGET, items * items)
+    estimates = {"item_knn": shared + product_block * _BYTES_PER_PRODUCT_ENTRY, "popularity": shared}
+    estimates["ease"] = shared + 4 * modelled * modelled * 8
+    return estimates
+
+
+def check_memory(config: RecommenderConfig, rows: int, users: int, items: int) -> None:
+    """Fail before fitting when the estimated peak memory exceeds ``memory_limit_gb``."""
+    estimates = estimated_memory_bytes(config, rows, users, items)
+    limit = config.memory_limit_gb * _GB
+    algorithm = config.algorithm
+    needed = estimates["item_knn" if algorithm == "ease" else algorithm]
+    if needed > limit:
+        raise InvalidInputError(
+            f"{rows} interactions over {users} users and {items} items need about {needed / _GB:.1f} GB "
+            f"({algorithm}, neighbours={config.neighbours}), over memory_limit_gb={config.memory_limit_gb:g}: "
+            "raise memory_limit_gb on a larger training instance, lower neighbours, or train on fewer rows"
+        )
+    if algorithm == "ease" and min(items, config.max_items) > 1 and estimates["ease"] > limit:
+        raise InvalidInputError(
+            f"EASE on up to {min(items, config.max_items)} items (max_items={config.max_items}) needs about "
+            f"{estimates['ease'] / _GB:.1f} GB, over memory_limit_gb={config.memory_limit_gb:g}: lower max_items "
+            "(larger catalogs then use sparse item-kNN) or raise memory_limit_gb on a larger training instance"
+        )
+
+
+def _top_per_row(
+    rows: np.ndarray, columns: np.ndarray, values: np.ndarray, n_rows: int, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``count`` largest ``values`` of each row of a sparse matrix given as rows sorted ascending.
+
+    Returns (items, weights), ``n_rows x count``; unused slots hold -1 and 0.
+    """
+    items = np.full((n_rows, count), -1, dtype=np.int32)
+    weights = np.zeros((n_rows, count), dtype=np.float32)
+    order = np.lexsort((-values, rows))
+    rows, columns, values = rows[order], columns[order], values[order]
+    starts = np.searchsorted(rows, np.arange(n_rows))
+    rank = np.arange(rows.size) - starts[rows]
+    keep = rank < count
+    items[rows[keep], rank[keep]] = columns[keep]
+    weights[rows[keep], rank[keep]] = values[keep]
+    return items, weights
+
+
+def _sparse_knn(matrix: Any, count: int, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``count`` cosine neighbours (with shrinkage) of every column of the users x items ``matrix``,
+    from the sparse product ``matrix.T @ matrix`` taken a block of items at a time (no dense item x item)."""
+    n_items = matrix.shape[1]
+    by_item = matrix.T.tocsr()
+    norms = np.sqrt(np.asarray(by_item.multiply(by_item).sum(axis=1)).ravel())
+    # An item's row of the product has at most as many entries as its users' histories together.
+    cost = by_item @ np.diff(matrix.indptr).astype(np.float64)
+    block = (np.cumsum(cost) - cost) // _PRODUCT_BUDGET
+    edges = np.concatenate([[0], np.flatnonzero(np.diff(block)) + 1, [n_items]])
+    items = np.empty((n_items, count), dtype=np.int32)
+    weights = np.empty((n_items, count), dtype=np.float32)
+    for start, end in zip(edges[:-1], edges[1:], strict=True):
+        product = (by_item[start:end] @ matrix).tocsr()
+        rows = np.repeat(np.arange(end - start), np.diff(product.indptr))
+        columns = product.indices
+        off_diagonal = columns != rows + start
+        rows, columns = rows[off_diagonal], columns[off_diagonal]
+        similarity = product.data[off_diagonal] / (norms[rows + start] * norms[columns] + shrinkage)
+        items[start:end], weights[start:end] = _top_per_row(rows, columns, similarity, end - start, count)
+    return items, weights
+
+
+def _item_item(data: _Interactions, config: RecommenderConfig) -> tuple[np.ndarray, np.ndarray, str]:
+    """Neighbour lists for every item and the algorithm run; items outside the modelled set get none."""
     from scipy import sparse  # training-time only
 
     n_items = len(data.item_ids)
     n_neighbours = min(config.neighbours, n_items)
-    neighbour_items = np.tile(np.arange(n_items, dtype=np.int32)[:, None], (1, n_neighbours))
+    self_items = np.arange(n_items, dtype=np.int32)[:, None]
+    neighbour_items = np.tile(self_items, (1, n_neighbours))
     neighbour_weights = np.zeros((n_items, n_neighbours), dtype=np.float32)
     if config.algorithm == "popularity":
-        return neighbour_items[:, :1], neighbour_weights[:, :1]
+        return neighbour_items[:, :1], neighbour_weights[:, :1], "popularity"
     user_counts = np.bincount(data.items, minlength=n_items)
     modelled = np.flatnonzero(user_counts >= 2)
-    if modelled.size > config.max_items:
-        modelled = modelled[np.argsort(-user_counts[modelled], kind="stable")[: config.max_items]]
-        modelled.sort()
+    algorithm = fitted_algorithm(config, modelled.size)
     if modelled.size < 2:
-        return neighbour_items, neighbour_weights
+        return neighbour_items, neighbour_weights, algorithm
     column_of = np.full(n_items, -1, dtype=np.int64)
     column_of[modelled] = np.arange(modelled.size)
     keep = column_of[data.items] >= 0
@@ -172,22 +285,26 @@ def _item_item(data: _Interactions, config: RecommenderConfig) -> tuple[np.ndarr
         (data.values[keep], (data.users[keep], column_of[data.items[keep]])),
         shape=(len(data.user_ids), modelled.size),
     )
+    width = min(n_neighbours, modelled.size - 1)
+    if algorithm == "item_knn":
+        local_items, weights = _sparse_knn(matrix, width, config.shrinkage)
+        unused = local_items < 0
+        local_items[unused] = 0
+        global_items = modelled[local_items]
+        global_items[unused] = np.broadcast_to(modelled[:, None], unused.shape)[unused]
+        neighbour_items[modelled, :width] = global_items
+        neighbour_weights[modelled, :width] = weights
+        return neighbour_items, neighbour_weights, algorithm
     gram = (matrix.T @ matrix).toarray()
-    diagonal = np.diag(gram).copy()
-    if config.algorithm == "ease":
-        gram[np.diag_indices_from(gram)] += config.l2
-        precision = np.linalg.inv(gram)
-        similarity = precision / (-np.diag(precision))
-    else:
-        norms = np.sqrt(diagonal)
-        similarity = gram / (np.outer(norms, norms) + config.shrinkage)
+    gram[np.diag_indices_from(gram)] += config.l2
+    precision = np.linalg.inv(gram)
+    similarity = precision / (-np.diag(precision))
     np.fill_diagonal(similarity, -np.inf)
-    local_items, weights = _top_neighbours(similarity, min(n_neighbours, modelled.size - 1))
+    local_items, weights = _top_neighbours(similarity, width)
     weights[~np.isfinite(weights)] = 0.0
-    width = local_items.shape[1]
     neighbour_items[modelled, :width] = modelled[local_items]
     neighbour_weights[modelled, :width] = weights
-    return neighbour_items, neighbour_weights
+    return neighbour_items, neighbour_weights, algorithm
 
 
 class Recommender:
@@ -207,8 +324,10 @@ class Recommender:
         neighbour_weights: np.ndarray,
         item_popularity: np.ndarray,
         trained_until: datetime,
+        fitted_algorithm: str | None = None,
     ) -> None:
         self.config = config
+        self.fitted_algorithm = fitted_algorithm or config.algorithm
         self.user_ids = user_ids
         self.item_ids = item_ids
         self.history_indptr = history_indptr
@@ -244,8 +363,9 @@ class Recommender:
             raise InvalidInputError(
                 f"cannot train a recommender on {distinct_users} distinct user: personalisation needs at least 2 users"
             )
+        check_memory(config, table.num_rows, distinct_users, pc.count_distinct(table.column(ITEM)).as_py())
         data = _aggregate(table, config)
-        neighbour_items, neighbour_weights = _item_item(data, config)
+        neighbour_items, neighbour_weights, algorithm = _item_item(data, config)
         indptr = np.zeros(len(data.user_ids) + 1, dtype=np.int64)
         np.cumsum(np.bincount(data.users, minlength=len(data.user_ids)), out=indptr[1:])
         return cls(
@@ -260,6 +380,7 @@ class Recommender:
             neighbour_weights=neighbour_weights,
             item_popularity=data.item_popularity,
             trained_until=data.latest,
+            fitted_algorithm=algorithm,
         )
 
     @property
@@ -323,16 +444,23 @@ class Recommender:
         scored = [
             position for position, user in enumerate(user_ids) if user in self._user_index or position in recent_codes
         ]
-        rows_per_chunk = max(1, _SCORE_BUDGET // max(self.n_items, 1))
+        if self.n_items <= _DENSE_SCORING_MAX_ITEMS:
+            top_k, rows_per_chunk = self._top_k, max(1, _SCORE_BUDGET // max(self.n_items, 1))
+        else:
+            top_k, rows_per_chunk = self._top_k_candidates, _CANDIDATE_ROWS
         for start in range(0, len(scored), rows_per_chunk):
             chunk = scored[start : start + rows_per_chunk]
             entries = self._history_entries([user_ids[position] for position in chunk])
             extra = [recent_codes.get(position, _NO_ITEMS) for position in chunk]
             if any(codes.size for codes in extra):
                 entries = self._with_recent(entries, extra)
-            for position, items in zip(chunk, self._top_k(entries, len(chunk), k, exclude_seen), strict=True):
+            for position, items in zip(chunk, top_k(entries, len(chunk), k, exclude_seen), strict=True):
                 result[position] = items
         return result
+
+    @cached_property
+    def _popular_head(self) -> list[int]:
+        return self._popularity_order[:_POPULAR_HEAD].tolist()
 
     @cached_property
     def _item_index(self) -> dict[str, int]:
@@ -404,6 +532,43 @@ class Recommender:
             for row, row_scores in zip(ranked, ranked_scores, strict=True)
         ]
 
+    def _top_k_candidates(self, entries: _Entries, n_rows: int, k: int, exclude_seen: bool) -> list[list[str]]:
+        """``_top_k`` for large catalogs: scores only the items the rows' neighbour lists reach, then fills
+        with the most popular items, which is the order ``_top_k`` gives every item scored 0."""
+        contributions = (entries.values[:, None] * self.neighbour_weights[entries.items]).ravel()
+        flat = (entries.rows[:, None] * self.n_items + self.neighbour_items[entries.items]).ravel()
+        keys, inverse = np.unique(flat, return_inverse=True)
+        scores = np.bincount(inverse, weights=contributions, minlength=keys.size)
+        rows, items = keys // self.n_items, keys % self.n_items
+        excluded = scores < 0
+        if exclude_seen:
+            bought = entries.rows[entries.bought] * self.n_items + entries.items[entries.bought]
+            excluded |= np.isin(keys, bought)
+            bought_rows = entries.rows[entries.bought]
+        positive = (scores > 0) & ~excluded
+        order = np.lexsort((-(scores[positive] + self._popularity_bonus[items[positive]]), rows[positive]))
+        ranked_rows, ranked_items = rows[positive][order], items[positive][order]
+        starts = np.searchsorted(ranked_rows, np.arange(n_rows + 1))
+        skipped_rows, skipped_items = rows[excluded | positive], items[excluded | positive]
+        if exclude_seen:
+            skipped_rows = np.concatenate([skipped_rows, bought_rows])
+            skipped_items = np.concatenate([skipped_items, entries.items[entries.bought]])
+        skip_starts = np.searchsorted(np.sort(skipped_rows), np.arange(n_rows + 1))
+        skipped_items = skipped_items[np.argsort(skipped_rows, kind="stable")]
+        result = []
+        for row in range(n_rows):
+            chosen = ranked_items[starts[row] : starts[row + 1]][:k].tolist()
+            if len(chosen) < k:
+                skip = set(skipped_items[skip_starts[row] : skip_starts[row + 1]].tolist())
+                popular = self._popular_head if k + len(skip) <= len(self._popular_head) else self._popularity_order
+                for item in popular:
+                    if len(chosen) == k:
+                        break
+                    if item not in skip:
+                        chosen.append(int(item))
+            result.append(self.item_ids[chosen].tolist())
+        return result
+
     def seen_items(self, user_id: str, bought_only: bool = True) -> list[str]:
         index = self._user_index.get(user_id)
         if index is None:
@@ -418,6 +583,7 @@ class Recommender:
         return {
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
+            "fitted_algorithm": self.fitted_algorithm,
             "users": self.n_users,
             "items": self.n_items,
             "interactions": int(self.history_items.size),
@@ -455,5 +621,6 @@ class Recommender:
         return cls(
             config=RecommenderConfig.from_dict(meta["config"]),
             trained_until=datetime.fromisoformat(meta["trained_until"]),
+            fitted_algorithm=meta.get("fitted_algorithm"),
             **loaded,
         )

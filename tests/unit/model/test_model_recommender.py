@@ -6,9 +6,10 @@ import pytest
 from model_fixtures import table_of
 
 from driftloop.errors import InvalidInputError
+from driftloop.model import recommender as recommender_module
 from driftloop.model.data import ColumnMapping, at_or_after, before, time_quantile
 from driftloop.model.metrics import evaluate
-from driftloop.model.recommender import Recommender, RecommenderConfig
+from driftloop.model.recommender import Recommender, RecommenderConfig, check_memory
 
 SMALL = [
     ("alice", "apple", "purchase", "2026-01-01T10:00"),
@@ -113,11 +114,75 @@ def test_personalisation_beats_popularity_on_clustered_data(interactions: pa.Tab
     assert np.array_equal(result.model_per_user["user_id"], result.baseline_per_user["user_id"])
 
 
-def test_item_cap_leaves_the_rest_to_popularity(interactions: pa.Table) -> None:
+def test_a_catalog_beyond_max_items_is_fitted_by_sparse_knn_over_every_item(interactions: pa.Table) -> None:
     model = Recommender.fit(interactions, RecommenderConfig(max_items=5, neighbours=3))
+    knn = Recommender.fit(interactions, RecommenderConfig(algorithm="item_knn", neighbours=3))
+    assert model.fitted_algorithm == "item_knn" and model.describe()["fitted_algorithm"] == "item_knn"
+    bought_by_two = np.bincount(model.history_items, minlength=model.n_items) >= 2
     has_neighbours = (model.neighbour_weights != 0).any(axis=1)
-    assert 0 < has_neighbours.sum() <= 5
-    assert model.neighbour_items.shape == (model.n_items, 3)
+    assert has_neighbours.sum() > 5 and np.array_equal(has_neighbours, bought_by_two)
+    assert np.array_equal(model.neighbour_items, knn.neighbour_items)
+    assert Recommender.fit(interactions).fitted_algorithm == "ease"  # the same data fits EASE's default cap
+
+
+def test_sparse_knn_finds_the_top_cosine_neighbours_of_a_dense_reference(
+    interactions: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recommender_module, "_PRODUCT_BUDGET", 5_000)  # many blocks of the product
+    config = RecommenderConfig(algorithm="item_knn", neighbours=4, shrinkage=2.0)
+    model = Recommender.fit(interactions, config)
+    matrix = np.zeros((model.n_users, model.n_items))
+    rows = np.repeat(np.arange(model.n_users), np.diff(model.history_indptr))
+    matrix[rows, model.history_items] = model.history_values
+    modelled = (matrix > 0).sum(axis=0) >= 2
+    matrix[:, ~modelled] = 0
+    gram = matrix.T @ matrix
+    norms = np.sqrt(np.diag(gram))
+    cosine = gram / (np.outer(norms, norms) + config.shrinkage)
+    np.fill_diagonal(cosine, -np.inf)
+    expected = -np.sort(-cosine[modelled], axis=1)[:, :4]
+    assert np.allclose(model.neighbour_weights[modelled], np.where(expected > 0, expected, 0), atol=1e-5)
+    picked = np.take_along_axis(cosine[modelled], model.neighbour_items[modelled], axis=1)
+    used = model.neighbour_weights[modelled] > 0
+    assert np.allclose(picked[used], model.neighbour_weights[modelled][used], atol=1e-5)
+
+
+@pytest.mark.parametrize("algorithm", ["ease", "item_knn", "popularity"])
+def test_candidate_scoring_of_large_catalogs_ranks_like_dense_scoring(
+    interactions: pa.Table, monkeypatch: pytest.MonkeyPatch, algorithm: str
+) -> None:
+    model = Recommender.fit(interactions, RecommenderConfig(algorithm=algorithm, neighbours=20))
+    users = [*model.user_ids[:40].tolist(), "newcomer", "nobody"]
+    recent = {users[0]: model.seen_items(users[5]), "newcomer": model.seen_items(users[7])}
+    requests = [(10, True, recent), (25, False, None), (model.n_items, True, None)]
+    dense = [model.recommend(users, k=k, exclude_seen=exclude, recent=extra) for k, exclude, extra in requests]
+    monkeypatch.setattr(recommender_module, "_DENSE_SCORING_MAX_ITEMS", 0)
+    sparse = [model.recommend(users, k=k, exclude_seen=exclude, recent=extra) for k, exclude, extra in requests]
+    assert sparse[:2] == dense[:2]
+    # The full ranking agrees on everything but the items EASE scores below zero, which neither path
+    # orders by score among themselves: the same set, in the same order once those are left out.
+    for sparse_list, dense_list in zip(sparse[2], dense[2], strict=True):
+        assert sorted(sparse_list) == sorted(dense_list)
+
+
+def test_a_fit_that_would_not_fit_in_memory_fails_first_naming_the_parameter(interactions: pa.Table) -> None:
+    with pytest.raises(InvalidInputError, match=r"memory_limit_gb=0\.001.*raise memory_limit_gb"):
+        Recommender.fit(interactions, RecommenderConfig(algorithm="item_knn", memory_limit_gb=0.001))
+    million = {"rows": 10_000_000, "users": 2_000_000, "items": 1_000_000}
+    check_memory(RecommenderConfig(), **million)  # the defaults admit a million-item catalog (item-kNN)
+    with pytest.raises(InvalidInputError, match=r"EASE on up to 1000000 items \(max_items=1000000\).*lower max_items"):
+        check_memory(RecommenderConfig(max_items=1_000_000), **million)
+    with pytest.raises(InvalidInputError, match=r"2000000000 interactions.*memory_limit_gb=12"):
+        check_memory(RecommenderConfig(), rows=2_000_000_000, users=2_000_000, items=1_000_000)
+
+
+def test_the_fitted_algorithm_survives_save_and_load(interactions: pa.Table, tmp_path) -> None:
+    model = Recommender.fit(interactions, RecommenderConfig(max_items=5))
+    model.save(tmp_path)
+    loaded = Recommender.load(tmp_path)
+    assert loaded.fitted_algorithm == "item_knn"
+    users = model.user_ids[:10].tolist()
+    assert loaded.recommend(users) == model.recommend(users)
 
 
 @pytest.mark.parametrize(
@@ -126,6 +191,7 @@ def test_item_cap_leaves_the_rest_to_popularity(interactions: pa.Table) -> None:
         {"algorithm": "svd"},
         {"l2": 0},
         {"neighbours": 0},
+        {"memory_limit_gb": 0},
         {"recency_half_life_days": -1},
         {"event_weights": {"view": -1.0}},
         {"target_event_types": ()},

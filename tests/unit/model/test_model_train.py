@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from model_fixtures import table_of
+from model_fixtures import clustered_interactions, table_of
 
 from driftloop.errors import InvalidInputError
 from driftloop.model.data import ColumnMapping
@@ -116,6 +116,14 @@ def test_empty_or_single_user_data_fails_with_a_failure_file(
     failure = (sagemaker_dirs["output"] / "failure").read_text()
     assert failure.startswith("InvalidInputError") and reason in failure
     assert not (sagemaker_dirs["model"] / "metrics.json").exists()
+
+
+def test_a_job_too_large_for_its_memory_limit_fails_before_fitting(sagemaker_dirs: dict[str, Path]) -> None:
+    pq.write_table(clustered_interactions(n_users=40), sagemaker_dirs["train"] / "data.parquet")
+    assert main(["--memory_limit_gb", "0.0001"]) == 1
+    failure = (sagemaker_dirs["output"] / "failure").read_text()
+    assert failure.startswith("InvalidInputError") and "memory_limit_gb=0.0001" in failure
+    assert not (sagemaker_dirs["model"] / "recommender.npz").exists()
 
 
 def test_missing_columns_and_unknown_hyperparameters_fail(
