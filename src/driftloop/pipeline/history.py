@@ -1,0 +1,153 @@
+"""Does the worst-case run fit in Step Functions' execution history?
+
+A Standard execution fails once its history reaches 25,000 events ("Maximum execution history size",
+https://docs.aws.amazon.com/step-functions/latest/dg/limits.html; "Avoid reaching the history quota",
+https://docs.aws.amazon.com/step-functions/latest/dg/bp-history-limit.html), and a run that dies so never
+reaches Finalize. The run's loops all go through a Wait (training polls, bakes, endpoint-change polls), so
+the bound reads the running state machine's own definition: cut at its Waits it is acyclic, each Wait may
+be entered at most ``wait_visits`` times, and every entry is followed by the longest Wait-free stretch of
+states after it. A Catch ends the healthy flow, so the longest stretch a Catch leads to counts once, and so
+does every Task's whole retry budget: retries are transient faults, and a run retrying at every one of
+thousands of polls is not counted. Otherwise the bound over-counts (no run promotes and rolls back at full
+length).
+
+A Distributed Map's items run as child executions with their own histories
+(https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html): the Map adds only its
+own events to the run's.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from typing import Any
+
+from driftloop.errors import ConfigurationError
+from driftloop.pipeline.traffic import MAX_ENDPOINT_CHANGE_SECONDS
+
+HISTORY_LIMIT = 25_000
+SAFE_SHARE = 0.9
+EXECUTION_EVENTS = 2  # ExecutionStarted and ExecutionSucceeded/Failed
+DEFAULT_MAX_ATTEMPTS = 3  # a Retrier's MaxAttempts when absent
+
+
+def _retries(state: dict[str, Any]) -> int:
+    """Every Retrier counts its own attempts, so the worst case is their sum."""
+    return sum(rule.get("MaxAttempts", DEFAULT_MAX_ATTEMPTS) for rule in state.get("Retry", []))
+
+
+def state_events(state: dict[str, Any]) -> int:
+    """History events of one visit to ``state`` without retries.
+
+    A Lambda Task: TaskStateEntered, LambdaFunctionScheduled, -Started, -Succeeded, TaskStateExited. A
+    Map: MapStateEntered, MapRunStarted, its end, MapStateExited. Other states: Entered and Exited (Fail:
+    Entered only).
+    """
+    kind = state["Type"]
+    if kind == "Task":
+        return 5
+    if kind == "Map":
+        return 4
+    return 1 if kind == "Fail" else 2
+
+
+def retry_events(state: dict[str, Any]) -> int:
+    """Events of ``state``'s whole retry budget: a Lambda Task's retry adds Scheduled, Started and Failed
+    (or TimedOut), a Map's a MapRun's start and end."""
+    per_retry = {"Task": 3, "Map": 2}.get(state["Type"], 0)
+    return per_retry * _retries(state)
+
+
+def _following(state: dict[str, Any]) -> list[str]:
+    names = [state["Next"]] if "Next" in state else []
+    names += [choice["Next"] for choice in state.get("Choices", [])]
+    return names + ([state["Default"]] if "Default" in state else [])
+
+
+def _caught(state: dict[str, Any]) -> list[str]:
+    return [catch["Next"] for catch in state.get("Catch", [])]
+
+
+def _stretch(states: dict[str, Any], name: str, path: tuple[str, ...], memo: dict[str, int]) -> int:
+    """Most events from entering ``name`` until a Wait is entered or the run ends."""
+    if name in memo:
+        return memo[name]
+    if name in path:
+        loop = " -> ".join((*path[path.index(name):], name))
+        raise ConfigurationError(f"the state machine loops without a Wait ({loop}); its history has no bound")
+    state = states[name]
+    after = [_stretch(states, following, (*path, name), memo)
+             for following in _following(state) if states[following]["Type"] != "Wait"]
+    memo[name] = state_events(state) + max(after, default=0)
+    return memo[name]
+
+
+def wait_visits(states: dict[str, Any], max_training_seconds: float, traffic_stages: int,
+                max_bake_waits: int) -> dict[str, int]:
+    """How often each Wait can be entered in one run, from what it waits for.
+
+    The Wait before the training poll loops until ``MaxTrainingSeconds``, the Wait before AnalyseAB
+    ``MaxBakeWaits`` times per traffic stage, and a Wait before an endpoint poll (a Task with a ``change``
+    parameter) until ``MAX_ENDPOINT_CHANGE_SECONDS``, once per change: per traffic stage for ``traffic``,
+    once for the others. A Wait of none of these kinds has no known bound and is refused.
+    """
+    visits = {}
+    for name, state in states.items():
+        if state["Type"] != "Wait":
+            continue
+        seconds = max(float(state.get("Seconds", 1)), 1.0)
+        polled = states[state["Next"]]
+        change = polled.get("Parameters", {}).get("change")
+        if state["Next"] == "PollTraining":
+            visits[name] = math.ceil(max_training_seconds / seconds) + 1
+        elif state["Next"] == "AnalyseAB":
+            visits[name] = traffic_stages * max_bake_waits
+        elif change:
+            polls = math.ceil(MAX_ENDPOINT_CHANGE_SECONDS / seconds) + 1
+            visits[name] = polls * (traffic_stages if change == "traffic" else 1)
+        else:
+            raise ConfigurationError(f"the Wait {name} loops with no known bound; the history check cannot "
+                                     "count it")
+    return visits
+
+
+@functools.lru_cache(maxsize=4)
+def check_history(definition: str, max_training_seconds: float, traffic_stages: int,
+                  max_bake_waits: int) -> int:
+    """The most history events a run can write; raise ConfigurationError above 90% of 25,000.
+
+    Example
+    -------
+    >>> asl = {"StartAt": "StartTraining", "States": {
+    ...     "StartTraining": {"Type": "Task", "Resource": "arn", "Next": "WaitForTraining"},
+    ...     "WaitForTraining": {"Type": "Wait", "Seconds": 60, "Next": "PollTraining"},
+    ...     "PollTraining": {"Type": "Task", "Resource": "arn", "Next": "TrainingFinished"},
+    ...     "TrainingFinished": {"Type": "Choice", "Default": "WaitForTraining",
+    ...                          "Choices": [{"Variable": "$.done", "BooleanEquals": True, "Next": "Done"}]},
+    ...     "Done": {"Type": "Succeed"}}}
+    >>> check_history(json.dumps(asl), 3600, 3, 24)  # 2 + 5 + 61 polls x (2 + 5 + 2 + 2)
+    678
+    >>> check_history(json.dumps(asl), 200_000, 3, 24)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    driftloop.errors.ConfigurationError: a run can write up to 36692 history events (WaitForTraining 3335 x 11), ...
+    """
+    machine = json.loads(definition)
+    states = machine["States"]
+    visits = wait_visits(states, max_training_seconds, traffic_stages, max_bake_waits)
+    memo: dict[str, int] = {}
+    loops = {name: count * (state_events(states[name]) + _stretch(states, states[name]["Next"], (name,), memo))
+             for name, count in visits.items()}
+    failure = max((_stretch(states, name, (), memo) for state in states.values() for name in _caught(state)
+                   if states[name]["Type"] != "Wait"), default=0)
+    retries = sum(retry_events(state) for state in states.values())
+    total = EXECUTION_EVENTS + _stretch(states, machine["StartAt"], (), memo) + sum(loops.values()) + failure + retries
+    if total > SAFE_SHARE * HISTORY_LIMIT:
+        largest = sorted(loops, key=loops.__getitem__, reverse=True)[:3]
+        shares = ", ".join(f"{name} {visits[name]} x {loops[name] // visits[name]}" for name in largest)
+        raise ConfigurationError(
+            f"a run can write up to {total} history events ({shares}), more than {SAFE_SHARE:.0%} of Step "
+            f"Functions' {HISTORY_LIMIT:,}-event limit: raise PollSeconds, or lower MaxTrainingSeconds, "
+            "MaxBakeWaits or the number of TrafficStages")
+    return total
