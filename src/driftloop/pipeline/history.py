@@ -4,12 +4,12 @@ A Standard execution fails once its history reaches 25,000 events ("Maximum exec
 https://docs.aws.amazon.com/step-functions/latest/dg/limits.html; "Avoid reaching the history quota",
 https://docs.aws.amazon.com/step-functions/latest/dg/bp-history-limit.html), and a run that dies so never
 reaches Finalize. The run's loops all go through a Wait (training polls, bakes, endpoint-change polls), so
-the bound reads the running state machine's own definition: cut at its Waits it is acyclic, each Wait may
-be entered at most ``wait_visits`` times, and every entry is followed by the longest Wait-free stretch of
-states after it. A Catch ends the healthy flow, so the longest stretch a Catch leads to counts once, and so
-does every Task's whole retry budget: retries are transient faults, and a run retrying at every one of
-thousands of polls is not counted. Otherwise the bound over-counts (no run promotes and rolls back at full
-length).
+the bound reads the running state machine's own definition, which is acyclic once cut at its Waits. A
+Wait is entered at most as often as ``wait_visits`` says; every visit costs the longest way from it back to
+itself, and every entry of its loop the longest way out of it (to another Wait or the end). A Catch ends the
+healthy flow, so the longest stretch a Catch leads to counts once, and so does every Task's whole retry
+budget: retries are transient faults, and a run retrying at every one of thousands of polls is not counted.
+Otherwise the bound over-counts (no run promotes and rolls back, each for the full endpoint-change cap).
 
 A Distributed Map's items run as child executions with their own histories
 (https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html): the Map adds only its
@@ -69,28 +69,38 @@ def _caught(state: dict[str, Any]) -> list[str]:
     return [catch["Next"] for catch in state.get("Catch", [])]
 
 
-def _stretch(states: dict[str, Any], name: str, path: tuple[str, ...], memo: dict[str, int]) -> int:
-    """Most events from entering ``name`` until a Wait is entered or the run ends."""
-    if name in memo:
-        return memo[name]
+def _reach(states: dict[str, Any], name: str, wait: str | None, path: tuple[str, ...],
+           memo: dict[tuple[str, str | None], tuple[float, float]]) -> tuple[float, float]:
+    """Most events from entering ``name`` until ``wait`` is entered again (``-inf`` if it cannot be), and
+    until another Wait is entered or the run ends."""
+    if (name, wait) in memo:
+        return memo[name, wait]
     if name in path:
         loop = " -> ".join((*path[path.index(name):], name))
         raise ConfigurationError(f"the state machine loops without a Wait ({loop}); its history has no bound")
     state = states[name]
-    after = [_stretch(states, following, (*path, name), memo)
-             for following in _following(state) if states[following]["Type"] != "Wait"]
-    memo[name] = state_events(state) + max(after, default=0)
-    return memo[name]
+    following = _following(state)
+    back, out = -math.inf, 0.0 if not following else -math.inf
+    for successor in following:
+        if successor == wait:
+            back = max(back, 0.0)
+        elif states[successor]["Type"] == "Wait":
+            out = max(out, 0.0)
+        else:
+            successor_back, successor_out = _reach(states, successor, wait, (*path, name), memo)
+            back, out = max(back, successor_back), max(out, successor_out)
+    memo[name, wait] = own = (state_events(state) + back, state_events(state) + out)
+    return own
 
 
 def wait_visits(states: dict[str, Any], max_training_seconds: float, traffic_stages: int,
-                max_bake_waits: int) -> dict[str, int]:
-    """How often each Wait can be entered in one run, from what it waits for.
+                max_bake_waits: int) -> dict[str, tuple[int, int]]:
+    """How often each Wait's loop can be entered in one run, and how often the Wait itself.
 
-    The Wait before the training poll loops until ``MaxTrainingSeconds``, the Wait before AnalyseAB
-    ``MaxBakeWaits`` times per traffic stage, and a Wait before an endpoint poll (a Task with a ``change``
-    parameter) until ``MAX_ENDPOINT_CHANGE_SECONDS``, once per change: per traffic stage for ``traffic``,
-    once for the others. A Wait of none of these kinds has no known bound and is refused.
+    The training poll loops until ``MaxTrainingSeconds``; AnalyseAB's bake ``MaxBakeWaits`` times per
+    traffic stage; an endpoint poll (a Task with a ``change`` parameter) until
+    ``MAX_ENDPOINT_CHANGE_SECONDS``, once per change: per traffic stage for ``traffic``, once for the
+    others. A Wait of none of these kinds has no known bound and is refused.
     """
     visits = {}
     for name, state in states.items():
@@ -100,12 +110,12 @@ def wait_visits(states: dict[str, Any], max_training_seconds: float, traffic_sta
         polled = states[state["Next"]]
         change = polled.get("Parameters", {}).get("change")
         if state["Next"] == "PollTraining":
-            visits[name] = math.ceil(max_training_seconds / seconds) + 1
+            visits[name] = 1, math.ceil(max_training_seconds / seconds) + 1
         elif state["Next"] == "AnalyseAB":
-            visits[name] = traffic_stages * max_bake_waits
+            visits[name] = traffic_stages, traffic_stages * max_bake_waits
         elif change:
-            polls = math.ceil(MAX_ENDPOINT_CHANGE_SECONDS / seconds) + 1
-            visits[name] = polls * (traffic_stages if change == "traffic" else 1)
+            changes = traffic_stages if change == "traffic" else 1
+            visits[name] = changes, changes * (math.ceil(MAX_ENDPOINT_CHANGE_SECONDS / seconds) + 1)
         else:
             raise ConfigurationError(f"the Wait {name} loops with no known bound; the history check cannot "
                                      "count it")
@@ -126,26 +136,30 @@ def check_history(definition: str, max_training_seconds: float, traffic_stages: 
     ...     "TrainingFinished": {"Type": "Choice", "Default": "WaitForTraining",
     ...                          "Choices": [{"Variable": "$.done", "BooleanEquals": True, "Next": "Done"}]},
     ...     "Done": {"Type": "Succeed"}}}
-    >>> check_history(json.dumps(asl), 3600, 3, 24)  # 2 + 5 + 61 polls x (2 + 5 + 2 + 2)
-    678
+    >>> check_history(json.dumps(asl), 3600, 3, 24)  # 2 + 5 + 61 polls x (2 + 5 + 2) + (5 + 2 + 2)
+    565
     >>> check_history(json.dumps(asl), 200_000, 3, 24)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    driftloop.errors.ConfigurationError: a run can write up to 36692 history events (WaitForTraining 3335 x 11), ...
+    driftloop.errors.ConfigurationError: a run can write up to 30031 history events (WaitForTraining 3335 x 9), ...
     """
     machine = json.loads(definition)
     states = machine["States"]
-    visits = wait_visits(states, max_training_seconds, traffic_stages, max_bake_waits)
-    memo: dict[str, int] = {}
-    loops = {name: count * (state_events(states[name]) + _stretch(states, states[name]["Next"], (name,), memo))
-             for name, count in visits.items()}
-    failure = max((_stretch(states, name, (), memo) for state in states.values() for name in _caught(state)
+    memo: dict[tuple[str, str | None], tuple[float, float]] = {}
+    loops = {}
+    for name, (entries, visits) in wait_visits(states, max_training_seconds, traffic_stages,
+                                               max_bake_waits).items():
+        back, out = _reach(states, states[name]["Next"], name, (name,), memo)
+        loops[name] = visits, state_events(states[name]) + max(back, 0), entries * out
+    failure = max((_reach(states, name, None, (), memo)[1] for state in states.values() for name in _caught(state)
                    if states[name]["Type"] != "Wait"), default=0)
     retries = sum(retry_events(state) for state in states.values())
-    total = EXECUTION_EVENTS + _stretch(states, machine["StartAt"], (), memo) + sum(loops.values()) + failure + retries
+    loop_events = sum(visits * per_visit + exits for visits, per_visit, exits in loops.values())
+    total = int(EXECUTION_EVENTS + _reach(states, machine["StartAt"], None, (), memo)[1] + loop_events + failure
+                + retries)
     if total > SAFE_SHARE * HISTORY_LIMIT:
-        largest = sorted(loops, key=loops.__getitem__, reverse=True)[:3]
-        shares = ", ".join(f"{name} {visits[name]} x {loops[name] // visits[name]}" for name in largest)
+        largest = sorted(loops, key=lambda name: loops[name][0] * loops[name][1], reverse=True)[:3]
+        shares = ", ".join(f"{name} {loops[name][0]} x {loops[name][1]:g}" for name in largest)
         raise ConfigurationError(
             f"a run can write up to {total} history events ({shares}), more than {SAFE_SHARE:.0%} of Step "
             f"Functions' {HISTORY_LIMIT:,}-event limit: raise PollSeconds, or lower MaxTrainingSeconds, "
