@@ -30,6 +30,9 @@ HISTORY_LIMIT = 25_000
 SAFE_SHARE = 0.9
 EXECUTION_EVENTS = 2  # ExecutionStarted and ExecutionSucceeded/Failed
 DEFAULT_MAX_ATTEMPTS = 3  # a Retrier's MaxAttempts when absent
+# Endpoint requests one change can wait for (``traffic.move_endpoint``: drain weights, then the new config);
+# ``poll_endpoint`` measures MAX_ENDPOINT_CHANGE_SECONDS from the latest request, so each gets the whole cap.
+REQUESTS_PER_ENDPOINT_CHANGE = 2
 
 
 def _retries(state: dict[str, Any]) -> int:
@@ -99,8 +102,8 @@ def wait_visits(states: dict[str, Any], max_training_seconds: float, traffic_sta
 
     The training poll loops until ``MaxTrainingSeconds``; AnalyseAB's bake ``MaxBakeWaits`` times per
     traffic stage; an endpoint poll (a Task with a ``change`` parameter) until
-    ``MAX_ENDPOINT_CHANGE_SECONDS``, once per change: per traffic stage for ``traffic``, once for the
-    others. A Wait of none of these kinds has no known bound and is refused.
+    ``MAX_ENDPOINT_CHANGE_SECONDS`` for each request of a change, once per change: per traffic stage for
+    ``traffic``, once for the others. A Wait of none of these kinds has no known bound and is refused.
     """
     visits = {}
     for name, state in states.items():
@@ -115,7 +118,8 @@ def wait_visits(states: dict[str, Any], max_training_seconds: float, traffic_sta
             visits[name] = traffic_stages, traffic_stages * max_bake_waits
         elif change:
             changes = traffic_stages if change == "traffic" else 1
-            visits[name] = changes, changes * (math.ceil(MAX_ENDPOINT_CHANGE_SECONDS / seconds) + 1)
+            polls = REQUESTS_PER_ENDPOINT_CHANGE * (math.ceil(MAX_ENDPOINT_CHANGE_SECONDS / seconds) + 1)
+            visits[name] = changes, changes * polls
         else:
             raise ConfigurationError(f"the Wait {name} loops with no known bound; the history check cannot "
                                      "count it")
