@@ -24,15 +24,18 @@ import math
 from typing import Any
 
 from driftloop.errors import ConfigurationError
-from driftloop.pipeline.traffic import MAX_ENDPOINT_CHANGE_SECONDS
 
+# How long an endpoint change may keep the endpoint Creating/Updating before the run gives up on it. A
+# plain SageMaker update takes minutes (new instances, health checks); guarded deployments are followed by
+# AnalyseAB under their own timeout, not here.
+MAX_ENDPOINT_CHANGE_SECONDS = 3 * 3600
+# ... and how many polls it may take, so a short PollSeconds cannot outgrow the execution history (3 h at
+# the default PollSeconds of 60 s); the history bound below counts with both.
+MAX_ENDPOINT_CHANGE_POLLS = 180
 HISTORY_LIMIT = 25_000
 SAFE_SHARE = 0.9
 EXECUTION_EVENTS = 2  # ExecutionStarted and ExecutionSucceeded/Failed
 DEFAULT_MAX_ATTEMPTS = 3  # a Retrier's MaxAttempts when absent
-# Endpoint requests one change can wait for (``traffic.move_endpoint``: drain weights, then the new config);
-# ``poll_endpoint`` measures MAX_ENDPOINT_CHANGE_SECONDS from the latest request, so each gets the whole cap.
-REQUESTS_PER_ENDPOINT_CHANGE = 2
 
 
 def _retries(state: dict[str, Any]) -> int:
@@ -101,9 +104,9 @@ def wait_visits(states: dict[str, Any], max_training_seconds: float, traffic_sta
     """How often each Wait's loop can be entered in one run, and how often the Wait itself.
 
     The training poll loops until ``MaxTrainingSeconds``; AnalyseAB's bake ``MaxBakeWaits`` times per
-    traffic stage; an endpoint poll (a Task with a ``change`` parameter) until
-    ``MAX_ENDPOINT_CHANGE_SECONDS`` for each request of a change, once per change: per traffic stage for
-    ``traffic``, once for the others. A Wait of none of these kinds has no known bound and is refused.
+    traffic stage; an endpoint poll (a Task with a ``change`` parameter) until ``MAX_ENDPOINT_CHANGE_SECONDS``
+    or ``MAX_ENDPOINT_CHANGE_POLLS`` from the change's first request, once per change: per traffic stage
+    for ``traffic``, once for the others. A Wait of none of these kinds has no known bound and is refused.
     """
     visits = {}
     for name, state in states.items():
@@ -118,7 +121,7 @@ def wait_visits(states: dict[str, Any], max_training_seconds: float, traffic_sta
             visits[name] = traffic_stages, traffic_stages * max_bake_waits
         elif change:
             changes = traffic_stages if change == "traffic" else 1
-            polls = REQUESTS_PER_ENDPOINT_CHANGE * (math.ceil(MAX_ENDPOINT_CHANGE_SECONDS / seconds) + 1)
+            polls = min(math.ceil(MAX_ENDPOINT_CHANGE_SECONDS / seconds), MAX_ENDPOINT_CHANGE_POLLS) + 1
             visits[name] = changes, changes * polls
         else:
             raise ConfigurationError(f"the Wait {name} loops with no known bound; the history check cannot "
