@@ -189,6 +189,19 @@ def test_a_lease_shorter_than_the_longest_stretch_without_renewal_is_refused_whe
         assert_settled(world, workspace, champion)
 
 
+def test_a_run_whose_history_could_outgrow_step_functions_limit_is_refused_when_it_starts(
+        workspace: Path) -> None:
+    # 36,000 s of one-second training polls alone is 324,000 history events, past the 25,000 limit.
+    with running(workspace, FaultPlan(copy.deepcopy(STOP_AFTER_MERGE)), MaxTrainingSeconds="36000") as (world, runner):
+        champion = champion_model(world)
+        refused = runner.replay(manual_request())
+        runner.wait(timeout=300)
+        run = by_execution(world)[refused.executions[0]]
+        assert run["error"]["error"] == "ConfigurationError" and run["error"]["step"] == "Admit"
+        assert "25,000-event limit" in run["error"]["cause"] and "WaitForTraining 36001 x 9" in run["error"]["cause"]
+        assert_settled(world, workspace, champion)
+
+
 # -- 4. deferred triggers are sent before they are deleted --------------------------------------------
 def test_deferred_triggers_survive_throttled_and_refused_put_events(workspace: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from driftloop.adapters.aws_errors import error_code, raise_for_client_error
 from driftloop.errors import ConfigurationError
+from driftloop.pipeline.history import check_history
 from driftloop.pipeline.inputs import upload_already_merged
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.lease import check_lease
@@ -120,6 +121,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
             }
     definition = services.states.describe_state_machine_for_execution(executionArn=execution.id)["definition"]
     check_lease(definition, settings.lock_lease_minutes)
+    check_history(definition, settings.max_training_seconds, len(settings.traffic_stages), settings.max_bake_waits)
     ledger.add_pending(settings.model_name, dedup_key, trigger.to_dict())
     lock = ledger.acquire_lock(settings.model_name, run_id, now, settings.lock_lease_minutes * 60, execution.id)
     if not lock.acquired:

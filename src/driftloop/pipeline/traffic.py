@@ -24,6 +24,7 @@ from driftloop.config import AB_TEST, GUARDRAIL_MODES
 from driftloop.data.merge import dataset_source
 from driftloop.drift import build_baseline
 from driftloop.errors import DriftloopError, EndpointChangeError, NotFoundError
+from driftloop.pipeline.history import MAX_ENDPOINT_CHANGE_POLLS, MAX_ENDPOINT_CHANGE_SECONDS
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import s3_filesystem
@@ -68,10 +69,6 @@ def _single_variant(services: Services, model_name: str, state: EndpointState | 
     return [Variant(settings.champion_variant, model_name, 1.0, count, settings.endpoint_instance_type)]
 
 
-# How long an endpoint change may keep the endpoint Creating/Updating before the run gives up on it. A
-# plain SageMaker update takes minutes (new instances, health checks); guarded deployments are followed by
-# AnalyseAB under their own timeout, not here.
-MAX_ENDPOINT_CHANGE_SECONDS = 3 * 3600
 CHANGING_STEPS = ("traffic", "promotion", "rollback")
 
 
@@ -107,6 +104,7 @@ def move_endpoint(services: Services, variants: list[Variant], previous: dict[st
     carried = previous if previous.get("settled") is False else {}
     progress: dict[str, Any] = {"target_config": target, "settled": False, "requested": carried.get("requested"),
                                 "since": carried.get("since", services.clock()),
+                                "started": carried.get("started", services.clock()),
                                 "actions": list(carried.get("actions", []))}
     state = services.endpoint.describe()
     for _ in range(3):  # at most: drain weights, new config, and a look at the result
@@ -151,17 +149,23 @@ class EndpointPollInvocation(StepInvocation):
 
 def poll_endpoint(invocation: EndpointPollInvocation, services: Services) -> dict[str, Any]:
     """Where the endpoint change of ``$.<change>`` stands: ``settling`` while the endpoint is Creating or
-    Updating (wait and poll again); otherwise the changing step runs again and judges the outcome. An
-    endpoint that keeps settling longer than ``MAX_ENDPOINT_CHANGE_SECONDS`` fails the step."""
+    Updating (wait and poll again); otherwise the changing step runs again and judges the outcome. A change
+    whose endpoint keeps settling longer than ``MAX_ENDPOINT_CHANGE_SECONDS``, or for more than
+    ``MAX_ENDPOINT_CHANGE_POLLS`` polls, fails the step; both count from the change's first request."""
     change = invocation.result(invocation.change)
+    started = float(change.get("started") or change.get("since") or services.clock())
+    previous = invocation.state.get("endpoint") or {}
+    same_change = previous.get("change") == invocation.change and previous.get("started") == started
+    polls = int(previous.get("polls", 0)) + 1 if same_change else 1
     state = services.endpoint.describe()
-    waited = services.clock() - float(change.get("since") or services.clock())
+    waited = services.clock() - started
     settling = state is not None and state.status in SETTLING_STATUSES
-    if settling and waited > MAX_ENDPOINT_CHANGE_SECONDS:
-        raise EndpointChangeError(f"endpoint still {state.status} {waited:.0f} s after "
-                                  f"'{change.get('requested')}' was requested ({serving(state)})")
+    if settling and (waited > MAX_ENDPOINT_CHANGE_SECONDS or polls > MAX_ENDPOINT_CHANGE_POLLS):
+        raise EndpointChangeError(f"endpoint still {state.status} {waited:.0f} s and {polls - 1} polls after "
+                                  f"the change to {change.get('target_config')} began; last request "
+                                  f"'{change.get('requested')}' ({serving(state)})")
     return {"change": invocation.change, "settling": settling, "status": state.status if state else None,
-            "waited_seconds": round(waited, 1), "serving": serving(state)}
+            "started": started, "polls": polls, "waited_seconds": round(waited, 1), "serving": serving(state)}
 
 
 def update_weights(invocation: StepInvocation, services: Services) -> dict[str, Any]:

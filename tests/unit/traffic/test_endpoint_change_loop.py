@@ -3,6 +3,7 @@ Updating for a while after each change; and the execution timeout against the lo
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from driftloop.errors import EndpointChangeError, TransientError
 from driftloop.local.adapters import SimulatedEndpoint
 from driftloop.local.runtime import Profile
 from driftloop.local.template import load_app
+from driftloop.pipeline.history import MAX_ENDPOINT_CHANGE_POLLS
 from driftloop.pipeline.services import Services
-from driftloop.pipeline.traffic import move_endpoint
+from driftloop.pipeline.traffic import EndpointPollInvocation, move_endpoint, poll_endpoint
 
 REPO = Path(__file__).resolve().parents[3]
 UPDATE = 0.3
@@ -99,3 +101,25 @@ def test_the_execution_timeout_covers_the_longest_legitimate_run(profile: dict[s
     longest = (settings.max_training_seconds + len(settings.traffic_stages) * settings.max_bake_waits * bake_seconds
                + 4 * 3 * 3600 + 3600)
     assert app.definition["TimeoutSeconds"] >= longest
+
+
+def test_an_endpoint_that_keeps_settling_fails_after_the_polls_one_change_may_take(
+        services: Services, tmp_path: Path) -> None:
+    slow = SimulatedEndpoint(tmp_path / "slow", services.settings.endpoint_name, s3=None, update_seconds=3600)
+    slow.ensure_model(ModelSpec("old", "s3://b/old.tar.gz", "image", "role"))
+    services = dataclasses.replace(services, endpoint=slow)
+    context = {"Execution": {"Id": "arn:aws:states:us-east-1:1:execution:m:run-1", "Name": "run-1",
+                             "StartTime": "2025-08-01T00:05:12Z"},
+               "State": {"Name": "PollPromotion", "EnteredTime": "2025-08-01T00:06:00Z"}}
+    state = {"promotion": move_endpoint(services, variants(("champion", "old", 1.0)), {})}
+
+    def poll() -> dict:
+        return poll_endpoint(EndpointPollInvocation(state=state, context=context, change="promotion"), services)
+
+    for count in range(1, MAX_ENDPOINT_CHANGE_POLLS + 1):
+        state["endpoint"] = poll()
+        assert state["endpoint"]["settling"] and state["endpoint"]["polls"] == count
+    with pytest.raises(EndpointChangeError, match=f"{MAX_ENDPOINT_CHANGE_POLLS} polls after the change"):
+        poll()
+    state["promotion"] = {**state["promotion"], "started": state["promotion"]["started"] + 1}
+    assert poll()["polls"] == 1, "another change counts its own polls"
