@@ -80,7 +80,10 @@ def test_the_schedule_policy_keeps_the_champion_and_carries_its_state_to_the_nex
             "context": {"Execution": {"Id": second["execution"], "Name": "again", "StartTime": second["started_at"]},
                         "State": {"Name": "ComputeDrift", "EnteredTime": second["started_at"]}},
         })
+        model = services.settings.model_name
+        assert services.ledger.acquire_lock(model, second["run_id"], services.clock(), 600).acquired, "as Admit would"
         again = drift.run(invocation, services)
+        services.ledger.release_lock(model, second["run_id"])
         recorded = second["evidence"]["drift"]
         assert again["decision"] == recorded["decision"]
         assert again["retrain"]["policy_state"] == recorded["retrain"]["policy_state"]

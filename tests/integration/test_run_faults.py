@@ -221,7 +221,7 @@ def test_deferred_triggers_survive_throttled_and_refused_put_events(workspace: P
         return original(self, events)
 
     monkeypatch.setattr(EventsBackend, "put_events", flaky)
-    faults = FaultPlan(copy.deepcopy(STOP_AFTER_MERGE), delays={"MergeFunction": 3.0})
+    faults = FaultPlan(copy.deepcopy(STOP_AFTER_MERGE), delays={"DriftFunction": 3.0, "MergeFunction": 3.0})
     with running(workspace, faults) as (world, runner):
         champion = champion_model(world)
         first, second, third = month_slices(workspace, 7, 3)

@@ -87,7 +87,7 @@ def test_a_drift_check_over_1500_features_keeps_the_state_small(workspace: Path)
         run = only_run(world, runner)
 
         evidence = run["evidence"]["drift"]
-        assert evidence["decision"] == "retrain" and evidence["features_count"] == FEATURES
+        assert evidence["data_drift"] == "retrain" and evidence["features_count"] == FEATURES
         assert evidence["drifted_count"] == FEATURES and len(evidence["drifted_features"]) == 25
         assert len(evidence["features"]) == 25
         full = get_json(s3, bucket, evidence["evidence_key"])

@@ -373,7 +373,7 @@ def test_writes_go_to_the_step_prefixes_only(resources):
 # runs, DeleteItem for release_lock() and pending triggers, Query for take_pending().
 LEDGER_ACTIONS = {
     "AdmitFunction": {"GetItem", "PutItem", "DeleteItem", "Query"},
-    "DriftFunction": {"GetItem", "UpdateItem"},
+    "DriftFunction": {"GetItem", "UpdateItem", "Query"},
     "MergeFunction": {"GetItem", "UpdateItem"},
     "MergePartFunction": {"GetItem", "UpdateItem"},
     "CombineMergeFunction": {"GetItem", "UpdateItem"},
