@@ -86,6 +86,14 @@ def test_history_starts_from_the_latest_earlier_state_and_says_whether_that_run_
     assert history.job_seconds == (200.0, 300.0)
 
 
+def test_a_failed_runs_decision_was_never_carried_out_so_its_data_is_weighed_again() -> None:
+    failed = {**_record("failed", 3, state={"n": 3}, job_seconds=250.0), "outcome": "failed"}
+    history = policy_history([_record("second", 1, state={"n": 1}), failed], "next")
+    assert history.previous_run_id == "second" and history.state == {"n": 1}
+    assert history.scored_until == DAY + timedelta(days=1)
+    assert history.job_seconds == (250.0,), "its training job still measured what a job costs"
+
+
 def test_history_is_empty_before_the_first_decision_and_ignores_gains_against_popularity() -> None:
     history = policy_history([_record("first", 0, job_seconds=300.0, gain=0.2, baseline="popularity")], "next")
     assert (history.previous_run_id, history.state, history.retrained) == (None, None, None)

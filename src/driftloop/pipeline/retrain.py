@@ -85,12 +85,15 @@ def _realised_gain(record: Mapping[str, Any]) -> tuple[float | None, float | Non
 def policy_history(records: Sequence[Mapping[str, Any]], run_id: str, started_at: str | None = None,
                    holdout_days: float = 0.0) -> PolicyHistory:
     """From the model's runs that started before this one (``started_at``; all others when unknown), never
-    this run's own record: a step run again later, or retried, sees what its first attempt saw."""
+    this run's own record: a step run again later, or retried, sees what its first attempt saw. A failed run's
+    decision was never carried out, so the next trigger weighs its data again."""
     earlier = sorted((r for r in records if r.get("run_id") != run_id
                       and (started_at is None or str(r.get("started_at")) < started_at)),
                      key=lambda r: str(r.get("started_at")), reverse=True)
     job_seconds = tuple(seconds for seconds in map(_job_seconds, earlier) if seconds is not None)[:RECENT_JOBS]
     for record in earlier:
+        if record.get("outcome") == "failed":
+            continue
         retrain = record.get("evidence", {}).get("drift", {}).get("retrain")
         if isinstance(retrain, dict) and "policy_state" in retrain:
             seconds = _job_seconds(record)
