@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -65,3 +67,11 @@ def test_missing_file_and_bad_options_are_one_line_and_exit_2(tmp_path, counts, 
         assert main(["ab", "--counts", counts(WIN), *options]) == 2
         captured = capsys.readouterr()
         assert captured.out == "" and len(captured.err.splitlines()) == 1
+
+
+def test_a_reader_that_closed_the_pipe_gets_no_error_line(counts):
+    command = [sys.executable, "-m", "driftloop.cli", "ab", "--counts", counts(WIN), "--json", "-"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # like `| head` that has already gone away
+    _, error = process.communicate(timeout=120)
+    assert error == b"" and process.returncode == 1
