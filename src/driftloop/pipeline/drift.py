@@ -149,7 +149,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
             for name, feature in document["features"].items()
         }
         result["data_drift"] = report.decision
-        verdict, result["retrain"] = decide(services, setup, run, champion, readable, report.decision)
+        verdict, result["retrain"] = decide(services, setup, run, champion, inputs["readable"], report.decision)
         policy_retrains = verdict is not None and verdict.retrain
         decision = "retrain" if policy_retrains else ("warn" if report.decision != "none" else "none")
         headline = f"{result['retrain']['policy']} policy: {result['retrain']['reasons'][0]}"

@@ -37,8 +37,8 @@ from driftloop.model.data import EVENT, ITEM, TIME, USER, ColumnMapping, parse_t
 from driftloop.model.inference import MAX_RECENT_ITEMS
 from driftloop.model.jobs import PRICE_DATE, PRICE_REGION, TRAINING_PRICES_USD_PER_HOUR
 from driftloop.model.recommender import Recommender
+from driftloop.pipeline.inputs import upload_source
 from driftloop.pipeline.services import Services
-from driftloop.storage import s3_source
 
 RECENT_JOBS = 3  # training jobs whose billed seconds price the next retrain
 _SECONDS_PER_DAY = 86_400.0
@@ -194,19 +194,18 @@ def _days(later: datetime, earlier: datetime) -> float:
     return max((later - earlier).total_seconds() / _SECONDS_PER_DAY, 0.0)
 
 
-def measure(services: Services, champion: Mapping[str, Any], keys: Sequence[str], scored_until: datetime | None,
-            data_drift: str | None) -> tuple[TriggerSignals | None, dict[str, Any]]:
+def measure(services: Services, champion: Mapping[str, Any], uploads: Sequence[Mapping[str, Any]],
+            scored_until: datetime | None, data_drift: str | None) -> tuple[TriggerSignals | None, dict[str, Any]]:
     """The trigger's signals and where they came from; None when the uploads hold nothing newer than
     what an earlier decision weighed. Age is in data time (the champion's last training event to the
     period's last event) when known, else wall-clock time since promotion."""
-    bucket = services.settings.data_bucket
     now = datetime.fromtimestamp(services.clock(), UTC)
     wall_days = _days(now, parse_time(champion["promoted_at"])) if champion.get("promoted_at") else 0.0
     tables: dict[str, pa.Table] = {}
     unreadable: list[str] = []
-    for key in keys:
+    for upload in uploads:  # inputs.json entries: each read as the version the run fixed
         try:
-            tables[key] = read_interactions(s3_source(services.s3, bucket, [key]), ColumnMapping())
+            tables[upload["key"]] = read_interactions(upload_source(services, [upload]), ColumnMapping())
         except InvalidInputError as error:
             unreadable.append(str(error))
     rows = sum(table.num_rows for table in tables.values())
@@ -253,14 +252,15 @@ class DecisionSetup:
 
 
 def decide(services: Services, setup: DecisionSetup, run: Mapping[str, Any], champion: Mapping[str, Any],
-           keys: Sequence[str], data_drift: str | None) -> tuple[RetrainDecision | None, dict[str, Any]]:
+           uploads: Sequence[Mapping[str, Any]], data_drift: str | None
+           ) -> tuple[RetrainDecision | None, dict[str, Any]]:
     """The policy's decision for this trigger (None: nothing new to weigh) and its compact evidence; the
     full evidence goes to ``reports/<run_id>/decision.json``."""
     settings = services.settings
     retrain_settings, costs = setup.settings, setup.costs
     history = policy_history(services.ledger.runs(settings.model_name), run["run_id"], run.get("started_at"),
                              settings.holdout_days)
-    signals, provenance = measure(services, champion, keys, history.scored_until, data_drift)
+    signals, provenance = measure(services, champion, uploads, history.scored_until, data_drift)
     policy = make_policy(retrain_settings.policy, costs, history.state, **_policy_parameters(retrain_settings))
     if history.retrained is not None:
         policy.retrained(**history.retrained)
