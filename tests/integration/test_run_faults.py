@@ -176,29 +176,22 @@ def test_the_lock_is_released_when_admit_fails_after_taking_it_or_the_record_is_
         assert_settled(world, workspace, champion)
 
 
-def test_a_lease_shorter_than_the_longest_stretch_without_renewal_is_refused_when_a_run_starts(
-        workspace: Path) -> None:
-    with running(workspace, FaultPlan(copy.deepcopy(STOP_AFTER_MERGE)), LockLeaseMinutes="30") as (world, runner):
+@pytest.mark.parametrize("parameter, value, expected", [
+    # the lease must outlast the longest stretch without a renewal, and the message names that path
+    ("LockLeaseMinutes", "30", ["LockLeaseMinutes=30 is shorter than", " -> "]),
+    # 36,000 s of one-second training polls alone is 324,000 history events, past the 25,000 limit
+    ("MaxTrainingSeconds", "36000", ["25,000-event limit", "WaitForTraining 36001 x 9"]),
+], ids=["lease", "history"])
+def test_a_run_whose_settings_cannot_finish_safely_is_refused_when_it_starts(
+        workspace: Path, parameter: str, value: str, expected: list[str]) -> None:
+    with running(workspace, FaultPlan(copy.deepcopy(STOP_AFTER_MERGE)), **{parameter: value}) as (world, runner):
         champion = champion_model(world)
         refused = runner.replay(manual_request())
         runner.wait(timeout=300)
         run = by_execution(world)[refused.executions[0]]
         assert run["error"]["error"] == "ConfigurationError" and run["error"]["step"] == "Admit"
-        assert "LockLeaseMinutes=30 is shorter than" in run["error"]["cause"]
-        assert " -> " in run["error"]["cause"], "names the path that outlasts the lease"
-        assert_settled(world, workspace, champion)
-
-
-def test_a_run_whose_history_could_outgrow_step_functions_limit_is_refused_when_it_starts(
-        workspace: Path) -> None:
-    # 36,000 s of one-second training polls alone is 324,000 history events, past the 25,000 limit.
-    with running(workspace, FaultPlan(copy.deepcopy(STOP_AFTER_MERGE)), MaxTrainingSeconds="36000") as (world, runner):
-        champion = champion_model(world)
-        refused = runner.replay(manual_request())
-        runner.wait(timeout=300)
-        run = by_execution(world)[refused.executions[0]]
-        assert run["error"]["error"] == "ConfigurationError" and run["error"]["step"] == "Admit"
-        assert "25,000-event limit" in run["error"]["cause"] and "WaitForTraining 36001 x 9" in run["error"]["cause"]
+        for fragment in expected:
+            assert fragment in run["error"]["cause"]
         assert_settled(world, workspace, champion)
 
 
