@@ -4,7 +4,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from driftloop.pipeline import traffic
+from driftloop.pipeline import rollout
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import services_from_env
 
@@ -14,4 +14,4 @@ logger = Logger()
 @logger.inject_lambda_context(log_event=False)
 @event_parser(model=StepInvocation)
 def lambda_handler(event: StepInvocation, context: LambdaContext) -> dict:
-    return traffic.analyse(event, services_from_env())
+    return rollout.analyse(event, services_from_env())

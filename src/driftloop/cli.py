@@ -59,7 +59,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _print_outcomes(world: Any, results: dict[str, Any]) -> None:
-    from driftloop.local.world import ledger, model_name
+    from driftloop.local.shop import ledger, model_name
 
     runs = {run.get("execution"): run for run in ledger(world).runs(model_name(world))}
     for arn, result in results.items():
@@ -71,7 +71,7 @@ def _print_outcomes(world: Any, results: dict[str, Any]) -> None:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from driftloop.local.world import ledger, model_name
+    from driftloop.local.shop import ledger, model_name
 
     with _local(args) as world:
         runs = sorted(ledger(world).runs(model_name(world)), key=lambda run: run["started_at"])
@@ -90,7 +90,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_seed(args: argparse.Namespace) -> int:
     from driftloop.local.runner import Runner
     from driftloop.local.samples import DRIFTED_MONTH, stage_sample_objects
-    from driftloop.local.world import Shop, reset_workspace, seed
+    from driftloop.local.shop import Shop, reset_workspace, seed
     from driftloop.simulate import Scenario, SimulatorConfig
 
     if args.reset:
@@ -110,7 +110,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def cmd_upload(args: argparse.Namespace) -> int:
     from driftloop.local.runner import Runner
-    from driftloop.local.world import Shop, incoming_key, upload_bytes, upload_month
+    from driftloop.local.shop import Shop, incoming_key, upload_bytes, upload_month
 
     with _local(args) as world:
         runner = Runner(world, _printer(args))

@@ -19,7 +19,7 @@ from driftloop.cli import main
 from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS, Profile
 from driftloop.local.samples import sample_events
-from driftloop.local.world import Shop, ledger, model_name
+from driftloop.local.shop import Shop, ledger, model_name
 
 PROJECT = Path(__file__).resolve().parents[2]
 SMALL_SHOP = ["--users", "600", "--items", "150", "--events-per-month", "8000"]

@@ -24,9 +24,9 @@ from driftloop.local.adapters import SimulatedEndpoint
 from driftloop.local.demo import SCENARIOS
 from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS, Profile
+from driftloop.local.shop import Shop, ledger, model_name, upload_bytes, upload_month
 from driftloop.local.template import load_app
-from driftloop.local.world import Shop, ledger, model_name, upload_bytes, upload_month
-from driftloop.pipeline.traffic import sagemaker_model_name
+from driftloop.pipeline.rollout import sagemaker_model_name
 
 MONTH = 6
 ALARM = "driftloop-challenger-errors"

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from conftest import history, load_event, object_keys, running, runs_of, states_entered
 
 from driftloop.data.manifest import dataset_source
-from driftloop.local.world import Shop, data_bucket, incoming_key, upload_bytes
+from driftloop.local.shop import Shop, data_bucket, incoming_key, upload_bytes
 from driftloop.storage import s3_filesystem
 
 PIECES = 5

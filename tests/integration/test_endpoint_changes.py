@@ -22,8 +22,8 @@ from conftest import PROJECT, history, runs_of, states_entered
 from driftloop.local.adapters import SimulatedEndpoint
 from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS, Profile
-from driftloop.local.world import Shop, ledger, model_name, upload_month
-from driftloop.pipeline.traffic import sagemaker_model_name
+from driftloop.local.shop import Shop, ledger, model_name, upload_month
+from driftloop.pipeline.rollout import sagemaker_model_name
 
 MONTH = 6
 UPDATE_SECONDS = 6.0  # longer than most of a Task's Retry budget (1 + 2 + 4 + 8 s of backoff, full jitter)

@@ -22,8 +22,8 @@ from conftest import PROJECT, history, load_event, running, runs_of
 from driftloop.local.adapters import SimulatedEndpoint
 from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS, Profile
+from driftloop.local.shop import Shop, data_bucket, ledger, model_name
 from driftloop.local.template import load_app
-from driftloop.local.world import Shop, data_bucket, ledger, model_name
 from driftloop.storage import s3_filesystem
 
 STOP_AFTER_MERGE = {"StartTrainingFunction": [["InjectedFault", -1]]}

@@ -24,8 +24,8 @@ from conftest import PROJECT, load_event, running
 
 from driftloop.local import runtime
 from driftloop.local.runtime import FaultPlan
+from driftloop.local.shop import Shop, incoming_key, upload_bytes
 from driftloop.local.template import _parameter_values, _PolicyLoader, _Resolver, load_yaml
-from driftloop.local.world import Shop, incoming_key, upload_bytes
 
 ACCOUNT_ARN = "arn:aws:{service}:us-east-1:123456789012"
 # boto3 service name -> IAM service prefix, where they differ.

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from conftest import load_event, running, runs_of
 
-from driftloop.local.world import Shop, data_bucket, incoming_key, upload_bytes
+from driftloop.local.shop import Shop, data_bucket, incoming_key, upload_bytes
 
 NULL_TIMES = 700
 

@@ -29,7 +29,7 @@ from driftloop.data import merge as data_merge
 from driftloop.data.manifest import dataset_source
 from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS
-from driftloop.local.world import Shop, data_bucket, ledger, model_name, upload_bytes
+from driftloop.local.shop import Shop, data_bucket, ledger, model_name, upload_bytes
 from driftloop.pipeline import scaleout
 from driftloop.storage import s3_filesystem
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from conftest import PROJECT
 
 from driftloop.local.runtime import LocalAWS, Profile
-from driftloop.local.world import data_bucket
+from driftloop.local.shop import data_bucket
 from driftloop.report import S3Store, WorkspaceStore, build_report
 from driftloop.report.build import DATA_FILE
 

@@ -9,7 +9,7 @@ from typing import Any
 from conftest import running, runs_of
 
 from driftloop.config import Settings
-from driftloop.local.world import Shop, data_bucket, upload_month
+from driftloop.local.shop import Shop, data_bucket, upload_month
 from driftloop.pipeline import drift
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import build_services

@@ -42,7 +42,7 @@ from test_faults import (
 from driftloop.adapters.ledger import Ledger
 from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS
-from driftloop.local.world import data_bucket, ledger, model_name
+from driftloop.local.shop import data_bucket, ledger, model_name
 from driftloop.pipeline import finalize
 
 

@@ -22,7 +22,7 @@ from driftloop.adapters.s3 import get_json, put_json
 from driftloop.drift import build_baseline
 from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS
-from driftloop.local.world import data_bucket, ledger, model_name, upload_bytes
+from driftloop.local.shop import data_bucket, ledger, model_name, upload_bytes
 from driftloop.pipeline import drift
 from driftloop.storage import s3_source
 

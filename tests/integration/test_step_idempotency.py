@@ -21,8 +21,8 @@ from driftloop.config import Settings
 from driftloop.errors import DriftloopError
 from driftloop.local.adapters import SimulatedEndpoint
 from driftloop.local.runtime import LocalAWS, Profile
-from driftloop.local.world import data_bucket, model_name
-from driftloop.pipeline import traffic
+from driftloop.local.shop import data_bucket, model_name
+from driftloop.pipeline import rollout
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, build_services
 
@@ -115,11 +115,11 @@ def twice(step: Any, invocation: StepInvocation, stack: Stack) -> tuple[Endpoint
 
 def test_each_a_b_stage_twice_serves_that_stage_weights(stack: Stack) -> None:
     champion_model = stack.champion()["sagemaker_model"]
-    challenger_model = traffic.sagemaker_model_name(stack.services.settings.model_name, RUN_ID)
+    challenger_model = rollout.sagemaker_model_name(stack.services.settings.model_name, RUN_ID)
     seen = []
     for stage, challenger_share in enumerate((10, 50, 100)):
         ab = {"action": "continue", "next_stage_index": stage, "waits": 0} if stage else {}
-        state, result = twice(traffic.update_weights, stack.invocation("UpdateWeights", ab=ab), stack)
+        state, result = twice(rollout.update_weights, stack.invocation("UpdateWeights", ab=ab), stack)
         assert result["stage_index"] == stage
         assert {v.name: v.model_name for v in state.variants} == {"champion": champion_model,
                                                                   "challenger": challenger_model}
@@ -129,14 +129,14 @@ def test_each_a_b_stage_twice_serves_that_stage_weights(stack: Stack) -> None:
 
 
 def test_promote_twice_leaves_one_new_champion(stack: Stack) -> None:
-    traffic_result = traffic.update_weights(stack.invocation("UpdateWeights"), stack.services)
+    traffic_result = rollout.update_weights(stack.invocation("UpdateWeights"), stack.services)
     previous = stack.champion()
     promote = stack.invocation("Promote", traffic=traffic_result, ab={"action": "promote"})
-    state, result = twice(traffic.promote, promote, stack)
+    state, result = twice(rollout.promote, promote, stack)
     champion = stack.champion()
     assert champion == result["champion"], "the second call did not rewrite the champion"
     assert [(v.name, v.model_name, v.weight) for v in state.variants] == [
-        ("champion", traffic.sagemaker_model_name(stack.services.settings.model_name, RUN_ID), 1.0)]
+        ("champion", rollout.sagemaker_model_name(stack.services.settings.model_name, RUN_ID), 1.0)]
     assert champion["previous_champion"] == previous["run_id"]
     assert champion["baseline_key"] == f"baselines/{stack.services.settings.model_name}/{RUN_ID}.json"
     assert stack.package_status() == "Approved"
@@ -144,10 +144,10 @@ def test_promote_twice_leaves_one_new_champion(stack: Stack) -> None:
 
 def test_rollback_twice_leaves_the_champion_alone_at_full_weight(stack: Stack) -> None:
     champion = stack.champion()
-    traffic_result = traffic.update_weights(stack.invocation("UpdateWeights"), stack.services)
+    traffic_result = rollout.update_weights(stack.invocation("UpdateWeights"), stack.services)
     assert "challenger" in stack.endpoint().weights()
     ab = {"action": "rollback", "reason": "challenger converts worse"}
-    state, result = twice(traffic.rollback, stack.invocation("Rollback", traffic=traffic_result, ab=ab), stack)
+    state, result = twice(rollout.rollback, stack.invocation("Rollback", traffic=traffic_result, ab=ab), stack)
     assert result["restored"] is True
     assert [(v.name, v.model_name, v.weight) for v in state.variants] == [
         ("champion", champion["sagemaker_model"], 1.0)]
@@ -157,14 +157,14 @@ def test_rollback_twice_leaves_the_champion_alone_at_full_weight(stack: Stack) -
 
 def test_guarded_deployment_twice_is_one_swap_and_promotes(guarded_stack: Stack) -> None:
     stack = guarded_stack
-    challenger_model = traffic.sagemaker_model_name(stack.services.settings.model_name, RUN_ID)
-    state, deployed = twice(traffic.update_weights, stack.invocation("UpdateWeights"), stack)
+    challenger_model = rollout.sagemaker_model_name(stack.services.settings.model_name, RUN_ID)
+    state, deployed = twice(rollout.update_weights, stack.invocation("UpdateWeights"), stack)
     assert [(v.name, v.model_name) for v in state.variants] == [("champion", challenger_model)]
     assert deployed["deployment_mode"] == "canary" and deployed["config_name"] == state.config_name
     assert list(deployed["guardrails"]["alarms"]) == [ALARM]
-    progress = traffic.analyse(stack.invocation("AnalyseAB", traffic=deployed), stack.services)
+    progress = rollout.analyse(stack.invocation("AnalyseAB", traffic=deployed), stack.services)
     assert progress["action"] == "promote", progress["reason"]
-    promoted, _ = twice(traffic.promote, stack.invocation("Promote", traffic=deployed, ab=progress), stack)
+    promoted, _ = twice(rollout.promote, stack.invocation("Promote", traffic=deployed, ab=progress), stack)
     assert promoted == state, "promotion keeps the config the guarded deployment swapped to"
     assert stack.champion()["sagemaker_model"] == challenger_model
 
@@ -177,11 +177,11 @@ def test_guarded_deployment_rolled_back_by_an_alarm_leaves_the_champion(guarded_
                                 Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
                                 ComparisonOperator="GreaterThanOrEqualToThreshold")
     cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="challenger errors")
-    state, deployed = twice(traffic.update_weights, stack.invocation("UpdateWeights"), stack)
+    state, deployed = twice(rollout.update_weights, stack.invocation("UpdateWeights"), stack)
     assert state == before, "a rolled-back deployment leaves the endpoint on the champion's config"
-    first = traffic.analyse(stack.invocation("AnalyseAB", traffic=deployed), stack.services)
+    first = rollout.analyse(stack.invocation("AnalyseAB", traffic=deployed), stack.services)
     assert first["action"] == "rollback" and "rolled the canary deployment" in first["reason"]
-    restored, result = twice(traffic.rollback, stack.invocation("Rollback", traffic=deployed, ab=first), stack)
+    restored, result = twice(rollout.rollback, stack.invocation("Rollback", traffic=deployed, ab=first), stack)
     assert restored == before
     assert result["actions"] == ["challenger package marked Rejected"]
     assert stack.package_status() == "Rejected"
@@ -189,15 +189,15 @@ def test_guarded_deployment_rolled_back_by_an_alarm_leaves_the_champion(guarded_
 
 def test_guarded_deployment_under_way_waits_then_promotes(guarded_stack: Stack) -> None:
     stack = guarded_stack
-    deployed = traffic.update_weights(stack.invocation("UpdateWeights"), stack.services)
+    deployed = rollout.update_weights(stack.invocation("UpdateWeights"), stack.services)
     assert stack.world.app.definition["States"]["ABDecision"]["Choices"][0] == {
         "Variable": "$.ab.action", "StringEquals": "wait", "Next": "Bake"}
     updating = dataclasses.replace(stack.services, endpoint=EndpointShownAs(stack, "Updating"))
-    first = traffic.analyse(stack.invocation("AnalyseAB", traffic=deployed), updating)
-    second = traffic.analyse(stack.invocation("AnalyseAB", traffic=deployed, ab=first), updating)
+    first = rollout.analyse(stack.invocation("AnalyseAB", traffic=deployed), updating)
+    second = rollout.analyse(stack.invocation("AnalyseAB", traffic=deployed, ab=first), updating)
     assert [(d["action"], d["waits"]) for d in (first, second)] == [("wait", 0), ("wait", 1)]
-    done = traffic.analyse(stack.invocation("AnalyseAB", traffic=deployed, ab=second), stack.services)
+    done = rollout.analyse(stack.invocation("AnalyseAB", traffic=deployed, ab=second), stack.services)
     assert (done["action"], done["waits"]) == ("promote", 2), "each analysis has its own report"
     failed = dataclasses.replace(stack.services, endpoint=EndpointShownAs(stack, "Failed"))
     with pytest.raises(DriftloopError, match="needs an operator"):
-        traffic.analyse(stack.invocation("AnalyseAB", traffic=deployed, ab=second), failed)
+        rollout.analyse(stack.invocation("AnalyseAB", traffic=deployed, ab=second), failed)

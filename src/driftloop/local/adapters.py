@@ -185,7 +185,7 @@ UPDATE_SECONDS_VARIABLE = "DRIFTLOOP_ENDPOINT_UPDATE_SECONDS"
 
 class SimulatedEndpoint(Endpoint):
     """Records variant weights like a SageMaker endpoint and serves recommendations with the real
-    inference code (``driftloop.local.traffic`` sends it simulated customers).
+    inference code (``driftloop.local.customers`` sends it simulated customers).
 
     Like SageMaker, a change is not instant: for ``update_seconds`` (default: the local runtime's
     ``DRIFTLOOP_ENDPOINT_UPDATE_SECONDS``, from ``[world] endpoint_update_seconds`` of local.toml) the

@@ -51,8 +51,8 @@ from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl
 
 from driftloop.errors import ConfigurationError, InjectedFault, TransientError
 from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE
+from driftloop.local.customers import LiveTraffic
 from driftloop.local.template import ACCOUNT_ID, REGION, FunctionSpec, LocalApp, load_app
-from driftloop.local.traffic import LiveTraffic
 from driftloop.pipeline.services import call_environment
 
 LOCAL_PROFILE = "local.toml"

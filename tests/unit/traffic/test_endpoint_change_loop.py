@@ -16,8 +16,8 @@ from driftloop.local.adapters import SimulatedEndpoint
 from driftloop.local.runtime import Profile
 from driftloop.local.template import load_app
 from driftloop.pipeline.history import MAX_ENDPOINT_CHANGE_POLLS
+from driftloop.pipeline.rollout import EndpointPollInvocation, move_endpoint, poll_endpoint
 from driftloop.pipeline.services import Services
-from driftloop.pipeline.traffic import EndpointPollInvocation, move_endpoint, poll_endpoint
 
 REPO = Path(__file__).resolve().parents[3]
 UPDATE = 0.3

@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from driftloop.adapters.ledger import Ledger
+from driftloop.local.customers import serve_batch
 from driftloop.local.runner import Printer, Runner
 from driftloop.local.runtime import LocalAWS
-from driftloop.local.traffic import serve_batch
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
 
 WORLD_FILE = "world.json"

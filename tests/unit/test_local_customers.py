@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pyarrow.compute as pc
 
-from driftloop.local.traffic import purchases_since, simulator_for
+from driftloop.local.customers import purchases_since, simulator_for
 from driftloop.simulate import SimulatorConfig
 
 CONFIG = json.dumps(SimulatorConfig(seed=3).to_dict(), sort_keys=True)
