@@ -12,11 +12,11 @@ from driftloop.drift.metrics import publish_feature_drift
 from driftloop.drift.model_monitor import parse_violations
 from driftloop.errors import InvalidInputError
 from driftloop.pipeline.evidence import compact_drift
+from driftloop.pipeline.feedback import feedback_source
 from driftloop.pipeline.inputs import fix_inputs, upload_source
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.retrain import DecisionSetup, decide
 from driftloop.pipeline.services import Services, hold_lock
-from driftloop.storage import is_parquet_name, s3_source
 
 
 def policy_from(services: Services) -> DriftPolicy:
@@ -31,25 +31,6 @@ def policy_from(services: Services) -> DriftPolicy:
 
 def conversion_monitor(services: Services) -> ConversionMonitor:
     return ConversionMonitor(alpha=services.settings.significance_level)
-
-
-def feedback_keys(services: Services, first_day: str, last_day: str) -> list[str]:
-    """Feedback objects in the ``date=`` partitions from ``first_day`` to ``last_day`` (ISO dates)."""
-    settings = services.settings
-    prefix = f"feedback/{settings.endpoint_name}/"
-    keys = []
-    pages = services.s3.get_paginator("list_objects_v2").paginate(
-        Bucket=settings.data_bucket, Prefix=prefix, StartAfter=f"{prefix}date={first_day}")
-    for page in pages:
-        for entry in page.get("Contents", []):
-            partition, _, name = entry["Key"][len(prefix):].partition("/")
-            if not partition.startswith("date=") or not is_parquet_name(name):
-                continue
-            if partition[5:] > last_day:
-                return keys
-            if partition[5:] >= first_day:
-                keys.append(entry["Key"])
-    return keys
 
 
 def concept_drift(services: Services, champion: dict[str, Any], monitor: ConversionMonitor) -> dict[str, Any]:
@@ -69,14 +50,11 @@ def concept_drift(services: Services, champion: dict[str, Any], monitor: Convers
     evidence: dict[str, Any] = {"variant": settings.champion_variant, "period_unit": unit,
                                 "since": since.isoformat(), "until": window_end.isoformat(),
                                 "champion_promoted_at": promoted_at.isoformat()}
-    keys = []
-    if since < window_end:
-        last_day = (window_end - timedelta(microseconds=1)).date().isoformat()
-        keys = feedback_keys(services, since.date().isoformat(), last_day)
-    evidence["feedback_files"] = len(keys)
+    source = feedback_source(services, since, window_end) if since < window_end else None
+    evidence["feedback_files"] = len(source.paths) if source else 0
     try:
-        source = s3_source(services.s3, settings.data_bucket, keys)
-        periods = conversion_periods(source, settings.champion_variant, unit, since, window_end) if keys else []
+        periods = (conversion_periods(source, settings.champion_variant, unit, since, window_end)
+                   if source and source.paths else [])
     except InvalidInputError as error:
         return {"decision": "none", "detected": False, "tested": False,
                 "reasons": [f"conversion not tested, the feedback log is unreadable: {error}"]} | evidence

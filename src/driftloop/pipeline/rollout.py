@@ -7,9 +7,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from driftloop.adapters.endpoint import (
     IN_SERVICE,
     SETTLING_STATUSES,
@@ -19,11 +16,12 @@ from driftloop.adapters.endpoint import (
     same_traffic_split,
 )
 from driftloop.adapters.registry import APPROVED, REJECTED, ModelRegistry
-from driftloop.adapters.s3 import list_objects, put_json
+from driftloop.adapters.s3 import put_json
 from driftloop.config import AB_TEST, GUARDRAIL_MODES
 from driftloop.data.merge import dataset_source
 from driftloop.drift import build_baseline
 from driftloop.errors import DriftloopError, EndpointChangeError, NotFoundError
+from driftloop.pipeline.feedback import read_feedback
 from driftloop.pipeline.history import MAX_ENDPOINT_CHANGE_POLLS, MAX_ENDPOINT_CHANGE_SECONDS
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, hold_lock
@@ -223,27 +221,6 @@ def _deploy_guarded(invocation: StepInvocation, services: Services) -> dict[str,
             "weights": {settings.champion_variant: 100}, "challenger_model": challenger.name,
             "ab_started_at": started, "waits": 0, "config_name": target, "guardrails": policy.to_dict(),
             "settled": True}
-
-
-def read_feedback(services: Services, since: datetime) -> pa.Table:
-    settings = services.settings
-    prefix = f"feedback/{settings.endpoint_name}/"
-    filesystem = s3_filesystem(services.s3)
-    tables = []
-    for obj in list_objects(services.s3, settings.data_bucket, prefix):
-        partition = obj.key[len(prefix):].split("/", 1)[0]
-        if partition.startswith("date=") and partition[5:] < since.date().isoformat():
-            continue
-        with filesystem.open_input_file(f"{settings.data_bucket}/{obj.key}") as handle:
-            tables.append(pq.read_table(handle))
-    if not tables:
-        return pa.table({"variant": pa.array([], pa.string()),
-                         "served_at": pa.array([], pa.timestamp("us", tz="UTC")),
-                         "converted": pa.array([], pa.bool_()), "latency_ms": pa.array([], pa.float64()),
-                         "error": pa.array([], pa.bool_())})
-    table = pa.concat_tables(tables, promote_options="permissive")
-    mask = pa.compute.greater_equal(table["served_at"], pa.scalar(since, pa.timestamp("us", tz="UTC")))
-    return table.filter(mask)
 
 
 def analyse(invocation: StepInvocation, services: Services) -> dict[str, Any]:
