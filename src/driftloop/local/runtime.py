@@ -1,66 +1,42 @@
 """The embedded AWS: moto in-process, provisioned from template.yaml, persisted in a workspace folder.
 
-Lambda tasks of the state machine reach moto's Lambda service, whose Docker-free backend is routed
-here to the handler the template names, in this process, with that function's environment. A
-handler exception comes back as a function error with ``errorType``/``errorMessage``, so the state
-machine's own Retry and Catch decide what happens next.
-
-Time limits are the dispatcher's: a call longer than the sooner of the function's ``Timeout`` and its
-Task's ``TimeoutSeconds`` is stopped mid-way and fails as AWS would fail it (``Sandbox.Timedout`` or
-``States.Timeout``). moto fails a state that outgrows Step Functions' 256 KiB with
-``States.DataLimitExceeded``; as in AWS (and unlike moto), ``States.ALL`` does not catch it.
-
-Handlers run concurrently, as Lambda runs them: each in the thread of the execution that called it,
-with its function's environment passed to it alone (``call_environment``), never by rewriting
-``os.environ``. Each AWS API call is atomic, as it is in AWS: moto's request handling runs under one
-lock (a Lambda Invoke excepted, whose handler makes calls of its own), so a conditional write cannot
-interleave with another call the way moto's unsynchronised backends would otherwise allow.
+Lambda tasks of the state machine reach moto's Lambda service, whose Docker-free backend is routed to the
+:class:`~driftloop.local.dispatcher.Dispatcher`, which runs the handler the template names in this
+process with that function's environment. moto's internals that this needs changed are patched in
+:mod:`driftloop.local.moto_patches`; what persists between commands is in
+:class:`~driftloop.local.workspace.Workspace`.
 """
 
 from __future__ import annotations
 
-import copy
-import ctypes
 import hashlib
-import importlib.util
 import io
 import json
 import logging
 import os
-import re
 import sys
 import threading
 import time
 import tomllib
-import traceback
-import uuid
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 from moto import mock_aws
-from moto.awslambda_simple.models import LambdaSimpleBackend
-from moto.core.botocore_stubber import BotocoreStubber
-from moto.stepfunctions.models import StateMachine
-from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 
-from driftloop.errors import ConfigurationError, InjectedFault, TransientError
+from driftloop.errors import ConfigurationError
 from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE
 from driftloop.local.customers import LiveTraffic
-from driftloop.local.template import ACCOUNT_ID, REGION, FunctionSpec, LocalApp, load_app
-from driftloop.pipeline.services import call_environment
+from driftloop.local.dispatcher import Dispatcher, FaultPlan, HandlerOutput
+from driftloop.local.moto_patches import patched_moto
+from driftloop.local.template import ACCOUNT_ID, REGION, load_app
+from driftloop.local.workspace import Workspace
 
 LOCAL_PROFILE = "local.toml"
-_AWS_CALL_LOCK = threading.RLock()
-_LAMBDA_INVOKE_PATH = re.compile(r"/functions/[^/]+/invocations")
 logging.getLogger("moto").setLevel(logging.CRITICAL)
-_FAULT_ERRORS: dict[str, type[Exception]] = {"TransientError": TransientError, "InjectedFault": InjectedFault}
-_NOT_MATCHED_BY_STATES_ALL = frozenset({"States.DataLimitExceeded"})
 
 
 @dataclass(frozen=True)
@@ -84,341 +60,11 @@ class Profile:
                    endpoint_update_seconds=float(world.get("endpoint_update_seconds", cls.endpoint_update_seconds)))
 
 
-@dataclass
-class FaultPlan:
-    """Errors to raise instead of running a function: ``{logical id: [[error type, times], ...]}``,
-    consumed in order; ``times`` -1 repeats forever and the error type ``"ok"`` lets calls through.
-
-    ``delays`` (seconds, per logical id) make every call of a function that much slower. A delay that
-    reaches the call's time limit is not slept: the call fails at once with the timeout error it would
-    end with, and its handler does not run (it was cut off before finishing anything).
-
-    ``time_limits`` (seconds, per logical id) shorten a function's time limit: its handler runs and is
-    stopped mid-way when the limit is reached, keeping what it wrote so far (a Lambda timeout mid-merge).
-    """
-
-    remaining: dict[str, list[list[Any]]] = field(default_factory=dict)
-    delays: dict[str, float] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-    time_limits: dict[str, float] = field(default_factory=dict)
-
-    def take(self, logical_id: str) -> str | None:
-        with self._lock:
-            queue = self.remaining.get(logical_id) or []
-            while queue and queue[0][1] == 0:
-                queue.pop(0)
-            if not queue:
-                return None
-            error, times = queue[0]
-            if times > 0:
-                queue[0][1] = times - 1
-            return None if error == "ok" else error
-
-
-@dataclass
-class LambdaContext:
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int = 1024
-    function_version: str = "$LATEST"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-    deadline: float = 0.0
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.time()) * 1000))
-
-
-class _HandlerOutput(io.TextIOBase):
-    """sys.stdout while the runtime is up: what a handler prints (Powertools logs and metrics) goes to
-    ``<workspace>/logs/<function>.log`` as it would go to CloudWatch Logs; everything else passes through."""
-
-    def __init__(self, console: Any, logs: Path) -> None:
-        self.console, self.logs = console, logs
-        self.local = threading.local()
-
-    def write(self, text: str) -> int:
-        function = getattr(self.local, "function", None)
-        if function is None:
-            return self.console.write(text)
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{function}.log", "a", encoding="utf-8") as log:
-            return log.write(text)
-
-    def flush(self) -> None:
-        self.console.flush()
-
-
-class _CallTimedOut(Exception):
-    def __init__(self, error_type: str, limit: float) -> None:
-        super().__init__(f"Task timed out after {limit:.2f} seconds")
-        self.error_type = error_type
-
-
-class _SandboxStopped(BaseException):
-    """Raised inside a handler at its deadline (a BaseException, so no handler's ``except Exception`` keeps it)."""
-
-
-class _Watchdog:
-    """Stops the calling thread's handler at the deadline, as Lambda stops a function at its Timeout: the
-    exception is raised in that thread at its next Python instruction (a thread waiting in C, e.g. for its
-    worker threads, gets it when the wait returns), so what the handler wrote so far stays written and
-    nothing after it is."""
-
-    def __init__(self, seconds: float) -> None:
-        self._thread = threading.get_ident()
-        self._lock = threading.Lock()
-        self._done = False
-        self._timer = threading.Timer(max(seconds, 0.0), self._stop)
-        self._timer.daemon = True
-
-    def _stop(self) -> None:
-        with self._lock:
-            if not self._done:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread),
-                                                           ctypes.py_object(_SandboxStopped))
-
-    def __enter__(self) -> _Watchdog:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        with self._lock:
-            self._done = True
-        self._timer.cancel()
-
-
-def _error_equals_as_in_aws(self: ErrorEqualsDecl, env: Any) -> None:
-    """moto's ``States.ALL`` matches every error; AWS's does not match ``States.DataLimitExceeded``, which a
-    Catcher must name."""
-    if (getattr(env.stack[-1], "error_name", None) in _NOT_MATCHED_BY_STATES_ALL
-            and ErrorEqualsDecl._STATE_ALL_ERROR in self.error_names):
-        env.stack.pop()
-        env.stack.append(False)
-        return
-    _MOTO_ERROR_EQUALS(self, env)
-
-
-_MOTO_ERROR_EQUALS = ErrorEqualsDecl._eval_body
-
-
-def _state_name(event: Any) -> str | None:
-    context = event.get("context") if isinstance(event, dict) else None
-    return ((context or {}).get("State") or {}).get("Name") if isinstance(context, dict) else None
-
-
-class Dispatcher:
-    """Runs the template's handlers in-process for moto's Lambda backend."""
-
-    def __init__(self, app: LocalApp, runtime_environment: dict[str, str], faults: FaultPlan,
-                 output: _HandlerOutput) -> None:
-        self.app = app
-        self.output = output
-        self.runtime_environment = runtime_environment
-        self.faults = faults
-        self.invocations: list[dict[str, Any]] = []
-        self._modules: dict[str, ModuleType] = {}
-        self._loading = threading.Lock()
-        # What every function shares (Powertools' settings among them) is in os.environ for the libraries
-        # that read it there; a function's own variables reach only its calls. LocalAWS restores the
-        # whole environment on exit.
-        os.environ.update({**app.environment, **runtime_environment})
-
-    def _environment(self, function: FunctionSpec) -> dict[str, str]:
-        return {**function.environment, **self.runtime_environment, "AWS_LAMBDA_FUNCTION_NAME": function.name}
-
-    def _module(self, function: FunctionSpec) -> ModuleType:
-        with self._loading:
-            return self._load(function)
-
-    def _load(self, function: FunctionSpec) -> ModuleType:
-        if function.logical_id not in self._modules:
-            module_file, _, _ = function.handler.rpartition(".")
-            path = function.code_dir / f"{module_file.replace('.', '/')}.py"
-            name = f"driftloop_function_{function.logical_id}"
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise ConfigurationError(f"cannot load handler {function.handler} from {path}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-            self._modules[function.logical_id] = module
-        return self._modules[function.logical_id]
-
-    def time_limit(self, function: FunctionSpec, event: Any) -> tuple[float, str]:
-        """Seconds the call may take and the error it fails with after that: the function's Timeout
-        (``Sandbox.Timedout``) or, when sooner, the calling Task's TimeoutSeconds (``States.Timeout``)."""
-        task_seconds = self.app.definition.get("States", {}).get(_state_name(event), {}).get("TimeoutSeconds")
-        if isinstance(task_seconds, int | float) and task_seconds < function.timeout:
-            return float(task_seconds), "States.Timeout"
-        return float(function.timeout), "Sandbox.Timedout"
-
-    def invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
-        function = self.app.function_by_arn(function_name)
-        event = json.loads(body) if body else {}
-        started = time.time()
-        record: dict[str, Any] = {"function": function.logical_id, "started": started}
-        limit, timeout_error = self.time_limit(function, event)
-        limit = min(limit, self.faults.time_limits.get(function.logical_id, limit))
-        payload = b""
-        stopped_waiting: TimeoutError | None = None
-        with call_environment(self._environment(function)):
-            self.output.local.function = function.logical_id
-            began = time.time()
-            try:
-                delay = self.faults.delays.get(function.logical_id, 0.0)
-                if delay >= limit:
-                    raise _CallTimedOut(timeout_error, limit)
-                if delay:
-                    time.sleep(delay)
-                injected = self.faults.take(function.logical_id)
-                if injected:
-                    raise _FAULT_ERRORS.get(injected, InjectedFault)(
-                        f"fault injected into {function.logical_id} by the local fault plan")
-                handler = getattr(self._module(function), function.handler.rpartition(".")[2])
-                context = LambdaContext(function.name, function.arn, deadline=began + limit,
-                                        log_group_name=f"/aws/lambda/{function.name}")
-                try:
-                    with _Watchdog(began + limit - time.time()):
-                        result = handler(event, context)
-                except _SandboxStopped:
-                    raise _CallTimedOut(timeout_error, limit) from None
-                if time.time() - began > limit:
-                    raise _CallTimedOut(timeout_error, limit)
-                payload = json.dumps(result, default=str).encode()
-                record["outcome"] = "ok"
-            except _CallTimedOut as timed_out:
-                record.update(outcome="timeout", error=timed_out.error_type, message=str(timed_out))
-                if timed_out.error_type != "States.Timeout":
-                    payload = _function_error(response_headers, timed_out.error_type, timed_out)
-                else:
-                    # The Task gave up, not the function: moto's Lambda task turns TimeoutError into the
-                    # LambdaFunctionTimedOut event with States.Timeout, as Step Functions records it.
-                    stopped_waiting = TimeoutError(str(timed_out))
-            except Exception as error:  # noqa: BLE001 - every handler error becomes a Lambda function error
-                error_type = type(error).__name__
-                payload = _function_error(response_headers, error_type, error)
-                record.update(outcome="error", error=error_type, message=str(error)[:500])
-            finally:
-                self.output.local.function = None
-        record["finished"] = time.time()
-        record["seconds"] = round(record["finished"] - started, 3)
-        self.invocations.append(record)
-        if stopped_waiting is not None:
-            raise stopped_waiting
-        return payload
-
-
-def _atomic_aws_calls(process_request: Callable[..., Any]) -> Callable[..., Any]:
-    """moto's request handler, one call at a time (a Lambda Invoke excepted: its handler calls AWS itself
-    and runs concurrently with other handlers)."""
-
-    def process(stubber: Any, request: Any) -> Any:
-        if _LAMBDA_INVOKE_PATH.search(request.url.split("?", 1)[0]):
-            return process_request(stubber, request)
-        with _AWS_CALL_LOCK:
-            return process_request(stubber, request)
-
-    return process
-
-
-def _function_error(response_headers: dict[str, str], error_type: str, error: Exception) -> bytes:
-    response_headers["x-amz-function-error"] = "Unhandled"
-    return json.dumps({
-        "errorType": error_type,
-        "errorMessage": str(error)[:4000],
-        "stackTrace": traceback.format_exception(error)[-3:],
-    }).encode()
-
-
 def _zip_placeholder() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("README", "code runs from the project folder")
     return buffer.getvalue()
-
-
-class Workspace:
-    """S3 objects, DynamoDB items, one-time schedules and counters kept between commands under one folder."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.objects = root / "s3" / "objects"
-        self.index_file = root / "s3" / "index.json"
-
-    def load_index(self) -> dict[str, dict[str, Any]]:
-        return json.loads(self.index_file.read_text()) if self.index_file.exists() else {}
-
-    def save_s3(self, s3: Any, buckets: list[str]) -> None:
-        self.objects.mkdir(parents=True, exist_ok=True)
-        index: dict[str, dict[str, Any]] = {}
-        for bucket in buckets:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                for entry in page.get("Contents", []):
-                    response = s3.get_object(Bucket=bucket, Key=entry["Key"])
-                    body = response["Body"].read()
-                    digest = hashlib.sha256(body).hexdigest()
-                    blob = self.objects / digest
-                    if not blob.exists():
-                        blob.write_bytes(body)
-                    index[f"{bucket}/{entry['Key']}"] = {
-                        "bucket": bucket, "key": entry["Key"], "sha256": digest,
-                        "content_type": response.get("ContentType", "binary/octet-stream"),
-                        "last_modified": entry["LastModified"].isoformat(),
-                    }
-        self.index_file.parent.mkdir(parents=True, exist_ok=True)
-        self.index_file.write_text(json.dumps(index, indent=1, sort_keys=True))
-
-    def restore_s3(self, s3: Any) -> None:
-        for entry in sorted(self.load_index().values(), key=lambda item: item["last_modified"]):
-            s3.put_object(Bucket=entry["bucket"], Key=entry["key"], ContentType=entry["content_type"],
-                          Body=(self.objects / entry["sha256"]).read_bytes())
-
-    def table_file(self, table: str) -> Path:
-        return self.root / "dynamodb" / f"{table}.json"
-
-    def save_table(self, dynamodb: Any, table: str) -> None:
-        items = []
-        for page in dynamodb.get_paginator("scan").paginate(TableName=table):
-            items.extend(page.get("Items", []))
-        path = self.table_file(table)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(items, indent=1, sort_keys=True))
-
-    def restore_table(self, dynamodb: Any, table: str) -> None:
-        path = self.table_file(table)
-        if path.exists():
-            for item in json.loads(path.read_text()):
-                dynamodb.put_item(TableName=table, Item=item)
-
-    def save_schedules(self, schedules: list[dict[str, Any]]) -> None:
-        fields = ("Name", "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow",
-                  "ActionAfterCompletion", "Target")
-        kept = [{name: schedule[name] for name in fields if name in schedule} for schedule in schedules]
-        (self.root / "schedules.json").write_text(json.dumps(kept, indent=1, sort_keys=True, default=str))
-
-    def restore_schedules(self, scheduler: Any) -> None:
-        path = self.root / "schedules.json"
-        for schedule in json.loads(path.read_text()) if path.exists() else []:
-            scheduler.create_schedule(**schedule)
-
-    def counters(self) -> dict[str, int]:
-        path = self.root / "deliveries.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    def save_counters(self, counters: dict[str, int]) -> None:
-        (self.root / "deliveries.json").write_text(json.dumps(counters, indent=1, sort_keys=True))
-
-
-def _clone_without_executions(machine: StateMachine, memo: dict[int, Any]) -> StateMachine:
-    """moto 5.2.1 deep-copies the state machine, running executions (thread locks) included, on every
-    StartExecution, which fails from the second execution on; the clone needs only the definition."""
-    executions, machine.executions = machine.executions, []
-    try:
-        return copy._reconstruct(machine, memo, *machine.__reduce_ex__(4))  # type: ignore[attr-defined]
-    finally:
-        machine.executions = executions
 
 
 class LocalAWS:
@@ -433,8 +79,7 @@ class LocalAWS:
         self.app = load_app(self.project_dir / template, profile.parameters)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                                       "lambda": {"use_docker": False}})
-        self._original_invoke: Callable[..., Any] | None = None
-        self._original_process_request: Callable[..., Any] | None = None
+        self._patches: Any = None
         self._naming = threading.Lock()
         self._saved_environment: dict[str, str] = {}
         self.rule_queues: dict[str, str] = {}
@@ -451,24 +96,14 @@ class LocalAWS:
                            "DRIFTLOOP_ARTIFACT_CACHE": str(self.workspace.root / "cache")})
         self.workspace.root.mkdir(parents=True, exist_ok=True)
         self._mock.start()
-        output = _HandlerOutput(self._console, self.workspace.root / "logs")
+        output = HandlerOutput(self._console, self.workspace.root / "logs")
         sys.stdout = output
         self.dispatcher = Dispatcher(self.app, {"DRIFTLOOP_WORKSPACE": str(self.workspace.root),
                                                 "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
                                                 UPDATE_SECONDS_VARIABLE: str(self.profile.endpoint_update_seconds)},
                                      self.faults, output)
-        dispatcher = self.dispatcher
-        self._original_invoke = LambdaSimpleBackend.invoke
-
-        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
-                   response_headers: dict[str, str]) -> bytes:
-            return dispatcher.invoke(function_name, body, response_headers)
-
-        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
-        self._original_process_request = BotocoreStubber.process_request
-        BotocoreStubber.process_request = _atomic_aws_calls(BotocoreStubber.process_request)  # type: ignore[method-assign]
-        StateMachine.__deepcopy__ = _clone_without_executions  # type: ignore[attr-defined]
-        ErrorEqualsDecl._eval_body = _error_equals_as_in_aws  # type: ignore[method-assign]
+        self._patches = patched_moto(self.dispatcher)
+        self._patches.__enter__()
         try:
             self._provision()
         except Exception:
@@ -488,13 +123,9 @@ class LocalAWS:
             self.save()
         finally:
             sys.stdout = self._console
-            if self._original_invoke is not None:
-                LambdaSimpleBackend.invoke = self._original_invoke  # type: ignore[method-assign]
-            if self._original_process_request is not None:
-                BotocoreStubber.process_request = self._original_process_request  # type: ignore[method-assign]
-            if "__deepcopy__" in vars(StateMachine):
-                del StateMachine.__deepcopy__
-            ErrorEqualsDecl._eval_body = _MOTO_ERROR_EQUALS  # type: ignore[method-assign]
+            if self._patches is not None:
+                self._patches.__exit__(None, None, None)
+                self._patches = None
             self._mock.stop()
             os.environ.clear()
             os.environ.update(self._saved_environment)

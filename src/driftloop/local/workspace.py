@@ -1,0 +1,80 @@
+"""The local workspace: what the embedded AWS keeps between commands, under one folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+
+class Workspace:
+    """S3 objects, DynamoDB items, one-time schedules and counters kept between commands under one folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects = root / "s3" / "objects"
+        self.index_file = root / "s3" / "index.json"
+
+    def load_index(self) -> dict[str, dict[str, Any]]:
+        return json.loads(self.index_file.read_text()) if self.index_file.exists() else {}
+
+    def save_s3(self, s3: Any, buckets: list[str]) -> None:
+        self.objects.mkdir(parents=True, exist_ok=True)
+        index: dict[str, dict[str, Any]] = {}
+        for bucket in buckets:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for entry in page.get("Contents", []):
+                    response = s3.get_object(Bucket=bucket, Key=entry["Key"])
+                    body = response["Body"].read()
+                    digest = hashlib.sha256(body).hexdigest()
+                    blob = self.objects / digest
+                    if not blob.exists():
+                        blob.write_bytes(body)
+                    index[f"{bucket}/{entry['Key']}"] = {
+                        "bucket": bucket, "key": entry["Key"], "sha256": digest,
+                        "content_type": response.get("ContentType", "binary/octet-stream"),
+                        "last_modified": entry["LastModified"].isoformat(),
+                    }
+        self.index_file.parent.mkdir(parents=True, exist_ok=True)
+        self.index_file.write_text(json.dumps(index, indent=1, sort_keys=True))
+
+    def restore_s3(self, s3: Any) -> None:
+        for entry in sorted(self.load_index().values(), key=lambda item: item["last_modified"]):
+            s3.put_object(Bucket=entry["bucket"], Key=entry["key"], ContentType=entry["content_type"],
+                          Body=(self.objects / entry["sha256"]).read_bytes())
+
+    def table_file(self, table: str) -> Path:
+        return self.root / "dynamodb" / f"{table}.json"
+
+    def save_table(self, dynamodb: Any, table: str) -> None:
+        items = []
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+            items.extend(page.get("Items", []))
+        path = self.table_file(table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(items, indent=1, sort_keys=True))
+
+    def restore_table(self, dynamodb: Any, table: str) -> None:
+        path = self.table_file(table)
+        if path.exists():
+            for item in json.loads(path.read_text()):
+                dynamodb.put_item(TableName=table, Item=item)
+
+    def save_schedules(self, schedules: list[dict[str, Any]]) -> None:
+        fields = ("Name", "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow",
+                  "ActionAfterCompletion", "Target")
+        kept = [{name: schedule[name] for name in fields if name in schedule} for schedule in schedules]
+        (self.root / "schedules.json").write_text(json.dumps(kept, indent=1, sort_keys=True, default=str))
+
+    def restore_schedules(self, scheduler: Any) -> None:
+        path = self.root / "schedules.json"
+        for schedule in json.loads(path.read_text()) if path.exists() else []:
+            scheduler.create_schedule(**schedule)
+
+    def counters(self) -> dict[str, int]:
+        path = self.root / "deliveries.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def save_counters(self, counters: dict[str, int]) -> None:
+        (self.root / "deliveries.json").write_text(json.dumps(counters, indent=1, sort_keys=True))

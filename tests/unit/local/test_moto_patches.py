@@ -1,0 +1,56 @@
+"""The local runtime's changes to moto: installed for a block, removed after it, and checked against moto."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.botocore_stubber import BotocoreStubber
+from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+
+from driftloop.errors import ConfigurationError
+from driftloop.local import moto_patches
+from driftloop.local.moto_patches import check_moto_internals, patched_moto
+
+
+class _Dispatcher:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+        self.calls.append(function_name)
+        return b"{}"
+
+
+def test_the_installed_moto_has_every_internal_the_runtime_patches() -> None:
+    check_moto_internals()
+
+
+def test_a_moto_without_a_patched_internal_fails_with_a_message_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(ErrorEqualsDecl, "_STATE_ALL_ERROR")
+    with pytest.raises(ConfigurationError, match=r"ErrorEqualsDecl\._STATE_ALL_ERROR.*") as raised:
+        check_moto_internals()
+    assert "moto_patches.py" in str(raised.value)
+
+
+def test_the_patches_hold_inside_the_block_and_are_gone_after_it() -> None:
+    originals = (LambdaSimpleBackend.invoke, BotocoreStubber.process_request, ErrorEqualsDecl._eval_body)
+    dispatcher = _Dispatcher()
+    with patched_moto(dispatcher):  # type: ignore[arg-type]
+        assert LambdaSimpleBackend.invoke is not originals[0]
+        assert LambdaSimpleBackend.invoke(None, "fn", None, b"{}", {}, {}) == b"{}"
+        assert BotocoreStubber.process_request is not originals[1]
+        assert ErrorEqualsDecl._eval_body is moto_patches._error_equals_as_in_aws
+        assert "__deepcopy__" in vars(StateMachine)
+    assert dispatcher.calls == ["fn"]
+    assert (LambdaSimpleBackend.invoke, BotocoreStubber.process_request, ErrorEqualsDecl._eval_body) == originals
+    assert "__deepcopy__" not in vars(StateMachine)
+
+
+def test_the_patches_are_removed_when_the_block_fails() -> None:
+    original = LambdaSimpleBackend.invoke
+    with pytest.raises(RuntimeError), patched_moto(_Dispatcher()):  # type: ignore[arg-type]
+        raise RuntimeError("boom")
+    assert LambdaSimpleBackend.invoke is original
