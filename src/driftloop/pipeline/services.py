@@ -13,8 +13,9 @@ from typing import Any
 
 import boto3
 
-from driftloop.adapters.endpoint import Endpoint, SageMakerEndpoint
+from driftloop.adapters.endpoint import Endpoint
 from driftloop.adapters.ledger import Ledger
+from driftloop.adapters.sagemaker_endpoint import SageMakerEndpoint
 from driftloop.adapters.training import SageMakerTrainer, Trainer
 from driftloop.config import Settings
 from driftloop.errors import ConfigurationError

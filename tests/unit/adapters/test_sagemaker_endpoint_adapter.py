@@ -29,12 +29,12 @@ from driftloop.adapters.endpoint import (
     EndpointState,
     GuardrailPolicy,
     ModelSpec,
-    SageMakerEndpoint,
     Variant,
     normalise_endpoint_status,
     same_traffic_split,
     update_endpoint_request,
 )
+from driftloop.adapters.sagemaker_endpoint import SageMakerEndpoint
 from driftloop.errors import ConfigurationError, DriftloopError, InvalidInputError, TransientError
 
 NAME = "recs"
