@@ -1,7 +1,8 @@
 """The endpoint port: which models serve behind which variants, at which weights.
 
-``driftloop.adapters.sagemaker_endpoint.SageMakerEndpoint`` drives a real endpoint; ``driftloop.local.adapters.SimulatedEndpoint`` keeps the
-same state in the local workspace and serves recommendations with the same inference code.
+``driftloop.adapters.sagemaker_endpoint.SageMakerEndpoint`` drives a real endpoint;
+``driftloop.local.adapters.SimulatedEndpoint`` keeps the same state in the local workspace and serves
+recommendations with the same inference code.
 
 Every change waits for ``InService``: a call that finds the endpoint creating or updating raises
 ``TransientError`` so the state machine retries it later, and a call whose change is already live or

@@ -11,7 +11,7 @@ from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS, Profile, find_project_dir
 from driftloop.local.shop import Shop, latest_run, ledger, model_name, reset_workspace, seed, upload_month
 from driftloop.report.build import build_report
-from driftloop.report.sources import WorkspaceStore
+from driftloop.report.reading import WorkspaceStore
 from driftloop.simulate import Scenario, SimulatorConfig
 
 

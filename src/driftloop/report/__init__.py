@@ -1,6 +1,6 @@
 """The driftloop report: one self-contained HTML page (and PNG charts) auditing every run."""
 
 from driftloop.report.build import build_report
-from driftloop.report.sources import ObjectStore, S3Store, WorkspaceStore
+from driftloop.report.reading import ObjectStore, S3Store, WorkspaceStore
 
 __all__ = ["ObjectStore", "S3Store", "WorkspaceStore", "build_report"]

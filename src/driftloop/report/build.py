@@ -7,10 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from driftloop.report.charts import conversion_chart, cost_chart, drift_chart
-from driftloop.report.content import ReportContent, build_content
 from driftloop.report.html import Charts, render_page
-from driftloop.report.loading import load_report_input
-from driftloop.report.sources import ObjectStore
+from driftloop.report.reading import ObjectStore, ReportContent, build_content, load_report_input
 
 REPORT_FILE = "report.html"
 DATA_FILE = "report.json"

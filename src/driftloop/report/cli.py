@@ -9,7 +9,7 @@ from typing import Any
 
 from driftloop.errors import DriftloopError
 from driftloop.report.build import build_report
-from driftloop.report.sources import ObjectStore, S3Store, WorkspaceStore
+from driftloop.report.reading import ObjectStore, S3Store, WorkspaceStore
 
 DEFAULT_WORKSPACE = ".driftloop"
 EXIT_ERROR = 2

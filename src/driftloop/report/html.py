@@ -10,9 +10,9 @@ from html import escape
 from typing import Any
 
 from driftloop.report.charts import format_usd
-from driftloop.report.content import ReportContent
 from driftloop.report.decisions import DecisionRow, as_interval
 from driftloop.report.extract import RunSummary, parse_time, run_anchor
+from driftloop.report.reading import ReportContent
 
 OUTCOME_COLOURS = {
     "promoted": "#2e7d32", "rolled_back": "#d84315", "failed": "#c62828", "challenger_rejected": "#ef6c00",

@@ -21,7 +21,7 @@ from driftloop.report.extract import (
     summarise_run,
     training_costs,
 )
-from driftloop.report.loading import COUNT_SCHEMA
+from driftloop.report.reading import COUNT_SCHEMA
 
 
 def counts(rows: list[tuple[datetime, str, str, int, int]]) -> pa.Table:

@@ -13,8 +13,7 @@ from report_fixtures import T0, MemoryStore, feedback_table, first_deployment_re
 
 from driftloop.errors import InvalidInputError, NotFoundError
 from driftloop.report import cli
-from driftloop.report.loading import combine_counts, load_report_input, time_counts
-from driftloop.report.sources import WorkspaceStore
+from driftloop.report.reading import WorkspaceStore, combine_counts, load_report_input, time_counts
 
 
 def test_counts_per_unit_treat_null_conversions_as_misses() -> None:

@@ -1,0 +1,278 @@
+"""Everything the report shows, read once from a bucket's objects (in a local workspace or in S3).
+
+Only three prefixes matter: ``runs/<run_id>/record.json`` (run records), ``reports/<run_id>/...``
+(drift reports and A/B stage decisions) and ``feedback/<endpoint>/date=YYYY-MM-DD/*.parquet``.
+
+Feedback is reduced file by file to counts per time unit, variant and endpoint, so the report's
+memory does not grow with the number of requests served. The unit (second, minute or hour) follows
+the days the feedback partitions span, which bounds the counts to about 86,400 per variant.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from driftloop.errors import InvalidInputError, NotFoundError
+from driftloop.report.decisions import DecisionRow, decision_rows
+from driftloop.report.extract import (
+    ABWindow,
+    ConversionSeries,
+    CostSummary,
+    DriftScores,
+    Lineage,
+    RunMarker,
+    RunSummary,
+    ab_windows,
+    conversion_series,
+    count_unit,
+    drift_scores,
+    lineage,
+    run_labels,
+    run_markers,
+    summarise_run,
+    training_costs,
+)
+from driftloop.storage import is_parquet_name
+
+RUNS_PREFIX = "runs/"
+REPORTS_PREFIX = "reports/"
+FEEDBACK_PREFIX = "feedback/"
+WORKSPACE_INDEX = Path("s3") / "index.json"
+WORKSPACE_OBJECTS = Path("s3") / "objects"
+
+
+class ObjectStore(Protocol):
+    """Read-only access to one bucket's objects by key."""
+
+    @property
+    def location(self) -> str:
+        """How the bucket is named to readers of the report."""
+        ...
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``, sorted."""
+        ...
+
+    def read(self, key: str) -> bytes: ...
+
+
+def read_json(store: ObjectStore, key: str) -> Any:
+    return json.loads(store.read(key))
+
+
+class WorkspaceStore:
+    """The data bucket of a local workspace (``driftloop --workspace DIR``), read from its S3 snapshot.
+
+    The snapshot is written when a local command ends, so a command still running is not yet seen.
+    Without ``bucket``, the bucket holding run records (else feedback) is the data bucket.
+    """
+
+    def __init__(self, workspace: Path, bucket: str | None = None) -> None:
+        index_file = workspace / WORKSPACE_INDEX
+        if not index_file.exists():
+            raise NotFoundError(f"{workspace} is not a driftloop workspace with S3 objects (no {WORKSPACE_INDEX})")
+        entries = json.loads(index_file.read_text()).values()
+        self.bucket = bucket or _data_bucket(entries, workspace)
+        self.workspace = workspace
+        self._blobs = {entry["key"]: entry["sha256"] for entry in entries if entry["bucket"] == self.bucket}
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket} in workspace {self.workspace}"
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(key for key in self._blobs if key.startswith(prefix))
+
+    def read(self, key: str) -> bytes:
+        if key not in self._blobs:
+            raise NotFoundError(f"s3://{self.bucket}/{key} is not in workspace {self.workspace}")
+        return (self.workspace / WORKSPACE_OBJECTS / self._blobs[key]).read_bytes()
+
+
+def _data_bucket(entries: Any, workspace: Path) -> str:
+    buckets: dict[str, set[str]] = {}
+    for entry in entries:
+        buckets.setdefault(entry["bucket"], set()).add(entry["key"].split("/", 1)[0] + "/")
+    for prefix in (RUNS_PREFIX, FEEDBACK_PREFIX):
+        holding = sorted(name for name, prefixes in buckets.items() if prefix in prefixes)
+        if holding:
+            return holding[0]
+    raise NotFoundError(f"workspace {workspace} holds no run records or feedback yet")
+
+
+class S3Store:
+    """A data bucket in AWS, through a boto3 S3 client (passed in; this module does not import boto3)."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client, self.bucket = client, bucket
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}"
+
+    def keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            found.extend(entry["Key"] for entry in page.get("Contents", []))
+        return sorted(found)
+
+    def read(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+
+COUNT_SCHEMA = pa.schema([
+    ("time", pa.timestamp("us", tz="UTC")),
+    ("endpoint", pa.string()),
+    ("variant", pa.string()),
+    ("served", pa.int64()),
+    ("conversions", pa.int64()),
+])
+UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+_AB_STAGE = re.compile(r"ab-stage-(\d+)-(\d+)\.json$")
+_DATE_PARTITION = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """Run records oldest first; per run its drift report and A/B stage decisions; feedback counts."""
+
+    location: str
+    records: list[dict[str, Any]]
+    drift_reports: dict[str, dict[str, Any]]
+    ab_stages: dict[str, list[dict[str, Any]]]
+    feedback: pa.Table
+    feedback_unit: str = "minute"
+
+
+def time_counts(feedback: pa.Table, endpoint: str, unit: str) -> pa.Table:
+    """Requests served and converted per ``unit`` of time and variant (null ``converted`` counts as no)."""
+    if unit not in UNIT_SECONDS:
+        raise InvalidInputError(f"unit must be one of {sorted(UNIT_SECONDS)}, got {unit!r}")
+    for column in ("variant", "served_at", "converted"):
+        if column not in feedback.column_names:
+            raise InvalidInputError(f"feedback of endpoint {endpoint!r} lacks column {column!r}")
+    served_at = feedback.column("served_at")
+    if not pa.types.is_timestamp(served_at.type) or served_at.type.tz is None:
+        raise InvalidInputError(f"feedback served_at must be a timezone-aware timestamp, got {served_at.type}")
+    table = pa.table({
+        "time": pc.floor_temporal(served_at.cast(pa.timestamp("us", tz="UTC")), unit=unit),
+        "variant": feedback.column("variant").cast(pa.string()),
+        "converted": pc.fill_null(feedback.column("converted").cast(pa.bool_()), False).cast(pa.int64()),
+    }).filter(pc.is_valid(pc.field("variant")) & pc.is_valid(pc.field("time")))
+    grouped = table.group_by(["time", "variant"]).aggregate([("converted", "count"), ("converted", "sum")])
+    return pa.table({
+        "time": grouped.column("time"),
+        "endpoint": pa.array([endpoint] * grouped.num_rows, pa.string()),
+        "variant": grouped.column("variant"),
+        "served": grouped.column("converted_count").cast(pa.int64()),
+        "conversions": grouped.column("converted_sum").cast(pa.int64()),
+    }, schema=COUNT_SCHEMA)
+
+
+def combine_counts(tables: list[pa.Table]) -> pa.Table:
+    """Counts of several files summed per time, endpoint and variant, in time order."""
+    if not tables:
+        return COUNT_SCHEMA.empty_table()
+    grouped = pa.concat_tables(tables).group_by(["time", "endpoint", "variant"]).aggregate(
+        [("served", "sum"), ("conversions", "sum")])
+    table = pa.table({name: grouped.column(f"{name}_sum" if name in ("served", "conversions") else name)
+                      for name in COUNT_SCHEMA.names}, schema=COUNT_SCHEMA)
+    return table.sort_by([("time", "ascending"), ("endpoint", "ascending"), ("variant", "ascending")])
+
+
+def load_feedback(store: ObjectStore) -> tuple[pa.Table, str]:
+    """Counts of every feedback file, and the unit they are counted in."""
+    keys = [key for key in store.keys(FEEDBACK_PREFIX) if is_parquet_name(key)]
+    unit = count_unit(sorted({date.fromisoformat(match.group(1))
+                              for match in map(_DATE_PARTITION.search, keys) if match}))
+    counts = []
+    for key in keys:
+        endpoint = key[len(FEEDBACK_PREFIX):].split("/", 1)[0]
+        table = pq.read_table(io.BytesIO(store.read(key)), columns=["variant", "served_at", "converted"])
+        counts.append(time_counts(table, endpoint, unit))
+    return combine_counts(counts), unit
+
+
+def load_records(store: ObjectStore) -> list[dict[str, Any]]:
+    records = [read_json(store, key) for key in store.keys(RUNS_PREFIX) if key.endswith("/record.json")]
+    return sorted(records, key=lambda record: (str(record.get("started_at", "")), str(record.get("run_id", ""))))
+
+
+def _stage_order(key: str) -> tuple[int, int]:
+    match = _AB_STAGE.search(key)
+    return (int(match.group(1)), int(match.group(2))) if match else (-1, -1)
+
+
+def load_report_input(store: ObjectStore) -> ReportInput:
+    records = load_records(store)
+    drift_reports: dict[str, dict[str, Any]] = {}
+    ab_stages: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        run_id = record["run_id"]
+        available = store.keys(f"{REPORTS_PREFIX}{run_id}/")
+        report_key = (record.get("evidence", {}).get("drift") or {}).get("report_key")
+        if report_key in available:
+            drift_reports[run_id] = read_json(store, report_key)
+        stage_keys = sorted((key for key in available if _AB_STAGE.search(key)), key=_stage_order)
+        if stage_keys:
+            ab_stages[run_id] = [read_json(store, key) for key in stage_keys]
+    feedback, unit = load_feedback(store)
+    return ReportInput(store.location, records, drift_reports, ab_stages, feedback, unit)
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    source: ReportInput
+    generated_at: datetime
+    labels: dict[str, str]
+    runs: list[RunSummary]
+    decisions: list[DecisionRow]
+    conversion: ConversionSeries
+    markers: list[RunMarker]
+    windows: list[ABWindow]
+    drift: DriftScores
+    costs: CostSummary
+    lineage: Lineage
+
+    @property
+    def model_names(self) -> list[str]:
+        return sorted({str(record["model"]) for record in self.source.records if record.get("model")})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "location": self.source.location,
+            "generated_at": self.generated_at.isoformat(),
+            "runs": [run.to_dict() for run in self.runs],
+            "decisions": [row.to_dict() for row in self.decisions],
+            "conversion": self.conversion.to_dict(),
+            "drift": self.drift.to_dict(),
+            "costs": self.costs.to_dict(),
+            "lineage": self.lineage.to_dict(),
+        }
+
+
+def build_content(source: ReportInput, generated_at: datetime) -> ReportContent:
+    records = source.records
+    return ReportContent(
+        source=source,
+        generated_at=generated_at,
+        labels=run_labels(records),
+        runs=[summarise_run(record) for record in records],
+        decisions=decision_rows(records),
+        conversion=conversion_series(source.feedback, UNIT_SECONDS[source.feedback_unit]),
+        markers=run_markers(records),
+        windows=ab_windows(records),
+        drift=drift_scores(records, source.drift_reports),
+        costs=training_costs(records),
+        lineage=lineage(records),
+    )
