@@ -10,10 +10,15 @@ export SAM_CLI_TELEMETRY := 0
 
 .PHONY: demo test venv lint events build sizes validate checkov bench clean
 
-$(STAMP): pyproject.toml
+LOCK := layers/driftloop/requirements.txt
+
+# The layer's lock constrains the venv too (pip constraints take no extras: they are stripped), so the tests
+# run the versions Lambda runs.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	sed 's/\[[a-z,]*\]//' $(LOCK) > $(VENV)/constraints.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints.txt -e '.[local,dev]'
 	# MovieLens 100K ships inside the recbole wheel; its torch dependency is not needed to read it.
 	$(BIN)/python -m pip install --quiet --no-deps recbole==1.2.1
 	touch $(STAMP)
