@@ -8,7 +8,7 @@ SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: demo test venv lint events build sizes validate checkov bench clean
+.PHONY: demo test venv lint events docs build sizes validate checkov bench clean
 
 LOCK := layers/driftloop/requirements.txt
 
@@ -38,6 +38,10 @@ lint: $(STAMP)
 
 events: $(STAMP)
 	$(BIN)/python -m driftloop.local.samples events
+
+# docs/deploy.md's parameter table, from template.yaml (a test fails when it is stale).
+docs: $(STAMP)
+	$(BIN)/python scripts/parameter_table.py
 
 $(SAM_VENV)/.installed:
 	$(PYTHON) -m venv $(SAM_VENV)
