@@ -7,6 +7,7 @@ the page itself contains. Exit codes: 0 written, 2 bad arguments, 3 Chromium mis
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,28 @@ def screenshot(page: Path, out: Path, width: int = DEFAULT_WIDTH, height: int = 
     if result.returncode != 0 or not out.exists():
         raise RuntimeError(f"chromium exited {result.returncode} without a screenshot: {result.stderr[-2000:]}")
     return out
+
+
+_WIDTH_PROBE = ("<script>document.body.setAttribute('data-widths', document.documentElement.scrollWidth + ' ' + "
+                "document.documentElement.clientWidth);</script>")
+
+
+def page_widths(page: Path, width: int, timeout: float = 120.0) -> tuple[int, int]:
+    """(width the page's content needs, width the window shows) of ``page`` rendered ``width`` pixels wide:
+    the first exceeding the second means the reader must scroll sideways."""
+    chromium = find_chromium()
+    if chromium is None:
+        raise FileNotFoundError(f"no Chromium found (looked for {', '.join(CHROMIUM_NAMES)})")
+    with tempfile.TemporaryDirectory(prefix="driftloop-chromium-") as folder:
+        probe = Path(folder) / page.name
+        probe.write_text(page.read_text(encoding="utf-8") + _WIDTH_PROBE, encoding="utf-8")
+        command = chromium_command(chromium, probe, Path(folder) / "unused.png", Path(folder) / "profile", width, 800)
+        command[command.index(f"--screenshot={Path(folder) / 'unused.png'}")] = "--dump-dom"
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    found = re.search(r'data-widths="(\d+) (\d+)"', result.stdout)
+    if result.returncode != 0 or found is None:
+        raise RuntimeError(f"chromium exited {result.returncode} without the page's widths: {result.stderr[-2000:]}")
+    return int(found.group(1)), int(found.group(2))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Any
 
@@ -14,36 +15,48 @@ table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding
 .decision{display:inline-block;color:#fff;padding:.3rem .8rem;border-radius:.3rem;font-weight:bold}
 .feature{border-top:1px solid #ddd;margin-top:1.5rem;padding-top:.5rem}
 .drifted{color:#c62828;font-weight:bold}.legend span{margin-right:1rem}
+.chart{max-width:100%;overflow-x:auto}
 """
 
 
+def _share_ticks(top: float) -> list[float]:
+    """Round shares from 0 to at least ``top`` for the y axis: 4 to 6 steps of 1, 2 or 5 x 10^k."""
+    raw = top / 5
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(multiple * magnitude for multiple in (1, 2, 5, 10) if multiple * magnitude >= raw)
+    return [step * index for index in range(math.ceil(top / step - 1e-9) + 1)]
+
+
 def _bar_chart(distribution: dict[str, Any]) -> str:
+    """Reference and current share of rows per bin or category, on a labelled y axis of shares."""
     labels = distribution["labels"]
     if not labels:
         return "<p>No values to draw.</p>"
     reference, current = distribution["reference"], distribution["current"]
-    top = max(max(reference), max(current), 1e-12)
-    width, height, bar = 30 * len(labels) + 60, 220, 12
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 90}" role="img">']
+    ticks = _share_ticks(max(max(reference), max(current), 1e-6))
+    top = ticks[-1]
+    left, slot, bar, height = 56, 30, 12, 220
+    width = left + slot * len(labels) + 10
+    digits = 0 if ticks[1] >= 0.01 else 1
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 100}" role="img" '
+             f'font-family="system-ui,sans-serif">',
+             f'<text x="12" y="{height / 2 + 10}" font-size="10" transform="rotate(-90 12 {height / 2 + 10})" '
+             f'text-anchor="middle">share of rows</text>']
+    for tick in ticks:
+        y = 10 + height * (1 - tick / top)
+        parts.append(f'<line x1="{left - 4}" y1="{y:.1f}" x2="{width}" y2="{y:.1f}" stroke="#e3e3e3"/>'
+                     f'<text x="{left - 6}" y="{y + 3:.1f}" font-size="9" text-anchor="end">{tick:.{digits}%}</text>')
     for index, label in enumerate(labels):
-        x = 40 + index * 30
-        for offset, share, colour in (
-            (0, reference[index], _REFERENCE_COLOUR),
-            (bar, current[index], _CURRENT_COLOUR),
-        ):
+        x = left + 2 + index * slot
+        for offset, share, colour in ((0, reference[index], _REFERENCE_COLOUR), (bar, current[index], _CURRENT_COLOUR)):
             bar_height = height * share / top
-            parts.append(
-                f'<rect x="{x + offset}" y="{height - bar_height:.1f}" width="{bar}" '
-                f'height="{bar_height:.1f}" '
-                f'fill="{colour}"><title>{escape(label)}: {share:.2%}</title></rect>'
-            )
-        parts.append(
-            f'<text x="{x + bar}" y="{height + 8}" font-size="9" '
-            f'transform="rotate(60 {x + bar} {height + 8})">'
-            f"{escape(label[:24])}</text>"
-        )
-    parts.append(f'<line x1="38" y1="{height}" x2="{width}" y2="{height}" stroke="#888"/>')
-    parts.append(f'<text x="0" y="10" font-size="10">{top:.1%}</text></svg>')
+            parts.append(f'<rect x="{x + offset}" y="{10 + height - bar_height:.1f}" width="{bar}" '
+                         f'height="{bar_height:.1f}" fill="{colour}">'
+                         f'<title>{escape(label)}: {share:.2%}</title></rect>')
+        parts.append(f'<text x="{x + bar}" y="{height + 20}" font-size="9" '
+                     f'transform="rotate(60 {x + bar} {height + 20})">{escape(label[:24])}</text>')
+    parts.append(f'<line x1="{left - 4}" y1="{10 + height}" x2="{width}" y2="{10 + height}" stroke="#888"/>'
+                 f'<line x1="{left - 4}" y1="10" x2="{left - 4}" y2="{10 + height}" stroke="#888"/></svg>')
     return "".join(parts)
 
 
@@ -94,7 +107,7 @@ def render_report(report: dict[str, Any], title: str) -> str:
             sections.append(f"<p>New categories: {escape(', '.join(feature['new_categories'][:50]))}</p>")
         if feature.get("missing_categories"):
             sections.append(f"<p>Vanished categories: {escape(', '.join(feature['missing_categories'][:50]))}</p>")
-        sections.append(_bar_chart(feature["distribution"]))
+        sections.append(f"<div class='chart'>{_bar_chart(feature['distribution'])}</div>")
         sections.append(_statistics_table(feature["statistics"]) + "</div>")
     sections.append("</body></html>")
     return "\n".join(sections)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import math
+import textwrap
 from datetime import timedelta
 
 import numpy as np
@@ -40,7 +42,7 @@ def format_usd(value: float) -> str:
         return f"${value:,.2f}"
     if abs(value) >= 0.01:
         return f"${value:.3f}"
-    return f"${value:.2g}"
+    return f"${value:.{1 - math.floor(math.log10(abs(value)))}f}"  # two significant digits, never 6.4e-05
 
 
 def _with_gaps(starts: list, values: np.ndarray, step: timedelta) -> tuple[list, np.ndarray]:
@@ -55,8 +57,8 @@ def _with_gaps(starts: list, values: np.ndarray, step: timedelta) -> tuple[list,
     return times, np.array(out, dtype=float)
 
 
-def conversion_chart(series: ConversionSeries, markers: list[RunMarker], windows: list[ABWindow],
-                     labels: dict[str, str]) -> bytes:
+def conversion_figure(series: ConversionSeries, markers: list[RunMarker], windows: list[ABWindow],
+                      labels: dict[str, str]) -> Figure:
     """Conversion rate per variant and bucket (95% Wilson band), requests below, model changes marked."""
     figure = Figure(figsize=(11, 5.6))
     rates_axis, served_axis = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
@@ -87,13 +89,15 @@ def conversion_chart(series: ConversionSeries, markers: list[RunMarker], windows
         for axis in (rates_axis, served_axis):
             axis.axvline(marker.at, color=colour, linestyle="--", linewidth=1.2)
         rates_axis.annotate(f"{labels.get(marker.run_id, marker.run_id)} {MARKER_WORDS[marker.kind]}",
-                            (mdates.date2num(marker.at), top), xytext=(3, -12), textcoords="offset points",
-                            color=colour, fontsize=8, fontweight="bold", rotation=0)
+                            (mdates.date2num(marker.at), 0), xytext=(-3, 4), textcoords="offset points",
+                            color=colour, fontsize=7.5, fontweight="bold", rotation=90, ha="right", va="bottom")
     rates_axis.set_ylim(0, max(top, 0.05) * 1.08)
     rates_axis.set_ylabel("conversion rate")
     rates_axis.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
-    rates_axis.set_title(f"Conversion per variant, per {series.bucket.label} (band: 95% interval)", loc="left")
-    rates_axis.legend(loc="upper left", fontsize=8, frameon=False, ncols=3)
+    rates_axis.set_title(f"Conversion per variant, per {series.bucket.label} (band: 95% interval)", loc="left",
+                         pad=22)
+    rates_axis.legend(loc="lower left", bbox_to_anchor=(0, 1.0), fontsize=8, frameon=False, ncols=3,
+                      borderaxespad=0.2)
     rates_axis.grid(alpha=0.3)
     served_axis.set_ylabel("requests")
     served_axis.grid(alpha=0.3)
@@ -102,16 +106,16 @@ def conversion_chart(series: ConversionSeries, markers: list[RunMarker], windows
     served_axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     served_axis.set_xlabel("served at (UTC)")
     figure.align_ylabels()
-    return _png(figure)
+    return figure
 
 
-def drift_chart(scores: DriftScores, labels: dict[str, str], columns: int = 4) -> bytes:
+def drift_figure(scores: DriftScores, labels: dict[str, str], columns: int = 4) -> Figure:
     """One panel per feature: PSI and JS distance across the runs that compared data, each with its
     threshold; runs where the feature drifted are ringed. Panels start with the features closest to
     (or furthest past) their thresholds."""
     features = sorted(scores.features, key=lambda name: -_threshold_ratio(scores, name))
     rows = -(-len(features) // columns)
-    figure = Figure(figsize=(11, 0.4 + 2.15 * rows))
+    figure = Figure(figsize=(11, 0.6 + 2.5 * rows))
     axes = np.atleast_1d(figure.subplots(rows, columns, sharex=True, squeeze=False)).ravel()
     positions = np.arange(len(scores.run_ids))
     ticks = [labels.get(run_id, run_id) for run_id in scores.run_ids]
@@ -128,9 +132,8 @@ def drift_chart(scores: DriftScores, labels: dict[str, str], columns: int = 4) -
                 axis.axhline(limit[0], color=colour, linestyle="--", linewidth=1.1)
             axis.scatter(positions[drifted], series[drifted], s=80, facecolors="none",
                          edgecolors=THRESHOLD_COLOUR, linewidths=1.8, zorder=3)
-        axis.set_title(name + ("  — drifted in " + ", ".join(t for t, d in zip(ticks, drifted, strict=True) if d)
-                               if drifted.any() else ""),
-                       loc="left", fontsize=9, color=THRESHOLD_COLOUR if drifted.any() else "#1f2933")
+        axis.set_title("\n".join([name, *_drifted_in(ticks, drifted)]), loc="left", fontsize=8.5,
+                       color=THRESHOLD_COLOUR if drifted.any() else "#1f2933")
         axis.set_ylim(bottom=0)
         axis.set_xlim(-0.5, len(positions) - 0.5)
         axis.grid(alpha=0.3)
@@ -138,14 +141,23 @@ def drift_chart(scores: DriftScores, labels: dict[str, str], columns: int = 4) -
     for axis in axes[len(features):]:
         axis.set_visible(False)
     for axis in axes[max(0, len(features) - columns):len(features)]:
-        axis.set_xticks(positions, ticks)
+        axis.set_xticks(positions, ticks, rotation=90 if len(ticks) > 6 else 0, fontsize=7)
         axis.tick_params(labelbottom=True)
     handles, names = axes[0].get_legend_handles_labels()
     handles.append(axes[0].scatter([], [], s=80, facecolors="none", edgecolors=THRESHOLD_COLOUR, linewidths=1.8))
     names.append("drifted")
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.3 / figure.get_figheight()))
     figure.legend(handles, names, loc="upper center", ncols=5, fontsize=9, frameon=False, bbox_to_anchor=(0.5, 1.0))
-    return _png(figure)
+    return figure
+
+
+def _drifted_in(ticks: list[str], drifted: np.ndarray, width: int = 34) -> list[str]:
+    """The runs a feature drifted in, on at most two lines of a panel's width (a count when they do not fit)."""
+    runs = [tick for tick, flag in zip(ticks, drifted, strict=True) if flag]
+    if not runs:
+        return []
+    lines = textwrap.wrap("drifted in " + ", ".join(runs), width)
+    return lines if len(lines) <= 2 else [f"drifted in {len(runs)} of {len(ticks)} runs,", f"last {runs[-1]}"]
 
 
 def _threshold_ratio(scores: DriftScores, name: str) -> float:
@@ -159,7 +171,7 @@ def _threshold_ratio(scores: DriftScores, name: str) -> float:
     return max(ratios)
 
 
-def cost_chart(costs: CostSummary, labels: dict[str, str]) -> bytes:
+def cost_figure(costs: CostSummary, labels: dict[str, str]) -> Figure:
     """Paid training cost per run, with what spot capacity saved stacked on top."""
     figure = Figure(figsize=(11, 3.4))
     axis = figure.subplots()
@@ -178,6 +190,19 @@ def cost_chart(costs: CostSummary, labels: dict[str, str]) -> bytes:
     axis.yaxis.set_major_formatter(lambda value, _: _text(format_usd(value)))
     axis.set_title(_text(f"Training cost per run — total {format_usd(costs.total_usd)} "
                          f"(spot saved {format_usd(costs.total_saving_usd)})"), loc="left")
-    axis.legend(loc="upper left", fontsize=8, frameon=False)
+    axis.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False, ncols=2, borderaxespad=0.2)
     axis.grid(alpha=0.3, axis="y")
-    return _png(figure)
+    return figure
+
+
+def conversion_chart(series: ConversionSeries, markers: list[RunMarker], windows: list[ABWindow],
+                     labels: dict[str, str]) -> bytes:
+    return _png(conversion_figure(series, markers, windows, labels))
+
+
+def drift_chart(scores: DriftScores, labels: dict[str, str]) -> bytes:
+    return _png(drift_figure(scores, labels))
+
+
+def cost_chart(costs: CostSummary, labels: dict[str, str]) -> bytes:
+    return _png(cost_figure(costs, labels))

@@ -40,7 +40,7 @@ th{background:#eef2f7;font-weight:600}td.num,th.num{text-align:right;font-varian
 tr.total td{font-weight:600;background:#f0f4f8}
 .badge{display:inline-block;color:#fff;border-radius:3px;padding:.05rem .45rem;font-size:.8rem;font-weight:600;
 white-space:nowrap}
-.muted{color:#7b8794}.small{font-size:.82rem}.bad{color:#c62828;font-weight:600}.good{color:#2e7d32;font-weight:600}
+.muted{color:#7b8794}.small{font-size:.82rem}ul.plain{margin:0;padding-left:1rem}.bad{color:#c62828;font-weight:600}.good{color:#2e7d32;font-weight:600}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.82rem;word-break:break-all}
 figure{margin:.4rem 0 1rem;background:#fff;border:1px solid #d9e2ec;border-radius:6px;padding:.5rem}
 figure img{width:100%;height:auto;display:block}figcaption{color:#52606d;font-size:.85rem;margin-top:.3rem}
@@ -252,17 +252,31 @@ def _decisions_table(content: ReportContent) -> str:
     return f"<table class='decisions'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _plain(value: Any) -> str:
+    """A parameter value as a reader would write it: numbers to 4 significant digits, no Python repr."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{key} {_plain(item)}" for key, item in sorted(value.items())) + ")"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_plain(item) for item in value) + "]"
+    return str(value)
+
+
 def _decision_details(retrain: dict[str, Any]) -> str:
     if not retrain:
         return ""
     reasons = "".join(f"<li>{_e(reason)}</li>" for reason in retrain.get("reasons") or [])
-    parameters = ", ".join(f"{k}={v}" for k, v in sorted((retrain.get("parameters") or {}).items()))
+    parameters = "".join(f"<li><b>{_e(k)}</b> {_e(_plain(v))}</li>"
+                         for k, v in sorted((retrain.get("parameters") or {}).items()))
     verdict = "retrain" if retrain.get("retrain") else "keep the champion"
     gain = _interval(retrain.get("expected_gain"), as_interval(retrain.get("gain_ci")), 4)
     facts = [("policy", f"{_e(retrain.get('policy'))}: {verdict}"), ("expected NDCG@10 gain", gain),
              ("staleness cost so far", _usd(retrain.get("staleness_cost"))),
              ("retraining cost", _usd(retrain.get("retraining_cost"))),
-             ("parameters", f"<code>{_e(parameters)}</code>" if parameters else "–")]
+             ("parameters", f"<ul class='small plain'>{parameters}</ul>" if parameters else "–")]
     if retrain.get("report_key"):
         facts.append(("full evidence", f"<code>{_e(retrain['report_key'])}</code>"))
     return "<h4>Retrain decision</h4>" + _facts(facts) + (f"<ul>{reasons}</ul>" if reasons else "")

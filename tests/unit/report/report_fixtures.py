@@ -129,3 +129,4 @@ def drift_report(psi_threshold: float = 0.2, js_threshold: float = 0.1,
                        "min_samples": 100, "overrides": overrides or {}, "retrain_min_features": 1,
                        "warn_fraction": 0.5, "completeness_tolerance": 0.01, "domain_tolerance": 0.0,
                        "correction": "benjamini-hochberg"}}
+

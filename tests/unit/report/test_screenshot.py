@@ -48,3 +48,15 @@ def test_report_renders_in_chromium(three_run_store: MemoryStore, tmp_path: Path
     charts = image.crop((0, 500, 1280, 2400)).getcolors(maxcolors=1 << 16)
     assert charts is None or len(charts) > 200, "the charts should be drawn (many distinct colours)"
 
+
+
+LAPTOP_WIDTH = 1366
+
+
+@needs_chromium
+def test_the_report_reads_on_a_laptop_screen_without_sideways_scrolling(three_run_store: MemoryStore,
+                                                                         tmp_path: Path) -> None:
+    page = build_report(three_run_store, tmp_path / "report")
+    needed, shown = screenshot_report.page_widths(page, LAPTOP_WIDTH)
+    assert needed <= shown, f"the report needs {needed} px on a {shown} px wide window"
+
