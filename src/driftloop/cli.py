@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from driftloop import __version__
+from driftloop import __version__, init_cli
 from driftloop.backtest import cli as backtest_cli
 from driftloop.data import cli as merge_cli
 from driftloop.drift import cli as drift_cli
@@ -27,7 +27,8 @@ SCENARIOS = ("seasonal", "no-drift", "worse-challenger", "online-loser", "failur
 
 
 def _local(args: argparse.Namespace, **kwargs: Any):  # noqa: ANN202 - a context manager from the local runtime
-    from driftloop.local.runtime import FaultPlan, LocalAWS, Profile, find_project_dir
+    from driftloop.application import find_project_dir
+    from driftloop.local.runtime import FaultPlan, LocalAWS, Profile
 
     project = Path(args.project).resolve() if args.project else find_project_dir()
     overrides = dict(item.split("=", 1) for item in (args.parameter or []))
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cli.add_parser(subparsers)
     backtest_cli.add_parser(subparsers)
     ab_cli.add_parser(subparsers)
+    init_cli.add_parser(subparsers)
     return parser
 
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from driftloop.application import find_project_dir
 from driftloop.local.runner import Runner
-from driftloop.local.runtime import FaultPlan, LocalAWS, Profile, find_project_dir
+from driftloop.local.runtime import FaultPlan, LocalAWS, Profile
 from driftloop.local.shop import Shop, latest_run, ledger, model_name, reset_workspace, seed, upload_month
 from driftloop.report.build import build_report
 from driftloop.report.reading import WorkspaceStore

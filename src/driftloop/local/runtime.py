@@ -27,7 +27,6 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from driftloop.errors import ConfigurationError
 from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE
 from driftloop.local.customers import LiveTraffic
 from driftloop.local.dispatcher import Dispatcher, FaultPlan, HandlerOutput
@@ -259,13 +258,3 @@ class LocalAWS:
         return self.client("stepfunctions").start_execution(
             stateMachineArn=self.app.state_machine_arn, name=self.execution_name(event),
             input=json.dumps(event))["executionArn"]
-
-
-def find_project_dir(start: Path | None = None) -> Path:
-    """The folder holding template.yaml: the current one or a parent."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "template.yaml").exists() and (folder / "statemachines").is_dir():
-            return folder
-    raise ConfigurationError(f"no template.yaml found in {here} or its parents; run driftloop from the project")
-
