@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from driftloop.console import ExitCode, Progress
 from driftloop.local.runner import Runner
-from driftloop.local.runtime import FaultPlan, LocalAWS, Profile, find_project_dir
+from driftloop.local.runtime import FaultPlan, LocalAWS, Profile
 from driftloop.local.world import Shop, latest_run, ledger, model_name, reset_workspace, seed, upload_month
 from driftloop.report.build import build_report
 from driftloop.report.sources import WorkspaceStore
@@ -51,22 +52,29 @@ SCENARIOS = {
 }
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace, project: Path, overrides: dict[str, str]) -> int:
+    """Run the scenario ``args.scenario`` in a fresh ``args.workspace``; 0 when it ends as it should.
+
+    With ``args.months`` shorter than the scenario, the story may end otherwise: that is reported, and only
+    a run that failed (where the scenario expects none) makes the exit code non-zero."""
     scenario = SCENARIOS[args.scenario]
     months = scenario.months[: args.months] if args.months else scenario.months
+    shortened = len(months) < len(scenario.months)
     workspace = Path(args.workspace)
+    profile = Profile.load(project, {**scenario.parameters, **overrides})
     reset_workspace(workspace)
-    project = Path(args.project).resolve() if args.project else find_project_dir()
-    overrides = {**scenario.parameters, **dict(item.split("=", 1) for item in (args.parameter or []))}
-    profile = Profile.load(project, overrides)
     printer = None if args.quiet else print
     print(f"driftloop demo — scenario {args.scenario}: {scenario.story}")
     print(f"workspace {workspace}")
-    with LocalAWS(project, workspace, profile) as world:
+    if args.months and args.months > len(scenario.months):
+        print(f"the scenario has {len(scenario.months)} month(s) of uploads; --months {args.months} uploads them all")
+    with Progress("demo months", total=len(months) + 1, quiet=args.quiet) as progress, \
+            LocalAWS(project, workspace, profile) as world:
         runner = Runner(world, printer)
         print("\n== month 0: launching the original model through the first-deployment branch")
         first = seed(world, runner, Shop(SimulatorConfig(seed=7), scenario.shop, 0), print)
         print(f"   first deployment: {first.get('outcome')}")
+        progress.advance(f"month 0: {first.get('outcome')}")
         shop = Shop.load(world.workspace.root)
         for month in months:
             world.faults = FaultPlan({k: [list(step) for step in v] for k, v in scenario.faults.items()})
@@ -77,16 +85,25 @@ def run_demo(args: argparse.Namespace) -> int:
             runner.wait()
             last = latest_run(world)
             print(f"   {_summary(last)}")
+            progress.advance(f"month {month}: {last.get('outcome')}")
         runs = sorted(ledger(world).runs(model_name(world)), key=lambda run: run["started_at"])
     report = build_report(WorkspaceStore(workspace), workspace / "report")
     print("\n== runs")
     for run in runs:
         print(f"   {run['started_at'][:19]} {run['trigger'].get('key') or run['trigger']['type']:<28} {run['outcome']}")
     last = runs[-1] if runs else {}
+    outcome = last.get("outcome")
     print(f"\nlast run record: {last.get('record_uri')}")
     print(f"report: {report.resolve()}")
-    print(f"outcome: {last.get('outcome')} (expected for this scenario: {scenario.expected})")
-    return 0 if last.get("outcome") == scenario.expected else 1
+    if outcome == scenario.expected:
+        print(f"outcome: {outcome}, as this scenario should end")
+        return ExitCode.OK
+    if shortened:
+        print(f"outcome: {outcome}: the first {len(months)} of the scenario's {len(scenario.months)} months end "
+              f"there; the whole scenario ends {scenario.expected}")
+        return ExitCode.FAILED if outcome == "failed" else ExitCode.OK
+    print(f"outcome: {outcome}, but this scenario should end {scenario.expected}")
+    return ExitCode.FAILED
 
 
 def _summary(run: dict[str, Any]) -> str:
