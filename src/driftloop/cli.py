@@ -24,6 +24,7 @@ from driftloop.console import (
     fail,
     json_on_stdout,
     positive_int,
+    require_workspace,
     write_json,
 )
 from driftloop.data import cli as merge_cli
@@ -60,16 +61,6 @@ def _overrides(args: argparse.Namespace, project: Path) -> dict[str, str]:
     overrides = dict(args.parameter or [])
     check_overrides(project / "template.yaml", overrides)
     return overrides
-
-
-def require_workspace(path: Path) -> None:
-    """Commands that read a workspace never create one: a mistyped ``--workspace`` is an error."""
-    from driftloop.local.runtime import Workspace
-
-    if not Workspace(path).index_file.exists():
-        what = "is not a driftloop workspace" if path.exists() else "does not exist"
-        raise NotFoundError(f"workspace {path} {what}: `driftloop seed --workspace {path}` creates one "
-                            "(or pass the --workspace you seeded)")
 
 
 def _local(args: argparse.Namespace, *, existing: bool = True):  # noqa: ANN202 - the local runtime's context manager

@@ -15,6 +15,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, TextIO
 
+from driftloop.errors import NotFoundError
+
 STDOUT = "-"
 
 
@@ -116,6 +118,16 @@ def add_scenario_option(parser: Any, names: tuple[str, ...], help_text: str,
                         help=f"{help_text} (default {default}; an underscore spelling, e.g. no_drift, works too)")
 
 
+def require_workspace(path: Path) -> None:
+    """Commands that read a workspace never create one: a mistyped ``--workspace`` is an error."""
+    from driftloop.local.runtime import Workspace
+
+    if not Workspace(path).index_file.exists():
+        what = "is not a driftloop workspace" if path.exists() else "does not exist"
+        raise NotFoundError(f"workspace {path} {what}: `driftloop seed --workspace {path}` creates one "
+                            "(or pass the --workspace you seeded)")
+
+
 # -- progress -------------------------------------------------------------------------------------------
 def add_quiet_option(parser: argparse.ArgumentParser, what: str = "progress") -> None:
     parser.add_argument("--quiet", action="store_true", help=f"print no {what} (results and errors still print)")
@@ -131,7 +143,8 @@ class Progress:
 
     On a terminal: a bar (or, without ``total``, a spinner) with the elapsed time and, with ``total``, the
     estimated time left, redrawn in the background while the work runs. Elsewhere (a pipe, a CI log): one
-    plain line per step with the same numbers. With ``quiet``: nothing. Use as a context manager.
+    plain line per step with the same numbers, and a last line with the time taken unless every step was
+    counted. With ``quiet``: nothing. Use as a context manager.
 
     Parameters
     ----------
@@ -172,8 +185,6 @@ class Progress:
             return self
         if self.stream.isatty():
             self._start_bar()
-        elif self.total is None:
-            self._line("started")
         return self
 
     def _start_bar(self) -> None:

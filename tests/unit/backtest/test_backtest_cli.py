@@ -10,6 +10,7 @@ import pytest
 from backtest_fixtures import monthly_events
 
 from driftloop.backtest import cli
+from driftloop.console import ExitCode
 
 PER_PERIOD_FIELDS = {"period", "ndcg_at_10", "hit_rate_at_10", "users", "retrained", "staleness_cost"}
 STRATEGY_FIELDS = {
@@ -74,7 +75,7 @@ def test_user_parquet_with_custom_columns_writes_the_json(custom_parquet, tmp_pa
 
 def test_missing_columns_name_the_flags(custom_parquet, capsys):
     args = _parse("--data", custom_parquet, "--strategies", "never")
-    assert args.run(args) == cli.EXIT_ERROR
+    assert args.run(args) == ExitCode.BAD_INPUT
     error = capsys.readouterr().err
     assert "missing column(s) ['user_id', 'item_id', 'event_time']" in error
     assert "--user-col" in error and "customer" in error
@@ -85,7 +86,7 @@ def test_too_few_periods_from_the_command_line(custom_parquet, capsys):
         "--data", custom_parquet, "--user-col", "customer", "--item-col", "sku", "--time-col", "ts",
         "--period", "365-days",
     )  # fmt: skip
-    assert args.run(args) == cli.EXIT_ERROR
+    assert args.run(args) == ExitCode.BAD_INPUT
     assert "needs at least 2" in capsys.readouterr().err
 
 
@@ -102,7 +103,7 @@ def test_too_few_periods_from_the_command_line(custom_parquet, capsys):
 )
 def test_bad_arguments_fail_cleanly(arguments, message, capsys):
     args = _parse("--data", "synthetic", *arguments)
-    assert args.run(args) == cli.EXIT_ERROR
+    assert args.run(args) == ExitCode.USAGE
     assert message in capsys.readouterr().err
 
 
