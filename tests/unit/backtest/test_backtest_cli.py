@@ -91,19 +91,19 @@ def test_too_few_periods_from_the_command_line(custom_parquet, capsys):
 
 
 @pytest.mark.parametrize(
-    "arguments, message",
+    "arguments, message, code",
     [
-        (("--strategies", "A,Z"), "strategies must be some of"),
-        (("--period", "fortnight"), "--period"),
-        (("--data", "/nonexistent/folder"), "no such file"),
-        (("--value-per-point", "-1"), "value_per_point must be a number > 0"),
-        (("--hourly-price", "0"), "hourly_price must be a number > 0"),
-        (("--ab-exposure-cost", "-5"), "ab_exposure_cost must be a number >= 0"),
+        (("--strategies", "A,Z"), "strategies must be some of", ExitCode.USAGE),
+        (("--period", "fortnight"), "--period", ExitCode.USAGE),
+        (("--data", "/nonexistent/folder"), "no such file", ExitCode.BAD_INPUT),
+        (("--value-per-point", "-1"), "value_per_point must be a number > 0", ExitCode.USAGE),
+        (("--hourly-price", "0"), "hourly_price must be a number > 0", ExitCode.USAGE),
+        (("--ab-exposure-cost", "-5"), "ab_exposure_cost must be a number >= 0", ExitCode.USAGE),
     ],
 )
-def test_bad_arguments_fail_cleanly(arguments, message, capsys):
+def test_bad_arguments_fail_cleanly(arguments, message, code, capsys):
     args = _parse("--data", "synthetic", *arguments)
-    assert args.run(args) == ExitCode.USAGE
+    assert args.run(args) == code
     assert message in capsys.readouterr().err
 
 
