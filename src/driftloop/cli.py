@@ -40,34 +40,20 @@ SCENARIOS = ("seasonal", "no-drift", "worse-challenger", "online-loser", "failur
 FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
-def parameter_assignment(text: str) -> tuple[str, str]:
+def parameter_assignment(text: str) -> str:
     """``Name=Value`` of ``--parameter``."""
-    name, equals, value = text.partition("=")
-    if not equals or not name.strip():
+    name, equals, _ = text.partition("=")
+    if not equals or not name.strip() or name != name.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE (e.g. PsiThreshold=0.3)")
-    return name.strip(), value
-
-
-def _project(args: argparse.Namespace) -> Path:
-    from driftloop.local.runtime import find_project_dir
-
-    return Path(args.project).resolve() if args.project else find_project_dir()
-
-
-def _overrides(args: argparse.Namespace, project: Path) -> dict[str, str]:
-    """The ``--parameter`` values, checked against template.yaml's definitions like CloudFormation would."""
-    from driftloop.local.parameters import check_overrides
-
-    overrides = dict(args.parameter or [])
-    check_overrides(project / "template.yaml", overrides)
-    return overrides
+    return text
 
 
 def _local(args: argparse.Namespace, *, existing: bool = True):  # noqa: ANN202 - the local runtime's context manager
-    from driftloop.local.runtime import LocalAWS, Profile
+    from driftloop.local.parameters import parameter_overrides
+    from driftloop.local.runtime import LocalAWS, Profile, find_project_dir
 
-    project = _project(args)
-    overrides = _overrides(args, project)
+    project = Path(args.project).resolve() if args.project else find_project_dir()
+    overrides = parameter_overrides(project / "template.yaml", args.parameter)
     workspace = Path(args.workspace)
     if existing:
         require_workspace(workspace)
@@ -185,7 +171,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from driftloop.local.demo import run_demo
 
     started = time.time()
-    code = run_demo(args, _project(args), _overrides(args, _project(args)))
+    code = run_demo(args)
     print(f"demo finished in {time.time() - started:.0f} s")
     return code
 

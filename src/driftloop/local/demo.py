@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from driftloop.console import ExitCode, Progress
+from driftloop.local.parameters import parameter_overrides
 from driftloop.local.runner import Runner
-from driftloop.local.runtime import FaultPlan, LocalAWS, Profile
+from driftloop.local.runtime import FaultPlan, LocalAWS, Profile, find_project_dir
 from driftloop.local.world import Shop, latest_run, ledger, model_name, reset_workspace, seed, upload_month
 from driftloop.report.build import build_report
 from driftloop.report.sources import WorkspaceStore
@@ -52,15 +53,16 @@ SCENARIOS = {
 }
 
 
-def run_demo(args: argparse.Namespace, project: Path, overrides: dict[str, str]) -> int:
+def run_demo(args: argparse.Namespace) -> int:
     """Run the scenario ``args.scenario`` in a fresh ``args.workspace``; 0 when it ends as it should.
 
     With ``args.months`` shorter than the scenario, the story may end otherwise: that is reported, and only
     a run that failed (where the scenario expects none) makes the exit code non-zero."""
     scenario = SCENARIOS[args.scenario]
     months = scenario.months[: args.months] if args.months else scenario.months
-    shortened = len(months) < len(scenario.months)
     workspace = Path(args.workspace)
+    project = Path(args.project).resolve() if args.project else find_project_dir()
+    overrides = parameter_overrides(project / "template.yaml", args.parameter)
     profile = Profile.load(project, {**scenario.parameters, **overrides})
     reset_workspace(workspace)
     printer = None if args.quiet else print
@@ -92,18 +94,33 @@ def run_demo(args: argparse.Namespace, project: Path, overrides: dict[str, str])
     for run in runs:
         print(f"   {run['started_at'][:19]} {run['trigger'].get('key') or run['trigger']['type']:<28} {run['outcome']}")
     last = runs[-1] if runs else {}
-    outcome = last.get("outcome")
     print(f"\nlast run record: {last.get('record_uri')}")
     print(f"report: {report.resolve()}")
+    message, code = verdict(scenario, len(months), last.get("outcome"))
+    print(message)
+    return code
+
+
+def verdict(scenario: DemoScenario, months_run: int, outcome: str | None) -> tuple[str, ExitCode]:
+    """What the demo says of its last run's ``outcome``, and its exit code.
+
+    The whole scenario must end as it should. Its first ``months_run`` months alone may end otherwise:
+    that is reported, and fails only when the run failed where the scenario expects no failure.
+
+    Example
+    -------
+    >>> verdict(SCENARIOS["seasonal"], 6, "challenger_rejected")[1]
+    <ExitCode.OK: 0>
+    >>> verdict(SCENARIOS["seasonal"], 12, "challenger_rejected")[1]
+    <ExitCode.FAILED: 1>
+    """
     if outcome == scenario.expected:
-        print(f"outcome: {outcome}, as this scenario should end")
-        return ExitCode.OK
-    if shortened:
-        print(f"outcome: {outcome}: the first {len(months)} of the scenario's {len(scenario.months)} months end "
-              f"there; the whole scenario ends {scenario.expected}")
-        return ExitCode.FAILED if outcome == "failed" else ExitCode.OK
-    print(f"outcome: {outcome}, but this scenario should end {scenario.expected}")
-    return ExitCode.FAILED
+        return f"outcome: {outcome}, as this scenario should end", ExitCode.OK
+    if months_run < len(scenario.months):
+        message = (f"outcome: {outcome} after the first {months_run} of the scenario's {len(scenario.months)} "
+                   f"months (the whole scenario ends {scenario.expected})")
+        return message, ExitCode.FAILED if outcome == "failed" else ExitCode.OK
+    return f"outcome: {outcome}, but this scenario should end {scenario.expected}", ExitCode.FAILED
 
 
 def _summary(run: dict[str, Any]) -> str:

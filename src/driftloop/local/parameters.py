@@ -11,6 +11,7 @@ section; these checks are all CloudFormation would apply to it.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,9 +25,9 @@ def _number(name: str, value: str) -> float:
     try:
         number = float(value)
     except ValueError:
-        raise ConfigurationError(f"parameter {name}={value!r} must be a number") from None
+        raise ConfigurationError(f"parameter {name}={value} must be a number") from None
     if number != number or number in (float("inf"), float("-inf")):
-        raise ConfigurationError(f"parameter {name}={value!r} must be a finite number")
+        raise ConfigurationError(f"parameter {name}={value} must be a finite number")
     return number
 
 
@@ -65,13 +66,20 @@ def check_overrides(template_path: Path, overrides: Mapping[str, str]) -> None:
     """Raise ``ConfigurationError`` for an override the template does not declare or whose value it refuses."""
     template = load_yaml(template_path)
     declared = template.get("Parameters", {})
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        raise ConfigurationError(f"unknown parameter(s) {unknown}: {template_path.name} declares "
-                                 f"{', '.join(sorted(declared))}")
+    for name in sorted(set(overrides) - set(declared)):
+        close = difflib.get_close_matches(name, declared, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"see the Parameters of {template_path}"
+        raise ConfigurationError(f"unknown parameter {name}: {hint}")
     if template.get("Rules"):
         raise ConfigurationError(f"{template_path.name} has Rules, which driftloop cannot check locally yet")
     for name, value in overrides.items():
         spec = declared[name]
         items = [part.strip() for part in value.split(",")] if spec.get("Type") == "CommaDelimitedList" else value
         check_parameter(name, spec, items)
+
+
+def parameter_overrides(template_path: Path, assignments: list[str] | None) -> dict[str, str]:
+    """``--parameter NAME=VALUE`` assignments as a mapping, checked by :func:`check_overrides`."""
+    overrides = dict(assignment.split("=", 1) for assignment in assignments or [])
+    check_overrides(template_path, overrides)
+    return overrides

@@ -33,7 +33,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--requests-per-wait", type=float,
                         help="requests served per bake now; with it the test ends at --max-waits and the power "
                         "is projected to that end")
-    parser.add_argument("--significance-level", type=float, default=defaults.alpha)
+    parser.add_argument("--significance-level", type=float, default=defaults.alpha,
+                        help="false-positive rate of the sequential test (default %(default)s)")
     parser.add_argument("--minimum-lift", type=float, default=defaults.minimum_lift,
                         help=f"relative lift worth detecting (default {defaults.minimum_lift})")
     parser.add_argument("--min-samples", type=int, default=defaults.min_samples_per_variant,
