@@ -161,8 +161,13 @@ def run(args: argparse.Namespace) -> int:
         return fail("backtest", error, ExitCode.USAGE)
     try:
         history = load_history(args)
+        needed = choose_initial_periods(history, config)
         if args.initial_periods is None:
-            config = replace(config, initial_periods=choose_initial_periods(history, config))
+            config = replace(config, initial_periods=needed)
+        elif args.initial_periods < needed:
+            return fail("backtest", f"--initial-periods {args.initial_periods}: the first {args.initial_periods} "
+                        f"{config.period} period(s) hold 1 distinct user and a recommender needs 2: use "
+                        f"--initial-periods {needed}, or leave the option out to choose it", ExitCode.USAGE)
         periods = split_history(history, config)
         if not args.quiet:
             chosen = "--initial-periods" if args.initial_periods else "chosen: the fewest holding 2 users"
