@@ -48,3 +48,19 @@ def test_the_readme_table_lists_every_code() -> None:
                    ExitCode.NO_RULE: "no rule", ExitCode.BAD_INPUT: "bad input"}[code]
         assert keyword in rows[str(code.value)].lower(), code
         assert keyword in EXIT_CODES_EPILOG.splitlines()[code.value + 1].lower(), code
+
+
+@pytest.mark.parametrize(("raised", "code", "words"), [
+    (TimeoutError("executions still running after 900 s: ['run-1']"), ExitCode.FAILED, "still running after 900 s"),
+    (KeyboardInterrupt(), 130, "interrupted"),
+])
+def test_runs_that_outlive_the_timeout_and_interrupts_are_one_line(
+        raised: BaseException, code: int, words: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def command(args: object) -> int:
+        raise raised
+
+    monkeypatch.setattr("driftloop.cli.cmd_runs", command)
+    assert main(["runs"]) == code
+    error = capsys.readouterr().err
+    assert error.startswith("driftloop runs: ") and words in error and error.count("\n") == 1
