@@ -189,29 +189,28 @@ class Progress:
 
     def _start_bar(self) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bar
 
         columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
         if self.total is not None:
-            columns += [MofNCompleteColumn(), TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left"),
-                        TimeRemainingColumn()]
-        else:
-            columns += [TextColumn("elapsed"), TimeElapsedColumn()]
-        columns.append(TextColumn("{task.fields[note]}"))
+            columns.append(MofNCompleteColumn())
+        columns += [TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("{task.fields[left]}"),
+                    TextColumn("{task.fields[note]}")]
         # Lines printed on a terminal stdout while the bar runs go above the bar; a redirected stdout is
         # left alone.
         self._bar = Bar(*columns, console=Console(file=self.stream), redirect_stdout=sys.stdout.isatty(),
                         redirect_stderr=False)
         self._bar.start()
-        self._task = self._bar.add_task(self.description, total=self.total, note="")
+        self._task = self._bar.add_task(self.description, total=self.total, note="", left=self._time_left())
+
+    def _time_left(self) -> str:
+        """The time the remaining steps take at the pace of the steps so far."""
+        if not self.total or self.done >= self.total:
+            return ""
+        if not self.done:
+            return "left -:--"
+        return f"about {_duration(self.elapsed / self.done * (self.total - self.done))} left"
 
     def advance(self, note: str = "") -> None:
         """One step done; ``note`` says which."""
@@ -219,13 +218,11 @@ class Progress:
         if self.quiet:
             return
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, note=note)
+            self._bar.update(self._task, advance=1, note=note, left=self._time_left())
             return
         counted = f"{self.done}/{self.total}" if self.total else f"{self.done}"
-        left = ""
-        if self.total and self.done < self.total:
-            left = f", about {_duration(self.elapsed / self.done * (self.total - self.done))} left"
-        self._line(f"{counted} {note}".rstrip() + f", {_duration(self.elapsed)} elapsed{left}")
+        left = self._time_left()
+        self._line(f"{counted} {note}".rstrip() + f", {_duration(self.elapsed)} elapsed" + (left and f", {left}"))
 
     def note(self, text: str) -> None:
         """Say what is happening now without counting a step."""
