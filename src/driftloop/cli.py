@@ -23,6 +23,7 @@ from driftloop.console import (
     add_scenario_option,
     fail,
     json_on_stdout,
+    positive_float,
     positive_int,
     require_workspace,
     write_json,
@@ -150,7 +151,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
     body = None
     if args.file is not None:
         if not Path(args.file).is_file():
-            raise InvalidInputError(f"--file {args.file}: no such file")
+            what = "a folder, not a file" if Path(args.file).is_dir() else "no such file"
+            raise InvalidInputError(f"--file {args.file}: {what}")
         body = Path(args.file).read_bytes()
     with _local(args) as world:
         runner = Runner(world, _printer(args))
@@ -226,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = local_command("replay", "deliver sample EventBridge events through the template's rules",
                            quiet="state lines")
     replay.add_argument("events", nargs="+", metavar="EVENT.json")
-    replay.add_argument("--timeout", type=float, default=900.0,
+    replay.add_argument("--timeout", type=positive_float, default=900.0,
                         help="seconds to wait for the runs to finish (default %(default)s); exit 1 after it")
     replay.add_argument("--allow-unmatched", action="store_true", help="exit 0 even if an event matched no rule")
     replay.set_defaults(run=cmd_replay)
@@ -253,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--month", type=int, choices=range(1, 13), metavar="1..12",
                         help="a month of the seeded simulator")
     upload.add_argument("--key", help="object key (default: incoming prefix + file name)")
-    upload.add_argument("--timeout", type=float, default=900.0,
+    upload.add_argument("--timeout", type=positive_float, default=900.0,
                         help="seconds to wait for the runs the upload starts (default %(default)s); exit 1 after it")
     upload.set_defaults(run=cmd_upload)
 

@@ -106,6 +106,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number > 0")
+    return value
+
+
 def scenario_name(text: str) -> str:
     """Scenario names are written with hyphens (``no-drift``); ``no_drift`` is read the same."""
     return text.strip().lower().replace("_", "-")

@@ -144,3 +144,19 @@ def test_replay_of_an_unreadable_event_delivers_nothing(tmp_path: Path, capsys: 
     assert code == ExitCode.BAD_INPUT
     assert "broken.json: cannot read event JSON" in one_line(capsys, "replay")
     assert not (tmp_path / "ws").exists()
+
+
+def test_upload_of_a_folder_says_it_is_one(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["upload", "--file", str(tmp_path), "--workspace", str(tmp_path / "ws"), "--project", str(PROJECT)])
+    assert code == ExitCode.BAD_INPUT
+    assert "a folder, not a file" in one_line(capsys, "upload")
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5", "nan", "soon"])
+@pytest.mark.parametrize("command", [["upload", "--month", "1"], ["replay", EVENT]])
+def test_a_timeout_must_be_a_positive_number(command: list[str], timeout: str,
+                                            capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--timeout", timeout])
+    assert exit_info.value.code == ExitCode.USAGE
+    assert "argument --timeout" in capsys.readouterr().err
