@@ -21,34 +21,25 @@ STDOUT = "-"
 
 
 class ExitCode(IntEnum):
-    """The exit status of every ``driftloop`` command (README "Exit codes", ``driftloop --help``)."""
+    """The exit status of every ``driftloop`` command; :data:`MEANINGS` says when each is returned."""
 
     OK = 0
-    #: the work ran and ended badly: a run the command started ended failed (or was still running at
-    #: --timeout), drift reached --fail-on, seed's first deployment was not promoted, or the demo ended
-    #: otherwise than its scenario should
     FAILED = 1
-    #: bad usage: an unknown option, a missing or malformed argument, a value the command or the
-    #: template's parameter definitions refuse (argparse's own code)
-    USAGE = 2
-    #: an event that ``replay`` delivered matched no rule of the template: nothing started
+    USAGE = 2  # argparse's own code for bad usage
     NO_RULE = 3
-    #: bad input: a file, folder or workspace the command reads is missing, unreadable or malformed
     BAD_INPUT = 4
 
 
-EXIT_CODES_EPILOG = "exit codes:\n" + "\n".join(
-    f"  {code.value}  {text}"
-    for code, text in (
-        (ExitCode.OK, "success"),
-        (ExitCode.FAILED, "the work ended badly: a run it started failed (or outlived --timeout), drift reached "
-         "--fail-on, the demo ended otherwise than its scenario"),
-        (ExitCode.USAGE, "bad usage: unknown option, missing or malformed argument, a parameter value the "
-         "template refuses"),
-        (ExitCode.NO_RULE, "replay: an event matched no rule of the template (nothing started)"),
-        (ExitCode.BAD_INPUT, "bad input: a file, folder or workspace it reads is missing, unreadable or malformed"),
-    )
-)
+MEANINGS = {
+    ExitCode.OK: "success",
+    ExitCode.FAILED: "the work ended badly: a run it started failed (or outlived --timeout), seed's first deployment "
+    "was not promoted, drift reached --fail-on, the demo ended otherwise than its scenario",
+    ExitCode.USAGE: "bad usage: unknown option, missing or malformed argument, a value the command or the template's "
+    "parameter definitions refuse",
+    ExitCode.NO_RULE: "replay: an event matched no rule of the template (nothing started)",
+    ExitCode.BAD_INPUT: "bad input: a file, folder or workspace it reads is missing, unreadable or malformed",
+}
+EXIT_CODES_EPILOG = "exit codes:\n" + "\n".join(f"  {code.value}  {text}" for code, text in MEANINGS.items())
 
 
 class HelpFormatter(argparse.HelpFormatter):
