@@ -160,3 +160,15 @@ def test_a_timeout_must_be_a_positive_number(command: list[str], timeout: str,
         main([*command, "--timeout", timeout])
     assert exit_info.value.code == ExitCode.USAGE
     assert "argument --timeout" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["demo"], ["seed", "--reset"]])
+def test_a_refused_parameter_removes_no_workspace(command: list[str], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    workspace = tmp_path / "ws"
+    (workspace / "s3").mkdir(parents=True)
+    (workspace / "s3" / "index.json").write_text("{}")
+    code = main([*command, "--parameter", "PsiThreshold=-5", "--workspace", str(workspace), "--project", str(PROJECT)])
+    assert code == ExitCode.USAGE
+    one_line(capsys, command[0])
+    assert (workspace / "s3" / "index.json").read_text() == "{}"
