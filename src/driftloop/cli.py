@@ -131,6 +131,10 @@ def cmd_seed(args: argparse.Namespace) -> int:
     config = SimulatorConfig(seed=args.seed, n_users=args.users, n_items=args.items,
                              events_per_month=args.events_per_month)
     world_context = _local(args, existing=False)  # the parameters are checked before --reset removes anything
+    workspace = Path(args.workspace)
+    if workspace.is_dir() and any(workspace.iterdir()) and not (workspace / "s3").exists():
+        raise InvalidInputError(f"{workspace} holds other files and is not a driftloop workspace: choose another "
+                                "--workspace")
     if args.reset:
         reset_workspace(Path(args.workspace))
     with world_context as world:

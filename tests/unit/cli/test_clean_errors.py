@@ -172,3 +172,10 @@ def test_a_refused_parameter_removes_no_workspace(command: list[str], tmp_path: 
     assert code == ExitCode.USAGE
     one_line(capsys, command[0])
     assert (workspace / "s3" / "index.json").read_text() == "{}"
+
+
+def test_seed_writes_into_no_folder_of_other_files(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "thesis.tex").write_text("mine")
+    assert main(["seed", "--workspace", str(tmp_path), "--project", str(PROJECT)]) == ExitCode.BAD_INPUT
+    assert "is not a driftloop workspace" in one_line(capsys, "seed")
+    assert [path.name for path in tmp_path.iterdir()] == ["thesis.tex"]
