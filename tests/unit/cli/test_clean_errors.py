@@ -179,3 +179,44 @@ def test_seed_writes_into_no_folder_of_other_files(tmp_path: Path, capsys: pytes
     assert main(["seed", "--workspace", str(tmp_path), "--project", str(PROJECT)]) == ExitCode.BAD_INPUT
     assert "is not a driftloop workspace" in one_line(capsys, "seed")
     assert [path.name for path in tmp_path.iterdir()] == ["thesis.tex"]
+
+
+RULES_TEMPLATE = """
+Parameters:
+  DeploymentMode: {Type: String, Default: ab, AllowedValues: [ab, canary]}
+  RollbackAlarmNames: {Type: CommaDelimitedList, Default: ""}
+  Stages: {Type: CommaDelimitedList, Default: "10,50"}
+Rules:
+  CanaryNeedsAlarms:
+    RuleCondition: !Equals [!Ref DeploymentMode, canary]
+    Assertions:
+      - Assert: !Not [!Equals [!Ref RollbackAlarmNames, [""]]]
+        AssertDescription: canary mode needs RollbackAlarmNames
+  KnownStages:
+    Assertions:
+      - Assert: !EachMemberIn [!Ref Stages, ["10", "50", "100"]]
+        AssertDescription: Stages are 10, 50 or 100
+"""
+
+
+@pytest.mark.parametrize(("assignments", "refusal"), [
+    ([], None),
+    (["DeploymentMode=canary", "RollbackAlarmNames=a,b"], None),
+    (["DeploymentMode=canary"], "template rule CanaryNeedsAlarms: canary mode needs RollbackAlarmNames"),
+    (["Stages=10,20"], "template rule KnownStages: Stages are 10, 50 or 100"),
+])
+def test_the_template_rules_are_asserted_on_the_values_a_command_runs_with(
+        assignments: list[str], refusal: str | None, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "template.yaml").write_text(RULES_TEMPLATE)
+    parameters = [option for assignment in assignments for option in ("--parameter", assignment)]
+    code = main(["runs", "--project", str(tmp_path), "--workspace", str(tmp_path / "ws"), *parameters])
+    if refusal is None:  # the values pass: the command goes on to find no workspace
+        assert code == ExitCode.BAD_INPUT and "does not exist" in one_line(capsys, "runs")
+    else:
+        assert code == ExitCode.USAGE and refusal in one_line(capsys, "runs")
+
+
+def test_a_rule_is_checked_with_the_local_profile(tmp_path: Path) -> None:
+    (tmp_path / "template.yaml").write_text(RULES_TEMPLATE)
+    with pytest.raises(ConfigurationError, match="CanaryNeedsAlarms"):
+        check_overrides(tmp_path / "template.yaml", {}, {"DeploymentMode": "canary"})
