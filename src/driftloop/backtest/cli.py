@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+from dataclasses import replace
 from typing import Any
+
+import pyarrow.compute as pc
 
 from driftloop.backtest.config import EXCLUSIONS, STRATEGIES, BacktestConfig
 from driftloop.backtest.datasets import History, movielens_history, read_parquet_history, simulated_history
 from driftloop.backtest.periods import PeriodSpec
 from driftloop.backtest.report import format_result
-from driftloop.backtest.runner import run_backtest
-from driftloop.errors import DriftloopError
-from driftloop.model.data import ColumnMapping
+from driftloop.backtest.runner import run_backtest, split_history
+from driftloop.console import (
+    ExitCode,
+    Progress,
+    add_json_option,
+    add_quiet_option,
+    add_scenario_option,
+    fail,
+    json_on_stdout,
+    positive_int,
+    scenario_name,
+    write_json,
+)
+from driftloop.errors import DriftloopError, InvalidInputError
+from driftloop.model.data import USER, ColumnMapping
 from driftloop.simulate import Scenario, SimulatorConfig
 
 SYNTHETIC, MOVIELENS = "synthetic", "movielens-100k"
-EXIT_ERROR = 2
+SCENARIO_NAMES = tuple(scenario_name(scenario.value) for scenario in Scenario)
 _SIMULATOR = SimulatorConfig()
 _DEFAULTS = BacktestConfig()
 
@@ -27,7 +41,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "backtest",
         help="replay history under retraining strategies and compare NDCG@10, HitRate@10, retrains and cost",
-        description="Split history into periods; the first --initial-periods are the original training data. "
+        description="Split history into periods; the first --initial-periods are the original training data "
+        "(by default the fewest that hold the 2 users a recommender needs). "
         "Each later period scores every strategy's model in force, then each strategy decides whether to "
         "retrain. Strategies: " + "; ".join(f"{name}: {text}" for name, text in STRATEGIES.items()),
     )
@@ -43,9 +58,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="event type column of PATH ('purchase' rows are the targets); 'none': every row is a purchase",
     )
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated, from the list above")
-    parser.add_argument("--json", dest="json_out", help="write the full result as JSON to this file")
+    add_json_option(parser, "the full result")
+    add_quiet_option(parser)
     parser.add_argument("--period", default=str(_DEFAULTS.period), help="month (default), week or N-days")
-    parser.add_argument("--initial-periods", type=int, default=_DEFAULTS.initial_periods)
+    parser.add_argument(
+        "--initial-periods",
+        type=positive_int,
+        metavar="N",
+        help="how many leading periods are the original training data; the rest are evaluated (default: the "
+        "fewest that hold at least 2 users, usually 1; the choice is printed)",
+    )
     parser.add_argument(
         "--every-k", type=int, default=_DEFAULTS.every_k, help="how often A, B, C and schedule act (periods)"
     )
@@ -70,11 +92,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--ab-exposure-cost", type=float, default=_DEFAULTS.ab_exposure_cost, help="USD of expected loss per A/B test"
     )
     synthetic = parser.add_argument_group(f"--data {SYNTHETIC}")
-    synthetic.add_argument("--scenario", choices=[scenario.value for scenario in Scenario], default="seasonal")
-    synthetic.add_argument("--seed", type=int, default=_SIMULATOR.seed)
+    add_scenario_option(synthetic, SCENARIO_NAMES, "what the simulated shop does (see driftloop simulate --help)")
+    synthetic.add_argument("--seed", type=int, default=_SIMULATOR.seed, help="simulator seed (default %(default)s)")
     synthetic.add_argument("--users", type=int, default=_SIMULATOR.n_users, help="customers at launch")
     synthetic.add_argument("--items", type=int, default=_SIMULATOR.n_items, help="items at launch")
-    synthetic.add_argument("--events-per-month", type=int, default=_SIMULATOR.events_per_month)
+    synthetic.add_argument("--events-per-month", type=int, default=_SIMULATOR.events_per_month,
+                           help="simulated events per month (default %(default)s)")
     synthetic.add_argument("--months", type=int, default=_SIMULATOR.horizon_months, help="months after month 0")
     parser.set_defaults(run=run)
     return parser
@@ -89,7 +112,7 @@ def load_history(args: argparse.Namespace) -> History:
             events_per_month=args.events_per_month,
             horizon_months=args.months,
         )
-        return simulated_history(config, Scenario(args.scenario))
+        return simulated_history(config, Scenario(args.scenario.replace("-", "_")))
     if args.data == MOVIELENS:
         return movielens_history()
     event_type_col = None if args.event_type_col.lower() == "none" else args.event_type_col
@@ -103,7 +126,7 @@ def backtest_config(args: argparse.Namespace) -> BacktestConfig:
     return BacktestConfig(
         strategies=tuple(name.strip() for name in args.strategies.split(",") if name.strip()),
         period=PeriodSpec.parse(args.period),
-        initial_periods=args.initial_periods,
+        initial_periods=args.initial_periods or _DEFAULTS.initial_periods,
         every_k=args.every_k,
         instance_type=args.instance_type,
         hourly_price_usd=args.hourly_price,
@@ -114,18 +137,54 @@ def backtest_config(args: argparse.Namespace) -> BacktestConfig:
     )
 
 
+def choose_initial_periods(history: History, config: BacktestConfig) -> int:
+    """The fewest leading periods that hold the 2 distinct users a recommender needs to train, leaving at
+    least one period to evaluate."""
+    periods = split_history(history, replace(config, initial_periods=1))
+    users: set[str] = set()
+    for count, period in enumerate(periods[:-1], start=1):
+        users.update(pc.unique(period.interactions.column(USER)).to_pylist()[:2])
+        if len(users) >= 2:
+            return count
+    raise InvalidInputError(
+        f"{history.name}: all {len(periods)} {config.period} periods but the last hold {len(users)} distinct "
+        "user(s): the first model needs 2 users and one period must remain to evaluate it; a shorter --period "
+        "(week, N-days) splits the history finer"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         config = backtest_config(args)
-        result = run_backtest(load_history(args), config)
-    except (DriftloopError, FileNotFoundError) as error:
-        print(f"driftloop backtest: {error}", file=sys.stderr)
-        return EXIT_ERROR
+    except DriftloopError as error:
+        return fail("backtest", error, ExitCode.USAGE)
+    try:
+        history = load_history(args)
+        needed = choose_initial_periods(history, config)
+        if args.initial_periods is None:
+            config = replace(config, initial_periods=needed)
+        elif args.initial_periods < needed:
+            return fail("backtest", f"--initial-periods {args.initial_periods}: the first {args.initial_periods} "
+                        f"{config.period} period(s) hold 1 distinct user and a recommender needs 2: use "
+                        f"--initial-periods {needed}, or leave the option out to choose it", ExitCode.USAGE)
+        periods = split_history(history, config)
+        if not args.quiet:
+            chosen = "--initial-periods" if args.initial_periods else "chosen: the fewest holding 2 users"
+            labels = [period.label for period in periods[: config.initial_periods]]
+            print(f"backtest: original training data: {config.initial_periods} {config.period} period(s) "
+                  f"{labels[0]}..{labels[-1]} ({chosen}); {len(periods) - config.initial_periods} to evaluate",
+                  file=sys.stderr)
+        with Progress("backtest periods", total=len(periods) - config.initial_periods, quiet=args.quiet) as progress:
+            result = run_backtest(history, config, progress.advance)
+    except (DriftloopError, OSError) as error:
+        return fail("backtest", error, ExitCode.BAD_INPUT)
+    if args.json_out:
+        write_json(args.json_out, result.to_dict())
+        if json_on_stdout(args):
+            return ExitCode.OK
     print(format_result(result))
     print(f"\nwall time {time.perf_counter() - started:.1f} s")
     if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as handle:
-            json.dump(result.to_dict(), handle, indent=2)
         print(f"JSON written to {args.json_out}")
-    return 0
+    return ExitCode.OK

@@ -355,7 +355,7 @@ class _Backtest:
         """The model trained on every period before ``t``."""
         return self.trainer.fit(tuple(range(t)), self.config.model)
 
-    def run(self) -> BacktestResult:
+    def run(self, on_period: Callable[[str], None] | None = None) -> BacktestResult:
         initial = self._model(self.first)
         replayed = [name for name in self.config.strategies if name != ORACLE]
         ledgers = [_Ledger(name, initial.model, self.first) for name in replayed]
@@ -390,6 +390,8 @@ class _Backtest:
                     ledger.pending_signals = self._signals(ledger, p, seen)
                     ledger.pending_gain = self._delivered_gain(ledger, p)
             self._remember(p, known_users, seen)
+            if on_period is not None:
+                on_period(period.label)
         return self._result(ledgers, popularity_scores, initial)
 
     def _result(self, ledgers: list[_Ledger], popularity_scores: list[PeriodScore], initial: _Fit) -> BacktestResult:
@@ -719,8 +721,10 @@ def _as_score(label: str, scored: _Scored, retrained: bool) -> PeriodScore:
     return PeriodScore(label, scored.ndcg, scored.hit_rate, scored.users, retrained)
 
 
-def run_backtest(history: History, config: BacktestConfig | None = None) -> BacktestResult:
+def run_backtest(
+    history: History, config: BacktestConfig | None = None, on_period: Callable[[str], None] | None = None
+) -> BacktestResult:
     """Replay ``history`` under every strategy of ``config``; deterministic except the measured seconds
-    (and so the training cost)."""
+    (and so the training cost). ``on_period`` is called with each evaluated period's label once it is done."""
     with tempfile.TemporaryDirectory(prefix="driftloop-backtest-") as workdir:
-        return _Backtest(history, config or BacktestConfig(), Path(workdir)).run()
+        return _Backtest(history, config or BacktestConfig(), Path(workdir)).run(on_period)

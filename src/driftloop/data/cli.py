@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from driftloop.console import ExitCode, Progress, add_json_option, add_quiet_option, fail, json_on_stdout, write_json
 from driftloop.data.manifest import find_manifest, manifest_path, version_dir
 from driftloop.data.merge import DEFAULT_KEY, MergeConfig, dataset_source, merge_datasets
 from driftloop.errors import DriftloopError, InvalidInputError
@@ -37,7 +38,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="version name: letters, digits, '.', '_', '-' (default: the current UTC time); "
         "the same name with other inputs is refused",
     )
-    parser.add_argument("--max-bad-share", type=float, default=0.5, help="default: %(default)s")
+    parser.add_argument(
+        "--max-bad-share",
+        type=float,
+        default=0.5,
+        metavar="SHARE",
+        help="a bad file (not Parquet, unreadable, missing key columns) is quarantined and skipped; the merge "
+        "fails, writing nothing, when more than this share (0 to 1) of the --original files, or of the --new "
+        "files, is bad (default: %(default)s)",
+    )
+    add_json_option(parser, "the manifest")
+    add_quiet_option(parser)
     parser.set_defaults(run=run)
     return parser
 
@@ -59,13 +70,20 @@ def run(args: argparse.Namespace) -> int:
         out_dir = version_dir(args.out, run_id)
         partition_by = "event_date" if "event_time" in key else None
         config = MergeConfig(key=key, partition_by=partition_by, max_bad_share=args.max_bad_share)
-        manifest = merge_datasets(
-            _source(args.original), [_source(path) for path in args.new], pafs.LocalFileSystem(), out_dir, config
-        )
+    except (DriftloopError, ValueError) as error:
+        return fail("merge", error, ExitCode.USAGE)
+    try:
+        with Progress("merge", quiet=args.quiet):
+            manifest = merge_datasets(
+                _source(args.original), [_source(path) for path in args.new], pafs.LocalFileSystem(), out_dir, config
+            )
     except (DriftloopError, ValueError, OSError, pa.ArrowException) as error:
-        print(f"driftloop merge: {error}", file=sys.stderr)
-        return 2
+        return fail("merge", error, ExitCode.BAD_INPUT)
     for entry in manifest.quarantined:
         print(f"quarantined {entry['source']}: {entry['reason']}", file=sys.stderr)
+    if args.json_out:
+        write_json(args.json_out, manifest.to_dict())
+        if json_on_stdout(args):
+            return ExitCode.OK
     print(manifest_path(manifest.version_dir))
-    return 0
+    return ExitCode.OK

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from driftloop.console import ExitCode, add_json_option, fail, json_on_stdout, write_json
 from driftloop.drift.baseline import Baseline, build_baseline
 from driftloop.drift.compare import compare_to_baseline
 from driftloop.drift.model_monitor import baseline_from_model_monitor
 from driftloop.drift.policy import DriftPolicy
 from driftloop.errors import DriftloopError
 from driftloop.storage import local_source
-
-EXIT_ERROR = 2
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -27,7 +25,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--baseline", required=True, help="reference data or saved baseline")
     parser.add_argument("--current", required=True, help="current data (Parquet file or folder)")
-    parser.add_argument("--json", dest="json_out", help="write the JSON report here")
+    add_json_option(parser, "the drift report")
     parser.add_argument("--html", dest="html_out", help="write the HTML report here")
     parser.add_argument("--policy", help="JSON file with DriftPolicy fields (thresholds, overrides...)")
     parser.add_argument("--save-baseline", help="also write the baseline summary built from --baseline")
@@ -95,24 +93,28 @@ def _write(path: str, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         check_outputs(
-            {"--json": args.json_out, "--html": args.html_out, "--save-baseline": args.save_baseline},
+            {"--json": None if json_on_stdout(args) else args.json_out, "--html": args.html_out,
+             "--save-baseline": args.save_baseline},
             [args.baseline, args.current, args.policy],
         )
+    except DriftloopError as error:
+        return fail("drift", error, ExitCode.USAGE)
+    try:
         baseline = load_baseline(args.baseline)
         policy = load_policy(args.policy) if args.policy else DriftPolicy()
         report = compare_to_baseline(baseline, local_source(args.current), policy)
         if args.save_baseline:
             _write(args.save_baseline, json.dumps(baseline.to_dict()))
         if args.json_out:
-            _write(args.json_out, json.dumps(report.to_dict(), indent=2))
+            write_json(args.json_out, report.to_dict())
         if args.html_out:
             _write(args.html_out, report.to_html())
     except (DriftloopError, OSError, ValueError) as error:
-        print(f"driftloop drift: {error}", file=sys.stderr)
-        return EXIT_ERROR
-    print(f"decision: {report.decision}")
-    for reason in report.reasons:
-        print(f"  - {reason}")
+        return fail("drift", error, ExitCode.BAD_INPUT)
+    if not json_on_stdout(args):
+        print(f"decision: {report.decision}")
+        for reason in report.reasons:
+            print(f"  - {reason}")
     severity = {"none": 0, "warn": 1, "retrain": 2}
     threshold = {"never": 3, "warn": 1, "retrain": 2}[args.fail_on]
-    return 1 if severity[report.decision] >= threshold else 0
+    return ExitCode.FAILED if severity[report.decision] >= threshold else ExitCode.OK

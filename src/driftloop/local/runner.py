@@ -52,6 +52,7 @@ class Runner:
         self.printer = printer or (lambda _line: None)
         self.poll_seconds = poll_seconds
         self._seen: dict[str, int] = {}
+        self._first_seen: dict[str, float] = {}
         self._running: set[str] = set()
         self.finished: dict[str, ExecutionResult] = {}
 
@@ -114,10 +115,11 @@ class Runner:
         history = self.world.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)
         events = history["events"]
         name = arn.rsplit(":", 1)[-1]
+        elapsed = time.monotonic() - self._first_seen.setdefault(arn, time.monotonic())
         for event in events[self._seen.get(arn, 0):]:
             line = self._describe(event)
             if line:
-                self.printer(f"  [{name[-8:]}] {line}")
+                self.printer(f"  [{name[-8:]} {elapsed:6.1f} s] {line}")
         self._seen[arn] = len(events)
 
     @staticmethod

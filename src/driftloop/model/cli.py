@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
+from driftloop.console import ExitCode, Progress, add_json_option, add_quiet_option, fail, json_on_stdout, write_json
 from driftloop.errors import DriftloopError
 from driftloop.model.train import REPORTED_K
 from driftloop.model.train import run as run_training
@@ -31,6 +34,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", required=True, help="interactions Parquet file or folder (searched recursively)")
     parser.add_argument("--out", required=True, help="folder for the model and metrics.json")
+    add_json_option(parser, "the metrics (metrics.json)")
+    add_quiet_option(parser)
     for name, help_text in _OPTIONAL.items():
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, help=help_text)
     parser.set_defaults(run=run)
@@ -52,6 +57,8 @@ def format_metrics_table(metrics: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not Path(args.data).exists():
+        return fail("train", f"--data {args.data}: no such file or folder", ExitCode.BAD_INPUT)
     environ = {"SM_CHANNEL_TRAIN": args.data, "SM_MODEL_DIR": args.out, "SM_OUTPUT_DATA_DIR": args.out}
     hyperparameters = [
         token
@@ -60,10 +67,14 @@ def run(args: argparse.Namespace) -> int:
         for token in (f"--{name}", getattr(args, name))
     ]
     try:
-        outcome = run_training(environ, hyperparameters)
-    except (DriftloopError, FileNotFoundError) as error:
-        print(f"driftloop train: {error}", file=sys.stderr)
-        return 1
+        with Progress("train", quiet=args.quiet):
+            outcome = run_training(environ, hyperparameters)
+    except (DriftloopError, OSError, pa.ArrowException) as error:
+        return fail("train", error, ExitCode.BAD_INPUT)
+    if args.json_out:
+        write_json(args.json_out, outcome.metrics)
+        if json_on_stdout(args):
+            return ExitCode.OK
     print(format_metrics_table(outcome.metrics))
     print(f"model and metrics.json written to {args.out}")
-    return 0
+    return ExitCode.OK

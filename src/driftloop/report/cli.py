@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
+from driftloop.console import ExitCode, fail
 from driftloop.errors import DriftloopError
 from driftloop.report.build import build_report
 from driftloop.report.reading import ObjectStore, S3Store, WorkspaceStore
 
 DEFAULT_WORKSPACE = ".driftloop"
-EXIT_ERROR = 2
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -47,9 +46,8 @@ def run(args: argparse.Namespace) -> int:
         Path("driftloop-report") if args.aws_bucket else Path(args.workspace) / "report")
     try:
         report = build_report(_store(args), out)
-    except DriftloopError as error:
-        print(f"driftloop report: {error}", file=sys.stderr)
-        return EXIT_ERROR
+    except (DriftloopError, OSError) as error:
+        return fail("report", error, ExitCode.BAD_INPUT)
     charts = sorted(path.name for path in out.glob("*.png"))
     print(f"wrote {report}" + (f" and {', '.join(charts)}" if charts else ""))
-    return 0
+    return ExitCode.OK

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from driftloop.console import ExitCode, add_json_option, fail, json_on_stdout, write_json
 from driftloop.errors import DriftloopError, InvalidInputError
 from driftloop.traffic.judgement import ABJudge, ABTestConfig, ABVerdict, load_counts
 from driftloop.traffic.stages import TrafficPlan
 
-EXIT_ERROR = 2
 COUNTS_SHAPE = ('[{"stage": 0, "champion": {"served": n, "conversions": c}, '
                 '"challenger": {"served": n, "conversions": c}}, ...]')
 
@@ -24,7 +23,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="judge an A/B test from conversion counts: promote, continue or rollback",
         description="FILE is a JSON list of strata, one per window in which the traffic split did not change: "
         f"{COUNTS_SHAPE}; stage is the index in --stages. Prints the verdict with the test, the interval and the "
-        "power. Exit 0 with a verdict, 2 on bad usage or bad input (the verdict is then rollback).",
+        "power. Exit 0 with a verdict, 2 on bad usage, 4 on bad input (the verdict is then rollback).",
     )
     parser.add_argument("--counts", required=True, metavar="FILE", help="the strata as JSON ('-' for stdin)")
     parser.add_argument("--stages", default="10,50,100", help="challenger percentages per stage (default 10,50,100)")
@@ -34,13 +33,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--requests-per-wait", type=float,
                         help="requests served per bake now; with it the test ends at --max-waits and the power "
                         "is projected to that end")
-    parser.add_argument("--significance-level", type=float, default=defaults.alpha)
+    parser.add_argument("--significance-level", type=float, default=defaults.alpha,
+                        help="false-positive rate of the sequential test (default %(default)s)")
     parser.add_argument("--minimum-lift", type=float, default=defaults.minimum_lift,
                         help=f"relative lift worth detecting (default {defaults.minimum_lift})")
     parser.add_argument("--min-samples", type=int, default=defaults.min_samples_per_variant,
                         help="fewest samples per variant before the test decides")
     parser.add_argument("--max-waits", type=int, default=defaults.max_waits, help="bake waits per stage")
-    parser.add_argument("--json", dest="json_out", metavar="OUT", help="write the verdict as JSON here ('-': stdout)")
+    add_json_option(parser, "the verdict")
     parser.set_defaults(run=run)
     return parser
 
@@ -51,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
             alpha=args.significance_level, minimum_lift=args.minimum_lift,
             min_samples_per_variant=args.min_samples, max_waits=args.max_waits))
     except DriftloopError as error:
-        print(f"driftloop ab: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return fail("ab", error, ExitCode.USAGE)
     try:
         text = sys.stdin.read() if args.counts == "-" else Path(args.counts).read_text()
         verdict = judge.judge_counts(load_counts(text), args.stage, args.waits, args.requests_per_wait)
@@ -60,17 +59,12 @@ def run(args: argparse.Namespace) -> int:
         verdict = ABVerdict("rollback", f"bad input: cannot read {args.counts}: {error}", args.stage, None, 0)
     bad_input = verdict.reason.startswith("bad input")
     if args.json_out:
-        document = json.dumps(verdict.to_dict(), indent=2, default=str)
-        if args.json_out == "-":
-            print(document)
-        else:
-            Path(args.json_out).write_text(document + "\n")
+        write_json(args.json_out, verdict.to_dict())
     if bad_input:
-        print(f"driftloop ab: rollback: {verdict.reason.removeprefix('bad input: ')}", file=sys.stderr)
-        return EXIT_ERROR
-    if args.json_out != "-":
+        return fail("ab", f"rollback: {verdict.reason.removeprefix('bad input: ')}", ExitCode.BAD_INPUT)
+    if not json_on_stdout(args):
         print(describe(verdict))
-    return 0
+    return ExitCode.OK
 
 
 def describe(verdict: ABVerdict) -> str:

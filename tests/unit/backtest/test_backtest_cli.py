@@ -10,6 +10,7 @@ import pytest
 from backtest_fixtures import monthly_events
 
 from driftloop.backtest import cli
+from driftloop.console import ExitCode
 
 PER_PERIOD_FIELDS = {"period", "ndcg_at_10", "hit_rate_at_10", "users", "retrained", "staleness_cost"}
 STRATEGY_FIELDS = {
@@ -74,7 +75,7 @@ def test_user_parquet_with_custom_columns_writes_the_json(custom_parquet, tmp_pa
 
 def test_missing_columns_name_the_flags(custom_parquet, capsys):
     args = _parse("--data", custom_parquet, "--strategies", "never")
-    assert args.run(args) == cli.EXIT_ERROR
+    assert args.run(args) == ExitCode.BAD_INPUT
     error = capsys.readouterr().err
     assert "missing column(s) ['user_id', 'item_id', 'event_time']" in error
     assert "--user-col" in error and "customer" in error
@@ -85,24 +86,24 @@ def test_too_few_periods_from_the_command_line(custom_parquet, capsys):
         "--data", custom_parquet, "--user-col", "customer", "--item-col", "sku", "--time-col", "ts",
         "--period", "365-days",
     )  # fmt: skip
-    assert args.run(args) == cli.EXIT_ERROR
+    assert args.run(args) == ExitCode.BAD_INPUT
     assert "needs at least 2" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
-    "arguments, message",
+    "arguments, message, code",
     [
-        (("--strategies", "A,Z"), "strategies must be some of"),
-        (("--period", "fortnight"), "--period"),
-        (("--data", "/nonexistent/folder"), "no such file"),
-        (("--value-per-point", "-1"), "value_per_point must be a number > 0"),
-        (("--hourly-price", "0"), "hourly_price must be a number > 0"),
-        (("--ab-exposure-cost", "-5"), "ab_exposure_cost must be a number >= 0"),
+        (("--strategies", "A,Z"), "strategies must be some of", ExitCode.USAGE),
+        (("--period", "fortnight"), "--period", ExitCode.USAGE),
+        (("--data", "/nonexistent/folder"), "no such file", ExitCode.BAD_INPUT),
+        (("--value-per-point", "-1"), "value_per_point must be a number > 0", ExitCode.USAGE),
+        (("--hourly-price", "0"), "hourly_price must be a number > 0", ExitCode.USAGE),
+        (("--ab-exposure-cost", "-5"), "ab_exposure_cost must be a number >= 0", ExitCode.USAGE),
     ],
 )
-def test_bad_arguments_fail_cleanly(arguments, message, capsys):
+def test_bad_arguments_fail_cleanly(arguments, message, code, capsys):
     args = _parse("--data", "synthetic", *arguments)
-    assert args.run(args) == cli.EXIT_ERROR
+    assert args.run(args) == code
     assert message in capsys.readouterr().err
 
 

@@ -9,6 +9,7 @@ import pyarrow.fs as pafs
 import pytest
 from conftest import make_events, write
 
+from driftloop.console import ExitCode
 from driftloop.data import cli
 from driftloop.data.merge import read_manifest
 
@@ -61,7 +62,7 @@ def test_merge_writes_a_version_and_prints_its_manifest_path(tmp_path: Path, cap
 def test_merge_reports_a_bad_key_and_returns_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     original = write(make_events(50, seed=1), tmp_path / "a.parquet")
     args = parse("--original", original, "--new", original, "--out", str(tmp_path / "ds"), "--key", "user_id,nope")
-    assert cli.run(args) == 2
+    assert cli.run(args) == ExitCode.BAD_INPUT
     assert "nope" in capsys.readouterr().err
 
 
@@ -86,7 +87,7 @@ def test_the_same_run_id_with_other_inputs_is_refused(tmp_path: Path, capsys: py
     assert cli.run(parse("--original", original, "--new", first, "--out", out, "--run-id", "r1")) == 0
     assert cli.run(parse("--original", original, "--new", first, "--out", out, "--run-id", "r1")) == 0
     capsys.readouterr()
-    assert cli.run(parse("--original", original, "--new", second, "--out", out, "--run-id", "r1")) == 2
+    assert cli.run(parse("--original", original, "--new", second, "--out", out, "--run-id", "r1")) == ExitCode.BAD_INPUT
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "other inputs" in error and "second.parquet" in error
     assert read_manifest(pafs.LocalFileSystem(), f"{out}/v=r1").rows_out == 350
@@ -97,7 +98,8 @@ def test_an_output_folder_that_is_a_file_is_one_line_not_a_traceback(
 ) -> None:
     original = write(make_events(50, seed=1), tmp_path / "a.parquet")
     (tmp_path / "ds").write_text("not a folder")
-    assert cli.run(parse("--original", original, "--new", original, "--out", str(tmp_path / "ds"))) == 2
+    code = cli.run(parse("--original", original, "--new", original, "--out", str(tmp_path / "ds")))
+    assert code == ExitCode.BAD_INPUT
     error = capsys.readouterr().err
     assert error.startswith("driftloop merge: ") and error.count("\n") == 1
 
@@ -126,7 +128,7 @@ def test_the_main_command_turns_an_os_error_into_one_line(tmp_path: Path, capsys
     from driftloop.cli import main
 
     missing = str(tmp_path / "missing.parquet")
-    assert main(["upload", "--workspace", str(tmp_path / "ws"), "--file", missing, "--quiet"]) == 2
+    assert main(["upload", "--workspace", str(tmp_path / "ws"), "--file", missing, "--quiet"]) == ExitCode.BAD_INPUT
     error = capsys.readouterr().err
     assert error.startswith("driftloop upload: ") and "missing.parquet" in error and error.count("\n") == 1
 
@@ -134,7 +136,8 @@ def test_the_main_command_turns_an_os_error_into_one_line(tmp_path: Path, capsys
 def test_a_folder_without_parquet_files_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     original = write(make_events(50, seed=1), tmp_path / "a.parquet")
     (tmp_path / "typo").mkdir()
-    assert cli.run(parse("--original", original, "--new", str(tmp_path / "typo"), "--out", str(tmp_path / "ds"))) == 2
+    code = cli.run(parse("--original", original, "--new", str(tmp_path / "typo"), "--out", str(tmp_path / "ds")))
+    assert code == ExitCode.BAD_INPUT
     assert "no Parquet files" in capsys.readouterr().err
     assert not (tmp_path / "ds").exists()
 
@@ -143,6 +146,7 @@ def test_the_main_command_turns_an_arrow_error_into_one_line(tmp_path: Path, cap
     from driftloop.cli import main
 
     (tmp_path / "notes.parquet").write_text("not parquet")
-    assert main(["train", "--data", str(tmp_path / "notes.parquet"), "--out", str(tmp_path / "model")]) == 2
+    code = main(["train", "--data", str(tmp_path / "notes.parquet"), "--out", str(tmp_path / "model")])
+    assert code == ExitCode.BAD_INPUT
     error = capsys.readouterr().err
     assert error.startswith("driftloop train: ") and error.count("\n") == 1

@@ -9,6 +9,7 @@ import pytest
 from conftest import interactions
 
 from driftloop.cli import main
+from driftloop.console import ExitCode
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_an_output_that_cannot_be_written_is_one_line(
     baseline, current = data
     (tmp_path / "blocker").write_text("a file, not a folder")
     assert main(["drift", "--baseline", str(baseline), "--current", str(current),
-                 "--json", str(tmp_path / "blocker/report.json")]) == 2
+                 "--json", str(tmp_path / "blocker/report.json")]) == ExitCode.BAD_INPUT
     one_line_error(capsys)
 
 
@@ -80,5 +81,5 @@ def test_a_bad_policy_file_is_one_line(
     baseline, current = data
     (tmp_path / "policy.json").write_text(text)
     assert main(["drift", "--baseline", str(baseline), "--current", str(current),
-                 "--policy", str(tmp_path / "policy.json")]) == 2
+                 "--policy", str(tmp_path / "policy.json")]) == ExitCode.BAD_INPUT
     assert "policy.json" in one_line_error(capsys)

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from model_fixtures import clustered_interactions
 
+from driftloop.console import ExitCode
 from driftloop.model.cli import add_parser
 
 
@@ -52,7 +53,7 @@ def test_train_command_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureF
     data = tmp_path / "one-user.parquet"
     pq.write_table(pa.table({"user_id": ["a", "a"], "item_id": ["x", "y"], "event_time": [1, 2]}), data)
     args = parse(["train", "--data", str(data), "--out", str(tmp_path / "out")])
-    assert args.run(args) == 1
+    assert args.run(args) == ExitCode.BAD_INPUT
     assert "at least 2 users" in capsys.readouterr().err
     missing = parse(["train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")])
-    assert missing.run(missing) == 1
+    assert missing.run(missing) == ExitCode.BAD_INPUT

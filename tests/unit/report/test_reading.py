@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from report_fixtures import T0, MemoryStore, feedback_table, first_deployment_record
 
+from driftloop.console import ExitCode
 from driftloop.errors import InvalidInputError, NotFoundError
 from driftloop.report import cli
 from driftloop.report.reading import WorkspaceStore, combine_counts, load_report_input, time_counts
@@ -116,5 +117,5 @@ def test_cli_default_workspace_matches_driftloop() -> None:
 
 def test_cli_reports_a_missing_workspace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = parse(["--workspace", str(tmp_path / "none"), "--out", str(tmp_path / "out")])
-    assert args.run(args) == cli.EXIT_ERROR
+    assert args.run(args) == ExitCode.BAD_INPUT
     assert "not a driftloop workspace" in capsys.readouterr().err

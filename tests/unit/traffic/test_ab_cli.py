@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from driftloop.cli import main
+from driftloop.console import ExitCode
 
 WIN = [
     {"stage": 0, "champion": {"served": 3600, "conversions": 1080}, "challenger": {"served": 400, "conversions": 132}},
@@ -53,7 +54,7 @@ def test_projected_end_makes_the_last_look_final(counts, capsys):
     ([{**WIN[0], "stage": 2}], None, "unknown stage 2"),
 ])
 def test_bad_input_is_one_line_a_rollback_and_exit_2(counts, capsys, document, text, message):
-    assert main(["ab", "--counts", counts(document, text), "--json", "-"]) == 2
+    assert main(["ab", "--counts", counts(document, text), "--json", "-"]) == ExitCode.BAD_INPUT
     captured = capsys.readouterr()
     assert json.loads(captured.out)["action"] == "rollback"
     (line,) = captured.err.splitlines()
@@ -61,7 +62,7 @@ def test_bad_input_is_one_line_a_rollback_and_exit_2(counts, capsys, document, t
 
 
 def test_missing_file_and_bad_options_are_one_line_and_exit_2(tmp_path, counts, capsys):
-    assert main(["ab", "--counts", str(tmp_path / "missing.json")]) == 2
+    assert main(["ab", "--counts", str(tmp_path / "missing.json")]) == ExitCode.BAD_INPUT
     assert "No such file" in capsys.readouterr().err
     for options in (["--stages", "100"], ["--stages", "ten"], ["--minimum-lift", "0"], ["--holdback", "100"]):
         assert main(["ab", "--counts", counts(WIN), *options]) == 2
