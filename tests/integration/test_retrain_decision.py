@@ -48,6 +48,18 @@ def test_the_record_carries_the_evidence_to_recompute_the_decision(workspace: Pa
         assert full["settings"]["value_per_ndcg_point"] == 0.5 and full["hourly_price"] == 0.23
         assert full["history"]["recent_job_seconds"], "the seeding run's training job prices the retrain"
         assert full["signals_provenance"]["age_basis"] == "data time"
+        # The cheap challenger, fitted in the drift function as the backtest's auto fits it.
+        challenger = retrain["challenger"]
+        print("challenger evidence:", json.dumps(challenger))
+        assert challenger["measured"] is True, challenger.get("reason")
+        gain = full["decision"]["signals"]["challenger_gain"]
+        assert gain == challenger["gain"] and gain["users"] > 0 and gain["missed_days"] > 0
+        assert gain["ci_low"] <= gain["gain"] <= gain["ci_high"]
+        assert full["decision"]["gain_sources"]["challenger_gain"] == gain["gain"]
+        assert any(reason.startswith("a challenger fitted on") for reason in retrain["reasons"])
+        assert challenger["fitted_rows"] > 0 and 0 < challenger["fit_seconds"] <= challenger["seconds"]
+        assert challenger["cost_usd"] == round(challenger["seconds"] * 3008 / 1024 * 0.0000133334, 6)
+        assert retrain["challenger_cost"] == challenger["cost_usd"]
 
 
 def test_the_schedule_policy_keeps_the_champion_and_carries_its_state_to_the_next_trigger(workspace: Path) -> None:

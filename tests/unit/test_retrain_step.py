@@ -13,7 +13,8 @@ from driftloop.errors import ConfigurationError
 from driftloop.pipeline.retrain import cost_model, hourly_price, policy_history, split_uploads
 
 GOOD = {"RETRAIN_POLICY": "auto", "RETRAIN_EVERY_DAYS": "7", "VALUE_PER_NDCG_POINT": "0.5",
-        "TRAINING_HOURLY_PRICE": "", "TRAINING_STARTUP_SECONDS": "180", "AB_EXPOSURE_COST": "19.32"}
+        "TRAINING_HOURLY_PRICE": "", "TRAINING_STARTUP_SECONDS": "180", "AB_EXPOSURE_COST": "19.32",
+        "RETRAIN_CHALLENGER": "auto"}
 DAY = datetime(2026, 3, 1, tzinfo=UTC)
 
 
