@@ -294,8 +294,8 @@ def _measure_challenger(services: Services, champion: Mapping[str, Any], model: 
     (without the job's hold-out). Never raises for the data's sake: every way it cannot be measured is a
     reason in the evidence, and the rule then rests on its other signals."""
     if importlib.util.find_spec("scipy") is None:
-        return _not_measured("fitting needs scipy, which this runtime lacks (the Lambda layer leaves it out); "
-                             "set RetrainChallenger=off to skip it quietly")
+        return _not_measured("fitting needs scipy.sparse, which this runtime lacks (the layer's "
+                             "requirements.txt pins it); set RetrainChallenger=off to skip it quietly")
     try:
         config = TrainingParameters.from_hyperparameters(services.settings.training_hyperparameters).config
     except DriftloopError as error:
