@@ -109,6 +109,8 @@ def test_the_drift_policy_follows_the_data_drift_verdict(workspace: Path) -> Non
         assert retrain["policy"] == "drift"
         assert retrain["retrain"] is (retrain["signals"]["data_drift"] == "retrain")
         assert run["evidence"]["drift"]["decision"] == retrain["signals"]["data_drift"]
+        assert retrain["challenger"]["measured"] is False and retrain["challenger_cost"] is None
+        assert retrain["reasons"][-1] == "challenger not measured: only the auto policy uses it (RetrainPolicy=drift)"
 
 
 def test_a_nonsense_parameter_fails_the_run_with_its_reason(workspace: Path) -> None:

@@ -419,8 +419,11 @@ def decide(services: Services, setup: DecisionSetup, run: Mapping[str, Any], cha
     retrain_settings, costs = setup.settings, setup.costs
     history = policy_history(services.ledger.runs(settings.model_name), run["run_id"], run.get("started_at"),
                              settings.holdout_days)
-    challenger = (ChallengerBudget.of_this_function() if retrain_settings.fits_challenger else
-                  f"RetrainChallenger={retrain_settings.challenger} with RetrainPolicy={retrain_settings.policy}")
+    challenger: ChallengerBudget | str = ChallengerBudget.of_this_function()
+    if retrain_settings.challenger == "off":
+        challenger = "RetrainChallenger=off"
+    elif not retrain_settings.fits_challenger:
+        challenger = f"only the auto policy uses it (RetrainPolicy={retrain_settings.policy})"
     signals, provenance = measure(services, champion, uploads, history.scored_until, data_drift, challenger)
     policy = make_policy(retrain_settings.policy, costs, history.state, **_policy_parameters(retrain_settings))
     if history.retrained is not None:
