@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from driftloop.config import RETRAIN_ENVIRONMENT, RetrainSettings
-from driftloop.decision import ChallengerGain, plan_challenger_fit
+from driftloop.decision import ChallengerGain, make_policy, measure_signals, plan_challenger_fit
 from driftloop.errors import ConfigurationError
 from driftloop.model.data import ColumnMapping, at_or_after, before, normalise_interactions
 from driftloop.model.recommender import Recommender, RecommenderConfig
@@ -216,7 +216,7 @@ def test_a_tight_budget_fits_a_seeded_user_sample_and_a_hopeless_one_skips_with_
     assert "fewer than 100 users" in evidence["reason"] or "whatever share" in evidence["reason"]
 
 
-def test_without_purchases_after_the_cut_nothing_is_measured_and_nothing_crashes() -> None:
+def test_an_upload_without_purchases_is_not_measurable_and_nothing_crashes() -> None:
     shop = _shop()
     upload = shop["upload"]
     views = upload.set_column(upload.schema.get_field_index("event_type"), "event_type",
@@ -224,6 +224,16 @@ def test_without_purchases_after_the_cut_nothing_is_measured_and_nothing_crashes
     gain, evidence = _challenger({**shop, "upload": views})
     assert gain is None and evidence["measured"] is False
     assert evidence["reason"] == "challenger not measured: no returning customer bought something new after the cut"
+    # The step's other signals say the same, and the rule decides on what is left.
+    champion = Recommender.fit(shop["champion_data"])
+    new = split_uploads({"incoming/views.parquet": views}, champion.trained_until, ["purchase"])
+    signals = measure_signals(champion, new.scored, histories=new.histories, days_since_training=16.0,
+                              interactions_since_training=new.interactions, data_drift="warn",
+                              period_days=new.period_days, challenger_gain=gain)
+    assert signals.accuracy.reason == "accuracy not measurable: the upload has no purchases"
+    cost, _ = cost_model(RetrainSettings.from_env(GOOD), "ml.m5.xlarge")
+    decision = make_policy("auto", cost).update(signals)
+    assert decision.expected_gain is not None and decision.reasons[-1].startswith("accuracy not measurable")
 
 
 def test_a_runtime_without_scipy_records_why_instead_of_failing(monkeypatch: pytest.MonkeyPatch) -> None:
