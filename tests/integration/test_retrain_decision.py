@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import running, runs_of
 
 from driftloop.config import Settings
@@ -58,7 +59,7 @@ def test_the_record_carries_the_evidence_to_recompute_the_decision(workspace: Pa
         assert full["decision"]["gain_sources"]["challenger_gain"] == gain["gain"]
         assert any(reason.startswith("a challenger fitted on") for reason in retrain["reasons"])
         assert challenger["fitted_rows"] > 0 and 0 < challenger["fit_seconds"] <= challenger["seconds"]
-        assert challenger["cost_usd"] == round(challenger["seconds"] * 3008 / 1024 * 0.0000133334, 6)
+        assert challenger["cost_usd"] == pytest.approx(challenger["seconds"] * 3008 / 1024 * 0.0000133334, abs=1e-6)
         assert retrain["challenger_cost"] == challenger["cost_usd"]
 
 

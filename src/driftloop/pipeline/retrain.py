@@ -215,7 +215,8 @@ def split_uploads(tables: Mapping[str, pa.Table], after: datetime | None, target
     end = pc.max(scored[TIME]).as_py() if scored.num_rows else None
     interactions = events.num_rows if end is None else int(
         pc.sum(pc.less_equal(events[TIME], pa.scalar(end, time_type))).as_py() or 0)
-    histories = recent_items(target_rows(events.filter(pc.invert(newer)), target_event_types)) if after else {}
+    earlier = target_rows(events.filter(pc.invert(newer)), target_event_types)
+    histories = recent_items(earlier) if after is not None else {}
     start = weighed_until if weighed_until is not None else (pc.min(scored[TIME]).as_py() if scored.num_rows else None)
     return NewData(scored, scored_keys, histories, interactions, start, end)
 
@@ -276,8 +277,8 @@ def measure_challenger(services: Services, champion: Mapping[str, Any], model: R
     """:func:`_measure_challenger`, with the function's seconds it took and their price in the evidence."""
     started = time.perf_counter()
     gain, evidence = _measure_challenger(services, champion, model, tables, new, after, budget)
-    seconds = time.perf_counter() - started
-    evidence.update(seconds=round(seconds, 3), cost_usd=round(budget.cost(seconds), 6),
+    seconds = round(time.perf_counter() - started, 3)
+    evidence.update(seconds=seconds, cost_usd=round(budget.cost(seconds), 6),
                     cost_basis=budget.cost_basis(seconds))
     return gain, evidence
 
