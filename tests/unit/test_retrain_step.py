@@ -4,11 +4,14 @@ the cheap challenger and its guard."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
+import boto3
 import numpy as np
 import pyarrow as pa
 import pytest
+from moto import mock_aws
 
 from driftloop.config import RETRAIN_ENVIRONMENT, RetrainSettings
 from driftloop.decision import ChallengerGain, make_policy, measure_signals, plan_challenger_fit
@@ -255,3 +258,19 @@ def test_the_challenger_switch_is_checked_and_only_the_auto_policy_fits_one() ->
     assert not RetrainSettings.from_env({**GOOD, "RETRAIN_POLICY": "drift"}).fits_challenger
     budget = ChallengerBudget.of_this_function({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048"})
     assert budget.memory_bytes == 2**30 and budget.cost(10.0) == pytest.approx(10 * 2 * 0.0000133334)
+
+
+def test_a_champion_without_readable_training_data_is_a_reason_not_a_failure() -> None:
+    shop = _shop()
+    champion = Recommender.fit(shop["champion_data"])
+    new = split_uploads({"u": shop["upload"]}, champion.trained_until, ["purchase"])
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="bucket")
+        services = SimpleNamespace(s3=s3, settings=SimpleNamespace(training_hyperparameters={}, data_bucket="bucket"))
+        reasons = [measure_challenger(services, record, champion, {"u": shop["upload"]}, new,
+                                      champion.trained_until, ROOMY)[1]["reason"]
+                   for record in ({}, {"dataset_dir": "datasets/recommender/gone"})]
+    assert reasons[0] == "challenger not measured: the champion's record names no training dataset"
+    assert reasons[1].startswith("challenger not measured: the champion's training data is unreadable: ")
+    assert "no manifest" in reasons[1]

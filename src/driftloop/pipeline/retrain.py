@@ -301,7 +301,10 @@ def _measure_challenger(services: Services, champion: Mapping[str, Any], model: 
         config = TrainingParameters.from_hyperparameters(services.settings.training_hyperparameters).config
     except DriftloopError as error:
         return _not_measured(f"the training hyperparameters are not valid: {error}")
-    trained = _read_training_data(services, champion, budget)
+    try:
+        trained = _read_training_data(services, champion, budget)
+    except DriftloopError as error:  # no committed manifest, an unreadable file: the run goes on without it
+        return _not_measured(f"the champion's training data is unreadable: {error}"[:300])
     if isinstance(trained, str):
         return _not_measured(trained)
     return fit_challenger(model, trained, list(tables.values()), new, after, config, budget)
