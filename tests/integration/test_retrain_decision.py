@@ -15,7 +15,7 @@ from driftloop.pipeline import drift
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import build_services
 
-NEVER = {"RetrainPolicy": "schedule", "RetrainEveryDays": "100000"}
+NEVER = {"RetrainPolicy": "schedule", "RetrainEveryDays": "100000", "RetrainChallenger": "off"}
 
 
 def upload_and_wait(world: Any, runner: Any, workspace: Path, month: int) -> dict[str, Any]:
@@ -74,6 +74,7 @@ def test_the_schedule_policy_keeps_the_champion_and_carries_its_state_to_the_nex
             assert run["evidence"]["drift"]["retrain"]["policy"] == "schedule"
             assert run["evidence"]["drift"]["retrain"]["retrain"] is False
         assert second["evidence"]["drift"]["retrain"]["previous_run_id"] == first["run_id"]
+        assert first["evidence"]["drift"]["retrain"]["reasons"][-1] == "challenger not measured: RetrainChallenger=off"
         signals = [run["evidence"]["drift"]["retrain"]["signals"] for run in (first, second)]
         assert 55 <= signals[0]["period_days"] <= 62, "the first decision weighs both months uploaded since training"
         assert 28 <= signals[1]["period_days"] <= 31, "the next one only the month it brings"
