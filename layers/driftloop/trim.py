@@ -23,6 +23,9 @@ PYARROW_OPTIONAL = re.compile(
     r"|^lib(arrow_flight|arrow_s3|arrow_python_flight)\.so(\.\d+)*$"
     r"|^(flight|orc)\.py$"
 )
+# scipy is in the layer for the drift step's cheap challenger: Recommender.fit imports scipy.sparse only.
+SCIPY_KEPT = re.compile(r"^(__init__|__config__|_distributor_init|version)\.py$|^_cyutility\..*\.so$|^(_lib|sparse)$")
+SCIPY_SPARSE_UNUSED = ("linalg", "csgraph")
 VERSIONED_LIBRARY = re.compile(r"^(lib[^/]+?\.so)((?:\.\d+)*)$")
 
 
@@ -44,6 +47,17 @@ def optional_pyarrow_parts(root: Path) -> Iterator[Path]:
     package = root / "pyarrow"
     if package.is_dir():
         yield from sorted(path for path in package.iterdir() if PYARROW_OPTIONAL.match(path.name))
+
+
+def unused_scipy_parts(root: Path) -> Iterator[Path]:
+    """Every scipy subpackage but ``_lib`` and ``sparse`` (without its ``linalg`` and ``csgraph``), and the
+    OpenBLAS copy in ``scipy.libs`` that only ``scipy.linalg`` and the like load."""
+    package = root / "scipy"
+    if not package.is_dir():
+        return
+    yield from sorted(path for path in package.iterdir() if not SCIPY_KEPT.match(path.name))
+    yield from (package / "sparse" / name for name in SCIPY_SPARSE_UNUSED)
+    yield from sorted(root.glob("scipy.libs"))
 
 
 def duplicate_shared_libraries(root: Path) -> Iterator[Path]:
@@ -70,6 +84,7 @@ def duplicate_shared_libraries(root: Path) -> Iterator[Path]:
 RULES = {
     "tests, caches, headers and sources": tests_and_sources,
     "optional pyarrow modules": optional_pyarrow_parts,
+    "scipy beyond scipy.sparse": unused_scipy_parts,
     "duplicate shared libraries": duplicate_shared_libraries,
 }
 

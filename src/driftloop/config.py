@@ -16,9 +16,10 @@ GUARDRAIL_MODES = ("canary", "linear")
 DEPLOYMENT_MODES = (AB_TEST, *GUARDRAIL_MODES)
 MAX_ROLLBACK_ALARMS = 10
 RETRAIN_POLICIES = ("auto", "drift", "schedule")
+RETRAIN_CHALLENGERS = ("auto", "off")
 # The retrain decision's parameters, in the drift step's environment only (template.yaml, DriftFunction).
 RETRAIN_ENVIRONMENT = ("RETRAIN_POLICY", "RETRAIN_EVERY_DAYS", "VALUE_PER_NDCG_POINT", "TRAINING_HOURLY_PRICE",
-                       "TRAINING_STARTUP_SECONDS", "AB_EXPOSURE_COST")
+                       "TRAINING_STARTUP_SECONDS", "AB_EXPOSURE_COST", "RETRAIN_CHALLENGER")
 
 
 def _bool(text: str) -> bool:
@@ -179,10 +180,14 @@ class RetrainSettings:
     training_hourly_price: float | None  # None: the list price of the training instance type
     startup_seconds: float
     ab_exposure_cost: float
+    challenger: str = "auto"  # auto: the auto policy fits a cheap challenger at every trigger; off: never
 
     def __post_init__(self) -> None:
         if self.policy not in RETRAIN_POLICIES:
             raise ConfigurationError(f"RetrainPolicy must be one of {', '.join(RETRAIN_POLICIES)}, not {self.policy!r}")
+        if self.challenger not in RETRAIN_CHALLENGERS:
+            raise ConfigurationError(
+                f"RetrainChallenger must be one of {', '.join(RETRAIN_CHALLENGERS)}, not {self.challenger!r}")
         checks = (
             ("RetrainEveryDays", self.every_days, "> 0 days", self.every_days > 0),
             ("ValuePerNdcgPoint", self.value_per_ndcg_point, "> 0 USD per 0.01 NDCG@10 per day",
@@ -216,7 +221,12 @@ class RetrainSettings:
             training_hourly_price=number("TRAINING_HOURLY_PRICE", "TrainingHourlyPrice") if price else None,
             startup_seconds=number("TRAINING_STARTUP_SECONDS", "TrainingStartupSeconds"),
             ab_exposure_cost=number("AB_EXPOSURE_COST", "AbExposureCost"),
+            challenger=env.get("RETRAIN_CHALLENGER", "auto"),
         )
+
+    @property
+    def fits_challenger(self) -> bool:
+        return self.policy == "auto" and self.challenger == "auto"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import running, runs_of
 
 from driftloop.config import Settings
@@ -14,7 +15,7 @@ from driftloop.pipeline import drift
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import build_services
 
-NEVER = {"RetrainPolicy": "schedule", "RetrainEveryDays": "100000"}
+NEVER = {"RetrainPolicy": "schedule", "RetrainEveryDays": "100000", "RetrainChallenger": "off"}
 
 
 def upload_and_wait(world: Any, runner: Any, workspace: Path, month: int) -> dict[str, Any]:
@@ -48,6 +49,18 @@ def test_the_record_carries_the_evidence_to_recompute_the_decision(workspace: Pa
         assert full["settings"]["value_per_ndcg_point"] == 0.5 and full["hourly_price"] == 0.23
         assert full["history"]["recent_job_seconds"], "the seeding run's training job prices the retrain"
         assert full["signals_provenance"]["age_basis"] == "data time"
+        # The cheap challenger, fitted in the drift function as the backtest's auto fits it.
+        challenger = retrain["challenger"]
+        print("challenger evidence:", json.dumps(challenger))
+        assert challenger["measured"] is True, challenger.get("reason")
+        gain = full["decision"]["signals"]["challenger_gain"]
+        assert gain == challenger["gain"] and gain["users"] > 0 and gain["missed_days"] > 0
+        assert gain["ci_low"] <= gain["gain"] <= gain["ci_high"]
+        assert full["decision"]["gain_sources"]["challenger_gain"] == gain["gain"]
+        assert any(reason.startswith("a challenger fitted on") for reason in retrain["reasons"])
+        assert challenger["fitted_rows"] > 0 and 0 < challenger["fit_seconds"] <= challenger["seconds"]
+        assert challenger["cost_usd"] == pytest.approx(challenger["seconds"] * 3008 / 1024 * 0.0000133334, abs=1e-6)
+        assert retrain["challenger_cost"] == challenger["cost_usd"]
 
 
 def test_the_schedule_policy_keeps_the_champion_and_carries_its_state_to_the_next_trigger(workspace: Path) -> None:
@@ -61,6 +74,7 @@ def test_the_schedule_policy_keeps_the_champion_and_carries_its_state_to_the_nex
             assert run["evidence"]["drift"]["retrain"]["policy"] == "schedule"
             assert run["evidence"]["drift"]["retrain"]["retrain"] is False
         assert second["evidence"]["drift"]["retrain"]["previous_run_id"] == first["run_id"]
+        assert first["evidence"]["drift"]["retrain"]["reasons"][-1] == "challenger not measured: RetrainChallenger=off"
         signals = [run["evidence"]["drift"]["retrain"]["signals"] for run in (first, second)]
         assert 55 <= signals[0]["period_days"] <= 62, "the first decision weighs both months uploaded since training"
         assert 28 <= signals[1]["period_days"] <= 31, "the next one only the month it brings"
@@ -97,6 +111,8 @@ def test_the_drift_policy_follows_the_data_drift_verdict(workspace: Path) -> Non
         assert retrain["policy"] == "drift"
         assert retrain["retrain"] is (retrain["signals"]["data_drift"] == "retrain")
         assert run["evidence"]["drift"]["decision"] == retrain["signals"]["data_drift"]
+        assert retrain["challenger"]["measured"] is False and retrain["challenger_cost"] is None
+        assert retrain["reasons"][-1] == "challenger not measured: only the auto policy uses it (RetrainPolicy=drift)"
 
 
 def test_a_nonsense_parameter_fails_the_run_with_its_reason(workspace: Path) -> None:

@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from driftloop.decision import (
     CostAwareRetrainPolicy,
     RetrainCostModel,
     RetrainPolicy,
+    challenger_cut,
     measure_challenger_gain,
     measure_signals,
 )
@@ -496,25 +498,25 @@ class _Backtest:
         event time (the first upload after a retrain: the challenger also learns its first half). The
         fit is real compute: it is charged to ``auto`` (job and start-up, no A/B test)."""
         period, t = self.periods[p], ledger.trained_until
-        rows, champion_recent_first = period.interactions, t
+        period_start = datetime.fromtimestamp(period.start_micros / 1_000_000, UTC) if t < p else None
+        split = challenger_cut(period.interactions, period_start)
+        if split is None:
+            return None
         if t < p:
-            fit, cut_micros, extra = self._model(p), period.start_micros, None
+            fit, extra = self._model(p), None
         else:
-            cut = time_quantile(period.interactions, 0.5)
-            extra, rows = before(period.interactions, cut), at_or_after(period.interactions, cut)
-            if extra.num_rows == 0:
-                return None
-            cut_micros = int(cut.timestamp() * 1_000_000)
+            extra = split.learned
             fit = self.trainer.fit_rows(
                 ("challenger", p),
                 lambda: pa.concat_tables([self.trainer.table(tuple(range(p))), extra]),
                 self.config.model,
             )
+        rows, cut_micros = split.scored, round(split.cut.timestamp() * 1_000_000)
         ledger.training_seconds += fit.seconds
         ledger.training_cost += self.cost.job_cost(fit.billed_seconds)
         ledger.challenger_fits += 1
         users = rows.column(USER).unique().to_pylist()
-        champion_recent = self.recent.since(champion_recent_first, users)
+        champion_recent = self.recent.since(t, users)
         seen_at_cut = seen
         if extra is not None:
             seen_at_cut = {user: set(items) for user, items in seen.items()}

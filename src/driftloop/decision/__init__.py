@@ -3,6 +3,13 @@
 Pure (no AWS): the pipeline's decision step and the backtest use the very same objects.
 """
 
+from driftloop.decision.challenger import (
+    ChallengerCut,
+    ChallengerFitPlan,
+    challenger_cut,
+    plan_challenger_fit,
+    sample_users,
+)
 from driftloop.decision.cost import NDCG_POINT, RetrainCostModel
 from driftloop.decision.policy import (
     POLICIES,
@@ -26,6 +33,8 @@ __all__ = [
     "NDCG_POINT",
     "POLICIES",
     "AccuracyEstimate",
+    "ChallengerCut",
+    "ChallengerFitPlan",
     "ChallengerGain",
     "CostAwareRetrainPolicy",
     "DriftRetrainPolicy",
@@ -34,8 +43,11 @@ __all__ = [
     "RetrainPolicy",
     "ScheduleRetrainPolicy",
     "TriggerSignals",
+    "challenger_cut",
     "make_policy",
     "measure_accuracy",
     "measure_challenger_gain",
     "measure_signals",
+    "plan_challenger_fit",
+    "sample_users",
 ]

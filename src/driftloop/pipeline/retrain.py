@@ -5,6 +5,14 @@ needs (the champion's NDCG@10 on the newest upload, given each customer's purcha
 the endpoint is given them; novelty; days and interactions since training; the data drift verdict),
 prices a retrain from the last training jobs, and asks the configured policy (``RetrainPolicy``).
 
+With ``RetrainChallenger=auto`` the step also measures what a retrain would buy, as the backtest's
+``auto`` does: it fits a cheap challenger in this function, with the recommender and hyperparameters of
+the training job, on the data the run has fixed (the champion's training dataset and the uploads, read by
+version) up to a cut (``decision.challenger_cut``), and scores it with the champion on the purchases after
+the cut (``decision.measure_challenger_gain``). A guard sizes the fit from the data's counts first
+(``decision.plan_challenger_fit``): all users, a seeded user sample, or not at all, with the reason in the
+evidence; the function's seconds spent on it are priced at Lambda's GB-second rate and recorded.
+
 The policy's state between triggers rides in each run's record (``evidence.drift.retrain.policy_state``,
 keyed by its run id). A trigger starts from the latest earlier run that carries one, after telling the
 policy whether that run retrained (its job's billed seconds, the NDCG@10 its challenger gained over the
@@ -13,6 +21,9 @@ champion offline). A step that runs twice reads the same records and writes the 
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,25 +35,48 @@ import pyarrow.compute as pc
 from driftloop.adapters.artifacts import fetch_model_dir
 from driftloop.adapters.s3 import put_json
 from driftloop.config import RetrainSettings
+from driftloop.data.manifest import read_manifest
 from driftloop.decision import (
     AccuracyEstimate,
+    ChallengerGain,
     RetrainCostModel,
     RetrainDecision,
     TriggerSignals,
+    challenger_cut,
     make_policy,
+    measure_challenger_gain,
     measure_signals,
+    plan_challenger_fit,
+    sample_users,
 )
-from driftloop.errors import ConfigurationError, InvalidInputError
-from driftloop.model.data import EVENT, ITEM, TIME, USER, ColumnMapping, parse_time, read_interactions
+from driftloop.errors import ConfigurationError, DriftloopError, InvalidInputError
+from driftloop.model.data import (
+    ITEM,
+    TIME,
+    USER,
+    ColumnMapping,
+    holdout_items,
+    parse_time,
+    read_interactions,
+    target_rows,
+)
 from driftloop.model.inference import MAX_RECENT_ITEMS
 from driftloop.model.jobs import PRICE_DATE, PRICE_REGION, TRAINING_PRICES_USD_PER_HOUR
-from driftloop.model.recommender import Recommender
+from driftloop.model.recommender import Recommender, RecommenderConfig
+from driftloop.model.train import TrainingParameters
 from driftloop.pipeline.inputs import upload_source
 from driftloop.pipeline.services import Services
+from driftloop.storage import ParquetSource, s3_filesystem
 
 RECENT_JOBS = 3  # training jobs whose billed seconds price the next retrain
 _SECONDS_PER_DAY = 86_400.0
 _Z95 = 1.959964
+# The challenger's fit in this function (see measure_challenger).
+LAMBDA_USD_PER_GB_SECOND = 0.0000133334  # arm64 (the template's), us-east-1 list price 2025-06
+DEFAULT_FUNCTION_MEMORY_MB = 3008  # the template's DriftFunction MemorySize, outside Lambda
+CHALLENGER_MEMORY_SHARE = 0.5  # of the function's memory: the uploads, the champion and the drift check hold the rest
+CHALLENGER_SECONDS = 300.0  # of the drift step's 900 s Timeout: the rest reads the uploads and checks drift
+READ_BYTES_PER_ROW = 100  # one interaction read into Arrow (two id strings, a timestamp, an event type)
 
 
 @dataclass(frozen=True)
@@ -149,6 +183,16 @@ class NewData:
         return (self.end - self.start).total_seconds() / _SECONDS_PER_DAY
 
 
+def recent_items(events: pa.Table) -> dict[str, list[str]]:
+    """Each customer's items in ``events``, oldest first, the latest ``MAX_RECENT_ITEMS``: the request's
+    ``recent_items`` as the endpoint receives them."""
+    events = events.sort_by([(USER, "ascending"), (TIME, "ascending")])
+    histories: dict[str, list[str]] = {}
+    for user, item in zip(events[USER].to_pylist(), events[ITEM].to_pylist(), strict=True):
+        histories.setdefault(user, []).append(item)
+    return {user: items[-MAX_RECENT_ITEMS:] for user, items in histories.items()}
+
+
 def split_uploads(tables: Mapping[str, pa.Table], after: datetime | None, target_event_types: Sequence[str],
                   weighed_until: datetime | None = None) -> NewData:
     """Events after ``after`` (the champion's last training event, or the last event an earlier decision
@@ -171,14 +215,8 @@ def split_uploads(tables: Mapping[str, pa.Table], after: datetime | None, target
     end = pc.max(scored[TIME]).as_py() if scored.num_rows else None
     interactions = events.num_rows if end is None else int(
         pc.sum(pc.less_equal(events[TIME], pa.scalar(end, time_type))).as_py() or 0)
-    histories: dict[str, list[str]] = {}
-    if after is not None:
-        earlier = events.filter(pc.and_(pc.invert(newer), pc.is_in(
-            events[EVENT], value_set=pa.array(list(target_event_types), pa.string()))))
-        earlier = earlier.sort_by([(USER, "ascending"), (TIME, "ascending")])
-        for user, item in zip(earlier[USER].to_pylist(), earlier[ITEM].to_pylist(), strict=True):
-            histories.setdefault(user, []).append(item)
-        histories = {user: items[-MAX_RECENT_ITEMS:] for user, items in histories.items()}
+    earlier = target_rows(events.filter(pc.invert(newer)), target_event_types)
+    histories = recent_items(earlier) if after is not None else {}
     start = weighed_until if weighed_until is not None else (pc.min(scored[TIME]).as_py() if scored.num_rows else None)
     return NewData(scored, scored_keys, histories, interactions, start, end)
 
@@ -194,11 +232,133 @@ def _days(later: datetime, earlier: datetime) -> float:
     return max((later - earlier).total_seconds() / _SECONDS_PER_DAY, 0.0)
 
 
+@dataclass(frozen=True)
+class ChallengerBudget:
+    """What the challenger's fit may use in this function, and the memory Lambda bills per second."""
+
+    memory_bytes: int
+    seconds: float
+    function_memory_gb: float
+
+    @classmethod
+    def of_this_function(cls, environ: Mapping[str, str] = os.environ) -> ChallengerBudget:
+        megabytes = float(environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or DEFAULT_FUNCTION_MEMORY_MB)
+        return cls(int(megabytes * 2**20 * CHALLENGER_MEMORY_SHARE), CHALLENGER_SECONDS, megabytes / 1024)
+
+    def cost(self, seconds: float) -> float:
+        return seconds * self.function_memory_gb * LAMBDA_USD_PER_GB_SECOND
+
+    def cost_basis(self, seconds: float) -> str:
+        return (f"{seconds:.2f} s of this function x {self.function_memory_gb:.3f} GB x "
+                f"${LAMBDA_USD_PER_GB_SECOND:.10f} per GB-second (Lambda arm64, us-east-1 list price 2025-06)")
+
+
+def _not_measured(reason: str, **evidence: Any) -> tuple[None, dict[str, Any]]:
+    return None, {"measured": False, "reason": reason if reason.startswith("challenger not measured") else
+                  f"challenger not measured: {reason}", **evidence}
+
+
+def _read_training_data(services: Services, champion: Mapping[str, Any], budget: ChallengerBudget) -> pa.Table | str:
+    """The champion's training dataset (its committed version's files), or why it is not read."""
+    if not champion.get("dataset_dir"):
+        return "the champion's record names no training dataset"
+    filesystem = s3_filesystem(services.s3)
+    manifest = read_manifest(filesystem, f"{services.settings.data_bucket}/{champion['dataset_dir']}")
+    if manifest.rows_out * READ_BYTES_PER_ROW > budget.memory_bytes:
+        return (f"the champion's training data ({manifest.rows_out} rows, about "
+                f"{manifest.rows_out * READ_BYTES_PER_ROW / 2**30:.2f} GB in memory) does not fit the "
+                f"{budget.memory_bytes / 2**30:.2f} GB this function gives the challenger")
+    return read_interactions(ParquetSource(filesystem, manifest.file_paths()), ColumnMapping())
+
+
+def measure_challenger(services: Services, champion: Mapping[str, Any], model: Recommender,
+                       tables: Mapping[str, pa.Table], new: NewData, after: datetime,
+                       budget: ChallengerBudget) -> tuple[ChallengerGain | None, dict[str, Any]]:
+    """:func:`_measure_challenger`, with the function's seconds it took and their price in the evidence."""
+    started = time.perf_counter()
+    gain, evidence = _measure_challenger(services, champion, model, tables, new, after, budget)
+    seconds = round(time.perf_counter() - started, 3)
+    evidence.update(seconds=seconds, cost_usd=round(budget.cost(seconds), 6),
+                    cost_basis=budget.cost_basis(seconds))
+    return gain, evidence
+
+
+def _measure_challenger(services: Services, champion: Mapping[str, Any], model: Recommender,
+                        tables: Mapping[str, pa.Table], new: NewData, after: datetime,
+                        budget: ChallengerBudget) -> tuple[ChallengerGain | None, dict[str, Any]]:
+    """What a retrain would buy, measured as the backtest's ``auto`` measures it, and its evidence.
+
+    The challenger learns all the data before the cut (the champion's training dataset, the uploads up
+    to ``after``, and the period's part before the cut); both models are scored on the period's purchases
+    after the cut, the champion given each customer's purchases since its training as the endpoint is.
+    The hyperparameters are the training job's, so the challenger is the model a retrain would fit
+    (without the job's hold-out). Never raises for the data's sake: every way it cannot be measured is a
+    reason in the evidence, and the rule then rests on its other signals."""
+    if importlib.util.find_spec("scipy") is None:
+        return _not_measured("fitting needs scipy.sparse, which this runtime lacks (the layer's "
+                             "requirements.txt pins it); set RetrainChallenger=off to skip it quietly")
+    try:
+        config = TrainingParameters.from_hyperparameters(services.settings.training_hyperparameters).config
+    except DriftloopError as error:
+        return _not_measured(f"the training hyperparameters are not valid: {error}")
+    try:
+        trained = _read_training_data(services, champion, budget)
+    except DriftloopError as error:  # no committed manifest, an unreadable file: the run goes on without it
+        return _not_measured(f"the champion's training data is unreadable: {error}"[:300])
+    if isinstance(trained, str):
+        return _not_measured(trained)
+    return fit_challenger(model, trained, list(tables.values()), new, after, config, budget)
+
+
+def fit_challenger(model: Recommender, trained: pa.Table, uploads: Sequence[pa.Table], new: NewData, after: datetime,
+                   config: RecommenderConfig, budget: ChallengerBudget) -> tuple[ChallengerGain | None, dict[str, Any]]:
+    """The challenger's measurement from data in memory: ``trained`` (the champion's training dataset),
+    ``uploads`` (the run's uploads) and their split ``new`` at ``after`` (see :func:`measure_challenger`)."""
+    time_type = trained.schema.field(TIME).type
+    until = pa.scalar(after, time_type)
+    known = pa.concat_tables([trained, *(table.filter(pc.less_equal(table[TIME], until))
+                                         for table in uploads if table.num_rows)])
+    missed = known.filter(pc.greater(known[TIME], pa.scalar(model.trained_until, time_type)))
+    split = challenger_cut(new.scored, new.start if missed.num_rows else None)
+    if split is None:
+        return _not_measured("the period's events all happened at one instant, so there is nothing to learn "
+                             "before a cut")
+    rows = pa.concat_tables([known, split.learned])
+    plan = plan_challenger_fit(
+        config, rows=rows.num_rows, users=pc.count_distinct(rows[USER]).as_py(),
+        items=pc.count_distinct(rows[ITEM]).as_py(), memory_budget_bytes=budget.memory_bytes,
+        seconds_budget=budget.seconds)
+    evidence: dict[str, Any] = {"cut": split.cut.isoformat(), "cut_at": "period start" if missed.num_rows else
+                                "the period's median event time", "plan": plan.to_dict()}
+    if plan.user_share is None:
+        return _not_measured(plan.reason or "", **evidence)
+    scored = split.scored
+    if plan.user_share < 1:
+        rows, scored = sample_users(rows, plan.user_share), sample_users(scored, plan.user_share)
+    fit_started = time.perf_counter()
+    try:
+        challenger = Recommender.fit(rows, config)
+    except (DriftloopError, MemoryError) as error:
+        return _not_measured(f"the fit failed: {type(error).__name__}: {error}"[:300], **evidence)
+    evidence["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
+    histories = recent_items(target_rows(pa.concat_tables([missed, split.learned]), config.target_event_types))
+    gain = measure_challenger_gain(
+        model, challenger, holdout_items(scored, config.target_event_types),
+        missed_days=_days(split.cut, model.trained_until), champion_histories=histories, challenger_histories={})
+    evidence.update(measured=gain is not None, fitted_rows=rows.num_rows,
+                    gain=None if gain is None else gain.to_dict())
+    if gain is None:
+        evidence["reason"] = "challenger not measured: no returning customer bought something new after the cut"
+    return gain, evidence
+
+
 def measure(services: Services, champion: Mapping[str, Any], uploads: Sequence[Mapping[str, Any]],
-            scored_until: datetime | None, data_drift: str | None) -> tuple[TriggerSignals | None, dict[str, Any]]:
+            scored_until: datetime | None, data_drift: str | None,
+            challenger: ChallengerBudget | str) -> tuple[TriggerSignals | None, dict[str, Any]]:
     """The trigger's signals and where they came from; None when the uploads hold nothing newer than
     what an earlier decision weighed. Age is in data time (the champion's last training event to the
-    period's last event) when known, else wall-clock time since promotion."""
+    period's last event) when known, else wall-clock time since promotion. ``challenger``: the budget
+    of the challenger's fit, or why none is fitted."""
     now = datetime.fromtimestamp(services.clock(), UTC)
     wall_days = _days(now, parse_time(champion["promoted_at"])) if champion.get("promoted_at") else 0.0
     tables: dict[str, pa.Table] = {}
@@ -229,10 +389,13 @@ def measure(services: Services, champion: Mapping[str, Any], uploads: Sequence[M
     if new.end is None:
         return None, provenance
     provenance["age_basis"] = "data time"
+    gain, provenance["challenger"] = (
+        _not_measured(challenger) if isinstance(challenger, str)
+        else measure_challenger(services, champion, model, tables, new, after, challenger))
     signals = measure_signals(model, new.scored, histories=new.histories,
                               days_since_training=_days(new.end, model.trained_until),
                               interactions_since_training=new.interactions, data_drift=data_drift,
-                              period_days=new.period_days)
+                              period_days=new.period_days, challenger_gain=gain)
     return signals, provenance
 
 
@@ -260,7 +423,12 @@ def decide(services: Services, setup: DecisionSetup, run: Mapping[str, Any], cha
     retrain_settings, costs = setup.settings, setup.costs
     history = policy_history(services.ledger.runs(settings.model_name), run["run_id"], run.get("started_at"),
                              settings.holdout_days)
-    signals, provenance = measure(services, champion, uploads, history.scored_until, data_drift)
+    challenger: ChallengerBudget | str = ChallengerBudget.of_this_function()
+    if retrain_settings.challenger == "off":
+        challenger = "RetrainChallenger=off"
+    elif not retrain_settings.fits_challenger:
+        challenger = f"only the auto policy uses it (RetrainPolicy={retrain_settings.policy})"
+    signals, provenance = measure(services, champion, uploads, history.scored_until, data_drift, challenger)
     policy = make_policy(retrain_settings.policy, costs, history.state, **_policy_parameters(retrain_settings))
     if history.retrained is not None:
         policy.retrained(**history.retrained)
@@ -300,14 +468,19 @@ def compact_evidence(decision: RetrainDecision | None, full: Mapping[str, Any], 
         return {"policy": full["settings"]["policy"], "retrain": False, "reasons": [reason], **carried}
     signals = decision.signals
     accuracy = signals.accuracy
+    challenger = full["signals_provenance"].get("challenger") or {}
     return {
         "policy": decision.policy,
         "retrain": decision.retrain,
-        "reasons": list(decision.reasons),
+        "reasons": list(decision.reasons) + ([challenger["reason"]] if challenger.get("reason") else []),
         "expected_gain": _rounded(decision.expected_gain),
         "gain_ci": [_rounded(bound) for bound in decision.gain_ci] if decision.gain_ci else None,
         "staleness_cost": _rounded(decision.staleness_cost, 4),
         "retraining_cost": _rounded(decision.retraining_cost, 4),
+        "challenger_cost": challenger.get("cost_usd"),
+        "challenger": {name: challenger.get(name) for name in (
+            "measured", "gain", "reason", "cut", "fit_seconds", "fitted_rows", "seconds", "cost_usd", "cost_basis")}
+        | {"user_share": (challenger.get("plan") or {}).get("user_share")},
         "signals": {
             "ndcg_at_10": _rounded(accuracy.ndcg_at_10),
             "ndcg_ci": [_rounded(accuracy.ci_low), _rounded(accuracy.ci_high)],

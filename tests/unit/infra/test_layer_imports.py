@@ -1,7 +1,7 @@
 """Everything a handler can import must be in the layer or in the Lambda runtime.
 
 Follows the imports that run when a module loads (module and class level; not those deferred into
-functions, such as scipy for training or driftloop.local for the local backend) from
+functions, such as scipy for fitting or driftloop.local for the local backend) from
 functions/*/app.py through src/driftloop, the package the layer copies. A module outside that set
 would fail only in AWS, at cold start.
 """
@@ -19,7 +19,7 @@ SOURCE = REPO / "src"
 # Top-level import names of layers/driftloop/requirements.txt, plus what the python3.12 runtime ships.
 LAYER_MODULES = {
     "aws_lambda_powertools", "pyarrow", "numpy", "pydantic", "pydantic_core",
-    "annotated_types", "typing_extensions", "typing_inspection", "jmespath",
+    "annotated_types", "typing_extensions", "typing_inspection", "jmespath", "scipy",
 }  # fmt: skip
 RUNTIME_MODULES = {"boto3", "botocore", "s3transfer", "urllib3"}
 

@@ -20,6 +20,11 @@ KEPT = [
     "pandas/core/frame.py",
     "numpy.libs/libscipy_openblas64_-ff651d7f.so",
     "pydantic_core/_pydantic_core.cpython-312-aarch64-linux-gnu.so",
+    "scipy/__init__.py",
+    "scipy/_cyutility.cpython-312-aarch64-linux-gnu.so",
+    "scipy/_lib/_util.py",
+    "scipy/sparse/_csr.py",
+    "scipy/sparse/_sparsetools.cpython-312-aarch64-linux-gnu.so",
 ]
 REMOVED = [
     "pyarrow/_flight.cpython-312-aarch64-linux-gnu.so",
@@ -34,6 +39,12 @@ REMOVED = [
     "pandas/tests/test_frame.py",
     "pandas/__init__.pyi",
     "numpy/_core/include/numpy/ndarrayobject.h",
+    "scipy/conftest.py",
+    "scipy/linalg/_flapack.cpython-312-aarch64-linux-gnu.so",
+    "scipy/stats/_stats_py.py",
+    "scipy/sparse/linalg/_isolve/iterative.py",
+    "scipy/sparse/csgraph/_traversal.cpython-312-aarch64-linux-gnu.so",
+    "scipy.libs/libscipy_openblas-68440149.so",
 ]
 
 

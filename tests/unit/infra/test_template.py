@@ -39,7 +39,7 @@ ENVIRONMENT = {
 # The retrain decision's parameters: only the drift step reads them (config.RetrainSettings).
 DRIFT_ENVIRONMENT = {
     "RETRAIN_POLICY", "RETRAIN_EVERY_DAYS", "VALUE_PER_NDCG_POINT", "TRAINING_HOURLY_PRICE",
-    "TRAINING_STARTUP_SECONDS", "AB_EXPOSURE_COST",
+    "TRAINING_STARTUP_SECONDS", "AB_EXPOSURE_COST", "RETRAIN_CHALLENGER",
 }  # fmt: skip
 PARAMETER_DEFAULTS = {
     "ModelName": "recommender", "EndpointName": "driftloop-recommender", "ChampionVariantName": "champion",
@@ -58,7 +58,7 @@ PARAMETER_DEFAULTS = {
     "ScaleOutUploads": 20, "ScaleOutMaxConcurrency": 40, "RunTimeoutSeconds": 345600,
     "NotificationEmail": "",
     "RetrainPolicy": "auto", "RetrainEveryDays": 7, "ValuePerNdcgPoint": 0.5, "TrainingHourlyPrice": "",
-    "TrainingStartupSeconds": 180, "AbExposureCost": 19.32,
+    "TrainingStartupSeconds": 180, "AbExposureCost": 19.32, "RetrainChallenger": "auto",
 }  # fmt: skip
 PASS_ROLE_FUNCTIONS = {"StartTrainingFunction", "UpdateWeightsFunction", "PromoteFunction"}
 # APIs that accept no resource-level scope, so "*" is the only valid Resource for them.
