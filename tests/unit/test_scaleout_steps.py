@@ -58,7 +58,7 @@ def test_batching_nothing_gives_no_items_and_bad_limits_are_refused() -> None:
 # -- the steps on moto ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def environment() -> dict[str, str]:
-    app = load_app(REPO / "template.yaml", {"RuntimeBackend": "aws"})
+    app = load_app(REPO / "template.yaml")
     return app.functions["CombineMergeFunction"].environment
 
 
@@ -250,7 +250,7 @@ def test_the_map_reads_the_plan_and_tolerates_what_the_merge_tolerates() -> None
 
 
 def test_template_wires_the_two_functions_and_the_map_rights(environment: dict[str, str]) -> None:
-    app = load_app(REPO / "template.yaml", {"RuntimeBackend": "aws"})
+    app = load_app(REPO / "template.yaml")
     for logical_id, folder in (("MergePartFunction", "merge_part"), ("CombineMergeFunction", "combine_merge")):
         function = app.functions[logical_id]
         assert function.code_dir.name == folder and function.timeout == 900

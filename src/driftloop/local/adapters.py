@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from driftloop.adapters.artifacts import fetch_model_dir
 from driftloop.adapters.endpoint import IN_SERVICE, Endpoint, EndpointState, GuardrailPolicy, ModelSpec, Variant
 from driftloop.adapters.s3 import split_uri
 from driftloop.adapters.training import Trainer
+from driftloop.config import Settings
 from driftloop.errors import TransientError
 
 _STATE_LOCK = threading.RLock()
@@ -347,3 +348,14 @@ class SimulatedEndpoint(Endpoint):
         prediction = predict_fn(input_fn(json.dumps({"instances": instances}), "application/json"),
                                 self._served_model(model_name))
         return [entry["items"] for entry in prediction["predictions"]]
+
+
+@dataclass(frozen=True)
+class LocalAdapters:
+    """What the local runtime injects into the steps' services (``pipeline.services.Adapters``): the
+    local trainer and the simulated endpoint, both keeping their state in ``workspace``."""
+
+    workspace: Path
+
+    def __call__(self, settings: Settings, s3: Any, sagemaker: Any) -> tuple[Trainer, Endpoint]:
+        return LocalTrainer(self.workspace, s3), SimulatedEndpoint(self.workspace, settings.endpoint_name, s3)

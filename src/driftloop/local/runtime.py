@@ -28,7 +28,7 @@ import boto3
 from moto import mock_aws
 
 from driftloop.errors import ConfigurationError
-from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE
+from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE, LocalAdapters
 from driftloop.local.customers import LiveTraffic
 from driftloop.local.dispatcher import Dispatcher, FaultPlan, HandlerOutput
 from driftloop.local.moto_patches import patched_moto
@@ -76,6 +76,7 @@ class LocalAWS:
         self.workspace = Workspace(workspace.resolve())
         self.profile = profile
         self.faults = faults or FaultPlan()
+        self.adapters = LocalAdapters(self.workspace.root)  # what the dispatcher injects into the steps
         self.app = load_app(self.project_dir / template, profile.parameters)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                                       "lambda": {"use_docker": False}})
@@ -98,10 +99,9 @@ class LocalAWS:
         self._mock.start()
         output = HandlerOutput(self._console, self.workspace.root / "logs")
         sys.stdout = output
-        self.dispatcher = Dispatcher(self.app, {"DRIFTLOOP_WORKSPACE": str(self.workspace.root),
-                                                "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+        self.dispatcher = Dispatcher(self.app, {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
                                                 UPDATE_SECONDS_VARIABLE: str(self.profile.endpoint_update_seconds)},
-                                     self.faults, output)
+                                     self.faults, output, self.adapters)
         self._patches = patched_moto(self.dispatcher)
         self._patches.__enter__()
         try:
@@ -110,7 +110,7 @@ class LocalAWS:
             self.__exit__(None, None, None)
             raise
         environment = self.app.environment
-        if environment.get("RUNTIME_BACKEND") == "local" and self.profile.requests_per_second > 0:
+        if self.profile.requests_per_second > 0:  # customers of the simulated endpoint the dispatcher injects
             self.traffic = LiveTraffic(self.workspace.root, environment["ENDPOINT_NAME"],
                                        environment["DATA_BUCKET"], self.profile.requests_per_second)
             self.traffic.start()

@@ -90,7 +90,7 @@ def _s3_event(bucket: str, key: str, body: bytes, sequencer: str) -> dict[str, A
 
 def sample_events(project_dir: Path, simulator: Simulator) -> dict[str, dict[str, Any]]:
     """The events announcing ``simulator``'s sample objects; events/ holds those of the default shop."""
-    app = load_app(project_dir / "template.yaml", {"RuntimeBackend": "local"})
+    app = load_app(project_dir / "template.yaml")
     environment = app.environment
     bucket, prefix = environment["DATA_BUCKET"], environment["INCOMING_PREFIX"]
     objects = sample_objects(prefix, simulator)
