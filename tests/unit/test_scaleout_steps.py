@@ -23,9 +23,10 @@ from driftloop.data.manifest import dataset_source
 from driftloop.data.merge import MergeConfig
 from driftloop.drift import Baseline, build_baseline
 from driftloop.errors import InvalidInputError
+from driftloop.layout import inputs_key, merge_plan_key, quarantine_marker_key
 from driftloop.local.template import load_app
 from driftloop.pipeline import merge, scaleout
-from driftloop.pipeline.inputs import fix_inputs, inputs_key, quarantine_marker_key
+from driftloop.pipeline.inputs import fix_inputs
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.scaleout import MergePartsItem, UploadPart, batch_uploads
 from driftloop.pipeline.services import Services
@@ -135,7 +136,7 @@ def _stage_uploads(services: Services, shop: Simulator, run_id: str) -> tuple[li
 
 
 def _run_children(services: Services, run_id: str, skip: set[int] = frozenset()) -> list[dict[str, Any]]:
-    items = get_json(services.s3, services.settings.data_bucket, scaleout.plan_key(run_id))
+    items = get_json(services.s3, services.settings.data_bucket, merge_plan_key(run_id))
     return [scaleout.merge_parts(MergePartsItem.model_validate(item), services)
             for item in items if item["item"] not in skip]
 

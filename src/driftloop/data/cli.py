@@ -10,9 +10,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from driftloop.data.manifest import find_manifest, manifest_path, version_dir
+from driftloop.data.manifest import find_manifest
 from driftloop.data.merge import DEFAULT_KEY, MergeConfig, dataset_source, merge_datasets
 from driftloop.errors import DriftloopError, InvalidInputError
+from driftloop.layout import manifest_key, version_dir
 from driftloop.storage import ParquetSource, local_source
 
 
@@ -67,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for entry in manifest.quarantined:
         print(f"quarantined {entry['source']}: {entry['reason']}", file=sys.stderr)
-    print(manifest_path(manifest.version_dir))
+    print(manifest_key(manifest.version_dir))
     return 0

@@ -28,6 +28,7 @@ from driftloop.adapters.s3 import split_uri
 from driftloop.adapters.training import Trainer
 from driftloop.config import Settings
 from driftloop.errors import TransientError
+from driftloop.layout import WorkspaceLayout, s3_uri, training_output_key
 
 _STATE_LOCK = threading.RLock()
 
@@ -53,7 +54,7 @@ class LocalTrainer(Trainer):
     the model folder goes back to S3 as ``<output path>/<job>/output/model.tar.gz``."""
 
     def __init__(self, workspace: str | os.PathLike[str], s3: Any) -> None:
-        self._root = Path(workspace) / "trainer"
+        self._root = WorkspaceLayout(Path(workspace)).trainer
         self._s3 = s3
 
     @property
@@ -169,13 +170,13 @@ class LocalTrainer(Trainer):
             for path in sorted(model_dir.rglob("*")):
                 model_tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
         out_bucket, out_prefix = split_uri(job["OutputDataConfig"]["S3OutputPath"])
-        artifact_key = f"{out_prefix.rstrip('/')}/{job['TrainingJobName']}/output/model.tar.gz".lstrip("/")
+        artifact_key = training_output_key(out_prefix, job["TrainingJobName"])
         self._s3.put_object(Bucket=out_bucket, Key=artifact_key, Body=archive.getvalue())
         metrics_file = output_dir / "data" / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
         return {
             "TrainingJobStatus": "Completed",
-            "ModelArtifacts": {"S3ModelArtifacts": f"s3://{out_bucket}/{artifact_key}"},
+            "ModelArtifacts": {"S3ModelArtifacts": s3_uri(out_bucket, artifact_key)},
             "FinalMetricDataList": [{"MetricName": name, "Value": value} for name, value in metrics.items()
                                     if isinstance(value, int | float)],
         }
@@ -196,7 +197,7 @@ class SimulatedEndpoint(Endpoint):
     def __init__(self, workspace: str | os.PathLike[str], name: str, s3: Any,
                  update_seconds: float | None = None) -> None:
         self.name = name
-        self._root = Path(workspace) / "endpoint"
+        self._root = WorkspaceLayout(Path(workspace)).endpoints
         self._s3 = s3
         self._models: dict[str, Any] = {}
         self._update_seconds = float(os.environ.get(UPDATE_SECONDS_VARIABLE, "0")) if update_seconds is None \

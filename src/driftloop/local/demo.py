@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from driftloop.layout import WorkspaceLayout
 from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS, Profile, find_project_dir
 from driftloop.local.shop import Shop, latest_run, ledger, model_name, reset_workspace, seed, upload_month
@@ -78,7 +79,7 @@ def run_demo(args: argparse.Namespace) -> int:
             last = latest_run(world)
             print(f"   {_summary(last)}")
         runs = sorted(ledger(world).runs(model_name(world)), key=lambda run: run["started_at"])
-    report = build_report(WorkspaceStore(workspace), workspace / "report")
+    report = build_report(WorkspaceStore(workspace), WorkspaceLayout(workspace).report)
     print("\n== runs")
     for run in runs:
         print(f"   {run['started_at'][:19]} {run['trigger'].get('key') or run['trigger']['type']:<28} {run['outcome']}")

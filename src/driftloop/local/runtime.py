@@ -94,10 +94,10 @@ class LocalAWS:
         self._saved_environment = dict(os.environ)
         os.environ.update({"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
                            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-                           "DRIFTLOOP_ARTIFACT_CACHE": str(self.workspace.root / "cache")})
+                           "DRIFTLOOP_ARTIFACT_CACHE": str(self.workspace.layout.cache)})
         self.workspace.root.mkdir(parents=True, exist_ok=True)
         self._mock.start()
-        output = HandlerOutput(self._console, self.workspace.root / "logs")
+        output = HandlerOutput(self._console, self.workspace.layout.logs)
         sys.stdout = output
         self.dispatcher = Dispatcher(self.app, {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
                                                 UPDATE_SECONDS_VARIABLE: str(self.profile.endpoint_update_seconds)},
@@ -241,7 +241,7 @@ class LocalAWS:
                 received.append({"subject": body.get("Subject"), "message": body.get("Message")})
                 sqs.delete_message(QueueUrl=self.notification_queue, ReceiptHandle=message["ReceiptHandle"])
         if received:
-            with open(self.workspace.root / "notifications.jsonl", "a", encoding="utf-8") as log:
+            with open(self.workspace.layout.notifications_file, "a", encoding="utf-8") as log:
                 for notification in received:
                     log.write(json.dumps(notification) + "\n")
         return received

@@ -33,6 +33,7 @@ from driftloop.decision import (
     measure_signals,
 )
 from driftloop.errors import ConfigurationError, InvalidInputError
+from driftloop.layout import decision_report_key
 from driftloop.model.data import EVENT, ITEM, TIME, USER, ColumnMapping, parse_time, read_interactions
 from driftloop.model.inference import MAX_RECENT_ITEMS
 from driftloop.model.jobs import PRICE_DATE, PRICE_REGION, TRAINING_PRICES_USD_PER_HOUR
@@ -266,7 +267,7 @@ def decide(services: Services, setup: DecisionSetup, run: Mapping[str, Any], cha
         policy.retrained(**history.retrained)
     decision = policy.update(signals) if signals is not None else None
     scored_until = provenance.get("period_end") or (history.scored_until.isoformat() if history.scored_until else None)
-    report_key = f"reports/{run['run_id']}/decision.json"
+    report_key = decision_report_key(run["run_id"])
     full = {"run_id": run["run_id"], "decision": decision.to_dict() if decision else None,
             "settings": retrain_settings.to_dict(), "hourly_price": costs.hourly_price,
             "price_source": setup.price_source, "history": history.to_dict(), "signals_provenance": provenance,
