@@ -286,11 +286,6 @@ def monitor_report_key(prefix: str, endpoint_name: str, schedule: str, hour: dat
     return f"{prefix}{endpoint_name}/{schedule}/{hour:%Y/%m/%d/%H}/{CONSTRAINT_VIOLATIONS_NAME}"
 
 
-def is_monitor_report(key: str, prefix: str) -> bool:
-    """Whether ``key`` is a violations report under the monitor report ``prefix``."""
-    return key.startswith(prefix) and key.endswith(CONSTRAINT_VIOLATIONS_NAME)
-
-
 # -- the local runtime -----------------------------------------------------------------------------
 LOCAL_ARTIFACTS_BUCKET = "local-artifacts"  # where the local template pretends its code is uploaded
 

@@ -145,10 +145,6 @@ def test_keys_read_back() -> None:
     assert layout.is_record_key(layout.record_key("r1"))
     assert not layout.is_record_key(layout.inputs_key("r1"))
     assert not layout.is_record_key("reports/r1/record.json")
-    report = layout.monitor_report_key("mon/", "ep", "dq", datetime(2025, 1, 1, tzinfo=UTC))
-    assert layout.is_monitor_report(report, "mon/")
-    assert not layout.is_monitor_report(report, "monitoring/")
-    assert not layout.is_monitor_report("mon/ep/statistics.json", "mon/")
 
 
 @pytest.mark.parametrize("run_id", ["../../x", "a/b", "", ".hidden", "x" * 129, "v=1 2"])
