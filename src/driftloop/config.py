@@ -70,7 +70,6 @@ class Settings:
     max_training_seconds: int
     endpoint_instance_type: str
     sagemaker_role_arn: str
-    runtime_backend: str
     deployment_mode: str = AB_TEST
     rollback_alarm_names: tuple[str, ...] = ()
     conversion_period: str = "day"
@@ -87,8 +86,6 @@ class Settings:
         if self.dataset_partitioning not in ("event_date", "none"):
             raise ConfigurationError(
                 f"DATASET_PARTITIONING must be event_date or none, not {self.dataset_partitioning!r}")
-        if self.runtime_backend not in ("aws", "local"):
-            raise ConfigurationError(f"RUNTIME_BACKEND must be aws or local, not {self.runtime_backend!r}")
         if self.champion_variant == self.challenger_variant:
             raise ConfigurationError("champion and challenger variants need different names")
         if not self.traffic_stages or any(
@@ -149,7 +146,6 @@ class Settings:
                 max_training_seconds=int(need("MAX_TRAINING_SECONDS")),
                 endpoint_instance_type=need("ENDPOINT_INSTANCE_TYPE"),
                 sagemaker_role_arn=need("SAGEMAKER_ROLE_ARN"),
-                runtime_backend=need("RUNTIME_BACKEND"),
                 deployment_mode=need("DEPLOYMENT_MODE"),
                 rollback_alarm_names=tuple(name.strip() for name in need("ROLLBACK_ALARM_NAMES").split(",")
                                            if name.strip()),

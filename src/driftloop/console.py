@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from driftloop.errors import NotFoundError
+from driftloop.layout import WorkspaceLayout
 
 STDOUT = "-"
 
@@ -122,9 +123,7 @@ def add_scenario_option(parser: Any, names: tuple[str, ...], help_text: str,
 
 def require_workspace(path: Path) -> None:
     """Commands that read a workspace never create one: a mistyped ``--workspace`` is an error."""
-    from driftloop.local.runtime import Workspace
-
-    if not Workspace(path).index_file.exists():
+    if not WorkspaceLayout(path).index_file.exists():
         what = "is not a driftloop workspace" if path.exists() else "does not exist"
         raise NotFoundError(f"workspace {path} {what}: `driftloop seed --workspace {path}` creates one "
                             "(or pass the --workspace you seeded)")

@@ -15,6 +15,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from driftloop.layout import path_uri, s3_uri
+
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 _MULTIPART_CHUNK = 16 * 1024 * 1024
 # Objects up to this size are fetched with one GET: a Parquet reader's footer, metadata and column
@@ -71,7 +73,7 @@ def s3_source(client: Any, bucket: str, keys: Iterable[str],
     return ParquetSource(
         s3_filesystem(client, pinned),
         tuple(f"{bucket}/{key}" for key in keys),
-        tuple(f"s3://{bucket}/{key}" for key in keys),
+        tuple(s3_uri(bucket, key) for key in keys),
     )
 
 
@@ -251,7 +253,7 @@ class Boto3S3Handler(pafs.FileSystemHandler):
                     directories.add(f"{bucket}/{prefix}{'/'.join(parts[:depth])}")
                 infos.append(pafs.FileInfo(f"{bucket}/{entry['Key']}", pafs.FileType.File, size=entry["Size"]))
         if not infos and not directories and not selector.allow_not_found and key:
-            raise FileNotFoundError(f"s3://{selector.base_dir}: no such prefix")
+            raise FileNotFoundError(f"{path_uri(selector.base_dir)}: no such prefix")
         infos.extend(pafs.FileInfo(path, pafs.FileType.Directory) for path in sorted(directories))
         return infos
 
@@ -285,7 +287,7 @@ class Boto3S3Handler(pafs.FileSystemHandler):
     def _reader(self, path: str) -> _RangedS3Reader:
         head = self._head(path)
         if head is None:
-            raise FileNotFoundError(f"s3://{path}: no such object")
+            raise FileNotFoundError(f"{path_uri(path)}: no such object")
         bucket, key = _split(path)
         return _RangedS3Reader(self._client, bucket, key, head["ContentLength"], head["ETag"],
                                self._versions.get(f"{bucket}/{key}"))

@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 from pydantic import BaseModel, Field, ValidationError
 
 from driftloop.errors import InvalidInputError
+from driftloop.layout import CONSTRAINT_VIOLATIONS_NAME
 
 TriggerType = Literal["upload", "monitor_report", "alarm", "schedule", "manual"]
 
@@ -183,7 +184,7 @@ def _upload_trigger(event: dict[str, Any], bucket: str, incoming_prefix: str, re
     if obj.sequencer is not None and not _SEQUENCER.match(obj.sequencer):
         raise InvalidInputError(f"sequencer {obj.sequencer[:80]!r} is not 1 to {SEQUENCER_WIDTH} hexadecimal digits")
     if key.startswith(report_prefix):
-        if not key.endswith("constraint_violations.json"):
+        if not key.endswith(CONSTRAINT_VIOLATIONS_NAME):
             raise InvalidInputError(f"{key!r} under {report_prefix} is not a constraint_violations.json report")
         kind: TriggerType = "monitor_report"
     else:

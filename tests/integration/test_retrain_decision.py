@@ -88,7 +88,7 @@ def test_the_schedule_policy_keeps_the_champion_and_carries_its_state_to_the_nex
 
         # The step run again for the second trigger (a retry) decides the same from the same records.
         environment = world.app.functions["DriftFunction"].environment
-        services = build_services(Settings.from_env(environment), str(workspace))
+        services = build_services(Settings.from_env(environment), world.adapters)
         invocation = StepInvocation.model_validate({
             "state": {"admission": {"run": {key: second[key] for key in ("run_id", "trigger", "started_at")}}},
             "context": {"Execution": {"Id": second["execution"], "Name": "again", "StartTime": second["started_at"]},

@@ -64,7 +64,7 @@ def open_stack(workspace: Path, parameters: dict[str, str]) -> Iterator[Stack]:
                                   endpoint_update_seconds=0)  # each change is live at once: one call does it
     with LocalAWS(PROJECT, workspace, profile) as world:
         environment = world.app.environment
-        services = build_services(Settings.from_env(environment), str(workspace))
+        services = build_services(Settings.from_env(environment), world.adapters)
         (seeding,) = runs_of(world)
         champion = services.ledger.champion(model_name(world))
         assert champion is not None

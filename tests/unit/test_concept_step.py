@@ -33,7 +33,7 @@ BASE_RATE = 0.10
 
 @pytest.fixture(scope="module")
 def environment() -> dict[str, str]:
-    return load_app(REPO / "template.yaml", {"RuntimeBackend": "aws"}).functions["DriftFunction"].environment
+    return load_app(REPO / "template.yaml").functions["DriftFunction"].environment
 
 
 def _services(environment: dict[str, str], **overrides: str) -> Services:

@@ -23,9 +23,10 @@ from driftloop.data.manifest import dataset_source
 from driftloop.data.merge import MergeConfig
 from driftloop.drift import Baseline, build_baseline
 from driftloop.errors import InvalidInputError
+from driftloop.layout import inputs_key, merge_plan_key, quarantine_marker_key
 from driftloop.local.template import load_app
 from driftloop.pipeline import merge, scaleout
-from driftloop.pipeline.inputs import fix_inputs, inputs_key, quarantine_marker_key
+from driftloop.pipeline.inputs import fix_inputs
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.scaleout import MergePartsItem, UploadPart, batch_uploads
 from driftloop.pipeline.services import Services
@@ -58,7 +59,7 @@ def test_batching_nothing_gives_no_items_and_bad_limits_are_refused() -> None:
 # -- the steps on moto ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def environment() -> dict[str, str]:
-    app = load_app(REPO / "template.yaml", {"RuntimeBackend": "aws"})
+    app = load_app(REPO / "template.yaml")
     return app.functions["CombineMergeFunction"].environment
 
 
@@ -135,7 +136,7 @@ def _stage_uploads(services: Services, shop: Simulator, run_id: str) -> tuple[li
 
 
 def _run_children(services: Services, run_id: str, skip: set[int] = frozenset()) -> list[dict[str, Any]]:
-    items = get_json(services.s3, services.settings.data_bucket, scaleout.plan_key(run_id))
+    items = get_json(services.s3, services.settings.data_bucket, merge_plan_key(run_id))
     return [scaleout.merge_parts(MergePartsItem.model_validate(item), services)
             for item in items if item["item"] not in skip]
 
@@ -250,7 +251,7 @@ def test_the_map_reads_the_plan_and_tolerates_what_the_merge_tolerates() -> None
 
 
 def test_template_wires_the_two_functions_and_the_map_rights(environment: dict[str, str]) -> None:
-    app = load_app(REPO / "template.yaml", {"RuntimeBackend": "aws"})
+    app = load_app(REPO / "template.yaml")
     for logical_id, folder in (("MergePartFunction", "merge_part"), ("CombineMergeFunction", "combine_merge")):
         function = app.functions[logical_id]
         assert function.code_dir.name == folder and function.timeout == 900

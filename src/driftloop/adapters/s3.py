@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from driftloop.adapters.aws_errors import raise_for_client_error
+from driftloop.layout import s3_uri
 
 
 @dataclass(frozen=True)
@@ -21,14 +22,14 @@ class ObjectInfo:
     version_id: str | None = None
 
     def uri(self, bucket: str) -> str:
-        return f"s3://{bucket}/{self.key}"
+        return s3_uri(bucket, self.key)
 
 
 def get_json(s3: Any, bucket: str, key: str) -> Any:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        raise_for_client_error(error, f"s3://{bucket}/{key}")
+        raise_for_client_error(error, s3_uri(bucket, key))
     return json.loads(body)
 
 
@@ -39,12 +40,12 @@ def put_json(s3: Any, bucket: str, key: str, document: Any) -> str:
         Body=json.dumps(document, indent=2, sort_keys=True, default=str).encode(),
         ContentType="application/json",
     )
-    return f"s3://{bucket}/{key}"
+    return s3_uri(bucket, key)
 
 
 def put_bytes(s3: Any, bucket: str, key: str, body: bytes, content_type: str) -> str:
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-    return f"s3://{bucket}/{key}"
+    return s3_uri(bucket, key)
 
 
 def exists(s3: Any, bucket: str, key: str) -> bool:
@@ -54,7 +55,7 @@ def exists(s3: Any, bucket: str, key: str) -> bool:
     except ClientError as error:
         if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
             return False
-        raise_for_client_error(error, f"s3://{bucket}/{key}")
+        raise_for_client_error(error, s3_uri(bucket, key))
 
 
 def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[ObjectInfo]:

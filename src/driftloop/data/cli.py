@@ -11,9 +11,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from driftloop.console import ExitCode, Progress, add_json_option, add_quiet_option, fail, json_on_stdout, write_json
-from driftloop.data.manifest import find_manifest, manifest_path, version_dir
+from driftloop.data.manifest import find_manifest
 from driftloop.data.merge import DEFAULT_KEY, MergeConfig, dataset_source, merge_datasets
 from driftloop.errors import DriftloopError, InvalidInputError
+from driftloop.layout import manifest_key, version_dir
 from driftloop.storage import ParquetSource, local_source
 
 
@@ -85,5 +86,5 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json_out, manifest.to_dict())
         if json_on_stdout(args):
             return ExitCode.OK
-    print(manifest_path(manifest.version_dir))
+    print(manifest_key(manifest.version_dir))
     return ExitCode.OK

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow.fs as pafs
 
 from driftloop.errors import InvalidInputError, NotFoundError
+from driftloop.layout import manifest_key
 from driftloop.storage import ParquetSource
 
-MANIFEST_NAME = "_manifest.json"
 FORMAT_VERSION = 1
-RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -76,31 +74,8 @@ class Manifest:
         return tuple(f"{self.version_dir}/{output.path}" for output in self.files)
 
 
-def validate_run_id(run_id: str) -> str:
-    """``run_id`` when it is safe as one path segment (``v=<run id>``); else ``InvalidInputError``.
-
-    A letter or digit, then up to 127 letters, digits, ``.``, ``_`` or ``-``: no separator, no
-    relative segment, nothing a shell or an S3 console would show differently.
-    """
-    if not RUN_ID_PATTERN.fullmatch(run_id):
-        raise InvalidInputError(
-            f"run id {run_id[:80]!r} is not allowed: use 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return run_id
-
-
-def version_dir(root: str, run_id: str) -> str:
-    """The folder of the version named ``run_id`` under ``root``."""
-    return f"{root.rstrip('/')}/v={validate_run_id(run_id)}"
-
-
-def manifest_path(version_dir: str) -> str:
-    return f"{version_dir.rstrip('/')}/{MANIFEST_NAME}"
-
-
 def write_manifest(filesystem: pafs.FileSystem, manifest: Manifest) -> str:
-    path = manifest_path(manifest.version_dir)
+    path = manifest_key(manifest.version_dir)
     body = json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode()
     filesystem.create_dir(manifest.version_dir, recursive=True)
     with filesystem.open_output_stream(path) as stream:
@@ -109,7 +84,7 @@ def write_manifest(filesystem: pafs.FileSystem, manifest: Manifest) -> str:
 
 
 def find_manifest(filesystem: pafs.FileSystem, version_dir: str) -> Manifest | None:
-    path = manifest_path(version_dir)
+    path = manifest_key(version_dir)
     if filesystem.get_file_info(path).type != pafs.FileType.File:
         return None
     with filesystem.open_input_stream(path) as stream:
@@ -130,7 +105,7 @@ def read_manifest(filesystem: pafs.FileSystem, version_dir: str) -> Manifest:
     """The manifest of a committed version; ``NotFoundError`` when absent (incomplete version)."""
     manifest = find_manifest(filesystem, version_dir)
     if manifest is None:
-        raise NotFoundError(f"{manifest_path(version_dir)}: no manifest, so no committed version there")
+        raise NotFoundError(f"{manifest_key(version_dir)}: no manifest, so no committed version there")
     return manifest
 
 

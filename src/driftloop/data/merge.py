@@ -56,6 +56,7 @@ from driftloop.data.manifest import (
 )
 from driftloop.data.schema import conform_batch, unify_schemas
 from driftloop.errors import InvalidInputError
+from driftloop.layout import version_quarantine_dir
 from driftloop.storage import ParquetSource
 
 __all__ = [
@@ -475,7 +476,7 @@ def build_version(
         if file.role == "previous" and file.reason is not None:
             raise InvalidInputError(f"{file.label}: committed version file is bad: {file.reason}")
 
-    quarantine_dir = (config.quarantine_dir or f"{out_dir}/_quarantine").rstrip("/")
+    quarantine_dir = (config.quarantine_dir or version_quarantine_dir(out_dir)).rstrip("/")
     names = quarantine_names(files)
     quarantined = [
         quarantine(file, out_filesystem, quarantine_dir, names[file.ordinal]) for file in files if file.reason

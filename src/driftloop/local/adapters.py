@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,9 @@ from driftloop.adapters.artifacts import fetch_model_dir
 from driftloop.adapters.endpoint import IN_SERVICE, Endpoint, EndpointState, GuardrailPolicy, ModelSpec, Variant
 from driftloop.adapters.s3 import split_uri
 from driftloop.adapters.training import Trainer
+from driftloop.config import Settings
 from driftloop.errors import TransientError
+from driftloop.layout import WorkspaceLayout, s3_uri, training_output_key
 
 _STATE_LOCK = threading.RLock()
 
@@ -52,7 +54,7 @@ class LocalTrainer(Trainer):
     the model folder goes back to S3 as ``<output path>/<job>/output/model.tar.gz``."""
 
     def __init__(self, workspace: str | os.PathLike[str], s3: Any) -> None:
-        self._root = Path(workspace) / "trainer"
+        self._root = WorkspaceLayout(Path(workspace)).trainer
         self._s3 = s3
 
     @property
@@ -168,13 +170,13 @@ class LocalTrainer(Trainer):
             for path in sorted(model_dir.rglob("*")):
                 model_tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
         out_bucket, out_prefix = split_uri(job["OutputDataConfig"]["S3OutputPath"])
-        artifact_key = f"{out_prefix.rstrip('/')}/{job['TrainingJobName']}/output/model.tar.gz".lstrip("/")
+        artifact_key = training_output_key(out_prefix, job["TrainingJobName"])
         self._s3.put_object(Bucket=out_bucket, Key=artifact_key, Body=archive.getvalue())
         metrics_file = output_dir / "data" / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
         return {
             "TrainingJobStatus": "Completed",
-            "ModelArtifacts": {"S3ModelArtifacts": f"s3://{out_bucket}/{artifact_key}"},
+            "ModelArtifacts": {"S3ModelArtifacts": s3_uri(out_bucket, artifact_key)},
             "FinalMetricDataList": [{"MetricName": name, "Value": value} for name, value in metrics.items()
                                     if isinstance(value, int | float)],
         }
@@ -195,7 +197,7 @@ class SimulatedEndpoint(Endpoint):
     def __init__(self, workspace: str | os.PathLike[str], name: str, s3: Any,
                  update_seconds: float | None = None) -> None:
         self.name = name
-        self._root = Path(workspace) / "endpoint"
+        self._root = WorkspaceLayout(Path(workspace)).endpoints
         self._s3 = s3
         self._models: dict[str, Any] = {}
         self._update_seconds = float(os.environ.get(UPDATE_SECONDS_VARIABLE, "0")) if update_seconds is None \
@@ -347,3 +349,14 @@ class SimulatedEndpoint(Endpoint):
         prediction = predict_fn(input_fn(json.dumps({"instances": instances}), "application/json"),
                                 self._served_model(model_name))
         return [entry["items"] for entry in prediction["predictions"]]
+
+
+@dataclass(frozen=True)
+class LocalAdapters:
+    """What the local runtime injects into the steps' services (``pipeline.services.Adapters``): the
+    local trainer and the simulated endpoint, both keeping their state in ``workspace``."""
+
+    workspace: Path
+
+    def __call__(self, settings: Settings, s3: Any, sagemaker: Any) -> tuple[Trainer, Endpoint]:
+        return LocalTrainer(self.workspace, s3), SimulatedEndpoint(self.workspace, settings.endpoint_name, s3)

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from driftloop.adapters.endpoint import EndpointState
+from driftloop.layout import WorkspaceLayout, feedback_key
 from driftloop.local.adapters import SimulatedEndpoint
 from driftloop.model.inference import MAX_RECENT_ITEMS
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
@@ -121,7 +122,7 @@ def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, reque
                 rng: np.random.Generator, only_when_split: bool = False, month_uploaded: bool = False) -> int:
     """Serve ``requests`` customers at the endpoint's current weights; returns how many were served.
     ``month_uploaded``: the shop's current month is already uploaded (its purchases count as recent)."""
-    shop_file = workspace / "world.json"
+    shop_file = WorkspaceLayout(workspace).shop_file
     endpoint = SimulatedEndpoint(workspace, endpoint_name, s3)
     state = endpoint.describe()
     if state is None or not shop_file.exists():
@@ -136,7 +137,7 @@ def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, reque
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     served_at = datetime.now(UTC)
-    key = f"feedback/{endpoint_name}/date={served_at:%Y-%m-%d}/part-{served_at:%H%M%S%f}.parquet"
+    key = feedback_key(endpoint_name, served_at)
     s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
     return table.num_rows
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from driftloop.application import find_project_dir
 from driftloop.console import ExitCode, Progress
+from driftloop.layout import WorkspaceLayout
 from driftloop.local.parameters import parameter_overrides
 from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS, Profile
@@ -90,7 +91,7 @@ def run_demo(args: argparse.Namespace) -> int:
             print(f"   {_summary(last)}")
             progress.advance(f"month {month}: {last.get('outcome')}")
         runs = sorted(ledger(world).runs(model_name(world)), key=lambda run: run["started_at"])
-    report = build_report(WorkspaceStore(workspace), workspace / "report")
+    report = build_report(WorkspaceStore(workspace), WorkspaceLayout(workspace).report)
     print("\n== runs")
     for run in runs:
         print(f"   {run['started_at'][:19]} {run['trigger'].get('key') or run['trigger']['type']:<28} {run['outcome']}")

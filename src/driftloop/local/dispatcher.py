@@ -5,7 +5,7 @@ machine's own Retry and Catch decide what happens next. Time limits are the disp
 than the sooner of the function's ``Timeout`` and its Task's ``TimeoutSeconds`` is stopped mid-way and
 fails as AWS would fail it (``Sandbox.Timedout`` or ``States.Timeout``). Handlers run concurrently, each
 in the thread of the execution that called it, with its function's environment passed to it alone
-(``call_environment``), never by rewriting ``os.environ``.
+(``call_environment``, with the local adapters), never by rewriting ``os.environ``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 from driftloop.errors import ConfigurationError, InjectedFault, TransientError
 from driftloop.local.template import FunctionSpec, LocalApp
-from driftloop.pipeline.services import call_environment
+from driftloop.pipeline.services import Adapters, call_environment
 
 _FAULT_ERRORS: dict[str, type[Exception]] = {"TransientError": TransientError, "InjectedFault": InjectedFault}
 
@@ -143,11 +143,13 @@ def _state_name(event: Any) -> str | None:
 
 
 class Dispatcher:
-    """Runs the template's handlers in-process for moto's Lambda backend."""
+    """Runs the template's handlers in-process for moto's Lambda backend, with ``adapters`` (the local
+    trainer and the simulated endpoint) injected into their services."""
 
     def __init__(self, app: LocalApp, runtime_environment: dict[str, str], faults: FaultPlan,
-                 output: HandlerOutput) -> None:
+                 output: HandlerOutput, adapters: Adapters) -> None:
         self.app = app
+        self.adapters = adapters
         self.output = output
         self.runtime_environment = runtime_environment
         self.faults = faults
@@ -197,7 +199,7 @@ class Dispatcher:
         limit = min(limit, self.faults.time_limits.get(function.logical_id, limit))
         payload = b""
         stopped_waiting: TimeoutError | None = None
-        with call_environment(self._environment(function)):
+        with call_environment(self._environment(function), self.adapters):
             self.output.local.function = function.logical_id
             began = time.time()
             try:

@@ -27,7 +27,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE
+from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE, LocalAdapters
 from driftloop.local.customers import LiveTraffic
 from driftloop.local.dispatcher import Dispatcher, FaultPlan, HandlerOutput
 from driftloop.local.moto_patches import patched_moto
@@ -75,6 +75,7 @@ class LocalAWS:
         self.workspace = Workspace(workspace.resolve())
         self.profile = profile
         self.faults = faults or FaultPlan()
+        self.adapters = LocalAdapters(self.workspace.root)  # what the dispatcher injects into the steps
         self.app = load_app(self.project_dir / template, profile.parameters)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                                       "lambda": {"use_docker": False}})
@@ -92,15 +93,14 @@ class LocalAWS:
         self._saved_environment = dict(os.environ)
         os.environ.update({"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
                            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-                           "DRIFTLOOP_ARTIFACT_CACHE": str(self.workspace.root / "cache")})
+                           "DRIFTLOOP_ARTIFACT_CACHE": str(self.workspace.layout.cache)})
         self.workspace.root.mkdir(parents=True, exist_ok=True)
         self._mock.start()
-        output = HandlerOutput(self._console, self.workspace.root / "logs")
+        output = HandlerOutput(self._console, self.workspace.layout.logs)
         sys.stdout = output
-        self.dispatcher = Dispatcher(self.app, {"DRIFTLOOP_WORKSPACE": str(self.workspace.root),
-                                                "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+        self.dispatcher = Dispatcher(self.app, {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
                                                 UPDATE_SECONDS_VARIABLE: str(self.profile.endpoint_update_seconds)},
-                                     self.faults, output)
+                                     self.faults, output, self.adapters)
         self._patches = patched_moto(self.dispatcher)
         self._patches.__enter__()
         try:
@@ -109,7 +109,7 @@ class LocalAWS:
             self.__exit__(None, None, None)
             raise
         environment = self.app.environment
-        if environment.get("RUNTIME_BACKEND") == "local" and self.profile.requests_per_second > 0:
+        if self.profile.requests_per_second > 0:  # customers of the simulated endpoint the dispatcher injects
             self.traffic = LiveTraffic(self.workspace.root, environment["ENDPOINT_NAME"],
                                        environment["DATA_BUCKET"], self.profile.requests_per_second)
             self.traffic.start()
@@ -240,7 +240,7 @@ class LocalAWS:
                 received.append({"subject": body.get("Subject"), "message": body.get("Message")})
                 sqs.delete_message(QueueUrl=self.notification_queue, ReceiptHandle=message["ReceiptHandle"])
         if received:
-            with open(self.workspace.root / "notifications.jsonl", "a", encoding="utf-8") as log:
+            with open(self.workspace.layout.notifications_file, "a", encoding="utf-8") as log:
                 for notification in received:
                     log.write(json.dumps(notification) + "\n")
         return received

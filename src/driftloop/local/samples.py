@@ -14,6 +14,7 @@ import json
 import sys
 import tempfile
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,15 @@ import pyarrow.parquet as pq
 
 from driftloop.drift import DriftPolicy, build_baseline, compare_to_baseline
 from driftloop.drift.model_monitor import violations_document
+from driftloop.layout import DEFAULT_MONITOR_REPORT_PREFIX, incoming_key, monitor_report_key
 from driftloop.local.template import ACCOUNT_ID, REGION, load_app
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
 from driftloop.storage import ParquetSource
 
 SAMPLE_SEED = 7
 DRIFTED_MONTH = 6
-REPORT_KEY = "monitoring/driftloop-recommender/driftloop-dq-schedule/2025/07/31/23/constraint_violations.json"
+REPORT_KEY = monitor_report_key(DEFAULT_MONITOR_REPORT_PREFIX, "driftloop-recommender", "driftloop-dq-schedule",
+                                datetime(2025, 7, 31, 23))
 EVENT_TIME = "2025-08-01T00:05:12Z"
 
 
@@ -59,9 +62,9 @@ def sample_objects(incoming_prefix: str, simulator: Simulator) -> dict[str, byte
     """Object key -> content, the same bytes every time for the same simulator."""
     drifted = _month_bytes(simulator, DRIFTED_MONTH)
     return {
-        f"{incoming_prefix}{simulator.month_label(DRIFTED_MONTH)}.parquet": drifted,
+        incoming_key(incoming_prefix, f"{simulator.month_label(DRIFTED_MONTH)}.parquet"): drifted,
         REPORT_KEY: _violation_report(simulator, drifted),
-        f"{incoming_prefix}notes.txt": b"not a Parquet file: a note someone uploaded by mistake\n",
+        incoming_key(incoming_prefix, "notes.txt"): b"not a Parquet file: a note someone uploaded by mistake\n",
     }
 
 
@@ -90,7 +93,7 @@ def _s3_event(bucket: str, key: str, body: bytes, sequencer: str) -> dict[str, A
 
 def sample_events(project_dir: Path, simulator: Simulator) -> dict[str, dict[str, Any]]:
     """The events announcing ``simulator``'s sample objects; events/ holds those of the default shop."""
-    app = load_app(project_dir / "template.yaml", {"RuntimeBackend": "local"})
+    app = load_app(project_dir / "template.yaml")
     environment = app.environment
     bucket, prefix = environment["DATA_BUCKET"], environment["INCOMING_PREFIX"]
     objects = sample_objects(prefix, simulator)

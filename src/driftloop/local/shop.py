@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from driftloop import layout
 from driftloop.adapters.ledger import Ledger
+from driftloop.layout import WorkspaceLayout, s3_uri
 from driftloop.local.customers import serve_batch
 from driftloop.local.runner import Printer, Runner
 from driftloop.local.runtime import LocalAWS
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
-
-WORLD_FILE = "world.json"
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,14 @@ class Shop:
 
     @classmethod
     def load(cls, workspace: Path) -> Shop | None:
-        path = workspace / WORLD_FILE
+        path = WorkspaceLayout(workspace).shop_file
         if not path.exists():
             return None
         document = json.loads(path.read_text())
         return cls(SimulatorConfig(**document["simulator"]), Scenario(document["scenario"]), int(document["month"]))
 
     def save(self, workspace: Path) -> None:
-        (workspace / WORLD_FILE).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+        WorkspaceLayout(workspace).shop_file.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
 
 
 def data_bucket(world: LocalAWS) -> str:
@@ -52,7 +52,7 @@ def data_bucket(world: LocalAWS) -> str:
 
 
 def incoming_key(world: LocalAWS, name: str) -> str:
-    return f"{world.app.environment['INCOMING_PREFIX']}{name}"
+    return layout.incoming_key(world.app.environment["INCOMING_PREFIX"], name)
 
 
 def upload_bytes(world: LocalAWS, key: str, body: bytes) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def seed(world: LocalAWS, runner: Runner, shop: Shop, printer: Printer) -> dict[
     """Launch the original model: month 0 goes through the pipeline's first-deployment branch."""
     shop.save(world.workspace.root)
     key = upload_month(world, shop, 0)
-    printer(f"uploaded the original data (month 0) to s3://{data_bucket(world)}/{key}")
+    printer(f"uploaded the original data (month 0) to {s3_uri(data_bucket(world), key)}")
     runner.wait()
     return latest_run(world)
 
@@ -105,6 +105,6 @@ def model_name(world: LocalAWS) -> str:
 def reset_workspace(path: Path) -> None:
     """Only a folder driftloop made (it holds world.json or s3/) is ever removed."""
     if path.exists():
-        if not ((path / WORLD_FILE).exists() or (path / "s3").exists()):
+        if not WorkspaceLayout(path).is_workspace():
             raise FileExistsError(f"{path} exists and is not a driftloop workspace; choose another --workspace")
         shutil.rmtree(path)

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from driftloop.errors import ConfigurationError
+from driftloop.layout import LOCAL_ARTIFACTS_BUCKET, s3_uri
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -287,12 +288,12 @@ def load_app(template_path: Path, overrides: Mapping[str, Any] | None = None) ->
         if resource["Type"] == "AWS::Serverless::Function":
             code_uri = properties.get("CodeUri") or sam.get("Globals", {}).get("Function", {}).get("CodeUri")
             code_dirs[logical_id] = template_dir / code_uri
-            properties["CodeUri"] = f"s3://local-artifacts/{logical_id}.zip"
+            properties["CodeUri"] = s3_uri(LOCAL_ARTIFACTS_BUCKET, f"{logical_id}.zip")
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
-            properties["ContentUri"] = f"s3://local-artifacts/{logical_id}.zip"
+            properties["ContentUri"] = s3_uri(LOCAL_ARTIFACTS_BUCKET, f"{logical_id}.zip")
         elif resource["Type"] == "AWS::Serverless::StateMachine" and "DefinitionUri" in properties:
             definitions[logical_id] = template_dir / properties["DefinitionUri"]
-            properties["DefinitionUri"] = f"s3://local-artifacts/{logical_id}.asl.json"
+            properties["DefinitionUri"] = s3_uri(LOCAL_ARTIFACTS_BUCKET, f"{logical_id}.asl.json")
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": STACK_NAME,
               "AWS::Partition": "aws"}

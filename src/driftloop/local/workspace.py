@@ -7,14 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from driftloop.layout import WorkspaceLayout
+
 
 class Workspace:
     """S3 objects, DynamoDB items, one-time schedules and counters kept between commands under one folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.objects = root / "s3" / "objects"
-        self.index_file = root / "s3" / "index.json"
+        self.layout = WorkspaceLayout(root)
+        self.objects = self.layout.objects
+        self.index_file = self.layout.index_file
 
     def load_index(self) -> dict[str, dict[str, Any]]:
         return json.loads(self.index_file.read_text()) if self.index_file.exists() else {}
@@ -45,7 +48,7 @@ class Workspace:
                           Body=(self.objects / entry["sha256"]).read_bytes())
 
     def table_file(self, table: str) -> Path:
-        return self.root / "dynamodb" / f"{table}.json"
+        return self.layout.table_file(table)
 
     def save_table(self, dynamodb: Any, table: str) -> None:
         items = []
@@ -65,16 +68,16 @@ class Workspace:
         fields = ("Name", "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow",
                   "ActionAfterCompletion", "Target")
         kept = [{name: schedule[name] for name in fields if name in schedule} for schedule in schedules]
-        (self.root / "schedules.json").write_text(json.dumps(kept, indent=1, sort_keys=True, default=str))
+        self.layout.schedules_file.write_text(json.dumps(kept, indent=1, sort_keys=True, default=str))
 
     def restore_schedules(self, scheduler: Any) -> None:
-        path = self.root / "schedules.json"
+        path = self.layout.schedules_file
         for schedule in json.loads(path.read_text()) if path.exists() else []:
             scheduler.create_schedule(**schedule)
 
     def counters(self) -> dict[str, int]:
-        path = self.root / "deliveries.json"
+        path = self.layout.deliveries_file
         return json.loads(path.read_text()) if path.exists() else {}
 
     def save_counters(self, counters: dict[str, int]) -> None:
-        (self.root / "deliveries.json").write_text(json.dumps(counters, indent=1, sort_keys=True))
+        self.layout.deliveries_file.write_text(json.dumps(counters, indent=1, sort_keys=True))

@@ -20,6 +20,7 @@ TOP_LEVEL_FILES = ("train.py", "inference.py", "requirements.txt")
 PACKAGE_MODULES = (
     "__init__.py",
     "errors.py",
+    "layout.py",
     "storage.py",
     "model/__init__.py",
     "model/data.py",

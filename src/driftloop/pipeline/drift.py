@@ -11,6 +11,7 @@ from driftloop.drift.concept import ConversionMonitor, complete_periods_window, 
 from driftloop.drift.metrics import publish_feature_drift
 from driftloop.drift.model_monitor import parse_violations
 from driftloop.errors import InvalidInputError
+from driftloop.layout import drift_html_key, drift_report_key, s3_uri
 from driftloop.pipeline.evidence import compact_drift
 from driftloop.pipeline.feedback import feedback_source
 from driftloop.pipeline.inputs import fix_inputs, upload_source
@@ -80,7 +81,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     if trigger["type"] == "upload" and trigger["key"] not in readable:
         problem = next((e["reason"] for e in inputs["unreadable"] if e["key"] == trigger["key"]), None)
         raise InvalidInputError(
-            f"s3://{bucket}/{trigger['key']}: "
+            f"{s3_uri(bucket, trigger['key'])}: "
             + (problem or "no longer present, or already merged into the champion's training data")
         )
     forced: list[str] = []
@@ -112,10 +113,9 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         baseline = Baseline.from_dict(get_json(services.s3, bucket, champion["baseline_key"]))
         report = compare_to_baseline(baseline, upload_source(services, inputs["readable"]), policy_from(services))
         document = report.to_dict()
-        prefix = f"reports/{run['run_id']}"
-        result["report_key"] = f"{prefix}/drift.json"
+        result["report_key"] = drift_report_key(run["run_id"])
         put_json(services.s3, bucket, result["report_key"], document)
-        put_bytes(services.s3, bucket, f"{prefix}/drift.html", report.to_html().encode(), "text/html")
+        put_bytes(services.s3, bucket, drift_html_key(run["run_id"]), report.to_html().encode(), "text/html")
         publish_feature_drift(report, namespace=None)
         result["reasons"].extend(document.get("reasons", []))
         result["drifted_features"] = sorted(

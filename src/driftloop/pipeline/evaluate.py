@@ -12,6 +12,7 @@ from driftloop.adapters.registry import ModelRegistry
 from driftloop.adapters.s3 import put_json
 from driftloop.data.merge import dataset_source
 from driftloop.evaluation.offline import OfflineGateConfig, offline_gate
+from driftloop.layout import evaluation_report_key, object_path, s3_uri
 from driftloop.model.data import ColumnMapping, at_or_after, holdout_items, read_interactions
 from driftloop.model.metrics import per_user_metrics
 from driftloop.model.recommender import Recommender
@@ -45,7 +46,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     champion = services.ledger.champion(settings.model_name)
     first_deployment = champion is None
 
-    table = read_interactions(dataset_source(s3_filesystem(services.s3), f"{bucket}/{merge['dataset_dir']}"),
+    table = read_interactions(dataset_source(s3_filesystem(services.s3), object_path(bucket, merge["dataset_dir"])),
                               ColumnMapping())
     holdout = at_or_after(table, datetime.fromisoformat(merge["holdout_from"]))
     challenger = Recommender.load(fetch_model_dir(services.s3, training["model_artifact"]))
@@ -61,14 +62,14 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     gate = offline_gate(
         per_user, OfflineGateConfig(margin=settings.evaluation_margin), first_deployment=first_deployment
     ).to_dict()
-    report_key = put_json(services.s3, bucket, f"reports/{run['run_id']}/evaluation.json",
+    report_key = put_json(services.s3, bucket, evaluation_report_key(run["run_id"]),
                           {"holdout_from": merge["holdout_from"], "holdout_rows": holdout.num_rows, **gate})
     package_arn = ModelRegistry(services.sagemaker, settings.model_name).register(
         run_id=run["run_id"],
         model_data_url=training["model_artifact"],
         image=settings.training_image,
         metrics={"baseline": gate["baseline"], **gate["metrics"]},
-        dataset_manifest_uri=f"s3://{bucket}/{merge['manifest_key']}",
+        dataset_manifest_uri=s3_uri(bucket, merge["manifest_key"]),
         evaluation_report_uri=report_key,
     )
     return {

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from driftloop.adapters.s3 import put_json
+from driftloop.layout import drift_evidence_key
 from driftloop.pipeline.services import Services
 
 STATE_LIST_LIMIT = 25
@@ -35,7 +36,7 @@ def compact_drift(services: Services, run_id: str, result: dict[str, Any],
     keeps its length as ``<name>_count``."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    key = f"reports/{run_id}/drift-evidence.json"
+    key = drift_evidence_key(run_id)
     put_json(services.s3, services.settings.data_bucket, key, result)
     small = {**result, "evidence_key": key}
     features = result.get("features")

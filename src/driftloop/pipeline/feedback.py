@@ -11,15 +11,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from driftloop.layout import feedback_day, feedback_day_prefix, feedback_prefix
 from driftloop.pipeline.services import Services
 from driftloop.storage import ParquetSource, is_parquet_name, s3_source
 
 FEEDBACK_SCHEMA = pa.schema([("variant", pa.string()), ("served_at", pa.timestamp("us", tz="UTC")),
                              ("converted", pa.bool_()), ("latency_ms", pa.float64()), ("error", pa.bool_())])
-
-
-def feedback_prefix(endpoint_name: str) -> str:
-    return f"feedback/{endpoint_name}/"
 
 
 def feedback_keys(services: Services, since: datetime, until: datetime | None = None) -> list[str]:
@@ -30,15 +27,15 @@ def feedback_keys(services: Services, since: datetime, until: datetime | None = 
     last_day = None if until is None else (until - timedelta(microseconds=1)).date().isoformat()
     keys = []
     pages = services.s3.get_paginator("list_objects_v2").paginate(
-        Bucket=settings.data_bucket, Prefix=prefix, StartAfter=f"{prefix}date={first_day}")
+        Bucket=settings.data_bucket, Prefix=prefix, StartAfter=feedback_day_prefix(settings.endpoint_name, first_day))
     for page in pages:
         for entry in page.get("Contents", []):
-            partition, _, name = entry["Key"][len(prefix):].partition("/")
-            if not partition.startswith("date=") or not is_parquet_name(name):
+            day = feedback_day(entry["Key"])
+            if day is None or not is_parquet_name(entry["Key"]):
                 continue
-            if last_day is not None and partition[5:] > last_day:
+            if last_day is not None and day > last_day:
                 return keys
-            if partition[5:] >= first_day:
+            if day >= first_day:
                 keys.append(entry["Key"])
     return keys
 

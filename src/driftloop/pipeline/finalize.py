@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from driftloop.adapters.events import put_events
 from driftloop.adapters.s3 import put_json
+from driftloop.layout import record_key, s3_uri
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services
 
@@ -167,8 +168,8 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     steps = steps_from_history(execution_history(services, invocation.context.execution.id))
     record = build_record(invocation, steps, services.clock())
-    key = f"runs/{record['run_id']}/record.json"
-    record["record_uri"] = f"s3://{settings.data_bucket}/{key}"
+    key = record_key(record["run_id"])
+    record["record_uri"] = s3_uri(settings.data_bucket, key)
     try:
         put_json(services.s3, settings.data_bucket, key, record)
         services.ledger.put_run(settings.model_name, record)
@@ -199,6 +200,6 @@ def _notify(services: Services, record: dict[str, Any]) -> str | None:
         record["notification_error"] = f"SNS publish to {settings.notification_topic_arn} failed: {error}"[:1000]
         logger.error("run notification not sent", extra={"run_id": record["run_id"],
                                                           "error": record["notification_error"]})
-        put_json(services.s3, settings.data_bucket, f"runs/{record['run_id']}/record.json", record)
+        put_json(services.s3, settings.data_bucket, record_key(record["run_id"]), record)
         services.ledger.put_run(settings.model_name, record)
         return record["notification_error"]

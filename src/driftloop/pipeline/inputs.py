@@ -19,13 +19,10 @@ from driftloop.adapters.s3 import ObjectInfo, exists, get_json, list_objects, pu
 from driftloop.data.inputs import READ_ERRORS, inspect_file, quarantine
 from driftloop.data.schema import unify_schemas
 from driftloop.errors import InvalidInputError, UnsafeSchemaChangeError
+from driftloop.layout import inputs_key, object_path, quarantine_dir, quarantine_key, quarantine_marker_key, s3_uri
 from driftloop.pipeline.services import Services
 from driftloop.storage import ParquetSource, is_parquet_name, s3_filesystem, s3_source
 from driftloop.triggers import validate_object_key
-
-
-def inputs_key(run_id: str) -> str:
-    return f"runs/{run_id}/inputs.json"
 
 
 def champion_manifest(services: Services, champion: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -49,9 +46,9 @@ def upload_already_merged(services: Services, key: str, champion: dict[str, Any]
     except ClientError as error:
         if error.response["Error"].get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None
-        raise_for_client_error(error, f"s3://{bucket}/{key}")
-    if (f"s3://{bucket}/{key}", current) in consumed_sources(champion_manifest(services, champion)):
-        return (f"s3://{bucket}/{key} (ETag {current}) is already merged into the champion's training data "
+        raise_for_client_error(error, s3_uri(bucket, key))
+    if (s3_uri(bucket, key), current) in consumed_sources(champion_manifest(services, champion)):
+        return (f"{s3_uri(bucket, key)} (ETag {current}) is already merged into the champion's training data "
                 f"({(champion or {}).get('dataset_dir')})")
     return None
 
@@ -119,7 +116,7 @@ def reference_schema(services: Services, champion: dict[str, Any] | None,
     files = (manifest or {}).get("files") or []
     if not champion or not files:
         return None
-    path = f"{services.settings.data_bucket}/{champion['dataset_dir']}/{files[0]['path']}"
+    path = object_path(services.settings.data_bucket, f"{champion['dataset_dir']}/{files[0]['path']}")
     with s3_filesystem(services.s3).open_input_file(path) as handle:
         return pq.read_schema(handle)
 
@@ -131,14 +128,10 @@ def quarantine_upload(services: Services, run_id: str, obj: ObjectInfo, reason: 
     source = upload_source(services, [{"key": obj.key, "version_id": obj.version_id}])
     rejected = inspect_file(0, source, 0, "new", obj.etag).rejected(reason)
     name = f"{hashlib.sha256(obj.key.encode()).hexdigest()[:8]}-{obj.key.rsplit('/', 1)[-1]}"
-    copy = quarantine(rejected, s3_filesystem(services.s3), f"{bucket}/quarantine/{run_id}", name)
+    copy = quarantine(rejected, s3_filesystem(services.s3), object_path(bucket, quarantine_dir(run_id)), name)
     mark_quarantined(services, run_id, [copy], {obj.uri(bucket): obj.etag})
     return {"key": obj.key, "etag": obj.etag, "size": obj.size, "version_id": obj.version_id, "reason": reason,
-            "copy": f"s3://{bucket}/quarantine/{run_id}/{name}"}
-
-
-def quarantine_marker_key(uri: str, etag: str) -> str:
-    return f"quarantine/_seen/{hashlib.sha256(f'{uri}#{etag}'.encode()).hexdigest()}.json"
+            "copy": s3_uri(bucket, quarantine_key(run_id, name))}
 
 
 def mark_quarantined(services: Services, run_id: str, quarantined: list[dict[str, Any]],

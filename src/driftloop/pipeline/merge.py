@@ -6,22 +6,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from driftloop.adapters.s3 import get_json
-from driftloop.data.manifest import version_dir
 from driftloop.data.merge import MergeConfig, dataset_source, merge_datasets
+from driftloop.layout import dataset_dir, inputs_key, manifest_key, object_path, quarantine_dir, s3_uri
 from driftloop.pipeline.inputs import mark_quarantined, upload_source
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import s3_filesystem
 
 
-def dataset_dir(model: str, version: str) -> str:
-    return version_dir(f"datasets/{model}", version)
-
-
 def merge_config(services: Services, run_id: str) -> MergeConfig:
     """How every branch of the state machine merges (one Lambda, or the scale-out map)."""
     settings = services.settings
-    return MergeConfig(quarantine_dir=f"{settings.data_bucket}/quarantine/{run_id}",
+    return MergeConfig(quarantine_dir=object_path(settings.data_bucket, quarantine_dir(run_id)),
                        partition_by=None if settings.dataset_partitioning == "none" else "event_date")
 
 
@@ -32,7 +28,7 @@ def merge_result(services: Services, run_id: str, out_dir: str, manifest: dict[s
     newest = datetime.fromisoformat(manifest["time_range"]["max"])
     return {
         "dataset_dir": out_dir,
-        "manifest_key": f"{out_dir}/_manifest.json",
+        "manifest_key": manifest_key(out_dir),
         "rows_in": manifest["rows_in"],
         "rows_out": manifest["rows_out"],
         "duplicates_dropped": manifest["duplicates_dropped"],
@@ -50,13 +46,13 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     run = invocation.run
     hold_lock(services, run["run_id"])
     champion = services.ledger.champion(settings.model_name)
-    inputs = get_json(services.s3, bucket, f"runs/{run['run_id']}/inputs.json")
+    inputs = get_json(services.s3, bucket, inputs_key(run["run_id"]))
     filesystem = s3_filesystem(services.s3)
-    previous = dataset_source(filesystem, f"{bucket}/{champion['dataset_dir']}") if champion else None
+    previous = dataset_source(filesystem, object_path(bucket, champion["dataset_dir"])) if champion else None
     uploads = inputs["readable"]  # the unreadable ones were quarantined when the inputs were fixed
     new = [upload_source(services, [entry]) for entry in uploads]
     out_dir = dataset_dir(settings.model_name, run["run_id"])
-    etags = {f"s3://{bucket}/{entry['key']}": entry["etag"] for entry in uploads}
-    manifest = merge_datasets(previous, new, filesystem, f"{bucket}/{out_dir}",
+    etags = {s3_uri(bucket, entry["key"]): entry["etag"] for entry in uploads}
+    manifest = merge_datasets(previous, new, filesystem, object_path(bucket, out_dir),
                               merge_config(services, run["run_id"]), source_versions=etags).to_dict()
     return merge_result(services, run["run_id"], out_dir, manifest, champion, etags)

@@ -50,6 +50,7 @@ from driftloop.decision import (
     sample_users,
 )
 from driftloop.errors import ConfigurationError, DriftloopError, InvalidInputError
+from driftloop.layout import decision_report_key
 from driftloop.model.data import (
     ITEM,
     TIME,
@@ -434,7 +435,7 @@ def decide(services: Services, setup: DecisionSetup, run: Mapping[str, Any], cha
         policy.retrained(**history.retrained)
     decision = policy.update(signals) if signals is not None else None
     scored_until = provenance.get("period_end") or (history.scored_until.isoformat() if history.scored_until else None)
-    report_key = f"reports/{run['run_id']}/decision.json"
+    report_key = decision_report_key(run["run_id"])
     full = {"run_id": run["run_id"], "decision": decision.to_dict() if decision else None,
             "settings": retrain_settings.to_dict(), "hourly_price": costs.hourly_price,
             "price_source": setup.price_source, "history": history.to_dict(), "signals_provenance": provenance,

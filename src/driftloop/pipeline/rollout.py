@@ -21,6 +21,7 @@ from driftloop.config import AB_TEST, GUARDRAIL_MODES
 from driftloop.data.merge import dataset_source
 from driftloop.drift import build_baseline
 from driftloop.errors import DriftloopError, EndpointChangeError, NotFoundError
+from driftloop.layout import ab_look_key, baseline_key, object_path
 from driftloop.pipeline.feedback import read_feedback
 from driftloop.pipeline.history import MAX_ENDPOINT_CHANGE_POLLS, MAX_ENDPOINT_CHANGE_SECONDS
 from driftloop.pipeline.invocation import StepInvocation
@@ -260,8 +261,7 @@ def feedback_windows(started: datetime, looks: list[dict[str, Any]]) -> list[Fee
 
 def _save_decision(invocation: StepInvocation, services: Services, decision: dict[str, Any]) -> None:
     put_json(services.s3, services.settings.data_bucket,
-             f"reports/{invocation.run['run_id']}/ab-stage-{decision['stage_index']}-"
-             f"{decision.get('look', decision['waits'])}.json",
+             ab_look_key(invocation.run["run_id"], decision["stage_index"], decision.get("look", decision["waits"])),
              decision)
 
 
@@ -311,9 +311,9 @@ def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     progress = move_endpoint(services, alone, invocation.result("promotion"))
     if not progress["settled"]:
         return progress
-    baseline_key = f"baselines/{settings.model_name}/{run['run_id']}.json"
-    training_data = dataset_source(s3_filesystem(services.s3), f"{bucket}/{merge['dataset_dir']}")
-    put_json(services.s3, bucket, baseline_key, build_baseline(training_data).to_dict())
+    promoted_baseline = baseline_key(settings.model_name, run["run_id"])
+    training_data = dataset_source(s3_filesystem(services.s3), object_path(bucket, merge["dataset_dir"]))
+    put_json(services.s3, bucket, promoted_baseline, build_baseline(training_data).to_dict())
     registry = ModelRegistry(services.sagemaker, settings.model_name)
     registry.set_status(evaluation["model_package_arn"], APPROVED, f"promoted by run {run['run_id']}")
     previous = services.ledger.champion(settings.model_name)
@@ -324,7 +324,7 @@ def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         "model_package_arn": evaluation["model_package_arn"],
         "dataset_dir": merge["dataset_dir"],
         "dataset_manifest_key": merge["manifest_key"],
-        "baseline_key": baseline_key,
+        "baseline_key": promoted_baseline,
         "promoted_at": datetime.fromtimestamp(services.clock(), UTC).isoformat(),
         "offline_metrics": evaluation.get("metrics", {}),
         "previous_champion": (previous or {}).get("run_id"),

@@ -21,13 +21,23 @@ import pyarrow.fs as pafs
 from pydantic import BaseModel, Field
 
 from driftloop.adapters.s3 import exists, get_json, put_json
-from driftloop.data.manifest import Manifest, dataset_source, find_manifest, version_dir
+from driftloop.data.manifest import Manifest, dataset_source, find_manifest
 from driftloop.data.scaleout import combine_partials, merge_partial
 from driftloop.drift import Baseline, build_baseline
 from driftloop.errors import InvalidInputError
-from driftloop.pipeline.inputs import inputs_key
+from driftloop.layout import (
+    dataset_dir,
+    inputs_key,
+    merge_plan_key,
+    new_data_summary_key,
+    object_path,
+    part_dir,
+    partial_summary_key,
+    partials_dir,
+    s3_uri,
+)
 from driftloop.pipeline.invocation import StepInvocation
-from driftloop.pipeline.merge import dataset_dir, merge_config, merge_result
+from driftloop.pipeline.merge import merge_config, merge_result
 from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import s3_filesystem, s3_source
 
@@ -49,23 +59,6 @@ class UploadPart:
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "key": self.key, "etag": self.etag, "size": self.size,
                 "version_id": self.version_id}
-
-
-def plan_key(run_id: str) -> str:
-    return f"runs/{run_id}/merge-parts.json"
-
-
-def partials_dir(model: str, run_id: str) -> str:
-    # Beside the version folder, never inside it: training reads every Parquet file below the version.
-    return version_dir(f"datasets/{model}/_partials", run_id)
-
-
-def part_dir(model: str, run_id: str, index: int) -> str:
-    return f"{partials_dir(model, run_id)}/{index:05d}"
-
-
-def summary_key(model: str, run_id: str, item: int) -> str:
-    return f"{partials_dir(model, run_id)}/_summaries/{item:05d}.json"
 
 
 def batch_uploads(
@@ -122,7 +115,7 @@ def plan(
     hold_lock(services, run_id)
     champion = services.ledger.champion(settings.model_name)
     baseline_key = champion["baseline_key"] if champion else None
-    key = plan_key(run_id)
+    key = merge_plan_key(run_id)
     if exists(services.s3, bucket, key):
         items = get_json(services.s3, bucket, key)
     else:
@@ -156,13 +149,13 @@ def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     summaries: list[Baseline] = []
     for part in item.parts:
-        directory = f"{bucket}/{part_dir(settings.model_name, item.run_id, part.index)}"
+        directory = object_path(bucket, part_dir(settings.model_name, item.run_id, part.index))
         manifest = merge_partial(
             s3_source(services.s3, bucket, [part.key], {part.key: part.version_id}),
             filesystem,
             directory,
             config,
-            source_versions={f"s3://{bucket}/{part.key}": part.etag},
+            source_versions={s3_uri(bucket, part.key): part.etag},
         )
         result = {"index": part.index, "key": part.key, "rows_out": manifest.rows_out,
                   "quarantined": len(manifest.quarantined)}
@@ -175,7 +168,7 @@ def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
     merged = _merge_summaries(summaries)
     key = None
     if merged.summary is not None:
-        key = summary_key(settings.model_name, item.run_id, item.item)
+        key = partial_summary_key(settings.model_name, item.run_id, item.item)
         put_json(services.s3, bucket, key, merged.summary.to_dict())
     return {"item": item.item, "parts": results, "summary_key": key, "summaries_skipped": merged.skipped}
 
@@ -190,34 +183,34 @@ def combine(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     run_id = invocation.run["run_id"]
     hold_lock(services, run_id)
     filesystem = s3_filesystem(services.s3)
-    items = [MergePartsItem.model_validate(item) for item in get_json(services.s3, bucket, plan_key(run_id))]
+    items = [MergePartsItem.model_validate(item) for item in get_json(services.s3, bucket, merge_plan_key(run_id))]
     parts = [part for item in items for part in item.parts]
-    directories = [f"{bucket}/{part_dir(settings.model_name, run_id, part.index)}" for part in parts]
+    directories = [object_path(bucket, part_dir(settings.model_name, run_id, part.index)) for part in parts]
     manifests = _read_manifests(filesystem, directories)
     failed = [part.key for part, manifest in zip(parts, manifests, strict=True) if manifest is None]
     config = merge_config(services, run_id)
     _check_bad_share(failed, [m for m in manifests if m is not None], len(parts), config.max_bad_share)
 
     champion = services.ledger.champion(settings.model_name)
-    previous = dataset_source(filesystem, f"{bucket}/{champion['dataset_dir']}") if champion else None
+    previous = dataset_source(filesystem, object_path(bucket, champion["dataset_dir"])) if champion else None
     out_dir = dataset_dir(settings.model_name, run_id)
     manifest = combine_partials(
         previous,
         [directory for directory, found in zip(directories, manifests, strict=True) if found is not None],
         filesystem,
-        f"{bucket}/{out_dir}",
+        object_path(bucket, out_dir),
         config,
     ).to_dict()
     result = merge_result(services, run_id, out_dir, manifest, champion,
-                          {f"s3://{bucket}/{part.key}": part.etag for part in parts})
+                          {s3_uri(bucket, part.key): part.etag for part in parts})
 
     summaries = [Baseline.from_dict(get_json(services.s3, bucket, key))
-                 for key in _existing(services, bucket, [summary_key(settings.model_name, run_id, item.item)
+                 for key in _existing(services, bucket, [partial_summary_key(settings.model_name, run_id, item.item)
                                                          for item in items])]
     merged = _merge_summaries(summaries)
     drift_summary_key = None
     if merged.summary is not None:
-        drift_summary_key = f"reports/{run_id}/new-data-summary.json"
+        drift_summary_key = new_data_summary_key(run_id)
         put_json(services.s3, bucket, drift_summary_key, merged.summary.to_dict())
 
     return {

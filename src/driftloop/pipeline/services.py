@@ -1,4 +1,9 @@
-"""The outside world a step talks to, built once per process from the Lambda environment."""
+"""The outside world a step talks to, built once per process from the Lambda environment.
+
+Which trainer and endpoint the steps drive is injected (:class:`Adapters`): SageMaker's by default, as
+deployed; the local runtime passes its own with :func:`call_environment`, so deployed code never knows
+about it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 
@@ -18,7 +23,6 @@ from driftloop.adapters.ledger import Ledger
 from driftloop.adapters.sagemaker_endpoint import SageMakerEndpoint
 from driftloop.adapters.training import SageMakerTrainer, Trainer
 from driftloop.config import Settings
-from driftloop.errors import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -36,20 +40,25 @@ class Services:
     scheduler: Any = None
 
 
-def build_services(settings: Settings, workspace: str | None = None) -> Services:
+class Adapters(Protocol):
+    """Builds the trainer and the endpoint a deployment's steps drive, from its settings and AWS clients.
+
+    Must be hashable (a function, or a frozen dataclass): warm Services are cached by it.
+    """
+
+    def __call__(self, settings: Settings, s3: Any, sagemaker: Any) -> tuple[Trainer, Endpoint]: ...
+
+
+def sagemaker_adapters(settings: Settings, s3: Any, sagemaker: Any) -> tuple[Trainer, Endpoint]:
+    """The deployed adapters: SageMaker training jobs and the SageMaker endpoint."""
+    return SageMakerTrainer(sagemaker), SageMakerEndpoint(sagemaker, settings.endpoint_name)
+
+
+def build_services(settings: Settings, adapters: Adapters = sagemaker_adapters) -> Services:
     session = boto3.session.Session()
     sagemaker = session.client("sagemaker")
     s3 = session.client("s3")
-    if settings.runtime_backend == "local":
-        if not workspace:
-            raise ConfigurationError("RUNTIME_BACKEND=local needs DRIFTLOOP_WORKSPACE (set by the local runtime)")
-        from driftloop.local.adapters import LocalTrainer, SimulatedEndpoint
-
-        trainer: Trainer = LocalTrainer(workspace, s3)
-        endpoint: Endpoint = SimulatedEndpoint(workspace, settings.endpoint_name, s3)
-    else:
-        trainer = SageMakerTrainer(sagemaker)
-        endpoint = SageMakerEndpoint(sagemaker, settings.endpoint_name)
+    trainer, endpoint = adapters(settings, s3, sagemaker)
     return Services(
         settings=settings,
         s3=s3,
@@ -65,29 +74,30 @@ def build_services(settings: Settings, workspace: str | None = None) -> Services
 
 
 @functools.lru_cache(maxsize=8)
-def _cached(environment: frozenset[tuple[str, str]]) -> Services:
-    env = dict(environment)
-    return build_services(Settings.from_env(env), env.get("DRIFTLOOP_WORKSPACE"))
+def _cached(environment: frozenset[tuple[str, str]], adapters: Adapters) -> Services:
+    return build_services(Settings.from_env(dict(environment)), adapters)
 
 
-_CALL_ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("driftloop_call_environment", default=None)
+_CALL: ContextVar[tuple[Mapping[str, str], Adapters] | None] = ContextVar("driftloop_call", default=None)
 
 
 @contextmanager
-def call_environment(environment: Mapping[str, str]) -> Iterator[None]:
-    """Run a handler with ``environment`` as its Lambda environment in this thread only: the local runtime
-    runs functions concurrently in one process, where ``os.environ`` is shared by all of them."""
-    token = _CALL_ENVIRONMENT.set(environment)
+def call_environment(environment: Mapping[str, str], adapters: Adapters = sagemaker_adapters) -> Iterator[None]:
+    """Run a handler with ``environment`` as its Lambda environment and ``adapters`` as its trainer and
+    endpoint, in this thread only: the local runtime runs functions concurrently in one process, where
+    ``os.environ`` is shared by all of them."""
+    token = _CALL.set((environment, adapters))
     try:
         yield
     finally:
-        _CALL_ENVIRONMENT.reset(token)
+        _CALL.reset(token)
 
 
 def services_from_env() -> Services:
-    """One Services per distinct environment: warm Lambda invocations reuse the clients."""
-    environment = _CALL_ENVIRONMENT.get()
-    return _cached(frozenset((os.environ if environment is None else environment).items()))
+    """One Services per distinct environment and adapters: warm Lambda invocations reuse the clients."""
+    call = _CALL.get()
+    environment, adapters = (os.environ, sagemaker_adapters) if call is None else call
+    return _cached(frozenset(environment.items()), adapters)
 
 
 def hold_lock(services: Services, run_id: str) -> None:

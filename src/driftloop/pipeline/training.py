@@ -6,6 +6,7 @@ from typing import Any
 
 from driftloop.adapters.s3 import exists, put_bytes
 from driftloop.errors import TrainingFailedError, TransientError
+from driftloop.layout import checkpoint_prefix, model_output_prefix, s3_uri, source_bundle_key
 from driftloop.model.bundle import build_source_bundle
 from driftloop.model.jobs import (
     TrainingJobConfig,
@@ -24,10 +25,10 @@ _LIVE = ("InProgress", "Completed", "Stopping")
 def upload_source_bundle(services: Services) -> str:
     """The training code as a content-addressed ``sourcedir.tar.gz`` (uploaded once per version)."""
     bundle, digest = build_source_bundle()
-    key = f"code/{digest[:16]}/sourcedir.tar.gz"
+    key = source_bundle_key(digest)
     if not exists(services.s3, services.settings.data_bucket, key):
         put_bytes(services.s3, services.settings.data_bucket, key, bundle, "application/gzip")
-    return f"s3://{services.settings.data_bucket}/{key}"
+    return s3_uri(services.settings.data_bucket, key)
 
 
 def start(invocation: StepInvocation, services: Services) -> dict[str, Any]:
@@ -57,13 +58,13 @@ def start(invocation: StepInvocation, services: Services) -> dict[str, Any]:
                 image_uri=settings.training_image,
                 use_spot=settings.use_spot_training,
                 max_runtime_seconds=settings.max_training_seconds,
-                checkpoint_s3_uri=f"s3://{bucket}/checkpoints/{name}/",
+                checkpoint_s3_uri=s3_uri(bucket, checkpoint_prefix(name)),
             ),
             run_id=run["run_id"],
             job_name=name,
-            train_s3_uri=f"s3://{bucket}/{merge['dataset_dir']}/",
+            train_s3_uri=s3_uri(bucket, f"{merge['dataset_dir']}/"),
             source_s3_uri=source_uri,
-            output_s3_uri=f"s3://{bucket}/models/{settings.model_name}/",
+            output_s3_uri=s3_uri(bucket, model_output_prefix(settings.model_name)),
             hyperparameters={**settings.training_hyperparameters, "train_until": merge["holdout_from"]},
         )
         described = services.trainer.start(request)

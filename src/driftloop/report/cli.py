@@ -8,10 +8,9 @@ from typing import Any
 
 from driftloop.console import ExitCode, fail
 from driftloop.errors import DriftloopError
+from driftloop.layout import DEFAULT_WORKSPACE
 from driftloop.report.build import build_report
 from driftloop.report.reading import ObjectStore, S3Store, WorkspaceStore
-
-DEFAULT_WORKSPACE = ".driftloop"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

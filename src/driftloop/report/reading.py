@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -23,6 +22,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from driftloop.errors import InvalidInputError, NotFoundError
+from driftloop.layout import (
+    FEEDBACK,
+    RUNS,
+    WorkspaceLayout,
+    ab_look,
+    feedback_day,
+    feedback_endpoint,
+    is_record_key,
+    report_prefix,
+    s3_uri,
+)
 from driftloop.report.decisions import DecisionRow, decision_rows
 from driftloop.report.extract import (
     ABWindow,
@@ -43,12 +53,6 @@ from driftloop.report.extract import (
     training_costs,
 )
 from driftloop.storage import is_parquet_name
-
-RUNS_PREFIX = "runs/"
-REPORTS_PREFIX = "reports/"
-FEEDBACK_PREFIX = "feedback/"
-WORKSPACE_INDEX = Path("s3") / "index.json"
-WORKSPACE_OBJECTS = Path("s3") / "objects"
 
 
 class ObjectStore(Protocol):
@@ -78,32 +82,34 @@ class WorkspaceStore:
     """
 
     def __init__(self, workspace: Path, bucket: str | None = None) -> None:
-        index_file = workspace / WORKSPACE_INDEX
-        if not index_file.exists():
-            raise NotFoundError(f"{workspace} is not a driftloop workspace with S3 objects (no {WORKSPACE_INDEX})")
-        entries = json.loads(index_file.read_text()).values()
+        layout = WorkspaceLayout(workspace)
+        if not layout.index_file.exists():
+            raise NotFoundError(f"{workspace} is not a driftloop workspace with S3 objects "
+                                f"(no {layout.index_file.relative_to(workspace)})")
+        entries = json.loads(layout.index_file.read_text()).values()
         self.bucket = bucket or _data_bucket(entries, workspace)
         self.workspace = workspace
+        self._objects = layout.objects
         self._blobs = {entry["key"]: entry["sha256"] for entry in entries if entry["bucket"] == self.bucket}
 
     @property
     def location(self) -> str:
-        return f"s3://{self.bucket} in workspace {self.workspace}"
+        return f"{s3_uri(self.bucket)} in workspace {self.workspace}"
 
     def keys(self, prefix: str) -> list[str]:
         return sorted(key for key in self._blobs if key.startswith(prefix))
 
     def read(self, key: str) -> bytes:
         if key not in self._blobs:
-            raise NotFoundError(f"s3://{self.bucket}/{key} is not in workspace {self.workspace}")
-        return (self.workspace / WORKSPACE_OBJECTS / self._blobs[key]).read_bytes()
+            raise NotFoundError(f"{s3_uri(self.bucket, key)} is not in workspace {self.workspace}")
+        return (self._objects / self._blobs[key]).read_bytes()
 
 
 def _data_bucket(entries: Any, workspace: Path) -> str:
     buckets: dict[str, set[str]] = {}
     for entry in entries:
         buckets.setdefault(entry["bucket"], set()).add(entry["key"].split("/", 1)[0] + "/")
-    for prefix in (RUNS_PREFIX, FEEDBACK_PREFIX):
+    for prefix in (RUNS, FEEDBACK):
         holding = sorted(name for name, prefixes in buckets.items() if prefix in prefixes)
         if holding:
             return holding[0]
@@ -118,7 +124,7 @@ class S3Store:
 
     @property
     def location(self) -> str:
-        return f"s3://{self.bucket}"
+        return s3_uri(self.bucket)
 
     def keys(self, prefix: str) -> list[str]:
         found: list[str] = []
@@ -138,8 +144,6 @@ COUNT_SCHEMA = pa.schema([
     ("conversions", pa.int64()),
 ])
 UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
-_AB_STAGE = re.compile(r"ab-stage-(\d+)-(\d+)\.json$")
-_DATE_PARTITION = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
 
 
 @dataclass(frozen=True)
@@ -192,25 +196,19 @@ def combine_counts(tables: list[pa.Table]) -> pa.Table:
 
 def load_feedback(store: ObjectStore) -> tuple[pa.Table, str]:
     """Counts of every feedback file, and the unit they are counted in."""
-    keys = [key for key in store.keys(FEEDBACK_PREFIX) if is_parquet_name(key)]
-    unit = count_unit(sorted({date.fromisoformat(match.group(1))
-                              for match in map(_DATE_PARTITION.search, keys) if match}))
+    keys = [key for key in store.keys(FEEDBACK) if is_parquet_name(key)]
+    unit = count_unit(sorted({date.fromisoformat(day) for day in map(feedback_day, keys) if day}))
     counts = []
     for key in keys:
-        endpoint = key[len(FEEDBACK_PREFIX):].split("/", 1)[0]
+        endpoint = feedback_endpoint(key)
         table = pq.read_table(io.BytesIO(store.read(key)), columns=["variant", "served_at", "converted"])
         counts.append(time_counts(table, endpoint, unit))
     return combine_counts(counts), unit
 
 
 def load_records(store: ObjectStore) -> list[dict[str, Any]]:
-    records = [read_json(store, key) for key in store.keys(RUNS_PREFIX) if key.endswith("/record.json")]
+    records = [read_json(store, key) for key in store.keys(RUNS) if is_record_key(key)]
     return sorted(records, key=lambda record: (str(record.get("started_at", "")), str(record.get("run_id", ""))))
-
-
-def _stage_order(key: str) -> tuple[int, int]:
-    match = _AB_STAGE.search(key)
-    return (int(match.group(1)), int(match.group(2))) if match else (-1, -1)
 
 
 def load_report_input(store: ObjectStore) -> ReportInput:
@@ -219,11 +217,11 @@ def load_report_input(store: ObjectStore) -> ReportInput:
     ab_stages: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         run_id = record["run_id"]
-        available = store.keys(f"{REPORTS_PREFIX}{run_id}/")
+        available = store.keys(report_prefix(run_id))
         report_key = (record.get("evidence", {}).get("drift") or {}).get("report_key")
         if report_key in available:
             drift_reports[run_id] = read_json(store, report_key)
-        stage_keys = sorted((key for key in available if _AB_STAGE.search(key)), key=_stage_order)
+        stage_keys = sorted((key for key in available if ab_look(key)), key=ab_look)
         if stage_keys:
             ab_stages[run_id] = [read_json(store, key) for key in stage_keys]
     feedback, unit = load_feedback(store)

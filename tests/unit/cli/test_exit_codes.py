@@ -61,7 +61,7 @@ def test_runs_that_outlive_the_timeout_and_interrupts_are_one_line(
     def command(args: object) -> int:
         raise raised
 
-    monkeypatch.setattr("driftloop.cli.cmd_runs", command)
+    monkeypatch.setattr("driftloop.local.cli.cmd_runs", command)
     assert main(["runs"]) == code
     error = capsys.readouterr().err
     assert error.startswith("driftloop runs: ") and words in error and error.count("\n") == 1

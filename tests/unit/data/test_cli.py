@@ -108,7 +108,7 @@ def test_the_pipeline_names_versions_with_the_same_rule() -> None:
     import json
 
     from driftloop.errors import InvalidInputError
-    from driftloop.pipeline.merge import dataset_dir
+    from driftloop.layout import dataset_dir
     from driftloop.triggers import parse_trigger
 
     project = Path(__file__).resolve().parents[3]

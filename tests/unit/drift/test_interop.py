@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from conftest import interactions
 
+from driftloop.console import ExitCode
 from driftloop.drift import build_baseline, cli, compare_to_baseline
 from driftloop.drift.concept import (
     ConversionMonitor,
@@ -214,8 +215,8 @@ def test_cli_writes_reports_and_reuses_a_saved_baseline(write_parquet, tmp_path,
     assert json.loads(out.read_text())["features"] == first["features"]
 
 
-def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
+def test_cli_reports_bad_input_with_the_bad_input_exit_code(tmp_path, capsys):
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"nope")
-    assert cli.run(_arguments(baseline=bad, current=bad)) == 2
+    assert cli.run(_arguments(baseline=bad, current=bad)) == ExitCode.BAD_INPUT
     assert "bad.parquet" in capsys.readouterr().err

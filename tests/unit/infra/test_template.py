@@ -33,7 +33,7 @@ ENVIRONMENT = {
     "DATASET_PARTITIONING", "COOLDOWN_HOURS",
     "LOCK_LEASE_MINUTES", "MAX_BAKE_WAITS", "DEPLOYMENT_MODE", "ROLLBACK_ALARM_NAMES", "CONVERSION_PERIOD",
     "TRAINING_IMAGE", "TRAINING_INSTANCE_TYPE", "USE_SPOT_TRAINING", "MAX_TRAINING_SECONDS",
-    "ENDPOINT_INSTANCE_TYPE", "SAGEMAKER_ROLE_ARN", "RUNTIME_BACKEND", "POWERTOOLS_SERVICE_NAME",
+    "ENDPOINT_INSTANCE_TYPE", "SAGEMAKER_ROLE_ARN", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
 }  # fmt: skip
 # The retrain decision's parameters: only the drift step reads them (config.RetrainSettings).
@@ -54,7 +54,7 @@ PARAMETER_DEFAULTS = {
     "TrainingInstanceType": "ml.m5.xlarge",
     "UseSpotTraining": "true", "MaxTrainingSeconds": 3600, "EndpointInstanceType": "ml.m5.large",
     "PollSeconds": 60, "BakeSeconds": 3600, "MaxBakeWaits": 24, "DeploymentMode": "ab",
-    "RollbackAlarmNames": "", "ConversionPeriod": "day", "RuntimeBackend": "aws", "KmsKeyArn": "",
+    "RollbackAlarmNames": "", "ConversionPeriod": "day", "KmsKeyArn": "",
     "ScaleOutUploads": 20, "ScaleOutMaxConcurrency": 40, "RunTimeoutSeconds": 345600,
     "NotificationEmail": "",
     "RetrainPolicy": "auto", "RetrainEveryDays": 7, "ValuePerNdcgPoint": 0.5, "TrainingHourlyPrice": "",
@@ -130,7 +130,6 @@ def test_parameters_have_the_contract_defaults_and_descriptions(raw_template):
         assert parameters[name]["Description"], name
     assert parameters["AlarmNames"]["Type"] == "CommaDelimitedList"
     assert parameters["ScheduleState"]["AllowedValues"] == ["DISABLED", "ENABLED"]
-    assert parameters["RuntimeBackend"]["AllowedValues"] == ["aws", "local"]
     assert parameters["DeploymentMode"]["AllowedValues"] == ["ab", "canary", "linear"]
     assert parameters["RollbackAlarmNames"]["Type"] == "CommaDelimitedList"
     assert parameters["ConversionPeriod"]["AllowedValues"] == ["hour", "day", "week"]
@@ -256,7 +255,6 @@ def test_every_function_gets_exactly_the_contract_environment(resources):
         assert set(variables) == ENVIRONMENT | own, name
         assert variables["DATA_BUCKET"] == {"Ref": "DataBucket"}
         assert variables["SAGEMAKER_ROLE_ARN"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
-        assert variables["RUNTIME_BACKEND"] == {"Ref": "RuntimeBackend"}
         assert variables["DEPLOYMENT_MODE"] == {"Ref": "DeploymentMode"}
         assert variables["ROLLBACK_ALARM_NAMES"] == {"Fn::Join": [",", {"Ref": "RollbackAlarmNames"}]}
         assert variables["CONVERSION_PERIOD"] == {"Ref": "ConversionPeriod"}

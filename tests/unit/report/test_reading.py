@@ -110,7 +110,7 @@ def test_cli_writes_the_report_into_the_workspace(tmp_path: Path, capsys: pytest
 
 
 def test_cli_default_workspace_matches_driftloop() -> None:
-    from driftloop.cli import DEFAULT_WORKSPACE
+    from driftloop.layout import DEFAULT_WORKSPACE
 
     assert parse([]).workspace == DEFAULT_WORKSPACE
 

@@ -25,7 +25,7 @@ UPDATE = 0.3
 
 @pytest.fixture
 def services(tmp_path: Path) -> Services:
-    settings = Settings.from_env(load_app(REPO / "template.yaml", {"RuntimeBackend": "aws"}).environment)
+    settings = Settings.from_env(load_app(REPO / "template.yaml").environment)
     endpoint = SimulatedEndpoint(tmp_path, settings.endpoint_name, s3=None, update_seconds=UPDATE)
     for model in ("old", "new"):
         endpoint.ensure_model(ModelSpec(model, f"s3://b/{model}.tar.gz", "image", "role"))
