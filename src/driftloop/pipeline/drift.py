@@ -12,7 +12,7 @@ from driftloop.drift.metrics import publish_feature_drift
 from driftloop.drift.model_monitor import parse_violations
 from driftloop.errors import InvalidInputError
 from driftloop.pipeline.evidence import compact_drift
-from driftloop.pipeline.feedback import feedback_source
+from driftloop.pipeline.feedback import publish_variant_conversion, read_feedback
 from driftloop.pipeline.inputs import fix_inputs, upload_source
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.retrain import DecisionSetup, decide
@@ -50,15 +50,20 @@ def concept_drift(services: Services, champion: dict[str, Any], monitor: Convers
     evidence: dict[str, Any] = {"variant": settings.champion_variant, "period_unit": unit,
                                 "since": since.isoformat(), "until": window_end.isoformat(),
                                 "champion_promoted_at": promoted_at.isoformat()}
-    source = feedback_source(services, since, window_end) if since < window_end else None
-    evidence["feedback_files"] = len(source.paths) if source else 0
     try:
-        periods = (conversion_periods(source, settings.champion_variant, unit, since, window_end)
-                   if source and source.paths else [])
+        feedback = read_feedback(services, since, window_end) if since < window_end else None
+        evidence["feedback"] = feedback.evidence if feedback else {"source": "none"}
+        evidence["feedback_files"] = evidence["feedback"].get("feedback_log_files", 0)
+        periods = (conversion_periods(feedback.table, settings.champion_variant, unit, since, window_end)
+                   if feedback and feedback.table.num_rows else [])
     except InvalidInputError as error:
         return {"decision": "none", "detected": False, "tested": False,
-                "reasons": [f"conversion not tested, the feedback log is unreadable: {error}"]} | evidence
+                "reasons": [f"conversion not tested, the feedback is unreadable: {error}"]} | evidence
     evidence["periods"] = [{"period": p.label, "served": p.served, "conversions": p.conversions} for p in periods]
+    if periods:
+        evidence["published"] = publish_variant_conversion(services, [
+            {"variant": settings.champion_variant, "matured": periods[-1].served,
+             "conversions": periods[-1].conversions}])
     return monitor.assess(periods).to_dict() | evidence
 
 

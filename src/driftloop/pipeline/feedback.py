@@ -1,36 +1,74 @@
-"""The one reader of the endpoint's feedback log: which recommendations were served, and which converted.
+"""The one reader of feedback: which recommendations were served, and which converted.
 
 The A/B analysis (:mod:`driftloop.pipeline.rollout`) and the concept-drift check
-(:mod:`driftloop.pipeline.drift`) both read it here, so they always see the same rows."""
+(:mod:`driftloop.pipeline.drift`) both read it here, so they always see the same rows. Two inputs
+(docs/feedback.md):
+
+- **Data Capture plus purchases** (the default): the endpoint's captured requests
+  (:mod:`driftloop.capture`) joined with the shop's purchases (:mod:`driftloop.attribution`), which come
+  from the uploads under the incoming prefix (the versions a run fixed, where it did) and from purchase
+  events under ``feedback/<endpoint>/purchases/date=…/`` (same columns, for shops that send purchases
+  more often than they upload data; they start no run).
+- **A feedback log** ``feedback/<endpoint>/date=…/*.parquet`` for teams that already log conversions.
+  When it has rows in the window it wins: the team's own attribution is taken as it is, and Data
+  Capture is not read.
+
+The evidence says which input was used and counts everything that could not be read, per reason.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from driftloop.adapters.s3 import exists, get_json, list_objects
+from driftloop.attribution import INFERENCE_ID_COLUMN, attribute, purchases_of
+from driftloop.capture import CaptureReader, ServedRecommendation, capture_hour, endpoint_capture_prefix
+from driftloop.data.inputs import READ_ERRORS
+from driftloop.drift.metrics import publish_conversion
+from driftloop.errors import InvalidInputError
+from driftloop.pipeline.inputs import inputs_key
 from driftloop.pipeline.services import Services
 from driftloop.storage import ParquetSource, is_parquet_name, s3_source
 
+FEEDBACK_PREFIX = "feedback/"
+PURCHASES_FOLDER = "purchases/"
 FEEDBACK_SCHEMA = pa.schema([("variant", pa.string()), ("served_at", pa.timestamp("us", tz="UTC")),
                              ("converted", pa.bool_()), ("latency_ms", pa.float64()), ("error", pa.bool_())])
+_PURCHASE_READ_COLUMNS = ("user_id", "item_id", "event_type", "event_time", INFERENCE_ID_COLUMN)
+_UNREADABLE_LISTED = 20
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Feedback rows (at least the columns of ``FEEDBACK_SCHEMA``) and where they came from."""
+
+    table: pa.Table
+    evidence: dict[str, Any]
 
 
 def feedback_prefix(endpoint_name: str) -> str:
-    return f"feedback/{endpoint_name}/"
+    return f"{FEEDBACK_PREFIX}{endpoint_name}/"
 
 
-def feedback_keys(services: Services, since: datetime, until: datetime | None = None) -> list[str]:
-    """Feedback objects in the ``date=`` partitions that can hold rows served in [``since``, ``until``)."""
-    settings = services.settings
-    prefix = feedback_prefix(settings.endpoint_name)
+def purchases_prefix(endpoint_name: str) -> str:
+    return f"{feedback_prefix(endpoint_name)}{PURCHASES_FOLDER}"
+
+
+def _dated_keys(services: Services, prefix: str, since: datetime, until: datetime | None) -> list[str]:
+    """Parquet objects of ``prefix``'s ``date=`` partitions that can hold rows of [``since``, ``until``)."""
     first_day = since.date().isoformat()
     last_day = None if until is None else (until - timedelta(microseconds=1)).date().isoformat()
     keys = []
     pages = services.s3.get_paginator("list_objects_v2").paginate(
-        Bucket=settings.data_bucket, Prefix=prefix, StartAfter=f"{prefix}date={first_day}")
+        Bucket=services.settings.data_bucket, Prefix=prefix, StartAfter=f"{prefix}date={first_day}")
     for page in pages:
         for entry in page.get("Contents", []):
             partition, _, name = entry["Key"][len(prefix):].partition("/")
@@ -43,23 +81,123 @@ def feedback_keys(services: Services, since: datetime, until: datetime | None = 
     return keys
 
 
+def feedback_keys(services: Services, since: datetime, until: datetime | None = None) -> list[str]:
+    """Feedback-log objects in the ``date=`` partitions that can hold rows served in [``since``, ``until``)."""
+    return _dated_keys(services, feedback_prefix(services.settings.endpoint_name), since, until)
+
+
 def feedback_source(services: Services, since: datetime, until: datetime | None = None) -> ParquetSource:
-    """The feedback files that can hold rows served in [``since``, ``until``), to stream."""
+    """The feedback-log files that can hold rows served in [``since``, ``until``), to stream."""
     return s3_source(services.s3, services.settings.data_bucket, feedback_keys(services, since, until))
 
 
-def read_feedback(services: Services, since: datetime, until: datetime | None = None) -> pa.Table:
-    """The feedback rows served in [``since``, ``until``), as one table (empty with the log's schema)."""
+def _in_window(table: pa.Table, column: str, since: datetime, until: datetime | None) -> pa.Table:
+    moments = table[column].cast(pa.timestamp("us", tz="UTC"))
+    keep = pc.greater_equal(moments, pa.scalar(since, moments.type))
+    if until is not None:
+        keep = pc.and_(keep, pc.less(moments, pa.scalar(until, moments.type)))
+    return table.filter(keep)
+
+
+def read_feedback_log(services: Services, since: datetime, until: datetime | None = None) -> tuple[pa.Table, int]:
+    """The feedback log's rows served in [``since``, ``until``) (empty with its schema) and its file count."""
     source = feedback_source(services, since, until)
     tables = []
     for path in source.paths:
         with source.filesystem.open_input_file(path) as handle:
             tables.append(pq.read_table(handle))
     if not tables:
-        return FEEDBACK_SCHEMA.empty_table()
+        return FEEDBACK_SCHEMA.empty_table(), 0
     table = pa.concat_tables(tables, promote_options="permissive")
-    served_at = table["served_at"].cast(FEEDBACK_SCHEMA.field("served_at").type)
-    keep = pc.greater_equal(served_at, pa.scalar(since, served_at.type))
-    if until is not None:
-        keep = pc.and_(keep, pc.less(served_at, pa.scalar(until, served_at.type)))
-    return table.filter(keep)
+    if "served_at" not in table.column_names:
+        raise InvalidInputError("feedback log lacks column 'served_at'")
+    return _in_window(table, "served_at", since, until), len(source.paths)
+
+
+def read_captured(services: Services, reader: CaptureReader, since: datetime,
+                  until: datetime | None = None) -> list[ServedRecommendation]:
+    """Requests captured in [``since``, ``until``), from the hour folders that can hold them (one hour
+    earlier too: a file lands in the folder of the hour it was written, which can follow its first record)."""
+    settings = services.settings
+    base = endpoint_capture_prefix(settings.endpoint_name)
+    first_hour = since.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    rows: list[ServedRecommendation] = []
+    for listed in list_objects(services.s3, settings.data_bucket, base):
+        located = capture_hour(listed.key, settings.endpoint_name)
+        if located is None:
+            continue
+        variant, hour = located
+        if hour < first_hour or (until is not None and hour >= until):
+            continue
+        body = services.s3.get_object(Bucket=settings.data_bucket, Key=listed.key)["Body"].read()
+        for row in reader.read(body, variant, f"s3://{settings.data_bucket}/{listed.key}"):
+            if row.served_at >= since and (until is None or row.served_at < until):
+                rows.append(row)
+    return rows
+
+
+def _pinned_versions(services: Services, run_id: str | None) -> dict[str, str | None]:
+    """Upload key -> the version the run fixed (``runs/<run_id>/inputs.json``), when it fixed any."""
+    bucket = services.settings.data_bucket
+    if not run_id or not exists(services.s3, bucket, inputs_key(run_id)):
+        return {}
+    return {entry["key"]: entry.get("version_id") for entry in get_json(services.s3, bucket, inputs_key(run_id))
+            .get("readable", [])}
+
+
+def read_purchases(services: Services, since: datetime, until: datetime | None = None,
+                   run_id: str | None = None) -> tuple[pa.Table, dict[str, Any]]:
+    """Purchases made in [``since``, ``until``) from the uploads written since ``since`` (a purchase cannot
+    be in an older object; the versions the run fixed where it did) and from the purchase events."""
+    settings = services.settings
+    bucket = settings.data_bucket
+    pinned = _pinned_versions(services, run_id)
+    keys = [obj.key for obj in list_objects(services.s3, bucket, settings.incoming_prefix)
+            if is_parquet_name(obj.key) and datetime.fromisoformat(obj.last_modified) >= since]
+    events = _dated_keys(services, purchases_prefix(settings.endpoint_name), since, None)
+    source = s3_source(services.s3, bucket, keys + events, {key: pinned[key] for key in keys if pinned.get(key)})
+    tables, unreadable = [], []
+    for index, path in enumerate(source.paths):
+        try:
+            with source.filesystem.open_input_file(path) as handle:
+                parquet = pq.ParquetFile(handle)
+                columns = [name for name in _PURCHASE_READ_COLUMNS if name in parquet.schema_arrow.names]
+                tables.append(_in_window(purchases_of(parquet.read(columns=columns)), "event_time", since, until))
+        except (InvalidInputError, *READ_ERRORS) as error:
+            unreadable.append({"object": source.label(index), "reason": f"{type(error).__name__}: {error}"[:300]})
+    purchases = (pa.concat_tables(tables) if tables else purchases_of(pa.table({
+        "user_id": pa.array([], pa.string()), "item_id": pa.array([], pa.string()),
+        "event_type": pa.array([], pa.string()), "event_time": pa.array([], pa.timestamp("us", tz="UTC"))})))
+    evidence = {"uploads_read": len(keys), "purchase_event_files_read": len(events), "purchases": purchases.num_rows,
+                "tagged_with_inference_id": purchases.num_rows - purchases[INFERENCE_ID_COLUMN].null_count,
+                "unreadable": len(unreadable), "unreadable_objects": unreadable[:_UNREADABLE_LISTED]}
+    return purchases, evidence
+
+
+def read_feedback(services: Services, since: datetime, until: datetime | None = None,
+                  run_id: str | None = None) -> Feedback:
+    """The feedback of requests served in [``since``, ``until``): the feedback log when it has rows there,
+    else Data Capture joined with the purchases made up to one attribution window after ``until``."""
+    settings = services.settings
+    log, log_files = read_feedback_log(services, since, until)
+    if log.num_rows:
+        return Feedback(log, {"source": "feedback_log", "feedback_log_files": log_files})
+    reader = CaptureReader(known_variants={settings.champion_variant, settings.challenger_variant})
+    served = read_captured(services, reader, since, until)
+    window = timedelta(minutes=settings.attribution_window_minutes)
+    purchases, purchase_evidence = read_purchases(
+        services, since, None if until is None else until + window + timedelta(microseconds=1), run_id)
+    table = attribute(served, purchases, window)
+    capture = reader.evidence()
+    by_variant = Counter(row.variant for row in served)
+    return Feedback(table, {"source": "data_capture" if reader.files else "none", "feedback_log_files": log_files,
+                            "capture": capture | {"served_by_variant": dict(sorted(by_variant.items()))},
+                            "purchases": purchase_evidence})
+
+
+def publish_variant_conversion(services: Services, counts: Iterable[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
+    """Publish each variant's conversion (``conversions`` / ``matured``: requests whose attribution window
+    has closed) as the ``conversion_rate`` and ``served`` metrics of :mod:`driftloop.drift.metrics`."""
+    settings = services.settings
+    rates = {entry["variant"]: (int(entry["matured"]), int(entry["conversions"])) for entry in counts if entry}
+    return publish_conversion(settings.model_name, settings.endpoint_name, rates)

@@ -15,8 +15,9 @@ import boto3
 
 from driftloop.adapters.endpoint import Endpoint
 from driftloop.adapters.ledger import Ledger
-from driftloop.adapters.sagemaker_endpoint import SageMakerEndpoint
+from driftloop.adapters.sagemaker_endpoint import DataCapture, SageMakerEndpoint
 from driftloop.adapters.training import SageMakerTrainer, Trainer
+from driftloop.capture import capture_destination
 from driftloop.config import Settings
 from driftloop.errors import ConfigurationError
 
@@ -49,7 +50,9 @@ def build_services(settings: Settings, workspace: str | None = None) -> Services
         endpoint: Endpoint = SimulatedEndpoint(workspace, settings.endpoint_name, s3)
     else:
         trainer = SageMakerTrainer(sagemaker)
-        endpoint = SageMakerEndpoint(sagemaker, settings.endpoint_name)
+        endpoint = SageMakerEndpoint(sagemaker, settings.endpoint_name, DataCapture(
+            capture_destination(settings.data_bucket), settings.data_capture_sampling_percent,
+            settings.data_capture_kms_key))
     return Services(
         settings=settings,
         s3=s3,
