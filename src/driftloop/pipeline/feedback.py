@@ -7,8 +7,8 @@ The A/B analysis (:mod:`driftloop.pipeline.rollout`) and the concept-drift check
 - **Data Capture plus purchases** (the default): the endpoint's captured requests
   (:mod:`driftloop.capture`) joined with the shop's purchases (:mod:`driftloop.attribution`), which come
   from the uploads under the incoming prefix (the versions a run fixed, where it did) and from purchase
-  events under ``feedback/<endpoint>/purchases/date=…/`` (same columns, for shops that send purchases
-  more often than they upload data; they start no run).
+  events under ``purchases/date=…/`` (the uploads' columns, for shops that send purchases more often
+  than they upload data: they start no run and are not training data).
 - **A feedback log** ``feedback/<endpoint>/date=…/*.parquet`` for teams that already log conversions.
   When it has rows in the window it wins: the team's own attribution is taken as it is, and Data
   Capture is not read.
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -39,7 +39,7 @@ from driftloop.pipeline.services import Services
 from driftloop.storage import ParquetSource, is_parquet_name, s3_source
 
 FEEDBACK_PREFIX = "feedback/"
-PURCHASES_FOLDER = "purchases/"
+PURCHASE_EVENTS_PREFIX = "purchases/"
 FEEDBACK_SCHEMA = pa.schema([("variant", pa.string()), ("served_at", pa.timestamp("us", tz="UTC")),
                              ("converted", pa.bool_()), ("latency_ms", pa.float64()), ("error", pa.bool_())])
 _PURCHASE_READ_COLUMNS = ("user_id", "item_id", "event_type", "event_time", INFERENCE_ID_COLUMN)
@@ -58,8 +58,9 @@ def feedback_prefix(endpoint_name: str) -> str:
     return f"{FEEDBACK_PREFIX}{endpoint_name}/"
 
 
-def purchases_prefix(endpoint_name: str) -> str:
-    return f"{feedback_prefix(endpoint_name)}{PURCHASES_FOLDER}"
+def purchase_events_key(at: datetime, name: str) -> str:
+    """``purchases/date=YYYY-MM-DD/<name>.parquet`` for purchase events of ``at``'s day (UTC)."""
+    return f"{PURCHASE_EVENTS_PREFIX}date={at.astimezone(UTC):%Y-%m-%d}/{name}.parquet"
 
 
 def _dated_keys(services: Services, prefix: str, since: datetime, until: datetime | None) -> list[str]:
@@ -154,7 +155,7 @@ def read_purchases(services: Services, since: datetime, until: datetime | None =
     pinned = _pinned_versions(services, run_id)
     keys = [obj.key for obj in list_objects(services.s3, bucket, settings.incoming_prefix)
             if is_parquet_name(obj.key) and datetime.fromisoformat(obj.last_modified) >= since]
-    events = _dated_keys(services, purchases_prefix(settings.endpoint_name), since, None)
+    events = _dated_keys(services, PURCHASE_EVENTS_PREFIX, since, None)
     source = s3_source(services.s3, bucket, keys + events, {key: pinned[key] for key in keys if pinned.get(key)})
     tables, unreadable = [], []
     for index, path in enumerate(source.paths):
