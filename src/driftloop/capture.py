@@ -39,7 +39,9 @@ UNSUPPORTED_ENCODING = "unsupported_encoding"
 UNDECODABLE = "undecodable_payload"
 UNKNOWN_VARIANT = "unknown_variant"
 BAD_TIME = "bad_inference_time"
-SKIP_REASONS = (TRUNCATED, MALFORMED, MISSING_FIELD, UNSUPPORTED_ENCODING, UNDECODABLE, UNKNOWN_VARIANT, BAD_TIME)
+UNREADABLE_FILE = "unreadable_file"
+SKIP_REASONS = (TRUNCATED, MALFORMED, MISSING_FIELD, UNSUPPORTED_ENCODING, UNDECODABLE, UNKNOWN_VARIANT, BAD_TIME,
+                UNREADABLE_FILE)
 _EXAMPLES_PER_REASON = 3
 
 
@@ -174,6 +176,11 @@ class CaptureReader:
         self.records += len(rows)
         return rows
 
+    def skip_file(self, source: str, why: str) -> None:
+        """A listed file that could not be fetched: counted as one ``unreadable_file``."""
+        self.files += 1
+        self._skip(UNREADABLE_FILE, f"{source}: {why}")
+
     def _skip(self, reason: str, detail: str, count: int = 1) -> None:
         self.skipped[reason] += count
         examples = self.examples.setdefault(reason, [])
@@ -240,11 +247,13 @@ def _decode(payload: dict[str, Any], where: str) -> Any:
         raise _Skip(UNDECODABLE, f"{where} {encoding} data does not decode to JSON: {error}") from None
 
 
+_ID_TYPES = frozenset({str, int})
+
+
 def _strings(value: Any, what: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(item, str | int) and not isinstance(item, bool)
-                                              for item in value):
+    if not isinstance(value, list) or not {type(item) for item in value} <= _ID_TYPES:
         raise _Skip(MALFORMED, f"{what} is not a list of ids")
-    return tuple(str(item) for item in value)
+    return tuple(map(str, value))
 
 
 def _request_response_pairs(request: Any, response: Any) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:

@@ -163,3 +163,26 @@ def test_the_conversion_metric_has_exactly_the_alarm_dimensions(services: Servic
     assert (document["model"], document["endpoint"], document["variant"]) == (
         settings.model_name, settings.endpoint_name, "champion")
     assert document["conversion_rate"] == [0.15] and "service" not in document
+
+
+def test_only_the_hour_folders_of_the_window_are_read_and_a_vanished_file_is_counted(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint, champion = services.settings.endpoint_name, services.settings.champion_variant
+    record = capture_record("e", AT, {"user_id": "u1"}, {"items": ["a"]}) + "\n"
+    for hours in (-3, 0, 3):
+        put(services, capture_key(endpoint, champion, AT + timedelta(hours=hours), "p"), record.encode())
+    put(services, f"datacapture/{endpoint}/{champion}/notes.txt", b"not a capture file")
+    fetched: list[str] = []
+    original = services.s3.get_object
+
+    def get_object(**arguments: str) -> dict:
+        fetched.append(arguments["Key"])
+        if arguments["Key"].startswith(f"datacapture/{endpoint}/{champion}/2026/03/14/18/"):
+            services.s3.delete_object(Bucket=arguments["Bucket"], Key=arguments["Key"])
+        return original(**arguments)
+
+    monkeypatch.setattr(services.s3, "get_object", get_object)
+    feedback = read_feedback(services, AT - timedelta(minutes=30), AT + timedelta(hours=1))
+    assert [key.split("/")[-2] for key in fetched if key.startswith("datacapture/")] == ["18"]
+    assert feedback.table.num_rows == 0
+    assert feedback.evidence["capture"]["skipped"] == {"unreadable_file": 1}

@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
 
 from driftloop.adapters.s3 import exists, get_json, list_objects
 from driftloop.attribution import INFERENCE_ID_COLUMN, attribute, purchases_of
@@ -120,21 +121,45 @@ def read_captured(services: Services, reader: CaptureReader, since: datetime,
     """Requests captured in [``since``, ``until``), from the hour folders that can hold them (one hour
     earlier too: a file lands in the folder of the hour it was written, which can follow its first record)."""
     settings = services.settings
-    base = endpoint_capture_prefix(settings.endpoint_name)
-    first_hour = since.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    bucket = settings.data_bucket
+    first_hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     rows: list[ServedRecommendation] = []
-    for listed in list_objects(services.s3, settings.data_bucket, base):
-        located = capture_hour(listed.key, settings.endpoint_name)
+    for key in _capture_keys(services, first_hour, until):
+        located = capture_hour(key, settings.endpoint_name)
         if located is None:
             continue
         variant, hour = located
-        if hour < first_hour or (until is not None and hour >= until):
+        try:
+            body = services.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:  # e.g. deleted between the listing and the read
+            reader.skip_file(f"s3://{bucket}/{key}", f"{error.response['Error'].get('Code')}: {error}")
             continue
-        body = services.s3.get_object(Bucket=settings.data_bucket, Key=listed.key)["Body"].read()
-        for row in reader.read(body, variant, f"s3://{settings.data_bucket}/{listed.key}"):
+        for row in reader.read(body, variant, f"s3://{bucket}/{key}"):
             if row.served_at >= since and (until is None or row.served_at < until):
                 rows.append(row)
     return rows
+
+
+def _capture_keys(services: Services, first_hour: datetime, until: datetime | None) -> list[str]:
+    """Capture objects of every variant folder from ``first_hour``'s folder on (one listing per variant,
+    starting at that hour), before ``until``'s hour ends."""
+    settings = services.settings
+    base = endpoint_capture_prefix(settings.endpoint_name)
+    paginator = services.s3.get_paginator("list_objects_v2")
+    folders = [entry["Prefix"] for page in paginator.paginate(Bucket=settings.data_bucket, Prefix=base, Delimiter="/")
+               for entry in page.get("CommonPrefixes", [])]
+    keys = []
+    for folder in folders:
+        start = f"{folder}{first_hour:%Y/%m/%d/%H}"
+        for page in paginator.paginate(Bucket=settings.data_bucket, Prefix=folder, StartAfter=start):
+            page_keys = [entry["Key"] for entry in page.get("Contents", [])]
+            hours = [capture_hour(key, settings.endpoint_name) for key in page_keys]
+            late = [index for index, located in enumerate(hours)
+                    if located is not None and until is not None and located[1] >= until]
+            keys.extend(page_keys[:late[0]] if late else page_keys)
+            if late:
+                break
+    return keys
 
 
 def _pinned_versions(services: Services, run_id: str | None) -> dict[str, str | None]:
