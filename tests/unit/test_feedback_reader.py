@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,9 +18,10 @@ from moto import mock_aws
 
 from driftloop.capture import capture_key, capture_record
 from driftloop.config import Settings
-from driftloop.drift.concept import conversion_periods
+from driftloop.drift.concept import ConversionMonitor, conversion_periods
 from driftloop.drift.metrics import CONVERSION_DIMENSIONS, CONVERSION_RATE_METRIC, SERVED_METRIC
 from driftloop.local.template import load_app
+from driftloop.pipeline.drift import concept_drift
 from driftloop.pipeline.feedback import publish_variant_conversion, purchase_events_key, read_feedback
 from driftloop.pipeline.services import Services
 
@@ -186,3 +188,19 @@ def test_only_the_hour_folders_of_the_window_are_read_and_a_vanished_file_is_cou
     assert [key.split("/")[-2] for key in fetched if key.startswith("datacapture/")] == ["18"]
     assert feedback.table.num_rows == 0
     assert feedback.evidence["capture"]["skipped"] == {"unreadable_file": 1}
+
+
+def test_captured_requests_without_any_purchase_leave_the_concept_check_untested(services: Services) -> None:
+    served_shop(services)
+    hourly = replace(services, settings=replace(services.settings, conversion_period="hour"))
+    champion = {"promoted_at": (AT - timedelta(days=1)).isoformat()}
+    assert read_feedback(hourly, AT - timedelta(hours=1), AT + timedelta(hours=1)).lacks_purchases
+    result = concept_drift(hourly, champion, ConversionMonitor())
+    assert result["tested"] is False and "no purchase" in result["reasons"][0]
+    assert result["feedback"]["capture"]["served_by_variant"]["champion"] == 3
+
+    put(services, purchase_events_key(AT, "p"), parquet(purchases([("u1", "a", None)])))
+    result = concept_drift(hourly, champion, ConversionMonitor())
+    assert [(p["served"], p["conversions"]) for p in result["periods"]] == [(3, 1)]
+    assert result["published"] == [{"variant": "champion", "conversion_rate": 1 / 3, "served": 3}]
+    assert "too little" in result["reasons"][0]

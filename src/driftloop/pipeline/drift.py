@@ -59,6 +59,10 @@ def concept_drift(services: Services, champion: dict[str, Any], monitor: Convers
     except InvalidInputError as error:
         return {"decision": "none", "detected": False, "tested": False,
                 "reasons": [f"conversion not tested, the feedback is unreadable: {error}"]} | evidence
+    if feedback and feedback.lacks_purchases:
+        return {"decision": "none", "detected": False, "tested": False,
+                "reasons": [f"conversion not tested: {feedback.table.num_rows} captured requests, but no purchase in "
+                            "the uploads or purchase events of the window (missing purchases are no drop)"]} | evidence
     evidence["periods"] = [{"period": p.label, "served": p.served, "conversions": p.conversions} for p in periods]
     if periods:
         evidence["published"] = publish_variant_conversion(services, [

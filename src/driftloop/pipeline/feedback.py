@@ -54,6 +54,13 @@ class Feedback:
     table: pa.Table
     evidence: dict[str, Any]
 
+    @property
+    def lacks_purchases(self) -> bool:
+        """Requests were captured but not one purchase was found to join them with: more likely missing
+        purchase data than customers who all stopped buying."""
+        return (self.evidence.get("source") == "data_capture" and self.table.num_rows > 0
+                and self.evidence["purchases"]["purchases"] == 0)
+
 
 def feedback_prefix(endpoint_name: str) -> str:
     return f"{FEEDBACK_PREFIX}{endpoint_name}/"
