@@ -94,7 +94,8 @@ def test_captured_requests_join_purchases_from_uploads_and_purchase_events(servi
     assert table["user_id"].to_pylist() == ["u1", "u2", "u3", "u4", "u5"]
     assert table["converted"].to_pylist() == [True, False, True, False, True]
     evidence = feedback.evidence
-    assert evidence["source"] == "data_capture"
+    assert (evidence["source"], evidence["converted"], evidence["attribution_window_minutes"]) == (
+        "data_capture", 3, 60)
     assert evidence["capture"]["skipped"] == {"truncated": 1, "unknown_variant": 1}
     assert evidence["capture"]["served_by_variant"] == {"challenger": 2, "champion": 3}
     assert evidence["purchases"] | {"unreadable_objects": []} == {

@@ -224,6 +224,8 @@ def read_feedback(services: Services, since: datetime, until: datetime | None = 
     capture = reader.evidence()
     by_variant = Counter(row.variant for row in served)
     return Feedback(table, {"source": "data_capture" if reader.files else "none", "feedback_log_files": log_files,
+                            "attribution_window_minutes": settings.attribution_window_minutes,
+                            "converted": int(pc.sum(table["converted"]).as_py() or 0),
                             "capture": capture | {"served_by_variant": dict(sorted(by_variant.items()))},
                             "purchases": purchase_evidence})
 
