@@ -33,11 +33,13 @@ def conversion_monitor(services: Services) -> ConversionMonitor:
     return ConversionMonitor(alpha=services.settings.significance_level)
 
 
-def concept_drift(services: Services, champion: dict[str, Any], monitor: ConversionMonitor) -> dict[str, Any]:
+def concept_drift(services: Services, champion: dict[str, Any], monitor: ConversionMonitor,
+                  run_id: str | None = None) -> dict[str, Any]:
     """The champion variant's conversion in the last complete, matured periods since its promotion.
 
     A period counts once it is over and its last requests had the whole attribution window to convert,
-    so a period still filling up is not read as a drop."""
+    so a period still filling up is not read as a drop. Purchases in the uploads ``run_id`` fixed are
+    read as those versions."""
     settings = services.settings
     unit = settings.conversion_period
     now = datetime.fromtimestamp(services.clock(), UTC)
@@ -51,7 +53,7 @@ def concept_drift(services: Services, champion: dict[str, Any], monitor: Convers
                                 "since": since.isoformat(), "until": window_end.isoformat(),
                                 "champion_promoted_at": promoted_at.isoformat()}
     try:
-        feedback = read_feedback(services, since, window_end) if since < window_end else None
+        feedback = read_feedback(services, since, window_end, run_id) if since < window_end else None
         evidence["feedback"] = feedback.evidence if feedback else {"source": "none"}
         evidence["feedback_files"] = evidence["feedback"].get("feedback_log_files", 0)
         periods = (conversion_periods(feedback.table, settings.champion_variant, unit, since, window_end)
@@ -109,7 +111,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
 
     concept: dict[str, Any] | None = None
     if champion is not None:
-        concept = concept_drift(services, champion, conversion_monitor(services))
+        concept = concept_drift(services, champion, conversion_monitor(services), run["run_id"])
         result["concept"] = concept
 
     concept_forces = concept is not None and concept["detected"]
