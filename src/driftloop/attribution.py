@@ -29,6 +29,8 @@ PURCHASE_COLUMNS = ("user_id", "item_id", "event_time")
 INFERENCE_ID_COLUMN = "inference_id"
 _TIME = pa.timestamp("us", tz="UTC")
 
+PURCHASES_SCHEMA = pa.schema([("user_id", pa.string()), ("item_id", pa.string()), ("event_time", _TIME),
+                              (INFERENCE_ID_COLUMN, pa.string())])
 ATTRIBUTED_SCHEMA = pa.schema([
     ("variant", pa.string()), ("served_at", _TIME), ("converted", pa.bool_()), ("latency_ms", pa.float64()),
     ("error", pa.bool_()), ("user_id", pa.string()), ("event_id", pa.string()), ("inference_id", pa.string()),
@@ -52,7 +54,8 @@ def purchases_of(table: pa.Table) -> pa.Table:
     tagged = (table[INFERENCE_ID_COLUMN].cast(pa.string()) if INFERENCE_ID_COLUMN in table.column_names
               else pa.nulls(table.num_rows, pa.string()))
     return pa.table({"user_id": table["user_id"].cast(pa.string()), "item_id": table["item_id"].cast(pa.string()),
-                     "event_time": table["event_time"].cast(_TIME), INFERENCE_ID_COLUMN: tagged})
+                     "event_time": table["event_time"].cast(_TIME), INFERENCE_ID_COLUMN: tagged},
+                    schema=PURCHASES_SCHEMA)
 
 
 def attribute(served: Sequence[ServedRecommendation], purchases: pa.Table, window: timedelta) -> pa.Table:

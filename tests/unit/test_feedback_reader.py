@@ -205,3 +205,19 @@ def test_captured_requests_without_any_purchase_leave_the_concept_check_untested
     assert [(p["served"], p["conversions"]) for p in result["periods"]] == [(3, 1)]
     assert result["published"] == [{"variant": "champion", "conversion_rate": 1 / 3, "served": 3}]
     assert "too little" in result["reasons"][0]
+
+
+def test_uploads_without_usable_purchase_columns_are_counted_not_fatal(services: Services) -> None:
+    served_shop(services)
+    incoming = services.settings.incoming_prefix
+    twice = pa.Table.from_arrays([pa.array(["u1"]), pa.array(["u1"]), pa.array(["a"]), pa.array(["purchase"]),
+                                  pa.array([AT], TIME)], names=["user_id", "user_id", "item_id", "event_type",
+                                                                "event_time"])
+    put(services, f"{incoming}twice.parquet", parquet(twice))
+    put(services, f"{incoming}naive.parquet", parquet(purchases([("u1", "b", None)]).set_column(
+        3, "event_time", pa.array([AT.replace(tzinfo=None)]))))
+    put(services, f"{incoming}no-type.parquet", parquet(purchases([("u1", "b", None)]).drop_columns(["event_type"])))
+    evidence = read_feedback(services, AT - timedelta(minutes=5)).evidence["purchases"]
+    assert (evidence["uploads_read"], evidence["unreadable"], evidence["purchases"]) == (3, 3, 0)
+    reasons = sorted(entry["reason"].split(":")[0] for entry in evidence["unreadable_objects"])
+    assert reasons == ["InvalidInputError", "InvalidInputError", "KeyError"]

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from driftloop.adapters.s3 import exists, get_json, list_objects
-from driftloop.attribution import INFERENCE_ID_COLUMN, attribute, purchases_of
+from driftloop.attribution import INFERENCE_ID_COLUMN, PURCHASES_SCHEMA, attribute, purchases_of
 from driftloop.capture import CaptureReader, ServedRecommendation, capture_hour, endpoint_capture_prefix
 from driftloop.data.inputs import READ_ERRORS
 from driftloop.drift.metrics import publish_conversion
@@ -196,11 +196,9 @@ def read_purchases(services: Services, since: datetime, until: datetime | None =
                 parquet = pq.ParquetFile(handle)
                 columns = [name for name in _PURCHASE_READ_COLUMNS if name in parquet.schema_arrow.names]
                 tables.append(_in_window(purchases_of(parquet.read(columns=columns)), "event_time", since, until))
-        except (InvalidInputError, *READ_ERRORS) as error:
+        except (InvalidInputError, KeyError, *READ_ERRORS) as error:  # KeyError: a column name used twice
             unreadable.append({"object": source.label(index), "reason": f"{type(error).__name__}: {error}"[:300]})
-    purchases = (pa.concat_tables(tables) if tables else purchases_of(pa.table({
-        "user_id": pa.array([], pa.string()), "item_id": pa.array([], pa.string()),
-        "event_type": pa.array([], pa.string()), "event_time": pa.array([], pa.timestamp("us", tz="UTC"))})))
+    purchases = pa.concat_tables(tables) if tables else PURCHASES_SCHEMA.empty_table()
     evidence = {"uploads_read": len(keys), "purchase_event_files_read": len(events), "purchases": purchases.num_rows,
                 "tagged_with_inference_id": purchases.num_rows - purchases[INFERENCE_ID_COLUMN].null_count,
                 "unreadable": len(unreadable), "unreadable_objects": unreadable[:_UNREADABLE_LISTED]}
