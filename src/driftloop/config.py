@@ -76,6 +76,8 @@ class Settings:
     minimum_lift: float = 0.05
     ab_holdback_percent: int = 0
     cooldown_schedule_role_arn: str = ""
+    data_capture_sampling_percent: int = 100
+    data_capture_kms_key: str = ""
     # Kept as text: RetrainSettings parses and checks it when a run starts, so a bad value fails that run.
     retrain_environment: dict[str, str] = field(default_factory=dict)
 
@@ -92,6 +94,9 @@ class Settings:
             not 0 < stage <= 100 for stage in self.traffic_stages
         ) or list(self.traffic_stages) != sorted(set(self.traffic_stages)):
             raise ConfigurationError(f"TRAFFIC_STAGES must increase within 1..100: {self.traffic_stages}")
+        if not 1 <= self.data_capture_sampling_percent <= 100:
+            raise ConfigurationError(
+                f"DATA_CAPTURE_SAMPLING_PERCENT must be within 1..100, not {self.data_capture_sampling_percent}")
         if self.deployment_mode not in DEPLOYMENT_MODES:
             raise ConfigurationError(f"DEPLOYMENT_MODE must be one of {DEPLOYMENT_MODES}, not {self.deployment_mode!r}")
         if self.guarded_deployment and not 1 <= len(self.rollback_alarm_names) <= MAX_ROLLBACK_ALARMS:
@@ -153,6 +158,8 @@ class Settings:
                 minimum_lift=float(need("MINIMUM_LIFT")),
                 ab_holdback_percent=int(need("AB_HOLDBACK_PERCENT")),
                 cooldown_schedule_role_arn=env.get("COOLDOWN_SCHEDULE_ROLE_ARN", ""),
+                data_capture_sampling_percent=int(env.get("DATA_CAPTURE_SAMPLING_PERCENT", "100")),
+                data_capture_kms_key=env.get("DATA_CAPTURE_KMS_KEY", ""),
                 retrain_environment={name: env[name] for name in RETRAIN_ENVIRONMENT if name in env},
             )
         except ValueError as error:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from driftloop.errors import InvalidInputError
@@ -53,11 +53,15 @@ DATASETS = "datasets/"
 BASELINES = "baselines/"
 QUARANTINE = "quarantine/"
 FEEDBACK = "feedback/"
+CAPTURE = "datacapture/"  # SageMaker Data Capture of the endpoints driftloop configures
+CAPTURE_SUFFIX = ".jsonl"
+PURCHASE_EVENTS = "purchases/"
 CODE = "code/"
 CHECKPOINTS = "checkpoints/"
 MODELS = "models/"
 # Every prefix the stack's code writes or reads, with the template's own spelling of it checked against these.
-BUCKET_PREFIXES = (RUNS, REPORTS, DATASETS, BASELINES, QUARANTINE, FEEDBACK, CODE, CHECKPOINTS, MODELS)
+BUCKET_PREFIXES = (RUNS, REPORTS, DATASETS, BASELINES, QUARANTINE, FEEDBACK, CAPTURE, PURCHASE_EVENTS, CODE,
+                   CHECKPOINTS, MODELS)
 
 RECORD_NAME = "record.json"
 INPUTS_NAME = "inputs.json"
@@ -261,7 +265,7 @@ def feedback_prefix(endpoint_name: str) -> str:
 
 def feedback_day_prefix(endpoint_name: str, day: date | str) -> str:
     """The ``date=`` partition of one day (an ISO date)."""
-    return f"{feedback_prefix(endpoint_name)}date={day if isinstance(day, str) else day.isoformat()}"
+    return day_partition_prefix(feedback_prefix(endpoint_name), day)
 
 
 def feedback_key(endpoint_name: str, served_at: datetime) -> str:
@@ -278,6 +282,53 @@ def feedback_day(key: str) -> str | None:
     """The ISO day of the ``date=`` partition holding ``key``, or None."""
     match = _FEEDBACK_DAY.search(key)
     return match.group(1) if match else None
+
+
+def day_partition_prefix(prefix: str, day: date | str) -> str:
+    """The ``date=`` partition of one day (an ISO date) under ``prefix``."""
+    return f"{prefix}date={day if isinstance(day, str) else day.isoformat()}"
+
+
+def partition_day(prefix: str, key: str) -> str | None:
+    """The ISO day of the ``date=`` partition directly under ``prefix`` holding ``key``, or None."""
+    partition, _, _ = key[len(prefix):].partition("/")
+    return partition[5:] if key.startswith(prefix) and partition.startswith("date=") else None
+
+
+# -- purchase events and Data Capture --------------------------------------------------------------
+def purchase_events_key(at: datetime, name: str) -> str:
+    """``purchases/date=YYYY-MM-DD/<name>.parquet`` for purchase events of ``at``'s day (UTC)."""
+    return f"{day_partition_prefix(PURCHASE_EVENTS, at.astimezone(UTC).date())}/{name}.parquet"
+
+
+def capture_destination(bucket: str, prefix: str = CAPTURE) -> str:
+    """The ``DestinationS3Uri`` of the endpoint configs: ``s3://<bucket>/<prefix>`` without a trailing slash."""
+    return f"s3://{bucket}/{prefix.rstrip('/')}"
+
+
+def endpoint_capture_prefix(endpoint: str, prefix: str = CAPTURE) -> str:
+    return f"{prefix}{endpoint}/"
+
+
+def capture_key(endpoint: str, variant: str, at: datetime, name: str, prefix: str = CAPTURE) -> str:
+    """``<prefix><endpoint>/<variant>/yyyy/mm/dd/hh/<name>.jsonl`` for a file holding requests of ``at``'s hour."""
+    hour = f"{at.astimezone(UTC):%Y/%m/%d/%H}"
+    return f"{endpoint_capture_prefix(endpoint, prefix)}{variant}/{hour}/{name}{CAPTURE_SUFFIX}"
+
+
+def capture_hour(key: str, endpoint: str, prefix: str = CAPTURE) -> tuple[str, datetime] | None:
+    """(variant, start of the hour) of a capture file's key, or None for a key outside the layout."""
+    base = endpoint_capture_prefix(endpoint, prefix)
+    if not key.startswith(base) or not key.endswith(CAPTURE_SUFFIX):
+        return None
+    parts = key[len(base):].split("/")
+    if len(parts) != 6:
+        return None
+    variant, year, month, day, hour, _ = parts
+    try:
+        return variant, datetime(int(year), int(month), int(day), int(hour), tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 # -- Model Monitor ---------------------------------------------------------------------------------

@@ -105,6 +105,10 @@ def test_winner_is_promoted_and_becomes_champion_and_drift_baseline(workspace: P
         assert run["outcome"] == "promoted", run.get("error") or run["evidence"].get("ab")
         assert run["evidence"]["ab"]["action"] == "promote"
         assert run["evidence"]["traffic"]["deployment_mode"] == "ab"
+        feedback = run["evidence"]["ab"]["evidence"]["feedback"]  # from Data Capture files plus purchases
+        assert feedback["source"] == "data_capture" and feedback["capture"]["skipped_total"] == 0
+        assert feedback["capture"]["served_by_variant"]["challenger"] > 0 and feedback["purchases"]["purchases"] > 0
+        assert {entry["variant"] for entry in feedback["published"]} == {"champion", "challenger"}
         winner = challenger_of(world, run)
         new = champion(world)
         assert (new["run_id"], new["sagemaker_model"], new["previous_champion"]) == (
@@ -142,6 +146,7 @@ def test_challenger_that_wins_offline_but_loses_online_is_rolled_back(workspace:
         assert run["evidence"]["evaluation"]["passed"] is True
         assert run["outcome"] == "rolled_back", run["evidence"].get("ab")
         assert run["evidence"]["ab"]["action"] == "rollback"
+        assert run["evidence"]["ab"]["evidence"]["feedback"]["source"] == "data_capture"
         assert run["visited"][-5:] == ["Rollback", "RollbackSettled", "RolledBack", "Finalize", "RunRecorded"]
         assert challenger_of(world, run) in served_models(endpoint_history(world, workspace)[history_before:]), \
             "the challenger was tested online before it was rolled back"

@@ -48,7 +48,8 @@ def test_upload_retried_by_the_state_machine_then_promoted(workspace: Path) -> N
         assert any(key.startswith(version) and key.endswith(".parquet") for key in keys)
         assert f"runs/{run['run_id']}/record.json" in keys
         assert run["evidence"]["training"]["model_artifact"].endswith("/output/model.tar.gz")
-        assert any(key.startswith("feedback/") for key in keys)
+        assert any(key.startswith("datacapture/") and key.endswith(".jsonl") for key in keys)
+        assert any(key.startswith("purchases/date=") for key in keys)
         assert inputs_before <= set(object_keys(world, "incoming/")), "inputs are never deleted"
 
         state = endpoint_state(world, workspace)

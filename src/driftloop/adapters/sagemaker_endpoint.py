@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -22,7 +23,38 @@ from driftloop.adapters.endpoint import (
     update_endpoint_request,
     validate_variants,
 )
+from driftloop.capture import CAPTURE_CONTENT_TYPE
 from driftloop.errors import ConfigurationError, DriftloopError, InvalidInputError, TransientError
+
+
+@dataclass(frozen=True)
+class DataCapture:
+    """Data Capture of every endpoint config driftloop creates: requests and responses, as JSON, to
+    ``destination`` (``s3://<data bucket>/datacapture``), ``sampling_percent`` of them, encrypted with
+    ``kms_key`` when one is given (empty: the bucket's default encryption)."""
+
+    destination: str
+    sampling_percent: int = 100
+    kms_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.sampling_percent <= 100:
+            raise ConfigurationError(
+                f"Data Capture sampling must be within 1..100 percent, not {self.sampling_percent}")
+
+    def to_request(self) -> dict[str, Any]:
+        """The ``DataCaptureConfig`` of CreateEndpointConfig
+        (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataCaptureConfig.html)."""
+        config: dict[str, Any] = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": self.sampling_percent,
+            "DestinationS3Uri": self.destination,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": [CAPTURE_CONTENT_TYPE]},
+        }
+        if self.kms_key:
+            config["KmsKeyId"] = self.kms_key
+        return config
 
 
 def _production_variant(variant: Variant) -> dict[str, Any]:
@@ -55,8 +87,10 @@ def _same_variants(existing: Sequence[Variant], wanted: Sequence[Variant]) -> bo
 
 
 class SageMakerEndpoint(Endpoint):
-    def __init__(self, client: Any, name: str) -> None:
-        self._client, self.name = client, name
+    """``data_capture``: the Data Capture every new endpoint config gets (None: none, for tests of other parts)."""
+
+    def __init__(self, client: Any, name: str, data_capture: DataCapture | None = None) -> None:
+        self._client, self.name, self._data_capture = client, name, data_capture
 
     def _call(self, what: str, operation: str, **arguments: Any) -> dict[str, Any]:
         try:
@@ -133,9 +167,11 @@ class SageMakerEndpoint(Endpoint):
 
     def _ensure_config(self, config_name: str, variants: Sequence[Variant]) -> None:
         try:
+            capture = {"DataCaptureConfig": self._data_capture.to_request()} if self._data_capture else {}
             self._client.create_endpoint_config(
                 EndpointConfigName=config_name,
                 ProductionVariants=[_production_variant(variant) for variant in variants],
+                **capture,
             )
             return
         except ClientError as error:

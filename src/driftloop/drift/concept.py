@@ -334,27 +334,29 @@ def complete_periods_window(until: datetime, period_unit: str, periods: int) -> 
 
 
 def conversion_periods(
-    source: ParquetSource,
+    source: ParquetSource | pa.Table,
     variant: str | None = None,
     period_unit: str = "day",
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[ConversionPeriod]:
-    """Served and converted counts per period (``day``, ``week`` or ``hour``) from the feedback log,
+    """Served and converted counts per period (``day``, ``week`` or ``hour``) from feedback rows (the files
+    of a feedback log, or a table such as :func:`driftloop.pipeline.feedback.read_feedback` returns),
     counting rows served in [``since``, ``until``) when those (timezone-aware) bounds are given."""
     if period_unit not in _NUMPY_UNITS:
         raise ValueError(f"period_unit must be one of {PERIOD_UNITS}, not {period_unit!r}")
     bounds = [bound for bound in (since, until) if bound is not None]
     if any(bound.tzinfo is None for bound in bounds):
         raise ValueError("since and until must be timezone-aware")
-    schema = read_source_schema(source)
+    names = source.column_names if isinstance(source, pa.Table) else read_source_schema(source).columns
     required = ["served_at", "converted"] + (["variant"] if variant is not None else [])
-    missing = [name for name in required if name not in schema.types]
+    missing = [name for name in required if name not in names]
     if missing:
         raise InvalidInputError(f"feedback log lacks columns {missing}")
     served: dict[np.datetime64, int] = {}
     converted: dict[np.datetime64, int] = {}
-    for batch in iter_batches(source, required):
+    batches = source.select(required).to_batches() if isinstance(source, pa.Table) else iter_batches(source, required)
+    for batch in batches:
         table = pa.Table.from_batches([batch])
         if variant is not None:
             table = table.filter(pc.equal(table["variant"].cast(pa.string()), variant))

@@ -26,9 +26,10 @@ from driftloop.adapters.artifacts import fetch_model_dir
 from driftloop.adapters.endpoint import IN_SERVICE, Endpoint, EndpointState, GuardrailPolicy, ModelSpec, Variant
 from driftloop.adapters.s3 import split_uri
 from driftloop.adapters.training import Trainer
+from driftloop.capture import capture_record
 from driftloop.config import Settings
 from driftloop.errors import TransientError
-from driftloop.layout import WorkspaceLayout, s3_uri, training_output_key
+from driftloop.layout import WorkspaceLayout, capture_key, s3_uri, training_output_key
 
 _STATE_LOCK = threading.RLock()
 
@@ -185,9 +186,16 @@ class LocalTrainer(Trainer):
 UPDATE_SECONDS_VARIABLE = "DRIFTLOOP_ENDPOINT_UPDATE_SECONDS"
 
 
+def _request(user: str, k: int, recent: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """One user's recommendation request, with ``recent_items`` when the user has any."""
+    return {"user_id": user, "k": k, **({"recent_items": list(recent[user])} if recent.get(user) else {})}
+
+
 class SimulatedEndpoint(Endpoint):
     """Records variant weights like a SageMaker endpoint and serves recommendations with the real
-    inference code (``driftloop.local.customers`` sends it simulated customers).
+    inference code (``driftloop.local.customers`` sends it simulated customers). With ``capture_bucket``,
+    ``serve`` writes what it served as SageMaker Data Capture does (:mod:`driftloop.capture`): one JSON
+    Lines file per call and variant under ``datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/``.
 
     Like SageMaker, a change is not instant: for ``update_seconds`` (default: the local runtime's
     ``DRIFTLOOP_ENDPOINT_UPDATE_SECONDS``, from ``[world] endpoint_update_seconds`` of local.toml) the
@@ -195,8 +203,9 @@ class SimulatedEndpoint(Endpoint):
     with TransientError. ``describe`` applies a change whose time is up."""
 
     def __init__(self, workspace: str | os.PathLike[str], name: str, s3: Any,
-                 update_seconds: float | None = None) -> None:
+                 update_seconds: float | None = None, capture_bucket: str | None = None) -> None:
         self.name = name
+        self._capture_bucket = capture_bucket
         self._root = WorkspaceLayout(Path(workspace)).endpoints
         self._s3 = s3
         self._models: dict[str, Any] = {}
@@ -344,11 +353,24 @@ class SimulatedEndpoint(Endpoint):
         from driftloop.model.inference import input_fn, predict_fn
 
         recent = recent or {}
-        instances = [{"user_id": user, "k": k, **({"recent_items": list(recent[user])} if recent.get(user) else {})}
-                     for user in user_ids]
+        instances = [_request(user, k, recent) for user in user_ids]
         prediction = predict_fn(input_fn(json.dumps({"instances": instances}), "application/json"),
                                 self._served_model(model_name))
         return [entry["items"] for entry in prediction["predictions"]]
+
+    def serve(self, variant: Variant, user_ids: list[str], k: int, recent: Mapping[str, Sequence[str]],
+              at: datetime, request_ids: Sequence[str]) -> list[list[str]]:
+        """Each user's own request to ``variant`` at ``at`` (with ``inferenceId`` = its request id, as a shop
+        that tags purchases sets it), answered in one batch, and captured when a capture bucket is set."""
+        ranked = self.recommend_batch(variant.model_name, user_ids, k, recent)
+        if self._capture_bucket is not None and user_ids:
+            lines = []
+            for user, items, request_id in zip(user_ids, ranked, request_ids, strict=True):
+                lines.append(capture_record(f"{self.name}-{request_id}", at, _request(user, k, recent),
+                                            {"user_id": user, "items": items}, inference_id=request_id))
+            key = capture_key(self.name, variant.name, at, f"{at:%Y%m%dT%H%M%S%f}-{request_ids[0]}")
+            self._s3.put_object(Bucket=self._capture_bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+        return ranked
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 Customers of the shop's current month ask the endpoint for recommendations; each request goes to a
 variant by weight and is answered by that variant's model through the real inference code; purchases
-are drawn from the simulator's ground truth. The results go to the feedback log
-(``feedback/<endpoint>/date=…/``) that the A/B analysis and the report read. Two sources of traffic:
+are drawn from the simulator's ground truth. As in a real shop, the endpoint's Data Capture records what
+was served (``datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/``, each request tagged with an
+``inferenceId``) and the shop sends its purchases, tagged with the same id, as purchase events
+(``purchases/date=…/``); the A/B analysis joins the two (docs/feedback.md). Two sources of traffic:
 a batch of each month's customers before the month's data is uploaded (the champion's conversion over
 time), and live traffic while an A/B test splits the endpoint (``requests_per_second × elapsed`` per tick).
 Each request carries the customer's purchases since the serving model was trained (``recent_items``,
@@ -28,7 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from driftloop.adapters.endpoint import EndpointState
-from driftloop.layout import WorkspaceLayout, feedback_key
+from driftloop.attribution import INFERENCE_ID_COLUMN
+from driftloop.layout import WorkspaceLayout, purchase_events_key
 from driftloop.local.adapters import SimulatedEndpoint
 from driftloop.model.inference import MAX_RECENT_ITEMS
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
@@ -80,6 +83,9 @@ def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: d
     users = rng.choice(population, size=requests, replace=True)
     shares = np.array([variant.weight for variant in serving], dtype=float)
     routed = rng.choice(len(serving), size=requests, p=shares / shares.sum())
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%S%f")
+    request_ids = [f"{stamp}-{i:06d}" for i in range(requests)]
     items: list[list[str]] = [[] for _ in range(requests)]
     latency = np.zeros(requests)
     for index, variant in enumerate(serving):
@@ -87,7 +93,8 @@ def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: d
         if positions.size:
             recent = purchases_since(config_json, shop["scenario"], endpoint.trained_until(variant.model_name), through)
             started = time.perf_counter()
-            lists = endpoint.recommend_batch(variant.model_name, [str(u) for u in users[positions]], K, recent)
+            lists = endpoint.serve(variant, [str(u) for u in users[positions]], K, recent, now,
+                                   [request_ids[i] for i in positions])
             latency[positions] = 1000 * (time.perf_counter() - started) / positions.size
             for position, ranked in zip(positions, lists, strict=True):
                 items[position] = ranked
@@ -103,10 +110,8 @@ def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: d
         if bought.any():
             converted[i] = True
             purchased[i] = ranked[int(np.flatnonzero(bought)[0])]
-    now = datetime.now(UTC)
-    stamp = now.strftime("%Y%m%dT%H%M%S%f")
     return pa.table({
-        "request_id": [f"{stamp}-{i:06d}" for i in range(requests)],
+        "request_id": request_ids,
         "user_id": pa.array([str(user) for user in users], pa.string()),
         "variant": pa.array([serving[index].name for index in routed], pa.string()),
         "items": pa.array(items, pa.list_(pa.string())),
@@ -123,7 +128,7 @@ def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, reque
     """Serve ``requests`` customers at the endpoint's current weights; returns how many were served.
     ``month_uploaded``: the shop's current month is already uploaded (its purchases count as recent)."""
     shop_file = WorkspaceLayout(workspace).shop_file
-    endpoint = SimulatedEndpoint(workspace, endpoint_name, s3)
+    endpoint = SimulatedEndpoint(workspace, endpoint_name, s3, capture_bucket=bucket)
     state = endpoint.describe()
     if state is None or not shop_file.exists():
         return 0
@@ -134,11 +139,17 @@ def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, reque
     table = simulate_requests(endpoint, state, shop, requests, rng, uploaded_through)
     if table is None:
         return 0
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    served_at = datetime.now(UTC)
-    key = feedback_key(endpoint_name, served_at)
-    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+    purchases = table.filter(table["converted"])
+    if purchases.num_rows:
+        buffer = io.BytesIO()
+        pq.write_table(pa.table({
+            "user_id": purchases["user_id"], "item_id": purchases["purchased_item"],
+            "event_type": pa.array(["purchase"] * purchases.num_rows, pa.string()),
+            "event_time": purchases["served_at"], INFERENCE_ID_COLUMN: purchases["request_id"],
+        }), buffer)
+        first = purchases["served_at"][0].as_py()
+        key = purchase_events_key(first, f"part-{first:%H%M%S%f}-{purchases['request_id'][0].as_py()}")
+        s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
     return table.num_rows
 
 

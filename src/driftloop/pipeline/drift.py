@@ -13,7 +13,7 @@ from driftloop.drift.model_monitor import parse_violations
 from driftloop.errors import InvalidInputError
 from driftloop.layout import drift_html_key, drift_report_key, s3_uri
 from driftloop.pipeline.evidence import compact_drift
-from driftloop.pipeline.feedback import feedback_source
+from driftloop.pipeline.feedback import publish_variant_conversion, read_feedback
 from driftloop.pipeline.inputs import fix_inputs, upload_source
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.retrain import DecisionSetup, decide
@@ -34,11 +34,13 @@ def conversion_monitor(services: Services) -> ConversionMonitor:
     return ConversionMonitor(alpha=services.settings.significance_level)
 
 
-def concept_drift(services: Services, champion: dict[str, Any], monitor: ConversionMonitor) -> dict[str, Any]:
+def concept_drift(services: Services, champion: dict[str, Any], monitor: ConversionMonitor,
+                  run_id: str | None = None) -> dict[str, Any]:
     """The champion variant's conversion in the last complete, matured periods since its promotion.
 
     A period counts once it is over and its last requests had the whole attribution window to convert,
-    so a period still filling up is not read as a drop."""
+    so a period still filling up is not read as a drop. Purchases in the uploads ``run_id`` fixed are
+    read as those versions."""
     settings = services.settings
     unit = settings.conversion_period
     now = datetime.fromtimestamp(services.clock(), UTC)
@@ -51,15 +53,24 @@ def concept_drift(services: Services, champion: dict[str, Any], monitor: Convers
     evidence: dict[str, Any] = {"variant": settings.champion_variant, "period_unit": unit,
                                 "since": since.isoformat(), "until": window_end.isoformat(),
                                 "champion_promoted_at": promoted_at.isoformat()}
-    source = feedback_source(services, since, window_end) if since < window_end else None
-    evidence["feedback_files"] = len(source.paths) if source else 0
     try:
-        periods = (conversion_periods(source, settings.champion_variant, unit, since, window_end)
-                   if source and source.paths else [])
+        feedback = read_feedback(services, since, window_end, run_id) if since < window_end else None
+        evidence["feedback"] = feedback.evidence if feedback else {"source": "none"}
+        evidence["feedback_files"] = evidence["feedback"].get("feedback_log_files", 0)
+        periods = (conversion_periods(feedback.table, settings.champion_variant, unit, since, window_end)
+                   if feedback and feedback.table.num_rows else [])
     except InvalidInputError as error:
         return {"decision": "none", "detected": False, "tested": False,
-                "reasons": [f"conversion not tested, the feedback log is unreadable: {error}"]} | evidence
+                "reasons": [f"conversion not tested, the feedback is unreadable: {error}"]} | evidence
+    if feedback and feedback.lacks_purchases:
+        return {"decision": "none", "detected": False, "tested": False,
+                "reasons": [f"conversion not tested: {feedback.table.num_rows} captured requests, but no purchase in "
+                            "the uploads or purchase events of the window (missing purchases are no drop)"]} | evidence
     evidence["periods"] = [{"period": p.label, "served": p.served, "conversions": p.conversions} for p in periods]
+    if periods:
+        evidence["published"] = publish_variant_conversion(services, [
+            {"variant": settings.champion_variant, "matured": periods[-1].served,
+             "conversions": periods[-1].conversions}])
     return monitor.assess(periods).to_dict() | evidence
 
 
@@ -101,7 +112,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
 
     concept: dict[str, Any] | None = None
     if champion is not None:
-        concept = concept_drift(services, champion, conversion_monitor(services))
+        concept = concept_drift(services, champion, conversion_monitor(services), run["run_id"])
         result["concept"] = concept
 
     concept_forces = concept is not None and concept["detected"]

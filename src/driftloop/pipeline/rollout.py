@@ -22,7 +22,7 @@ from driftloop.data.merge import dataset_source
 from driftloop.drift import build_baseline
 from driftloop.errors import DriftloopError, EndpointChangeError, NotFoundError
 from driftloop.layout import ab_look_key, baseline_key, object_path
-from driftloop.pipeline.feedback import read_feedback
+from driftloop.pipeline.feedback import publish_variant_conversion, read_feedback
 from driftloop.pipeline.history import MAX_ENDPOINT_CHANGE_POLLS, MAX_ENDPOINT_CHANGE_SECONDS
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, hold_lock
@@ -238,11 +238,14 @@ def analyse(invocation: StepInvocation, services: Services) -> dict[str, Any]:
                     ABTestConfig(alpha=settings.significance_level, minimum_lift=settings.minimum_lift,
                                  min_samples_per_variant=settings.min_samples_per_variant,
                                  max_waits=settings.max_bake_waits))
+    feedback = read_feedback(services, started, run_id=invocation.run["run_id"])
     decision = analyse_stage(
-        read_feedback(services, started), feedback_windows(started, looks), now,
+        feedback.table, feedback_windows(started, looks), now,
         timedelta(minutes=settings.attribution_window_minutes), settings.champion_variant,
         settings.challenger_variant, stage, judge, waits=traffic.get("waits", 0),
     ).to_dict()
+    decision["evidence"]["feedback"] = feedback.evidence | {"published": publish_variant_conversion(
+        services, [decision["evidence"].get("champion"), decision["evidence"].get("challenger")])}
     decision["looks"] = looks
     decision["look"] = sum(look["stage_index"] == stage for look in looks) - 1  # this stage's looks, in order
     _save_decision(invocation, services, decision)

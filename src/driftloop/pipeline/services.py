@@ -20,9 +20,10 @@ import boto3
 
 from driftloop.adapters.endpoint import Endpoint
 from driftloop.adapters.ledger import Ledger
-from driftloop.adapters.sagemaker_endpoint import SageMakerEndpoint
+from driftloop.adapters.sagemaker_endpoint import DataCapture, SageMakerEndpoint
 from driftloop.adapters.training import SageMakerTrainer, Trainer
 from driftloop.config import Settings
+from driftloop.layout import capture_destination
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,9 @@ class Adapters(Protocol):
 
 def sagemaker_adapters(settings: Settings, s3: Any, sagemaker: Any) -> tuple[Trainer, Endpoint]:
     """The deployed adapters: SageMaker training jobs and the SageMaker endpoint."""
-    return SageMakerTrainer(sagemaker), SageMakerEndpoint(sagemaker, settings.endpoint_name)
+    capture = DataCapture(capture_destination(settings.data_bucket), settings.data_capture_sampling_percent,
+                          settings.data_capture_kms_key)
+    return SageMakerTrainer(sagemaker), SageMakerEndpoint(sagemaker, settings.endpoint_name, capture)
 
 
 def build_services(settings: Settings, adapters: Adapters = sagemaker_adapters) -> Services:

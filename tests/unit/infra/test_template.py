@@ -32,6 +32,7 @@ ENVIRONMENT = {
     "MIN_SAMPLES_PER_VARIANT", "ATTRIBUTION_WINDOW_MINUTES", "TRAINING_HYPERPARAMETERS", "HOLDOUT_DAYS",
     "DATASET_PARTITIONING", "COOLDOWN_HOURS",
     "LOCK_LEASE_MINUTES", "MAX_BAKE_WAITS", "DEPLOYMENT_MODE", "ROLLBACK_ALARM_NAMES", "CONVERSION_PERIOD",
+    "DATA_CAPTURE_SAMPLING_PERCENT", "DATA_CAPTURE_KMS_KEY",
     "TRAINING_IMAGE", "TRAINING_INSTANCE_TYPE", "USE_SPOT_TRAINING", "MAX_TRAINING_SECONDS",
     "ENDPOINT_INSTANCE_TYPE", "SAGEMAKER_ROLE_ARN", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
@@ -47,7 +48,7 @@ PARAMETER_DEFAULTS = {
     "AlarmNames": "driftloop-conversion-drop", "ScheduleExpression": "rate(7 days)", "ScheduleState": "DISABLED",
     "PsiThreshold": 0.2, "JsThreshold": 0.1, "SignificanceLevel": 0.05, "MinSampleSize": 1000,
     "EvaluationMargin": 0.0, "TrafficStages": "10,50,100", "MinimumLift": 0.05, "ABHoldbackPercent": 0,
-    "MinSamplesPerVariant": 500, "AttributionWindowMinutes": 60,
+    "MinSamplesPerVariant": 500, "AttributionWindowMinutes": 60, "DataCaptureSamplingPercent": 100,
     "HoldoutDays": 7,
     "CooldownHours": 24, "LockLeaseMinutes": 720, "DatasetPartitioning": "event_date", "TrainingImage": "auto",
     "TrainingHyperparameters": "{}",
@@ -258,6 +259,8 @@ def test_every_function_gets_exactly_the_contract_environment(resources):
         assert variables["DEPLOYMENT_MODE"] == {"Ref": "DeploymentMode"}
         assert variables["ROLLBACK_ALARM_NAMES"] == {"Fn::Join": [",", {"Ref": "RollbackAlarmNames"}]}
         assert variables["CONVERSION_PERIOD"] == {"Ref": "ConversionPeriod"}
+        assert variables["DATA_CAPTURE_SAMPLING_PERCENT"] == {"Ref": "DataCaptureSamplingPercent"}
+        assert variables["DATA_CAPTURE_KMS_KEY"] == {"Ref": "KmsKeyArn"}
         assert variables["POWERTOOLS_SERVICE_NAME"] == "driftloop"
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "driftloop"
         assert variables["LOG_LEVEL"] == "INFO"
@@ -438,7 +441,7 @@ def test_sagemaker_execution_role(resources):
     writable = {_subs(r).removeprefix("${DataBucket.Arn}/") for s in _allowed(statements, "s3:PutObject")
                 for r in _statement_resources(s)}  # fmt: skip
     assert {"datasets/*", "code/*"} <= readable
-    assert writable == {"models/*", "checkpoints/*"}
+    assert writable == {"models/*", "checkpoints/*", "datacapture/*"}  # datacapture: the endpoints' Data Capture
     assert _allowed(statements, "ecr:BatchGetImage")
     [logs] = _allowed(statements, "logs:PutLogEvents")
     assert ":log-group:/aws/sagemaker/*" in _subs(_statement_resources(logs)[0])
