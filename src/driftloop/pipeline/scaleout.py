@@ -25,6 +25,7 @@ from driftloop.data.manifest import Manifest, dataset_source, find_manifest, ver
 from driftloop.data.scaleout import combine_partials, merge_partial
 from driftloop.drift import Baseline, build_baseline
 from driftloop.errors import InvalidInputError
+from driftloop.pipeline.contracts import Merge, MergePlan, returns
 from driftloop.pipeline.inputs import inputs_key
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.merge import dataset_dir, merge_config, merge_result
@@ -109,6 +110,7 @@ class CoordinatorInvocation(StepInvocation):
     phase: Literal["plan", "combine"]
 
 
+@returns(MergePlan)
 def plan(
     invocation: StepInvocation,
     services: Services,
@@ -180,6 +182,7 @@ def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
     return {"item": item.item, "parts": results, "summary_key": key, "summaries_skipped": merged.skipped}
 
 
+@returns(Merge)
 def combine(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     """The partials combined into the run's dataset version; ``$.merge`` as ``MergeDatasets`` writes it.
 
