@@ -92,7 +92,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         result["violations"] = violations
         drift_violations = sum(1 for violation in violations if is_drift_violation(violation))
     findings: dict[str, Any] = {"new_uploads": len(readable), "has_champion": champion is not None,
-                                "forced": trigger_reasons(trigger["type"], trigger["detail"], drift_violations)}
+                                "forced": trigger_reasons(trigger["type"], trigger.get("detail", {}), drift_violations)}
     if champion is not None:
         concept = result["concept"] = concept_drift(services, champion, conversion_monitor(services))
         findings |= {"concept_reason": next(iter(concept["reasons"]), None), "concept_detected": concept["detected"]}
