@@ -270,10 +270,10 @@ class FinalizeResult(Closed):
 class StepVisit(Open):
     name: str
     status: Literal["running", "succeeded", "failed"]
-    attempts: int
-    started_at: str
-    finished_at: str | None
-    errors: list[dict[str, Any]]
+    attempts: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    errors: list[dict[str, Any]] = []
     duration_seconds: Number | None = None
 
 

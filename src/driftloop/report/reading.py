@@ -21,8 +21,10 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from driftloop.errors import InvalidInputError, NotFoundError
+from driftloop.pipeline.contracts import RunRecord
 from driftloop.report.decisions import DecisionRow, decision_rows
 from driftloop.report.extract import (
     ABWindow,
@@ -203,8 +205,22 @@ def load_feedback(store: ObjectStore) -> tuple[pa.Table, str]:
     return combine_counts(counts), unit
 
 
+def read_record(store: ObjectStore, key: str) -> dict[str, Any]:
+    """A run record read through its contract (``RunRecord``), which older records with fewer fields meet."""
+    try:
+        document = read_json(store, key)
+    except ValueError as error:
+        raise InvalidInputError(f"{key} is not JSON: {error}") from error
+    try:
+        return RunRecord.model_validate(document).dump()
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "the document"
+        raise InvalidInputError(f"{key} is not a run record: {where}: {problem['msg']}") from error
+
+
 def load_records(store: ObjectStore) -> list[dict[str, Any]]:
-    records = [read_json(store, key) for key in store.keys(RUNS_PREFIX) if key.endswith("/record.json")]
+    records = [read_record(store, key) for key in store.keys(RUNS_PREFIX) if key.endswith("/record.json")]
     return sorted(records, key=lambda record: (str(record.get("started_at", "")), str(record.get("run_id", ""))))
 
 
