@@ -24,7 +24,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, Literal, ParamSpec
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 STATE_LIST_LIMIT = 25
 QUARANTINE_LIMIT = 20
@@ -62,6 +62,12 @@ def returns(model: type[Closed]) -> Callable[[Callable[P, Any]], Callable[P, dic
         return validated
 
     return wrap
+
+
+def problems(error: ValidationError, limit: int = 5) -> str:
+    """A validation error in one line: each failing field (the first ``limit``) and why."""
+    return "; ".join(f"{'.'.join(str(part) for part in problem['loc']) or 'the document'}: {problem['msg']}"
+                     for problem in error.errors()[:limit])
 
 
 # $.admission ---------------------------------------------------------------------------------------

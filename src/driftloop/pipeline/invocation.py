@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from driftloop.errors import InvalidInputError
-from driftloop.pipeline.contracts import Closed, Drift, Evaluation, Merge, RunDescription, Training
+from driftloop.pipeline.contracts import Closed, Drift, Evaluation, Merge, RunDescription, Training, problems
 
 StepResult = TypeVar("StepResult", bound=Closed)
 
@@ -74,4 +74,5 @@ class StepInvocation(BaseModel):
         try:
             return contract.model_validate(value)
         except ValidationError as error:
-            raise InvalidInputError(f"$.{step} does not match its contract {contract.__name__}: {error}") from error
+            raise InvalidInputError(f"$.{step} does not match its contract {contract.__name__}: "
+                                    f"{problems(error)}") from error

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from driftloop.errors import InvalidInputError, NotFoundError
-from driftloop.pipeline.contracts import RunRecord
+from driftloop.pipeline.contracts import RunRecord, problems
 from driftloop.report.decisions import DecisionRow, decision_rows
 from driftloop.report.extract import (
     ABWindow,
@@ -214,9 +214,7 @@ def read_record(store: ObjectStore, key: str) -> dict[str, Any]:
     try:
         return RunRecord.model_validate(document).dump()
     except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"]) or "the document"
-        raise InvalidInputError(f"{key} is not a run record: {where}: {problem['msg']}") from error
+        raise InvalidInputError(f"{key} is not a run record: {problems(error)}") from error
 
 
 def load_records(store: ObjectStore) -> list[dict[str, Any]]:
