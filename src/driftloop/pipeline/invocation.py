@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from driftloop.errors import InvalidInputError
-from driftloop.pipeline.contracts import Closed, Drift, Evaluation, Merge, RunDescription, Training, problems
+from driftloop.pipeline.contracts import Closed, Evaluation, Merge, RunDescription, Training, problems
 
 StepResult = TypeVar("StepResult", bound=Closed)
 
@@ -43,11 +43,9 @@ class StepInvocation(BaseModel):
     @property
     def run(self) -> dict[str, Any]:
         """``$.admission.run`` as plain data, checked against ``RunDescription``."""
-        return self._earlier("admission", RunDescription, self.state.get("admission", {}).get("run")).dump()
-
-    @property
-    def drift(self) -> Drift:
-        return self._earlier("drift", Drift)
+        admission = self.state.get("admission")
+        run = admission.get("run") if isinstance(admission, dict) else None
+        return self._earlier("admission.run", RunDescription, run).dump()
 
     @property
     def merge(self) -> Merge:
