@@ -1,4 +1,7 @@
-"""Decide whether the champion's world has changed enough to retrain."""
+"""Decide whether the champion's world has changed enough to retrain.
+
+The step reads the run's inputs, compares them with the champion's baseline, checks the champion's
+conversion and asks the retrain policy; ``drift.verdict`` combines the findings into the decision."""
 
 from __future__ import annotations
 
@@ -87,8 +90,8 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         )
     drift_violations = 0
     if trigger["type"] == "monitor_report":
-        report = get_json(services.s3, bucket, trigger["key"])
-        violations = [violation.to_dict() for violation in parse_violations(report)]
+        monitor_report = get_json(services.s3, bucket, trigger["key"])
+        violations = [violation.to_dict() for violation in parse_violations(monitor_report)]
         result["violations"] = violations
         drift_violations = sum(1 for violation in violations if is_drift_violation(violation))
     findings: dict[str, Any] = {"new_uploads": len(readable), "has_champion": champion is not None,
