@@ -17,15 +17,16 @@ import re
 import types
 import typing
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO
 from pydantic import BaseModel, create_model
 
 from driftloop.pipeline.contracts import Drift, Evaluation, RunState
 from driftloop.pipeline.scaleout import MergePartsItem
 
+REPO = Path(__file__).resolve().parents[3]
 ASL = REPO / "statemachines" / "retrain.asl.json"
 ARCHITECTURE = REPO / "docs" / "architecture.md"
 NUMERIC = ("NumericEquals", "NumericGreaterThan", "NumericGreaterThanEquals", "NumericLessThan",
