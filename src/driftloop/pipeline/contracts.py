@@ -33,7 +33,7 @@ P = ParamSpec("P")
 Number = int | float  # an int stays an int in the JSON
 
 
-class Closed(BaseModel):
+class Contract(BaseModel):
     """A step result whose every field is declared: an unknown field is an error."""
 
     model_config = ConfigDict(extra="forbid")
@@ -42,13 +42,13 @@ class Closed(BaseModel):
         return self.model_dump(mode="json", exclude_unset=True)
 
 
-class Open(Closed):
+class OpenContract(Contract):
     """A step result with declared fields the ASL and later steps read, and room for more evidence."""
 
     model_config = ConfigDict(extra="allow")
 
 
-def returns(model: type[Closed]) -> Callable[[Callable[P, Any]], Callable[P, dict[str, Any]]]:
+def returns(model: type[Contract]) -> Callable[[Callable[P, Any]], Callable[P, dict[str, Any]]]:
     """Validate a step function's result through ``model`` and return it as JSON-ready plain data.
     The model is kept as ``function.contract`` (the ASL test reads it)."""
 
@@ -71,7 +71,7 @@ def problems(error: ValidationError, limit: int = 5) -> str:
 
 
 # $.admission ---------------------------------------------------------------------------------------
-class RunDescription(Closed):
+class RunDescription(Contract):
     """``$.admission.run``: the run as Admit described it; the head of the run record."""
 
     run_id: str = Field(min_length=1)
@@ -84,7 +84,7 @@ class RunDescription(Closed):
     first_deployment: bool | None = None
 
 
-class Admission(Closed):
+class Admission(Contract):
     admitted: bool
     reason: str
     outcome: Literal["duplicate_ignored", "deferred"] | None = None
@@ -93,18 +93,18 @@ class Admission(Closed):
 
 
 # $.drift -------------------------------------------------------------------------------------------
-class UnreadableUpload(Closed):
+class UnreadableUpload(Contract):
     key: str
     reason: str
 
 
-class FeatureDrift(Open):
+class FeatureDrift(OpenContract):
     psi: Number | None = None
     js_distance: Number | None = None
     drifted: bool
 
 
-class ConceptDrift(Open):
+class ConceptDrift(OpenContract):
     """The champion's conversion check (``drift.concept.ConversionMonitor`` and its feedback window)."""
 
     decision: str
@@ -113,7 +113,7 @@ class ConceptDrift(Open):
     reasons: list[str]
 
 
-class RetrainDecision(Open):
+class RetrainDecision(OpenContract):
     """``$.drift.retrain``: the cost-aware policy's decision in brief; the full one is ``report_key``.
     Open: a policy may add its own evidence."""
 
@@ -133,7 +133,7 @@ class RetrainDecision(Open):
     overridden_by: list[str] | None = None
 
 
-class Drift(Closed):
+class Drift(Contract):
     """``$.drift``: the drift step's decision with capped evidence (full copy at ``evidence_key``)."""
 
     decision: Literal["retrain", "warn", "none"]
@@ -157,21 +157,21 @@ class Drift(Closed):
 
 
 # $.merge_plan, $.merge_parts, $.merge -------------------------------------------------------------
-class MergePlan(Closed):
+class MergePlan(Contract):
     items_key: str
     items: int = Field(ge=0)
     uploads: int = Field(ge=0)
     partials_dir: str
 
 
-class ScaleOut(Open):
+class ScaleOut(OpenContract):
     uploads: int
     items: int
     failed_uploads: list[str] = Field(max_length=QUARANTINE_LIMIT)
     failed_count: int
 
 
-class Merge(Closed):
+class Merge(Contract):
     """``$.merge``: the committed dataset version (its manifest keeps every quarantined file)."""
 
     dataset_dir: str
@@ -188,7 +188,7 @@ class Merge(Closed):
 
 
 # $.training ----------------------------------------------------------------------------------------
-class Training(Closed):
+class Training(Contract):
     """``$.training``: StartTraining's job, then PollTraining's view of it (``model.jobs.TrainingStatus``)."""
 
     job_name: str
@@ -208,7 +208,7 @@ class Training(Closed):
 
 
 # $.evaluation --------------------------------------------------------------------------------------
-class Evaluation(Closed):
+class Evaluation(Contract):
     passed: bool
     first_deployment: bool
     reason: str
@@ -222,7 +222,7 @@ class Evaluation(Closed):
 
 
 # $.traffic, $.endpoint, $.ab, $.promotion, $.rollback ----------------------------------------------
-class EndpointChange(Open):
+class EndpointChange(OpenContract):
     """What ``rollout.move_endpoint`` carries between the calls of a step that changes the endpoint."""
 
     settled: bool
@@ -238,7 +238,7 @@ class Traffic(EndpointChange):
     waits: int
 
 
-class EndpointPoll(Open):
+class EndpointPoll(OpenContract):
     change: Literal["traffic", "promotion", "rollback"]
     settling: bool
     status: str | None
@@ -248,7 +248,7 @@ class EndpointPoll(Open):
     serving: str
 
 
-class ABDecision(Open):
+class ABDecision(OpenContract):
     action: Literal["wait", "continue", "promote", "rollback"]
     reason: str
     stage_index: int | None
@@ -265,7 +265,7 @@ class Rollback(EndpointChange):
 
 
 # $.record and the run record -----------------------------------------------------------------------
-class FinalizeResult(Closed):
+class FinalizeResult(Contract):
     run_id: str
     outcome: str
     record_uri: str
@@ -273,7 +273,7 @@ class FinalizeResult(Closed):
     notification_error: str | None = None
 
 
-class StepVisit(Open):
+class StepVisit(OpenContract):
     name: str
     status: Literal["running", "succeeded", "failed"]
     attempts: int | None = None
@@ -283,7 +283,7 @@ class StepVisit(Open):
     duration_seconds: Number | None = None
 
 
-class DecisionSummary(Open):
+class DecisionSummary(OpenContract):
     decision: str | None
     reasons: list[str]
     policy: str | None = None
@@ -291,7 +291,7 @@ class DecisionSummary(Open):
     overridden_by: list[str] = []
 
 
-class RunRecord(Open):
+class RunRecord(OpenContract):
     """``runs/<run_id>/record.json`` and the ledger's run item. Read back tolerantly: every field after
     the run's description is optional, as older records may lack it."""
 
@@ -312,14 +312,14 @@ class RunRecord(Open):
     notification_error: str | None = None
 
 
-class AWSError(Open):
+class AWSError(OpenContract):
     """What a Catch writes (``ResultPath: $.error`` / ``$.restore_error``)."""
 
     Error: str
     Cause: str | None = None
 
 
-class RunState(Open):
+class RunState(OpenContract):
     """The state machine's data: the execution input plus one field per ``ResultPath``."""
 
     admission: Admission | None = None

@@ -7,9 +7,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from driftloop.errors import InvalidInputError
-from driftloop.pipeline.contracts import Closed, Evaluation, Merge, RunDescription, Training, problems
+from driftloop.pipeline.contracts import Contract, Evaluation, Merge, RunDescription, Training, problems
 
-StepResult = TypeVar("StepResult", bound=Closed)
+StepResult = TypeVar("StepResult", bound=Contract)
 
 
 class ExecutionContext(BaseModel):
