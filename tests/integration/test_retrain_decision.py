@@ -90,7 +90,8 @@ def test_the_schedule_policy_keeps_the_champion_and_carries_its_state_to_the_nex
         environment = world.app.functions["DriftFunction"].environment
         services = build_services(Settings.from_env(environment), world.adapters)
         invocation = StepInvocation.model_validate({
-            "state": {"admission": {"run": {key: second[key] for key in ("run_id", "trigger", "started_at")}}},
+            "state": {"admission": {"run": {key: second[key] for key in ("run_id", "model", "trigger", "started_at",
+                                                                            "execution")}}},
             "context": {"Execution": {"Id": second["execution"], "Name": "again", "StartTime": second["started_at"]},
                         "State": {"Name": "ComputeDrift", "EnteredTime": second["started_at"]}},
         })

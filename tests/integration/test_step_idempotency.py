@@ -76,9 +76,11 @@ def open_stack(workspace: Path, parameters: dict[str, str]) -> Iterator[Stack]:
                                              settings.lock_lease_minutes * 60)
         assert taken.acquired, "the run's steps hold the model's lock, as Admit leaves it"
         evidence = seeding["evidence"]
-        run_state = {"admission": {"admitted": True, "run": {"run_id": RUN_ID}},
+        run = {key: seeding[key] for key in ("model", "trigger", "started_at", "execution")} | {"run_id": RUN_ID}
+        run_state = {"admission": {"admitted": True, "reason": "admitted", "run": run},
                      "merge": evidence["merge"], "training": evidence["training"],
-                     "evaluation": {"passed": True, "model_package_arn": package, "metrics": {}}}
+                     "evaluation": evidence["evaluation"] | {"passed": True, "model_package_arn": package,
+                                                             "metrics": {}}}
         yield Stack(world, workspace, services, run_state)
 
 

@@ -46,8 +46,12 @@ def test_start_adopts_a_live_job_and_moves_on_only_after_a_failed_one(workspace:
     with running(workspace) as (world, _runner):
         services = build_services(Settings.from_env(world.app.environment), str(workspace))
         invocation = StepInvocation.model_validate({
-            "state": {"admission": {"run": {"run_id": "run-train"}},
-                      "merge": {"dataset_dir": "datasets/recommender/v=x",
+            "state": {"admission": {"run": {"run_id": "run-train", "model": "recommender",
+                                            "trigger": {"type": "manual"}, "started_at": "2025-08-01T00:00:00Z",
+                                            "execution": "arn:x"}},
+                      "merge": {"dataset_dir": "datasets/recommender/v=x", "manifest_key": "datasets/recommender/v=x/m",
+                                "rows_in": 1, "rows_out": 1, "duplicates_dropped": 0, "null_key_rows": 0,
+                                "quarantined": [], "content_hash": "h", "previous_version": None,
                                 "holdout_from": "2025-07-24T00:00:00+00:00"}},
             "context": {"Execution": {"Id": "arn:x", "Name": "exec-1", "StartTime": "2025-08-01T00:00:00Z"},
                         "State": {"Name": "StartTraining", "EnteredTime": "2025-08-01T00:00:00Z", "RetryCount": 1}},

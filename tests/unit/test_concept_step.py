@@ -109,7 +109,9 @@ def _feedback(services: Services, first_day: datetime, days: int, rate_of_day: A
 
 def _run(services: Services, run_id: str = "run-1") -> dict[str, Any]:
     invocation = StepInvocation.model_validate({
-        "state": {"admission": {"run": {"run_id": run_id, "trigger": {"type": "schedule", "detail": {}}}}},
+        "state": {"admission": {"run": {"run_id": run_id, "model": "recommender", "execution": "arn:x",
+                                        "started_at": NOW.isoformat(),
+                                        "trigger": {"type": "schedule", "detail": {}}}}},
         "context": {"Execution": {"Id": "arn:x", "Name": run_id, "StartTime": NOW.isoformat()},
                     "State": {"Name": "DetectDrift", "EnteredTime": NOW.isoformat()}},
     })

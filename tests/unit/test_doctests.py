@@ -17,12 +17,14 @@ import driftloop
 PACKAGE_ROOT = Path(driftloop.__file__).parent
 
 MUST_HAVE_EXAMPLES = (
+    "driftloop.admission",
     "driftloop.decision.cost",
     "driftloop.decision.policy",
     "driftloop.decision.signals",
     "driftloop.drift.concept",
     "driftloop.drift.policy",
     "driftloop.drift.special",
+    "driftloop.drift.verdict",
     "driftloop.evaluation.offline",
     "driftloop.traffic.judgement",
     "driftloop.traffic.sequential",

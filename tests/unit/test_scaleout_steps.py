@@ -103,7 +103,9 @@ def _invocation(run_id: str, services: Services) -> StepInvocation:
     context = {"Execution": {"Id": f"arn:aws:states:us-east-1:1:execution:m:{run_id}", "Name": run_id,
                              "StartTime": "2025-08-01T00:05:12Z"},
                "State": {"Name": "CombineMerge", "EnteredTime": "2025-08-01T00:06:00Z"}}
-    return StepInvocation.model_validate({"state": {"admission": {"run": {"run_id": run_id}}}, "context": context})
+    run = {"run_id": run_id, "model": services.settings.model_name, "trigger": {"type": "schedule"},
+           "started_at": "2025-08-01T00:05:12Z", "execution": context["Execution"]["Id"]}
+    return StepInvocation.model_validate({"state": {"admission": {"run": run}}, "context": context})
 
 
 def _champion(services: Services, shop: Simulator) -> Baseline:

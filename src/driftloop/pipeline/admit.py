@@ -10,32 +10,21 @@ data of every trigger recorded before.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from driftloop.adapters.aws_errors import error_code, raise_for_client_error
+from driftloop.admission import AdmissionRules, iso, respects_cooldown
 from driftloop.errors import ConfigurationError
+from driftloop.pipeline.contracts import Admission, returns
 from driftloop.pipeline.history import check_history
 from driftloop.pipeline.inputs import upload_already_merged
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.lease import check_lease
 from driftloop.pipeline.services import Services
-from driftloop.triggers import Trigger, parse_trigger
-
-
-def iso(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
-
-
-def respects_cooldown(trigger: Trigger) -> bool:
-    """Every trigger waits for the cool-down but a person's forced retrain; triggers that driftloop hands
-    on (deferred ones, the cool-down's own schedule) are not forced and wait too."""
-    return not (trigger.type == "manual" and trigger.detail.get("force", True))
+from driftloop.triggers import parse_trigger
 
 
 def schedule_after_cooldown(services: Services, execution_arn: str, cooldown_ends: float) -> str:
@@ -46,7 +35,7 @@ def schedule_after_cooldown(services: Services, execution_arn: str, cooldown_end
     if not settings.cooldown_schedule_role_arn:
         raise ConfigurationError("COOLDOWN_SCHEDULE_ROLE_ARN is not set: a trigger deferred by the cool-down "
                                  "could not be scheduled to run when it ends")
-    due = datetime.fromtimestamp(max(math.ceil(cooldown_ends), math.ceil(services.clock())) + 1, UTC)
+    due = AdmissionRules.schedule_time(cooldown_ends, services.clock())
     _, partition, _, region, account, *_ = execution_arn.split(":")
     detail = {"reason": f"cool-down after the last promotion ended at {iso(cooldown_ends)}; "
               "triggers deferred by it run now", "requested_by": "driftloop", "force": False}
@@ -68,8 +57,10 @@ def schedule_after_cooldown(services: Services, execution_arn: str, cooldown_end
     return due.isoformat()
 
 
+@returns(Admission)
 def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings, ledger = services.settings, services.ledger
+    rules = AdmissionRules(settings.cooldown_hours)
     now = services.clock()
     execution = invocation.context.execution
     trigger = parse_trigger(
@@ -86,58 +77,30 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     }
     first_execution = ledger.claim_trigger(dedup_key, execution.id, now)
     if first_execution is not None:
-        duplicate_id = f"{run_id}-dup-{hashlib.sha256(execution.id.encode()).hexdigest()[:6]}"
-        return {
-            "admitted": False,
-            "outcome": "duplicate_ignored",
-            "reason": f"this trigger was already admitted by execution {first_execution}",
-            "run": {**record, "run_id": duplicate_id, "duplicate_of": run_id},
-        }
+        return rules.duplicate(record, first_execution, execution.id).to_dict()
     position = trigger.sequence_position()
     if trigger.type == "upload" and trigger.bucket and trigger.key and position:
         later = ledger.note_object_event(trigger.bucket, trigger.key, position)
         if later:
-            return {"admitted": False, "outcome": "duplicate_ignored", "run": record,
-                    "reason": f"out-of-order event: an event for a newer version of {trigger.key} (sequencer "
-                    f"{later.lstrip('0')}) came first; this one ({trigger.sequencer}) announces an older version, "
-                    "which the newer one replaces"}
+            return rules.out_of_order(record, trigger.key, trigger.sequencer, later).to_dict()
     champion = ledger.champion(settings.model_name)
     if trigger.type == "upload" and trigger.key:
         merged = upload_already_merged(services, trigger.key, champion)
         if merged:
-            return {"admitted": False, "outcome": "duplicate_ignored", "reason": merged, "run": record}
-    if champion and respects_cooldown(trigger):
-        promoted_at = datetime.fromisoformat(champion["promoted_at"]).timestamp()
-        cooldown_ends = promoted_at + settings.cooldown_hours * 3600
-        if now < cooldown_ends:
-            ledger.add_pending(settings.model_name, dedup_key, trigger.to_dict())
-            due = schedule_after_cooldown(services, execution.id, cooldown_ends)
-            return {
-                "admitted": False,
-                "outcome": "deferred",
-                "reason": f"cool-down after the last promotion until {iso(cooldown_ends)}; "
-                f"its data joins the run scheduled for {due}",
-                "run": record,
-            }
+            return rules.already_merged(record, merged).to_dict()
+    cooldown_ends = rules.cooldown_ends(champion, now) if respects_cooldown(trigger) else None
+    if cooldown_ends is not None:
+        ledger.add_pending(settings.model_name, dedup_key, trigger.to_dict())
+        due = schedule_after_cooldown(services, execution.id, cooldown_ends)
+        return rules.deferred_by_cooldown(record, cooldown_ends, due).to_dict()
     definition = services.states.describe_state_machine_for_execution(executionArn=execution.id)["definition"]
     check_lease(definition, settings.lock_lease_minutes)
     check_history(definition, settings.max_training_seconds, len(settings.traffic_stages), settings.max_bake_waits)
     ledger.add_pending(settings.model_name, dedup_key, trigger.to_dict())
     lock = ledger.acquire_lock(settings.model_name, run_id, now, settings.lock_lease_minutes * 60, execution.id)
     if not lock.acquired:
-        return {
-            "admitted": False,
-            "outcome": "deferred",
-            "reason": f"run {lock.holder} holds the lock until {iso(lock.expires_at)}; "
-            "this trigger is coalesced into the next run",
-            "run": record,
-        }
+        return rules.deferred_by_lock(record, lock.holder, lock.expires_at).to_dict()
     coalesced = ledger.pending(settings.model_name)
     for key in coalesced:
         ledger.remove_pending(settings.model_name, key)
-    return {
-        "admitted": True,
-        "reason": f"{trigger.type} trigger admitted; lock held until {iso(lock.expires_at)}",
-        "coalesced_triggers": sum(1 for key in coalesced if key != dedup_key),
-        "run": {**record, "lock_expires_at": iso(lock.expires_at), "first_deployment": champion is None},
-    }
+    return rules.admitted(record, trigger.type, lock.expires_at, champion is None, coalesced, dedup_key).to_dict()

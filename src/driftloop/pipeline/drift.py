@@ -1,4 +1,7 @@
-"""Decide whether the champion's world has changed enough to retrain."""
+"""Decide whether the champion's world has changed enough to retrain.
+
+The step reads the run's inputs, compares them with the champion's baseline, checks the champion's
+conversion and asks the retrain policy; ``drift.verdict`` combines the findings into the decision."""
 
 from __future__ import annotations
 
@@ -6,13 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from driftloop.adapters.s3 import get_json, put_bytes, put_json
-from driftloop.drift import Baseline, DriftPolicy, compare_to_baseline
+from driftloop.drift import Baseline, DriftPolicy, DriftReport, compare_to_baseline
 from driftloop.drift.concept import ConversionMonitor, complete_periods_window, conversion_periods
 from driftloop.drift.metrics import publish_feature_drift
 from driftloop.drift.model_monitor import parse_violations
+from driftloop.drift.verdict import DriftFindings, PolicyOpinion, trigger_reasons
 from driftloop.errors import InvalidInputError
 from driftloop.layout import drift_html_key, drift_report_key, s3_uri
-from driftloop.pipeline.evidence import compact_drift
+from driftloop.pipeline.contracts import Drift, returns
+from driftloop.pipeline.evidence import compact_drift, is_drift_violation
 from driftloop.pipeline.feedback import publish_variant_conversion, read_feedback
 from driftloop.pipeline.inputs import fix_inputs, upload_source
 from driftloop.pipeline.invocation import StepInvocation
@@ -74,6 +79,7 @@ def concept_drift(services: Services, champion: dict[str, Any], monitor: Convers
     return monitor.assess(periods).to_dict() | evidence
 
 
+@returns(Drift)
 def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     bucket = settings.data_bucket
@@ -86,8 +92,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     readable = [entry["key"] for entry in inputs["readable"]]
     result: dict[str, Any] = {
         "uploads": len(readable),
-        "unreadable": [{"key": e["key"], "reason": e["reason"]} for e in inputs["unreadable"]][:20],
-        "reasons": [],
+        "unreadable": [{"key": e["key"], "reason": e["reason"]} for e in inputs["unreadable"]],
     }
     if trigger["type"] == "upload" and trigger["key"] not in readable:
         problem = next((e["reason"] for e in inputs["unreadable"] if e["key"] == trigger["key"]), None)
@@ -95,72 +100,47 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
             f"{s3_uri(bucket, trigger['key'])}: "
             + (problem or "no longer present, or already merged into the champion's training data")
         )
-    forced: list[str] = []
+    drift_violations = 0
     if trigger["type"] == "monitor_report":
-        report = get_json(services.s3, bucket, trigger["key"])
-        violations = [violation.to_dict() for violation in parse_violations(report)]
+        monitor_report = get_json(services.s3, bucket, trigger["key"])
+        violations = [violation.to_dict() for violation in parse_violations(monitor_report)]
         result["violations"] = violations
-        drift_checks = [v for v in violations if v.get("constraint_check_type") == "baseline_drift_check"
-                        or v.get("metric_name")]
-        if drift_checks:
-            forced.append(f"Model Monitor reported {len(drift_checks)} drift or model-quality violations")
-    elif trigger["type"] == "alarm":
-        forced.append(f"alarm {trigger['detail'].get('alarm_name')} is in ALARM: "
-                      f"{trigger['detail'].get('state_reason', '')[:200]}")
-    elif trigger["type"] == "manual" and trigger["detail"].get("force", True):
-        forced.append(f"retraining requested: {trigger['detail'].get('reason', 'manual request')}")
-
-    concept: dict[str, Any] | None = None
+        drift_violations = sum(1 for violation in violations if is_drift_violation(violation))
+    findings: dict[str, Any] = {"new_uploads": len(readable), "has_champion": champion is not None,
+                                "forced": trigger_reasons(trigger["type"], trigger.get("detail", {}), drift_violations)}
     if champion is not None:
-        concept = concept_drift(services, champion, conversion_monitor(services), run["run_id"])
-        result["concept"] = concept
-
-    concept_forces = concept is not None and concept["detected"]
-    policy_line: list[str] = []
-    if champion is None:
-        forced.append("no champion yet: first deployment")
-        decision = "retrain" if readable else "none"
-    elif readable:
+        concept = result["concept"] = concept_drift(services, champion, conversion_monitor(services), run["run_id"])
+        findings |= {"concept_reason": next(iter(concept["reasons"]), None), "concept_detected": concept["detected"]}
+    if champion is not None and readable:
         baseline = Baseline.from_dict(get_json(services.s3, bucket, champion["baseline_key"]))
         report = compare_to_baseline(baseline, upload_source(services, inputs["readable"]), policy_from(services))
-        document = report.to_dict()
-        result["report_key"] = drift_report_key(run["run_id"])
-        put_json(services.s3, bucket, result["report_key"], document)
-        put_bytes(services.s3, bucket, drift_html_key(run["run_id"]), report.to_html().encode(), "text/html")
-        publish_feature_drift(report, namespace=None)
-        result["reasons"].extend(document.get("reasons", []))
-        result["drifted_features"] = sorted(
-            name for name, feature in document["features"].items() if feature["drifted"])
-        result["rows"] = document.get("rows", {})
-        result["features"] = {
+        result |= data_drift_evidence(services, run["run_id"], report)
+        _, result["retrain"] = decide(services, setup, run, champion, inputs["readable"], report.decision)
+        findings |= {"data_drift": report.decision, "data_reasons": list(report.reasons),
+                     "policy": PolicyOpinion(result["retrain"]["policy"], bool(result["retrain"]["retrain"]),
+                                             result["retrain"]["reasons"][0])}
+    verdict = DriftFindings(**findings).verdict()
+    if verdict.overridden_by:
+        result["retrain"]["overridden_by"] = verdict.overridden_by
+    result |= {"decision": verdict.decision, "reasons": verdict.reasons}
+    return compact_drift(services, run["run_id"], result)
+
+
+def data_drift_evidence(services: Services, run_id: str, report: DriftReport) -> dict[str, Any]:
+    """The data drift report, written whole (JSON and HTML) and summarised for ``$.drift``."""
+    bucket = services.settings.data_bucket
+    document = report.to_dict()
+    put_json(services.s3, bucket, drift_report_key(run_id), document)
+    put_bytes(services.s3, bucket, drift_html_key(run_id), report.to_html().encode(), "text/html")
+    publish_feature_drift(report, namespace=None)
+    return {
+        "report_key": drift_report_key(run_id),
+        "drifted_features": sorted(name for name, feature in document["features"].items() if feature["drifted"]),
+        "rows": document.get("rows", {}),
+        "features": {
             name: {key: feature["statistics"].get(key) for key in ("psi", "js_distance")}
             | {"drifted": feature["drifted"]}
             for name, feature in document["features"].items()
-        }
-        result["data_drift"] = report.decision
-        verdict, result["retrain"] = decide(services, setup, run, champion, inputs["readable"], report.decision)
-        policy_retrains = verdict is not None and verdict.retrain
-        decision = "retrain" if policy_retrains else ("warn" if report.decision != "none" else "none")
-        headline = f"{result['retrain']['policy']} policy: {result['retrain']['reasons'][0]}"
-        if (forced or concept_forces) and not policy_retrains:
-            headline = f"retraining although the {headline} (alone it would keep the champion)"
-            result["retrain"]["overridden_by"] = forced + (concept["reasons"][:1] if concept_forces else [])
-        policy_line.append(headline)
-    else:
-        decision = "none"
-        result["reasons"].append("no new uploads to compare")
-    if forced and readable:
-        decision = "retrain"
-    elif forced and not readable:
-        result["reasons"].append("a retrain was asked for, but there is no new data to retrain on")
-    result["reasons"] = forced + policy_line + result["reasons"]
-    if concept_forces:
-        if readable:
-            decision = "retrain"
-        else:
-            result["reasons"].append("the conversion drop asks for a retrain, but there is no new data to retrain on")
-        result["reasons"] = concept["reasons"][:1] + result["reasons"]
-    elif concept is not None:
-        result["reasons"].append(concept["reasons"][0])
-    result["decision"] = decision
-    return compact_drift(services, run["run_id"], result)
+        },
+        "data_drift": report.decision,
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from driftloop.layout import evaluation_report_key, object_path, s3_uri
 from driftloop.model.data import ColumnMapping, at_or_after, holdout_items, read_interactions
 from driftloop.model.metrics import per_user_metrics
 from driftloop.model.recommender import Recommender
+from driftloop.pipeline.contracts import Evaluation, returns
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, hold_lock
 from driftloop.storage import s3_filesystem
@@ -37,19 +37,20 @@ def score(lists: dict[str, list[str]], relevant: dict[str, set[str]]) -> dict[st
     return {name: array for name, array in values.items() if name != "user_id"}
 
 
-def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+@returns(Evaluation)
+def run(invocation: StepInvocation, services: Services) -> Evaluation:
     settings = services.settings
     bucket = settings.data_bucket
     run = invocation.run
     hold_lock(services, run["run_id"])
-    merge, training = invocation.result("merge"), invocation.result("training")
+    merge, training = invocation.merge, invocation.training
     champion = services.ledger.champion(settings.model_name)
     first_deployment = champion is None
 
-    table = read_interactions(dataset_source(s3_filesystem(services.s3), object_path(bucket, merge["dataset_dir"])),
+    table = read_interactions(dataset_source(s3_filesystem(services.s3), object_path(bucket, merge.dataset_dir)),
                               ColumnMapping())
-    holdout = at_or_after(table, datetime.fromisoformat(merge["holdout_from"]))
-    challenger = Recommender.load(fetch_model_dir(services.s3, training["model_artifact"]))
+    holdout = at_or_after(table, datetime.fromisoformat(merge.holdout_from))
+    challenger = Recommender.load(fetch_model_dir(services.s3, training.model_artifact))
     relevant = holdout_items(holdout, challenger.config.target_event_types)
     users = sorted(relevant)
     challenger_lists = dict(zip(users, challenger.recommend(users, k=K), strict=True))
@@ -63,24 +64,24 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         per_user, OfflineGateConfig(margin=settings.evaluation_margin), first_deployment=first_deployment
     ).to_dict()
     report_key = put_json(services.s3, bucket, evaluation_report_key(run["run_id"]),
-                          {"holdout_from": merge["holdout_from"], "holdout_rows": holdout.num_rows, **gate})
+                          {"holdout_from": merge.holdout_from, "holdout_rows": holdout.num_rows, **gate})
     package_arn = ModelRegistry(services.sagemaker, settings.model_name).register(
         run_id=run["run_id"],
-        model_data_url=training["model_artifact"],
+        model_data_url=training.model_artifact,
         image=settings.training_image,
         metrics={"baseline": gate["baseline"], **gate["metrics"]},
-        dataset_manifest_uri=s3_uri(bucket, merge["manifest_key"]),
+        dataset_manifest_uri=s3_uri(bucket, merge.manifest_key),
         evaluation_report_uri=report_key,
     )
-    return {
-        "passed": gate["passed"],
-        "first_deployment": first_deployment,
-        "reason": gate["reason"],
-        "baseline": gate["baseline"],
-        "primary_metric": gate["primary_metric"],
-        "holdout_users": gate["n_users"],
-        "metrics": gate["metrics"],
-        "differences": gate["differences"],
-        "model_package_arn": package_arn,
-        "report": report_key,
-    }
+    return Evaluation(
+        passed=gate["passed"],
+        first_deployment=first_deployment,
+        reason=gate["reason"],
+        baseline=gate["baseline"],
+        primary_metric=gate["primary_metric"],
+        holdout_users=gate["n_users"],
+        metrics=gate["metrics"],
+        differences=gate["differences"],
+        model_package_arn=package_arn,
+        report=report_key,
+    )

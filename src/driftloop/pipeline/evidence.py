@@ -14,9 +14,8 @@ from typing import Any
 
 from driftloop.adapters.s3 import put_json
 from driftloop.layout import drift_evidence_key
+from driftloop.pipeline.contracts import STATE_LIST_LIMIT
 from driftloop.pipeline.services import Services
-
-STATE_LIST_LIMIT = 25
 
 
 def _feature_score(entry: dict[str, Any]) -> tuple[bool, float]:
@@ -24,7 +23,7 @@ def _feature_score(entry: dict[str, Any]) -> tuple[bool, float]:
     return bool(entry.get("drifted")), max(scores, default=0.0)
 
 
-def _is_drift_violation(violation: dict[str, Any]) -> bool:
+def is_drift_violation(violation: dict[str, Any]) -> bool:
     return violation.get("constraint_check_type") == "baseline_drift_check" or bool(violation.get("metric_name"))
 
 
@@ -32,7 +31,8 @@ def compact_drift(services: Services, run_id: str, result: dict[str, Any],
                   limit: int = STATE_LIST_LIMIT) -> dict[str, Any]:
     """``result`` (the drift step's ``$.drift``) with its full copy in S3 under ``evidence_key`` and every
     list cut to ``limit`` entries: the most drifted features (drifted first, then by PSI or JS distance),
-    the first reasons (the deciding ones come first), drift violations before the others. Each cut list
+    the first reasons (the deciding ones come first), drift violations before the others, the first
+    unreadable uploads. Each cut list
     keeps its length as ``<name>_count``."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
@@ -53,9 +53,12 @@ def compact_drift(services: Services, run_id: str, result: dict[str, Any],
     if isinstance(result.get("reasons"), list):
         small["reasons"] = [str(reason)[:500] for reason in result["reasons"][:limit]]
         small["reasons_count"] = len(result["reasons"])
+    if isinstance(result.get("unreadable"), list):
+        small["unreadable"] = result["unreadable"][:limit]
+        small["unreadable_count"] = len(result["unreadable"])
     violations = result.get("violations")
     if isinstance(violations, list):
-        ordered_violations = sorted(violations, key=lambda v: not _is_drift_violation(v))
+        ordered_violations = sorted(violations, key=lambda v: not is_drift_violation(v))
         small["violations"] = ordered_violations[:limit]
         small["violations_count"] = len(violations)
     return small

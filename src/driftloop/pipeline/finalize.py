@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from driftloop.adapters.events import put_events
 from driftloop.adapters.s3 import put_json
 from driftloop.layout import record_key, s3_uri
+from driftloop.pipeline.contracts import FinalizeResult, RunRecord, returns
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services
 
@@ -106,6 +107,7 @@ def decision_summary(drift: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_record(invocation: StepInvocation, steps: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    """The run record (``RunRecord``): the run's description, outcome, steps and every step's evidence."""
     state, execution = invocation.state, invocation.context.execution
     admission = state.get("admission") or {}
     run = admission.get("run") or {
@@ -132,7 +134,7 @@ def build_record(invocation: StepInvocation, steps: list[dict[str, Any]], now: f
             record["restore_error"] = _failure({"error": state["restore_error"]})
     if _serving(state):
         record["serving"] = _serving(state)
-    return record
+    return RunRecord.model_validate(record).dump()
 
 
 def release_and_hand_on(services: Services, invocation: StepInvocation, run_id: str) -> int:
@@ -164,6 +166,7 @@ def release_and_hand_on(services: Services, invocation: StepInvocation, run_id: 
     return len(pending)
 
 
+@returns(FinalizeResult)
 def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     steps = steps_from_history(execution_history(services, invocation.context.execution.id))

@@ -8,6 +8,7 @@ from typing import Any
 from driftloop.adapters.s3 import get_json
 from driftloop.data.merge import MergeConfig, dataset_source, merge_datasets
 from driftloop.layout import dataset_dir, inputs_key, manifest_key, object_path, quarantine_dir, s3_uri
+from driftloop.pipeline.contracts import Merge, returns
 from driftloop.pipeline.inputs import mark_quarantined, upload_source
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, hold_lock
@@ -40,6 +41,7 @@ def merge_result(services: Services, run_id: str, out_dir: str, manifest: dict[s
     }
 
 
+@returns(Merge)
 def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     bucket = settings.data_bucket

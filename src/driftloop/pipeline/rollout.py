@@ -22,6 +22,7 @@ from driftloop.data.merge import dataset_source
 from driftloop.drift import build_baseline
 from driftloop.errors import DriftloopError, EndpointChangeError, NotFoundError
 from driftloop.layout import ab_look_key, baseline_key, object_path
+from driftloop.pipeline.contracts import ABDecision, EndpointPoll, Promotion, Rollback, Traffic, returns
 from driftloop.pipeline.feedback import publish_variant_conversion, read_feedback
 from driftloop.pipeline.history import MAX_ENDPOINT_CHANGE_POLLS, MAX_ENDPOINT_CHANGE_SECONDS
 from driftloop.pipeline.invocation import StepInvocation
@@ -49,14 +50,14 @@ def config_name(endpoint: str, variants: list[Variant]) -> str:
 
 def challenger_spec(invocation: StepInvocation, services: Services) -> ModelSpec:
     settings = services.settings
-    training = invocation.result("training")
+    training = invocation.training
     return ModelSpec(
         name=sagemaker_model_name(settings.model_name, invocation.run["run_id"]),
-        model_data_url=training["model_artifact"],
+        model_data_url=training.model_artifact,
         image=settings.training_image,
         role_arn=settings.sagemaker_role_arn,
         environment=(("SAGEMAKER_PROGRAM", "inference.py"),
-                     ("SAGEMAKER_SUBMIT_DIRECTORY", training["source_uri"])),
+                     ("SAGEMAKER_SUBMIT_DIRECTORY", training.source_uri)),
     )
 
 
@@ -146,6 +147,7 @@ class EndpointPollInvocation(StepInvocation):
     change: Literal["traffic", "promotion", "rollback"]
 
 
+@returns(EndpointPoll)
 def poll_endpoint(invocation: EndpointPollInvocation, services: Services) -> dict[str, Any]:
     """Where the endpoint change of ``$.<change>`` stands: ``settling`` while the endpoint is Creating or
     Updating (wait and poll again); otherwise the changing step runs again and judges the outcome. A change
@@ -167,6 +169,7 @@ def poll_endpoint(invocation: EndpointPollInvocation, services: Services) -> dic
             "started": started, "polls": polls, "waited_seconds": round(waited, 1), "serving": serving(state)}
 
 
+@returns(Traffic)
 def update_weights(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     """Stage ``$.ab.next_stage_index`` (0 at first): the A/B config on first entry, then weights in place.
     One step of the change per call (``move_endpoint``): the state machine polls the endpoint and calls
@@ -224,6 +227,7 @@ def _deploy_guarded(invocation: StepInvocation, services: Services) -> dict[str,
             "settled": True}
 
 
+@returns(ABDecision)
 def analyse(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     hold_lock(services, invocation.run["run_id"])
@@ -297,6 +301,7 @@ def _deployment_progress(invocation: StepInvocation, services: Services) -> dict
     return decision
 
 
+@returns(Promotion)
 def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     """The challenger alone on the endpoint, then the new champion and the new drift baseline.
 
@@ -306,8 +311,8 @@ def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     settings = services.settings
     hold_lock(services, invocation.run["run_id"])
     bucket = settings.data_bucket
-    run, merge = invocation.run, invocation.result("merge")
-    evaluation, training = invocation.result("evaluation"), invocation.result("training")
+    run, merge = invocation.run, invocation.merge
+    evaluation, training = invocation.evaluation, invocation.training
     challenger = challenger_spec(invocation, services)
     services.endpoint.ensure_model(challenger)
     alone = _single_variant(services, challenger.name, services.endpoint.describe())
@@ -315,21 +320,21 @@ def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     if not progress["settled"]:
         return progress
     promoted_baseline = baseline_key(settings.model_name, run["run_id"])
-    training_data = dataset_source(s3_filesystem(services.s3), object_path(bucket, merge["dataset_dir"]))
+    training_data = dataset_source(s3_filesystem(services.s3), object_path(bucket, merge.dataset_dir))
     put_json(services.s3, bucket, promoted_baseline, build_baseline(training_data).to_dict())
     registry = ModelRegistry(services.sagemaker, settings.model_name)
-    registry.set_status(evaluation["model_package_arn"], APPROVED, f"promoted by run {run['run_id']}")
+    registry.set_status(evaluation.model_package_arn, APPROVED, f"promoted by run {run['run_id']}")
     previous = services.ledger.champion(settings.model_name)
     champion = {
         "run_id": run["run_id"],
         "sagemaker_model": challenger.name,
-        "model_data_url": training["model_artifact"],
-        "model_package_arn": evaluation["model_package_arn"],
-        "dataset_dir": merge["dataset_dir"],
-        "dataset_manifest_key": merge["manifest_key"],
+        "model_data_url": training.model_artifact,
+        "model_package_arn": evaluation.model_package_arn,
+        "dataset_dir": merge.dataset_dir,
+        "dataset_manifest_key": merge.manifest_key,
         "baseline_key": promoted_baseline,
         "promoted_at": datetime.fromtimestamp(services.clock(), UTC).isoformat(),
-        "offline_metrics": evaluation.get("metrics", {}),
+        "offline_metrics": evaluation.metrics,
         "previous_champion": (previous or {}).get("run_id"),
     }
     if (previous or {}).get("run_id") != run["run_id"]:
@@ -337,6 +342,7 @@ def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     return {**progress, "champion": champion, "endpoint": services.endpoint.describe().to_dict()}
 
 
+@returns(Rollback)
 def rollback(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     """The champion alone at 100 %, one step of the endpoint change per call (``move_endpoint``: the
     challenger's weight to 0 first, then the champion's single-variant config); ``settled`` once done.

@@ -36,6 +36,7 @@ from driftloop.layout import (
     partials_dir,
     s3_uri,
 )
+from driftloop.pipeline.contracts import Merge, MergePlan, returns
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.merge import merge_config, merge_result
 from driftloop.pipeline.services import Services, hold_lock
@@ -102,6 +103,7 @@ class CoordinatorInvocation(StepInvocation):
     phase: Literal["plan", "combine"]
 
 
+@returns(MergePlan)
 def plan(
     invocation: StepInvocation,
     services: Services,
@@ -173,6 +175,7 @@ def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
     return {"item": item.item, "parts": results, "summary_key": key, "summaries_skipped": merged.skipped}
 
 
+@returns(Merge)
 def combine(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     """The partials combined into the run's dataset version; ``$.merge`` as ``MergeDatasets`` writes it.
 

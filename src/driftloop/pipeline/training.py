@@ -15,6 +15,7 @@ from driftloop.model.jobs import (
     map_training_status,
     training_job_name,
 )
+from driftloop.pipeline.contracts import Training, returns
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, hold_lock
 
@@ -31,12 +32,13 @@ def upload_source_bundle(services: Services) -> str:
     return s3_uri(services.settings.data_bucket, key)
 
 
-def start(invocation: StepInvocation, services: Services) -> dict[str, Any]:
+@returns(Training)
+def start(invocation: StepInvocation, services: Services) -> Training:
     settings = services.settings
     bucket = settings.data_bucket
     run = invocation.run
     hold_lock(services, run["run_id"])
-    merge = invocation.result("merge")
+    merge = invocation.merge
     # Job names start with the model name: the training role's IAM policy is scoped to that prefix.
     execution_name = f"{settings.model_name}-{invocation.context.execution.name}"
     earlier_failures = []
@@ -45,8 +47,8 @@ def start(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         name = training_job_name(execution_name, attempt)
         existing = services.trainer.describe(name)
         if existing is not None and existing.get("TrainingJobStatus") in _LIVE:
-            return {"job_name": name, "attempt": attempt, "status": existing["TrainingJobStatus"],
-                    "adopted": True, "earlier_failures": earlier_failures, "source_uri": source_uri}
+            return Training(job_name=name, attempt=attempt, status=existing["TrainingJobStatus"], adopted=True,
+                            earlier_failures=earlier_failures, source_uri=source_uri)
         if existing is not None:
             earlier_failures.append({"job_name": name, "status": existing.get("TrainingJobStatus"),
                                      "failure_reason": existing.get("FailureReason", "")})
@@ -62,28 +64,29 @@ def start(invocation: StepInvocation, services: Services) -> dict[str, Any]:
             ),
             run_id=run["run_id"],
             job_name=name,
-            train_s3_uri=s3_uri(bucket, f"{merge['dataset_dir']}/"),
+            train_s3_uri=s3_uri(bucket, f"{merge.dataset_dir}/"),
             source_s3_uri=source_uri,
             output_s3_uri=s3_uri(bucket, model_output_prefix(settings.model_name)),
-            hyperparameters={**settings.training_hyperparameters, "train_until": merge["holdout_from"]},
+            hyperparameters={**settings.training_hyperparameters, "train_until": merge.holdout_from},
         )
         described = services.trainer.start(request)
-        return {"job_name": name, "attempt": attempt, "status": described.get("TrainingJobStatus", "InProgress"),
-                "adopted": False, "earlier_failures": earlier_failures, "source_uri": source_uri}
+        return Training(job_name=name, attempt=attempt, status=described.get("TrainingJobStatus", "InProgress"),
+                        adopted=False, earlier_failures=earlier_failures, source_uri=source_uri)
     raise TrainingFailedError(f"{MAX_JOB_ATTEMPTS} training attempts failed: {earlier_failures}")
 
 
+@returns(Training)
 def poll(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     hold_lock(services, invocation.run["run_id"])
-    started = invocation.result("training")
-    described = services.trainer.describe(started["job_name"])
+    started = invocation.training
+    described = services.trainer.describe(started.job_name)
     if described is None:
-        raise TransientError(f"training job {started['job_name']} is not visible yet")
+        raise TransientError(f"training job {started.job_name} is not visible yet")
     status = map_training_status(described)
-    result = {**started, **status.to_dict()}
+    result = started.dump() | status.to_dict()
     if status.status in ("Failed", "Stopped"):
         raise TrainingFailedError(
-            f"training job {started['job_name']} {status.status}: {status.failure_reason or 'no reason given'}"
+            f"training job {started.job_name} {status.status}: {status.failure_reason or 'no reason given'}"
         )
     if status.status == "Completed":
         result["cost"] = estimate_training_cost(

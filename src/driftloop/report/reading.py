@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from driftloop.errors import InvalidInputError, NotFoundError
 from driftloop.layout import (
@@ -33,6 +34,7 @@ from driftloop.layout import (
     report_prefix,
     s3_uri,
 )
+from driftloop.pipeline.contracts import RunRecord, problems
 from driftloop.report.decisions import DecisionRow, decision_rows
 from driftloop.report.extract import (
     ABWindow,
@@ -206,8 +208,20 @@ def load_feedback(store: ObjectStore) -> tuple[pa.Table, str]:
     return combine_counts(counts), unit
 
 
+def read_record(store: ObjectStore, key: str) -> dict[str, Any]:
+    """A run record read through its contract (``RunRecord``), which older records with fewer fields meet."""
+    try:
+        document = read_json(store, key)
+    except ValueError as error:
+        raise InvalidInputError(f"{key} is not JSON: {error}") from error
+    try:
+        return RunRecord.model_validate(document).dump()
+    except ValidationError as error:
+        raise InvalidInputError(f"{key} is not a run record: {problems(error)}") from error
+
+
 def load_records(store: ObjectStore) -> list[dict[str, Any]]:
-    records = [read_json(store, key) for key in store.keys(RUNS) if is_record_key(key)]
+    records = [read_record(store, key) for key in store.keys(RUNS) if is_record_key(key)]
     return sorted(records, key=lambda record: (str(record.get("started_at", "")), str(record.get("run_id", ""))))
 
 
