@@ -12,6 +12,14 @@ from driftloop.drift.compare import DriftReport
 METRIC_PREFIX = "feature_baseline_drift_"
 DEFAULT_NAMESPACE = "driftloop/drift"
 
+# The conversion metric every A/B analysis and concept-drift check publishes, one value per variant, and
+# the template's conversion-drop alarm watches (for the champion's variant). The namespace is the
+# functions' POWERTOOLS_METRICS_NAMESPACE.
+CONVERSION_NAMESPACE = "driftloop"
+CONVERSION_RATE_METRIC = "conversion_rate"
+SERVED_METRIC = "served"
+CONVERSION_DIMENSIONS = ("model", "endpoint", "variant")
+
 
 def publish_feature_drift(
     report: DriftReport,
