@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from driftloop import __version__
+from driftloop import __version__, teardown_cli
 from driftloop.backtest import cli as backtest_cli
 from driftloop.data import cli as merge_cli
 from driftloop.drift import cli as drift_cli
@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cli.add_parser(subparsers)
     backtest_cli.add_parser(subparsers)
     ab_cli.add_parser(subparsers)
+    teardown_cli.add_parser(subparsers)
     return parser
 
 

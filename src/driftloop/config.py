@@ -76,6 +76,7 @@ class Settings:
     minimum_lift: float = 0.05
     ab_holdback_percent: int = 0
     cooldown_schedule_role_arn: str = ""
+    stack_name: str = ""
     # Kept as text: RetrainSettings parses and checks it when a run starts, so a bad value fails that run.
     retrain_environment: dict[str, str] = field(default_factory=dict)
 
@@ -156,6 +157,7 @@ class Settings:
                 minimum_lift=float(need("MINIMUM_LIFT")),
                 ab_holdback_percent=int(need("AB_HOLDBACK_PERCENT")),
                 cooldown_schedule_role_arn=env.get("COOLDOWN_SCHEDULE_ROLE_ARN", ""),
+                stack_name=env.get("STACK_NAME", ""),
                 retrain_environment={name: env[name] for name in RETRAIN_ENVIRONMENT if name in env},
             )
         except ValueError as error:

@@ -22,6 +22,7 @@ from driftloop.adapters.endpoint import (
     update_endpoint_request,
     validate_variants,
 )
+from driftloop.adapters.tags import tag_list
 from driftloop.errors import ConfigurationError, DriftloopError, InvalidInputError, TransientError
 
 
@@ -55,8 +56,9 @@ def _same_variants(existing: Sequence[Variant], wanted: Sequence[Variant]) -> bo
 
 
 class SageMakerEndpoint(Endpoint):
-    def __init__(self, client: Any, name: str) -> None:
+    def __init__(self, client: Any, name: str, tags: Mapping[str, str] | None = None) -> None:
         self._client, self.name = client, name
+        self._tags = {"Tags": tag_list(dict(tags))} if tags else {}  # on every model, config and endpoint created
 
     def _call(self, what: str, operation: str, **arguments: Any) -> dict[str, Any]:
         try:
@@ -117,6 +119,7 @@ class SageMakerEndpoint(Endpoint):
                         "ModelDataUrl": model.model_data_url,
                         "Environment": dict(model.environment),
                     },
+                    **self._tags,
                 )
                 return
             except ClientError as error:
@@ -136,6 +139,7 @@ class SageMakerEndpoint(Endpoint):
             self._client.create_endpoint_config(
                 EndpointConfigName=config_name,
                 ProductionVariants=[_production_variant(variant) for variant in variants],
+                **self._tags,
             )
             return
         except ClientError as error:
@@ -171,7 +175,7 @@ class SageMakerEndpoint(Endpoint):
         endpoint = self._describe_endpoint()
         if endpoint is None:
             try:
-                self._client.create_endpoint(EndpointName=self.name, EndpointConfigName=config_name)
+                self._client.create_endpoint(EndpointName=self.name, EndpointConfigName=config_name, **self._tags)
             except ClientError as error:
                 if not is_already_exists(error):
                     raise_for_client_error(error, f"CreateEndpoint {self.name}")

@@ -16,6 +16,7 @@ import boto3
 from driftloop.adapters.endpoint import Endpoint
 from driftloop.adapters.ledger import Ledger
 from driftloop.adapters.sagemaker_endpoint import SageMakerEndpoint
+from driftloop.adapters.tags import stack_tags
 from driftloop.adapters.training import SageMakerTrainer, Trainer
 from driftloop.config import Settings
 from driftloop.errors import ConfigurationError
@@ -48,8 +49,8 @@ def build_services(settings: Settings, workspace: str | None = None) -> Services
         trainer: Trainer = LocalTrainer(workspace, s3)
         endpoint: Endpoint = SimulatedEndpoint(workspace, settings.endpoint_name, s3)
     else:
-        trainer = SageMakerTrainer(sagemaker)
-        endpoint = SageMakerEndpoint(sagemaker, settings.endpoint_name)
+        trainer = SageMakerTrainer(sagemaker, stack_tags(settings.stack_name))
+        endpoint = SageMakerEndpoint(sagemaker, settings.endpoint_name, stack_tags(settings.stack_name))
     return Services(
         settings=settings,
         s3=s3,
