@@ -12,13 +12,16 @@ from driftloop.drift.compare import DriftReport
 METRIC_PREFIX = "feature_baseline_drift_"
 DEFAULT_NAMESPACE = "driftloop/drift"
 
+# The functions' POWERTOOLS_METRICS_NAMESPACE, where the template's alarm and dashboard look.
+NAMESPACE = "driftloop"
 # The conversion metric every A/B analysis and concept-drift check publishes, one value per variant, and
-# the template's conversion-drop alarm watches (for the champion's variant). The namespace is the
-# functions' POWERTOOLS_METRICS_NAMESPACE.
-CONVERSION_NAMESPACE = "driftloop"
+# the template's conversion-drop alarm watches (for the champion's variant).
 CONVERSION_RATE_METRIC = "conversion_rate"
 SERVED_METRIC = "served"
 CONVERSION_DIMENSIONS = ("model", "endpoint", "variant")
+# Finalize's: one run per outcome, and what the run's training job cost.
+RUNS_METRIC, RUN_DIMENSIONS = "runs", ("model", "outcome")
+TRAINING_COST_METRIC, TRAINING_COST_DIMENSIONS = "training_cost_usd", ("model",)
 
 
 def publish_feature_drift(

@@ -1,4 +1,4 @@
-"""The conversion-drop alarm: the template watches what the code publishes, and events/ holds what it emits."""
+"""The conversion-drop alarm and the dashboard watch what the code publishes; events/ holds what the alarm emits."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ from conftest import REPO
 
 from driftloop.drift.metrics import (
     CONVERSION_DIMENSIONS,
-    CONVERSION_NAMESPACE,
     CONVERSION_RATE_METRIC,
+    NAMESPACE,
+    RUN_DIMENSIONS,
+    RUNS_METRIC,
+    TRAINING_COST_DIMENSIONS,
+    TRAINING_COST_METRIC,
 )
 from driftloop.triggers import parse_trigger
 
@@ -47,7 +51,7 @@ def event() -> dict[str, Any]:
 
 def test_the_alarm_watches_the_metric_the_code_publishes(raw_template, alarm):
     variables = raw_template["Globals"]["Function"]["Environment"]["Variables"]
-    assert alarm["Namespace"] == CONVERSION_NAMESPACE == variables["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Namespace"] == NAMESPACE == variables["POWERTOOLS_METRICS_NAMESPACE"]
     assert alarm["MetricName"] == CONVERSION_RATE_METRIC
     assert tuple(dimension["Name"] for dimension in alarm["Dimensions"]) == CONVERSION_DIMENSIONS
     assert [dimension["Value"] for dimension in alarm["Dimensions"]] == [
@@ -106,3 +110,32 @@ def test_the_sample_event_is_what_the_alarm_emits(raw_template, alarm, event):
 def test_the_sample_event_starts_an_alarm_run(event):
     trigger = parse_trigger(event, "any-bucket", "incoming/", "monitoring/")
     assert trigger.type == "alarm"
+
+
+def _dashboard(raw_template: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard body with every ${...} at its parameter default (resources and pseudo parameters as names)."""
+    body = raw_template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    defaults = _defaults(raw_template)
+    return json.loads(re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda match: defaults.get(match.group(1), match.group(1)),
+                             body))
+
+
+def _search(widget: dict[str, Any]) -> str:
+    [[query]] = widget["properties"]["metrics"]
+    return query["expression"]
+
+
+def test_the_dashboard_charts_runs_by_outcome_conversion_per_variant_and_training_cost(raw_template):
+    widgets = {widget["properties"]["title"].split(" (")[0]: widget for widget in _dashboard(raw_template)["widgets"]}
+    defaults = _defaults(raw_template)
+    runs = _search(widgets["Runs by outcome"])
+    assert runs.startswith(f"SEARCH('{{{NAMESPACE},{','.join(sorted(RUN_DIMENSIONS))}}} MetricName=\"{RUNS_METRIC}\" "
+                           f"model=\"{defaults['ModelName']}\"'")
+    conversion = widgets["Conversion rate per variant"]
+    assert _search(conversion).startswith(
+        f"SEARCH('{{{NAMESPACE},{','.join(sorted(CONVERSION_DIMENSIONS))}}} MetricName=\"{CONVERSION_RATE_METRIC}\" "
+        f"model=\"{defaults['ModelName']}\" endpoint=\"{defaults['EndpointName']}\"'")
+    [line] = conversion["properties"]["annotations"]["horizontal"]
+    assert line["value"] == float(defaults["ConversionAlarmThreshold"])
+    [cost] = widgets["Training cost"]["properties"]["metrics"]
+    assert cost[:4] == [NAMESPACE, TRAINING_COST_METRIC, *TRAINING_COST_DIMENSIONS, defaults["ModelName"]]
