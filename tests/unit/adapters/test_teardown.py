@@ -8,6 +8,7 @@ small fake answering with CloudFormation's shapes and its not-found text.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,7 +28,9 @@ from driftloop.adapters.teardown import describe_stack, execute, plan_teardown
 from driftloop.adapters.training import SageMakerTrainer
 from driftloop.errors import ConfigurationError, NotFoundError
 from driftloop.model.jobs import TrainingJobConfig, build_training_job_request, training_job_name
+from driftloop.teardown_resource import PHYSICAL_ID, handle
 
+PROJECT = Path(__file__).resolve().parents[3]
 STACK, OTHER = "shop-recs", "other-recs"
 NAMES = {STACK: ("recs", "shop-recs-endpoint"), OTHER: ("recsother", "other-endpoint")}
 
@@ -293,3 +296,96 @@ def test_cli_unknown_stack_is_one_line_and_a_non_zero_exit(aws, monkeypatch, cap
     captured = capsys.readouterr()
     assert captured.err.strip().count("\n") == 0 and "no stack shop-recs in region eu-west-1" in captured.err
     assert inventory(STACK) == before
+
+
+# ---------------------------------------------------------------- the custom resource on stack delete
+
+class Recording:
+    """A client that records the operations called on it (for the IAM check)."""
+
+    def __init__(self, client: Any, calls: set[str]) -> None:
+        self._client, self._calls = client, calls
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if callable(attribute) and not name.startswith(("get_paginator", "meta")):
+            self._calls.add(name)
+        if name == "get_paginator":
+            return lambda operation: (self._calls.add(operation), attribute(operation))[1]
+        return attribute
+
+
+def custom_resource_event(request: str, stack_id: str, keep: str = "true") -> dict[str, Any]:
+    return {"RequestType": request, "ResponseURL": "https://cloudformation-custom-resource-response.example/x",
+            "StackId": stack_id, "RequestId": "req-1", "LogicalResourceId": "TeardownOnStackDelete",
+            "ResourceType": "Custom::DriftloopTeardown",
+            "ResourceProperties": {"ServiceToken": "arn:aws:lambda:...", "KeepModelRegistry": keep}}
+
+
+def function_environment(stack: str) -> dict[str, str]:
+    model, endpoint = NAMES[stack]
+    return {"STACK_NAME": stack, "MODEL_NAME": model, "ENDPOINT_NAME": endpoint,
+            "COOLDOWN_SCHEDULE_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/{stack}-CooldownScheduleRole-ABC"}
+
+
+def answer(status: str, request: str = "Delete", keep: str = "true",
+           cloudformation: Any = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    record = stack_record(STACK, status)
+    sent: list[dict[str, Any]] = []
+    response = handle(custom_resource_event(request, record["StackId"], keep),
+                      cloudformation or FakeCloudFormation(REGION, {STACK: record}), *clients(),
+                      function_environment(STACK), send=lambda url, body: sent.append(body))
+    return response, sent
+
+
+def test_deleting_the_stack_tears_down_and_keeps_the_registry_by_default(aws):
+    other_before = inventory(OTHER)
+    response, sent = answer("DELETE_IN_PROGRESS")
+    assert sent == [response] and response["Status"] == "SUCCESS", response["Reason"]
+    assert response["PhysicalResourceId"] == PHYSICAL_ID and "deleted endpoint shop-recs-endpoint" in response["Reason"]
+    assert {key: value for key, value in inventory(STACK).items() if value} == {"groups": ["recs"]}
+    assert inventory(OTHER) == other_before
+    response, _ = answer("DELETE_IN_PROGRESS", keep="false")
+    assert response["Status"] == "SUCCESS" and not any(inventory(STACK).values())
+
+
+@pytest.mark.parametrize("status, request_type", [
+    ("UPDATE_IN_PROGRESS", "Delete"),  # replaced during an update
+    ("UPDATE_ROLLBACK_IN_PROGRESS", "Delete"),
+    ("CREATE_IN_PROGRESS", "Create"),
+    ("UPDATE_IN_PROGRESS", "Update"),
+])
+def test_only_the_stack_s_deletion_deletes_anything(aws, status, request_type):
+    before = inventory(STACK)
+    response, sent = answer(status, request_type)
+    assert response["Status"] == "SUCCESS" and len(sent) == 1
+    assert inventory(STACK) == before
+
+
+def test_a_failure_is_answered_failed_with_its_reason(aws):
+    class Unreachable(FakeCloudFormation):
+        def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "DescribeStacks")
+
+    response, sent = answer("DELETE_IN_PROGRESS", cloudformation=Unreachable(REGION, {}))
+    assert sent and response["Status"] == "FAILED" and "AccessDenied" in response["Reason"]
+
+
+def test_the_function_s_role_allows_every_call_the_teardown_makes(aws):
+    from driftloop.local.template import load_yaml
+
+    calls: set[str] = set()
+    sagemaker, scheduler = clients()
+    record = stack_record(STACK, "DELETE_IN_PROGRESS")
+    response = handle(custom_resource_event("Delete", record["StackId"], "false"),
+                      Recording(FakeCloudFormation(REGION, {STACK: record}), calls),
+                      Recording(sagemaker, calls), Recording(scheduler, calls), function_environment(STACK),
+                      send=lambda url, body: None)
+    assert response["Status"] == "SUCCESS"
+    template = load_yaml(PROJECT / "template.yaml")
+    statements = [statement for policy in template["Resources"]["TeardownFunction"]["Properties"]["Policies"]
+                  for statement in policy["Statement"]]
+    granted = {action.split(":", 1)[1] for statement in statements
+               for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])}
+    needed = {"".join(part.title() for part in call.split("_")) for call in calls} - {"Meta"}
+    assert needed and needed <= granted, needed - granted
