@@ -96,13 +96,12 @@ def _parameters(stack: dict[str, Any]) -> dict[str, str]:
 
 def _deleted_stack_id(cloudformation: Any, stack_name: str) -> str | None:
     """The newest deleted stack of that name (CloudFormation keeps deleted stacks' records for 90 days)."""
-    newest: dict[str, Any] | None = None
-    for page in cloudformation.get_paginator("list_stacks").paginate(StackStatusFilter=["DELETE_COMPLETE"]):
-        for summary in page.get("StackSummaries", []):
-            if summary.get("StackName") == stack_name and (
-                    newest is None or summary.get("DeletionTime", 0) > newest.get("DeletionTime", 0)):
-                newest = summary
-    return newest["StackId"] if newest else None
+    deleted = [summary for page in cloudformation.get_paginator("list_stacks").paginate(
+                   StackStatusFilter=["DELETE_COMPLETE"])
+               for summary in page.get("StackSummaries", []) if summary.get("StackName") == stack_name]
+    if not deleted:
+        return None
+    return str(max(deleted, key=lambda summary: str(summary.get("DeletionTime", "")))["StackId"])
 
 
 def describe_stack(cloudformation: Any, stack_name: str) -> StackInfo:

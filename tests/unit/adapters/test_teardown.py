@@ -240,7 +240,10 @@ def test_a_resource_tagged_for_another_stack_is_not_this_stack_s(aws):
 
 def test_a_stack_deleted_already_is_found_through_its_deleted_record(aws):
     deleted = stack_record(STACK, "DELETE_COMPLETE", DeletionTime="2025-08-01T00:00:00Z")
-    cloudformation = FakeCloudFormation(REGION, {OTHER: stack_record(OTHER)}, deleted=[deleted])
+    older = {**deleted, "StackId": f"{deleted['StackId']}-older", "DeletionTime": "2025-01-01T00:00:00Z",
+             "Parameters": [{"ParameterKey": "ModelName", "ParameterValue": "older"},
+                            {"ParameterKey": "EndpointName", "ParameterValue": "older-endpoint"}]}
+    cloudformation = FakeCloudFormation(REGION, {OTHER: stack_record(OTHER)}, deleted=[deleted, older])
     stack = describe_stack(cloudformation, STACK)
     assert stack.deleted and (stack.model_name, stack.schedule_role) == ("recs", f"{STACK}-CooldownScheduleRole-ABC")
     execute(plan_teardown(stack, *clients()), *clients())
