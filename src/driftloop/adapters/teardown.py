@@ -194,6 +194,8 @@ def _model_package_group(sagemaker: Any, stack: StackInfo) -> Iterator[Leftover 
     try:
         group = sagemaker.describe_model_package_group(ModelPackageGroupName=stack.model_name)
     except ClientError as error:
+        # SageMaker's not-found text for groups is undocumented (adapters.registry): any validation
+        # failure of a describe by name means there is no such group to delete.
         if is_not_found(error) or error_code(error) == "ValidationException":
             return
         raise
