@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from driftloop.adapters.teardown import STOP, Outcome, TeardownPlan, describe_stack, execute, plan_teardown
 from driftloop.errors import DriftloopError
@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
                                report=lambda outcome: print(f"  {outcome.result} {outcome.kind} {outcome.name}"
                                                             + (f": {outcome.detail}" if outcome.failed else ""),
                                                             file=out))
+    except NoRegionError as error:
+        raise DriftloopError(f"stack {args.stack}: no region: pass --region or set AWS_REGION") from error
     except (BotoCoreError, ClientError) as error:
         raise DriftloopError(f"stack {args.stack}: {error}") from error
     if args.json_out:

@@ -392,3 +392,12 @@ def test_the_function_s_role_allows_every_call_the_teardown_makes(aws):
                for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])}
     needed = {"".join(part.title() for part in call.split("_")) for call in calls} - {"Meta"}
     assert needed and needed <= granted, needed - granted
+
+
+def test_cli_without_a_region_says_so_in_one_line(monkeypatch, capsys):
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    assert cli.main(["teardown", "--stack", STACK]) == 2
+    assert capsys.readouterr().err.strip() == (f"driftloop teardown: stack {STACK}: no region: pass --region or set "
+                                               "AWS_REGION")
