@@ -1,17 +1,7 @@
 """Offline gate: champion vs challenger on the newest held-out data."""
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from driftloop.observability import step_handler
 from driftloop.pipeline import evaluate
 from driftloop.pipeline.invocation import StepInvocation
-from driftloop.pipeline.services import services_from_env
 
-logger = Logger()
-
-
-@logger.inject_lambda_context(log_event=False)
-@event_parser(model=StepInvocation)
-def lambda_handler(event: StepInvocation, context: LambdaContext) -> dict:
-    return evaluate.run(event, services_from_env())
+lambda_handler = step_handler(evaluate.run, StepInvocation)

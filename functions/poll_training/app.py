@@ -1,17 +1,7 @@
 """Follow the training job; a failed job raises TrainingFailedError."""
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from driftloop.observability import step_handler
 from driftloop.pipeline import training
 from driftloop.pipeline.invocation import StepInvocation
-from driftloop.pipeline.services import services_from_env
 
-logger = Logger()
-
-
-@logger.inject_lambda_context(log_event=False)
-@event_parser(model=StepInvocation)
-def lambda_handler(event: StepInvocation, context: LambdaContext) -> dict:
-    return training.poll(event, services_from_env())
+lambda_handler = step_handler(training.poll, StepInvocation)

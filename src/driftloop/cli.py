@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 
 import pyarrow as pa
 
-from driftloop import __version__, init_cli
+from driftloop import __version__, init_cli, teardown_cli
 from driftloop.backtest import cli as backtest_cli
 from driftloop.console import EXIT_CODES_EPILOG, ExitCode, HelpFormatter, fail
 from driftloop.data import cli as merge_cli
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest_cli.add_parser(subparsers)
     ab_cli.add_parser(subparsers)
     init_cli.add_parser(subparsers)
+    teardown_cli.add_parser(subparsers)
     for command in subparsers.choices.values():
         command.epilog, command.formatter_class = EXIT_CODES_EPILOG, HelpFormatter
     return parser

@@ -78,6 +78,7 @@ class Settings:
     cooldown_schedule_role_arn: str = ""
     data_capture_sampling_percent: int = 100
     data_capture_kms_key: str = ""
+    stack_name: str = ""
     # Kept as text: RetrainSettings parses and checks it when a run starts, so a bad value fails that run.
     retrain_environment: dict[str, str] = field(default_factory=dict)
 
@@ -160,6 +161,7 @@ class Settings:
                 cooldown_schedule_role_arn=env.get("COOLDOWN_SCHEDULE_ROLE_ARN", ""),
                 data_capture_sampling_percent=int(env.get("DATA_CAPTURE_SAMPLING_PERCENT", "100")),
                 data_capture_kms_key=env.get("DATA_CAPTURE_KMS_KEY", ""),
+                stack_name=env.get("STACK_NAME", ""),
                 retrain_environment={name: env[name] for name in RETRAIN_ENVIRONMENT if name in env},
             )
         except ValueError as error:

@@ -186,3 +186,20 @@ def test_the_scale_out_merge_calls_only_what_its_roles_allow(workspace: Path, ca
         parameters = world.app.parameters
     assert {"MergePartFunction", "CombineMergeFunction"} <= called_functions(call_log)
     assert denied(call_log, parameters) == []
+
+
+def test_a_guarded_deployment_may_read_its_rollback_alarms(workspace: Path, call_log: CallLog) -> None:
+    alarm = "driftloop-challenger-errors"
+    with running(workspace, DeploymentMode="canary", RollbackAlarmNames=alarm) as (world, runner):
+        cloudwatch = world.client("cloudwatch")
+        cloudwatch.put_metric_alarm(AlarmName=alarm, Namespace="driftloop", MetricName="Invocation5XXErrors",
+                                    Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
+                                    ComparisonOperator="GreaterThanOrEqualToThreshold")
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="challenger errors")
+        runner.replay(load_event("s3_object_created_new_data.json", workspace))
+        runner.wait(timeout=600)
+        parameters = world.app.parameters
+    assert ("UpdateWeightsFunction", "cloudwatch", "DescribeAlarms") in {call[:3] for call in call_log.calls}
+    assert denied(call_log, parameters) == []
+    assert "UpdateWeightsFunction: cloudwatch:DescribeAlarms on *" in denied(call_log, {**parameters,
+                                                                                       "DeploymentMode": "ab"})

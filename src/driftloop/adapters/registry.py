@@ -20,6 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from driftloop.adapters.aws_errors import error_code, is_already_exists, is_transient, raise_for_client_error
+from driftloop.adapters.tags import tag_list
 from driftloop.errors import ConfigurationError, TransientError
 
 PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"
@@ -93,8 +94,10 @@ def _run_prefix(run_id: str) -> str:
 
 
 class ModelRegistry:
-    def __init__(self, client: Any, group: str) -> None:
-        self._client, self.group = client, group
+    """``tags`` (the stack tag) go on the group when this registry creates it."""
+
+    def __init__(self, client: Any, group: str, tags: Mapping[str, str] | None = None) -> None:
+        self._client, self.group, self._tags = client, group, dict(tags or {})
         self._group_ready = False
 
     def _ensure_group(self) -> None:
@@ -112,6 +115,7 @@ class ModelRegistry:
                 self._client.create_model_package_group(
                     ModelPackageGroupName=self.group,
                     ModelPackageGroupDescription="driftloop challengers and champions",
+                    **({"Tags": tag_list(self._tags)} if self._tags else {}),
                 )
             except ClientError as create_error:
                 if not (is_already_exists(create_error) or error_code(create_error) == "ConflictException"):

@@ -23,6 +23,7 @@ from driftloop.adapters.endpoint import (
     update_endpoint_request,
     validate_variants,
 )
+from driftloop.adapters.tags import tag_list
 from driftloop.capture import CAPTURE_CONTENT_TYPE
 from driftloop.errors import ConfigurationError, DriftloopError, InvalidInputError, TransientError
 
@@ -87,10 +88,13 @@ def _same_variants(existing: Sequence[Variant], wanted: Sequence[Variant]) -> bo
 
 
 class SageMakerEndpoint(Endpoint):
-    """``data_capture``: the Data Capture every new endpoint config gets (None: none, for tests of other parts)."""
+    """``data_capture``: the Data Capture every new endpoint config gets (None: none, for tests of other parts).
+    ``tags``: put on every model, config and endpoint created."""
 
-    def __init__(self, client: Any, name: str, data_capture: DataCapture | None = None) -> None:
+    def __init__(self, client: Any, name: str, data_capture: DataCapture | None = None,
+                 tags: Mapping[str, str] | None = None) -> None:
         self._client, self.name, self._data_capture = client, name, data_capture
+        self._tags = {"Tags": tag_list(dict(tags))} if tags else {}
 
     def _call(self, what: str, operation: str, **arguments: Any) -> dict[str, Any]:
         try:
@@ -151,6 +155,7 @@ class SageMakerEndpoint(Endpoint):
                         "ModelDataUrl": model.model_data_url,
                         "Environment": dict(model.environment),
                     },
+                    **self._tags,
                 )
                 return
             except ClientError as error:
@@ -172,6 +177,7 @@ class SageMakerEndpoint(Endpoint):
                 EndpointConfigName=config_name,
                 ProductionVariants=[_production_variant(variant) for variant in variants],
                 **capture,
+                **self._tags,
             )
             return
         except ClientError as error:
@@ -207,7 +213,7 @@ class SageMakerEndpoint(Endpoint):
         endpoint = self._describe_endpoint()
         if endpoint is None:
             try:
-                self._client.create_endpoint(EndpointName=self.name, EndpointConfigName=config_name)
+                self._client.create_endpoint(EndpointName=self.name, EndpointConfigName=config_name, **self._tags)
             except ClientError as error:
                 if not is_already_exists(error):
                     raise_for_client_error(error, f"CreateEndpoint {self.name}")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from driftloop.adapters.aws_errors import is_already_exists, is_not_found, raise_for_client_error
+from driftloop.adapters.tags import tag_list
 from driftloop.errors import TransientError
 
 
@@ -26,13 +28,17 @@ class Trainer(ABC):
 class SageMakerTrainer(Trainer):
     """Job names are unique per (execution, attempt) (``driftloop.model.jobs.training_job_name``), so a
     job that already carries the requested name is this attempt's own job, started by an earlier try of
-    the same state: it is adopted, never reported as a failure."""
+    the same state: it is adopted, never reported as a failure. ``tags`` (the stack tag) are added to
+    every job's own tags, which win on a clash."""
 
-    def __init__(self, client: Any) -> None:
-        self._client = client
+    def __init__(self, client: Any, tags: Mapping[str, str] | None = None) -> None:
+        self._client, self._tags = client, dict(tags or {})
 
     def start(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["TrainingJobName"]
+        if self._tags:
+            own = {tag["Key"]: tag["Value"] for tag in request.get("Tags", [])}
+            request = {**request, "Tags": tag_list({**self._tags, **own})}
         try:
             self._client.create_training_job(**request)
         except ClientError as error:

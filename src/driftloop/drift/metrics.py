@@ -13,6 +13,20 @@ from driftloop.drift.compare import DriftReport
 METRIC_PREFIX = "feature_baseline_drift_"
 DEFAULT_NAMESPACE = "driftloop/drift"
 
+# The functions' POWERTOOLS_METRICS_NAMESPACE, where the template's alarm and dashboard look.
+NAMESPACE = "driftloop"
+# The conversion metric every A/B analysis and concept-drift check publishes, one value per variant, and
+# the template's conversion-drop alarm watches (for the champion's variant).
+CONVERSION_RATE_METRIC = "conversion_rate"
+SERVED_METRIC = "served"
+MODEL_DIMENSION = "model"
+ENDPOINT_DIMENSION = "endpoint"
+VARIANT_DIMENSION = "variant"
+CONVERSION_DIMENSIONS = (MODEL_DIMENSION, ENDPOINT_DIMENSION, VARIANT_DIMENSION)
+# Finalize's: one run per outcome, and what the run's training job cost.
+RUNS_METRIC, RUN_DIMENSIONS = "runs", ("model", "outcome")
+TRAINING_COST_METRIC, TRAINING_COST_DIMENSIONS = "training_cost_usd", ("model",)
+
 
 def publish_feature_drift(
     report: DriftReport,
@@ -40,33 +54,33 @@ def publish_feature_drift(
     return published
 
 
-# The conversion metric's contract with the template's alarm (template.yaml watches these names).
-CONVERSION_RATE_METRIC = "conversion_rate"
-SERVED_METRIC = "served"
-MODEL_DIMENSION = "model"
-ENDPOINT_DIMENSION = "endpoint"
-VARIANT_DIMENSION = "variant"
-CONVERSION_DIMENSIONS = (MODEL_DIMENSION, ENDPOINT_DIMENSION, VARIANT_DIMENSION)
+def emit_metrics(values: Mapping[str, tuple[MetricUnit, float]], dimensions: Mapping[str, str],
+                 namespace: str = NAMESPACE) -> None:
+    """One EMF line holding ``values`` (name: (unit, value)) with exactly ``dimensions``. Powertools' ``Metrics``
+    would add ``service`` (the functions' POWERTOOLS_SERVICE_NAME), which the template's alarm and dashboard
+    dimension sets do not name, so they would never see the metric."""
+    provider = AmazonCloudWatchEMFProvider(namespace=namespace)
+    provider.service = None
+    for name, value in dimensions.items():
+        provider.add_dimension(name=name, value=value)
+    for name, (unit, value) in values.items():
+        provider.add_metric(name=name, unit=unit, value=value)
+    provider.flush_metrics()
 
 
 def publish_conversion(model: str, endpoint: str, rates: Mapping[str, tuple[int, int]],
-                       namespace: str | None = None) -> list[dict[str, object]]:
+                       namespace: str = NAMESPACE) -> list[dict[str, object]]:
     """Emit ``conversion_rate`` (conversions / served, in [0, 1]) and ``served`` per variant, each with
     exactly the dimensions ``model``, ``endpoint`` and ``variant`` (no ``service`` dimension, so an alarm on
-    those three matches), in ``namespace`` (None: ``POWERTOOLS_METRICS_NAMESPACE``). ``rates`` maps a
+    those three matches), in ``namespace``. ``rates`` maps a
     variant to (served, conversions); variants that served nothing publish no rate. Returns what was
     published."""
     published: list[dict[str, object]] = []
     for variant, (served, conversions) in sorted(rates.items()):
         if served <= 0:
             continue
-        provider = AmazonCloudWatchEMFProvider(namespace=namespace, service="")
-        provider.add_dimension(name=MODEL_DIMENSION, value=model)
-        provider.add_dimension(name=ENDPOINT_DIMENSION, value=endpoint)
-        provider.add_dimension(name=VARIANT_DIMENSION, value=variant)
         rate = conversions / served
-        provider.add_metric(name=CONVERSION_RATE_METRIC, unit=MetricUnit.NoUnit, value=rate)
-        provider.add_metric(name=SERVED_METRIC, unit=MetricUnit.Count, value=served)
-        provider.flush_metrics()
+        emit_metrics({CONVERSION_RATE_METRIC: (MetricUnit.NoUnit, rate), SERVED_METRIC: (MetricUnit.Count, served)},
+                     {MODEL_DIMENSION: model, ENDPOINT_DIMENSION: endpoint, VARIANT_DIMENSION: variant}, namespace)
         published.append({"variant": variant, CONVERSION_RATE_METRIC: rate, SERVED_METRIC: served})
     return published

@@ -91,6 +91,49 @@ def _s3_event(bucket: str, key: str, body: bytes, sequencer: str) -> dict[str, A
     }
 
 
+def _alarm_event(alarms: dict[str, dict[str, Any]], alarm_names: str) -> dict[str, Any]:
+    """The "CloudWatch Alarm State Change" the template's conversion-drop alarm (the first of AlarmNames)
+    sends when the champion's conversion stays below its threshold for its evaluation periods."""
+    name = alarm_names.split(",")[0].strip()
+    alarm = next(properties for properties in alarms.values() if properties.get("AlarmName") == name)
+    periods, threshold = int(alarm["EvaluationPeriods"]), float(alarm["Threshold"])
+    period, statistic = int(alarm["Period"]), alarm["Statistic"]
+    datapoints = [round(threshold * 0.62, 4)] * periods
+    hours = ", ".join(f"{value} (31/07/25 {23 - index:02d}:00:00)" for index, value in enumerate(datapoints))
+    return {
+        "version": "0",
+        "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": ACCOUNT_ID,
+        "time": EVENT_TIME,
+        "region": REGION,
+        "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{name}"],
+        "detail": {
+            "alarmName": name,
+            "state": {
+                "value": "ALARM",
+                "reason": f"Threshold Crossed: {periods} out of the last {periods} datapoints [{hours}] was less "
+                          f"than the threshold ({threshold:g}) (minimum {periods} datapoint"
+                          f"{'s' if periods > 1 else ''} for OK -> ALARM transition).",
+                "reasonData": json.dumps({"version": "1.0", "queryDate": "2025-08-01T00:05:12.985+0000",
+                                          "statistic": statistic, "period": period,
+                                          "recentDatapoints": datapoints, "threshold": threshold}),
+                "timestamp": "2025-08-01T00:05:12.988+0000",
+            },
+            "previousState": {"value": "OK", "reason": "Threshold Crossed", "reasonData": "{}",
+                              "timestamp": "2025-07-31T00:05:12.988+0000"},
+            "configuration": {
+                "description": alarm["AlarmDescription"],
+                "metrics": [{"id": "m1", "metricStat": {
+                    "metric": {"namespace": alarm["Namespace"], "name": alarm["MetricName"],
+                               "dimensions": {d["Name"]: d["Value"] for d in alarm["Dimensions"]}},
+                    "period": period, "stat": statistic}, "returnData": True}],
+            },
+        },
+    }
+
+
 def sample_events(project_dir: Path, simulator: Simulator) -> dict[str, dict[str, Any]]:
     """The events announcing ``simulator``'s sample objects; events/ holds those of the default shop."""
     app = load_app(project_dir / "template.yaml")
@@ -98,7 +141,6 @@ def sample_events(project_dir: Path, simulator: Simulator) -> dict[str, dict[str
     bucket, prefix = environment["DATA_BUCKET"], environment["INCOMING_PREFIX"]
     objects = sample_objects(prefix, simulator)
     drifted_key, notes_key = (key for key in objects if key.startswith(prefix) and key != REPORT_KEY)
-    alarm = environment.get("ALARM_NAMES", "driftloop-conversion-drop").split(",")[0]
     return {
         "s3_object_created_new_data.json": _s3_event(bucket, drifted_key, objects[drifted_key], "0066A8D0E77DE42B01"),
         "s3_object_created_violation_report.json": _s3_event(bucket, REPORT_KEY, objects[REPORT_KEY],
@@ -106,37 +148,7 @@ def sample_events(project_dir: Path, simulator: Simulator) -> dict[str, dict[str
         "s3_object_created_not_parquet.json": _s3_event(bucket, notes_key, objects[notes_key], "0066A8D0E77DE42B03"),
         "s3_object_created_outside_prefix.json": _s3_event(bucket, "uploads/2025-07.parquet",
                                                            objects[drifted_key], "0066A8D0E77DE42B04"),
-        "cloudwatch_alarm_conversion_drop.json": {
-            "version": "0",
-            "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
-            "detail-type": "CloudWatch Alarm State Change",
-            "source": "aws.cloudwatch",
-            "account": ACCOUNT_ID,
-            "time": EVENT_TIME,
-            "region": REGION,
-            "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{alarm}"],
-            "detail": {
-                "alarmName": alarm,
-                "state": {
-                    "value": "ALARM",
-                    "reason": "Threshold Crossed: 1 out of the last 1 datapoints [0.031 (31/07/25 23:00:00)] was "
-                              "less than the threshold (0.05) (minimum 1 datapoint for OK -> ALARM transition).",
-                    "reasonData": json.dumps({"version": "1.0", "queryDate": "2025-08-01T00:05:12.985+0000",
-                                              "statistic": "Average", "period": 3600, "recentDatapoints": [0.031],
-                                              "threshold": 0.05}),
-                    "timestamp": "2025-08-01T00:05:12.988+0000",
-                },
-                "previousState": {"value": "OK", "reason": "Threshold Crossed", "reasonData": "{}",
-                                  "timestamp": "2025-07-31T00:05:12.988+0000"},
-                "configuration": {
-                    "description": "Champion conversion rate dropped",
-                    "metrics": [{"id": "m1", "metricStat": {
-                        "metric": {"namespace": "driftloop", "name": "conversion_rate",
-                                   "dimensions": {"service": "driftloop"}},
-                        "period": 3600, "stat": "Average"}, "returnData": True}],
-                },
-            },
-        },
+        "cloudwatch_alarm_conversion_drop.json": _alarm_event(app.alarms, app.parameters["AlarmNames"]),
         "scheduled_periodic_check.json": {
             "version": "0",
             "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",

@@ -86,6 +86,7 @@ class LocalApp:
     tables: dict[str, dict[str, Any]]
     topics: dict[str, str]
     outputs: dict[str, Any] = field(default_factory=dict)
+    alarms: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def environment(self) -> dict[str, str]:
@@ -370,4 +371,6 @@ def load_app(template_path: Path, overrides: Mapping[str, Any] | None = None) ->
         tables=tables,
         topics=by_type["AWS::SNS::Topic"],
         outputs=resolver.resolve(cfn.get("Outputs", {})),
+        alarms={lid: resolver.resolve(r["Properties"]) for lid, r in resources.items()
+                if r["Type"] == "AWS::CloudWatch::Alarm" and active(r)},
     )

@@ -9,6 +9,7 @@ import numpy as np
 from driftloop.adapters.artifacts import fetch_model_dir
 from driftloop.adapters.registry import ModelRegistry
 from driftloop.adapters.s3 import put_json
+from driftloop.adapters.tags import stack_tags
 from driftloop.data.merge import dataset_source
 from driftloop.evaluation.offline import OfflineGateConfig, offline_gate
 from driftloop.layout import evaluation_report_key, object_path, s3_uri
@@ -65,7 +66,7 @@ def run(invocation: StepInvocation, services: Services) -> Evaluation:
     ).to_dict()
     report_key = put_json(services.s3, bucket, evaluation_report_key(run["run_id"]),
                           {"holdout_from": merge.holdout_from, "holdout_rows": holdout.num_rows, **gate})
-    package_arn = ModelRegistry(services.sagemaker, settings.model_name).register(
+    package_arn = ModelRegistry(services.sagemaker, settings.model_name, stack_tags(settings.stack_name)).register(
         run_id=run["run_id"],
         model_data_url=training.model_artifact,
         image=settings.training_image,

@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from driftloop.adapters.events import put_events
 from driftloop.adapters.s3 import put_json
 from driftloop.layout import record_key, s3_uri
+from driftloop.observability import publish_run_metrics
 from driftloop.pipeline.contracts import FinalizeResult, RunRecord, returns
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services
@@ -178,6 +179,7 @@ def run(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         services.ledger.put_run(settings.model_name, record)
     finally:  # a record that cannot be written must not keep the model locked for the whole lease
         handed_on = release_and_hand_on(services, invocation, record["run_id"])
+    publish_run_metrics(settings.model_name, record)
     notification_error = None
     if record["outcome"] != "duplicate_ignored":
         notification_error = _notify(services, record)

@@ -21,6 +21,7 @@ import boto3
 from driftloop.adapters.endpoint import Endpoint
 from driftloop.adapters.ledger import Ledger
 from driftloop.adapters.sagemaker_endpoint import DataCapture, SageMakerEndpoint
+from driftloop.adapters.tags import stack_tags
 from driftloop.adapters.training import SageMakerTrainer, Trainer
 from driftloop.config import Settings
 from driftloop.layout import capture_destination
@@ -54,7 +55,8 @@ def sagemaker_adapters(settings: Settings, s3: Any, sagemaker: Any) -> tuple[Tra
     """The deployed adapters: SageMaker training jobs and the SageMaker endpoint."""
     capture = DataCapture(capture_destination(settings.data_bucket), settings.data_capture_sampling_percent,
                           settings.data_capture_kms_key)
-    return SageMakerTrainer(sagemaker), SageMakerEndpoint(sagemaker, settings.endpoint_name, capture)
+    tags = stack_tags(settings.stack_name)
+    return SageMakerTrainer(sagemaker, tags), SageMakerEndpoint(sagemaker, settings.endpoint_name, capture, tags)
 
 
 def build_services(settings: Settings, adapters: Adapters = sagemaker_adapters) -> Services:

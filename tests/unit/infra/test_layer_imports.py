@@ -19,7 +19,7 @@ SOURCE = REPO / "src"
 # Top-level import names of layers/driftloop/requirements.txt, plus what the python3.12 runtime ships.
 LAYER_MODULES = {
     "aws_lambda_powertools", "pyarrow", "numpy", "pydantic", "pydantic_core",
-    "annotated_types", "typing_extensions", "typing_inspection", "jmespath", "scipy",
+    "annotated_types", "typing_extensions", "typing_inspection", "jmespath", "scipy", "aws_xray_sdk", "wrapt",
 }  # fmt: skip
 RUNTIME_MODULES = {"boto3", "botocore", "s3transfer", "urllib3"}
 

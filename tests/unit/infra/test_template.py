@@ -36,6 +36,7 @@ ENVIRONMENT = {
     "TRAINING_IMAGE", "TRAINING_INSTANCE_TYPE", "USE_SPOT_TRAINING", "MAX_TRAINING_SECONDS",
     "ENDPOINT_INSTANCE_TYPE", "SAGEMAKER_ROLE_ARN", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
+    "STACK_NAME",
 }  # fmt: skip
 # The retrain decision's parameters: only the drift step reads them (config.RetrainSettings).
 DRIFT_ENVIRONMENT = {
@@ -46,6 +47,7 @@ PARAMETER_DEFAULTS = {
     "ModelName": "recommender", "EndpointName": "driftloop-recommender", "ChampionVariantName": "champion",
     "ChallengerVariantName": "challenger", "IncomingPrefix": "incoming/", "MonitorReportPrefix": "monitoring/",
     "AlarmNames": "driftloop-conversion-drop", "ScheduleExpression": "rate(7 days)", "ScheduleState": "DISABLED",
+    "ConversionAlarmThreshold": 0.05, "ConversionAlarmPeriods": 1, "StackDeleteTeardown": "keep-model-registry",
     "PsiThreshold": 0.2, "JsThreshold": 0.1, "SignificanceLevel": 0.05, "MinSampleSize": 1000,
     "EvaluationMargin": 0.0, "TrafficStages": "10,50,100", "MinimumLift": 0.05, "ABHoldbackPercent": 0,
     "MinSamplesPerVariant": 500, "AttributionWindowMinutes": 60, "DataCaptureSamplingPercent": 100,
@@ -68,6 +70,7 @@ UNSCOPED_ACTIONS = {
     "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
     "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
     "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "sagemaker:ListEndpointConfigs", "sagemaker:ListModels", "sagemaker:ListTrainingJobs", "scheduler:ListSchedules",
 }  # fmt: skip
 METADATA_KEYS = {"BuildMethod", "BuildArchitecture", "checkov", "cfn-lint"}
 
