@@ -159,7 +159,7 @@ def _cards(content: ReportContent) -> str:
          if champion else "no model promoted yet"),
         ("Training cost", _e(format_usd(content.costs.total_usd)),
          f"{len(content.costs.rows)} jobs · spot saved {_e(format_usd(content.costs.total_saving_usd))}"),
-        ("Feedback", f"{served:,}", f"requests logged across {len(content.conversion.variants)} variants"),
+        ("Feedback", f"{served:,}", f"requests served across {len(content.conversion.variants)} variants"),
     ]
     return "<div class='cards'>" + "".join(
         f"<div class='card'><div class='label'>{_e(label)}</div><div class='value'>{value}</div>"
