@@ -111,3 +111,13 @@ def test_an_empty_bucket_says_where_it_looked() -> None:
 def test_the_default_window_is_the_templates() -> None:
     environment = load_app(TEMPLATE).environment
     assert float(environment["ATTRIBUTION_WINDOW_MINUTES"]) == DEFAULT_ATTRIBUTION_WINDOW_MINUTES
+
+
+def test_counts_of_many_files_are_folded_without_loss() -> None:
+    store = MemoryStore()
+    for index in range(150):  # more files than are summed at once
+        put_capture(store, ENDPOINT, "champion", [served_line(f"e{index}", at(index), f"u{index}", ["i1"])],
+                    name=f"part-{index:03d}")
+    put_purchases(store, "purchases/date=2025-07-01/events-0.parquet",
+                  [(f"u{index}", "i1", at(index + 1), None) for index in range(0, 150, 3)])
+    assert per_variant(store) == {"champion": (150, 50)}
