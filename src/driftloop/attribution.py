@@ -20,14 +20,20 @@ from datetime import timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from driftloop.capture import ServedRecommendation
+from driftloop.data.inputs import READ_ERRORS
 from driftloop.errors import InvalidInputError
 
 PURCHASE = "purchase"
 PURCHASE_COLUMNS = ("user_id", "item_id", "event_time")
 INFERENCE_ID_COLUMN = "inference_id"
 _TIME = pa.timestamp("us", tz="UTC")
+_PURCHASE_READ_COLUMNS = (*PURCHASE_COLUMNS, "event_type", INFERENCE_ID_COLUMN)
+# What reading one purchases object can raise; such an object is counted as unreadable (KeyError: a
+# column name used twice).
+UNREADABLE_PURCHASES = (InvalidInputError, KeyError, *READ_ERRORS)
 
 PURCHASES_SCHEMA = pa.schema([("user_id", pa.string()), ("item_id", pa.string()), ("event_time", _TIME),
                               (INFERENCE_ID_COLUMN, pa.string())])
@@ -56,6 +62,13 @@ def purchases_of(table: pa.Table) -> pa.Table:
     return pa.table({"user_id": table["user_id"].cast(pa.string()), "item_id": table["item_id"].cast(pa.string()),
                      "event_time": table["event_time"].cast(_TIME), INFERENCE_ID_COLUMN: tagged},
                     schema=PURCHASES_SCHEMA)
+
+
+def read_purchase_file(parquet: pq.ParquetFile) -> pa.Table:
+    """The purchases of one Parquet object (an upload or purchase events), reading only the columns
+    ``purchases_of`` needs; raises one of ``UNREADABLE_PURCHASES`` when it cannot."""
+    columns = [name for name in _PURCHASE_READ_COLUMNS if name in parquet.schema_arrow.names]
+    return purchases_of(parquet.read(columns=columns))
 
 
 def attribute(served: Sequence[ServedRecommendation], purchases: pa.Table, window: timedelta) -> pa.Table:

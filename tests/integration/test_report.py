@@ -6,8 +6,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from conftest import PROJECT
 
+from driftloop.local.customers import serve_batch
 from driftloop.local.runtime import LocalAWS, Profile
 from driftloop.local.shop import data_bucket
 from driftloop.report import S3Store, WorkspaceStore, build_report
@@ -17,10 +19,13 @@ GENERATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_report_reads_the_same_from_the_workspace_and_from_s3(workspace: Path, tmp_path: Path) -> None:
-    from_snapshot = build_report(WorkspaceStore(workspace), tmp_path / "snapshot", GENERATED_AT)
     quiet = Profile(Profile.load(PROJECT).parameters, requests_per_second=0)  # no live traffic while reading
     with LocalAWS(PROJECT, workspace, quiet) as world:
+        # The champion serves a batch of customers: Data Capture files and tagged purchase events.
+        served_requests = serve_batch(workspace, world.app.environment["ENDPOINT_NAME"], data_bucket(world),
+                                      world.client("s3"), 300, np.random.default_rng(7))
         from_s3 = build_report(S3Store(world.client("s3"), data_bucket(world)), tmp_path / "s3", GENERATED_AT)
+    from_snapshot = build_report(WorkspaceStore(workspace), tmp_path / "snapshot", GENERATED_AT)
     snapshot, s3 = (json.loads((page.parent / DATA_FILE).read_text()) for page in (from_snapshot, from_s3))
     assert snapshot.pop("location").startswith(s3.pop("location"))
     assert snapshot == s3
@@ -30,3 +35,10 @@ def test_report_reads_the_same_from_the_workspace_and_from_s3(workspace: Path, t
     assert f"id='run-{runs[0]['run_id']}'" in page
     assert "first deployment" in page
     assert snapshot["lineage"]["models"][0]["status"] == "champion"
+    # The local shop writes no feedback log: conversion comes from Data Capture joined with its purchases.
+    assert snapshot["conversion_source"]["source"] == "data_capture"
+    variants = snapshot["conversion"]["variants"]
+    assert served_requests > 0 and sum(sum(variant["served"]) for variant in variants) == served_requests
+    assert sum(sum(variant["conversions"]) for variant in variants) > 0
+    assert snapshot["conversion_source"]["capture"]["skipped_total"] == 0
+    assert "Counted from SageMaker Data Capture" in page and "data:image/png" in page

@@ -30,9 +30,14 @@ import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from driftloop.adapters.s3 import exists, get_json, list_objects
-from driftloop.attribution import INFERENCE_ID_COLUMN, PURCHASES_SCHEMA, attribute, purchases_of
+from driftloop.attribution import (
+    INFERENCE_ID_COLUMN,
+    PURCHASES_SCHEMA,
+    UNREADABLE_PURCHASES,
+    attribute,
+    read_purchase_file,
+)
 from driftloop.capture import CaptureReader, ServedRecommendation
-from driftloop.data.inputs import READ_ERRORS
 from driftloop.drift.metrics import publish_conversion
 from driftloop.errors import InvalidInputError
 from driftloop.layout import (
@@ -50,7 +55,6 @@ from driftloop.storage import ParquetSource, is_parquet_name, s3_source
 
 FEEDBACK_SCHEMA = pa.schema([("variant", pa.string()), ("served_at", pa.timestamp("us", tz="UTC")),
                              ("converted", pa.bool_()), ("latency_ms", pa.float64()), ("error", pa.bool_())])
-_PURCHASE_READ_COLUMNS = ("user_id", "item_id", "event_type", "event_time", INFERENCE_ID_COLUMN)
 _UNREADABLE_LISTED = 20
 
 
@@ -191,10 +195,8 @@ def read_purchases(services: Services, since: datetime, until: datetime | None =
     for index, path in enumerate(source.paths):
         try:
             with source.filesystem.open_input_file(path) as handle:
-                parquet = pq.ParquetFile(handle)
-                columns = [name for name in _PURCHASE_READ_COLUMNS if name in parquet.schema_arrow.names]
-                tables.append(_in_window(purchases_of(parquet.read(columns=columns)), "event_time", since, until))
-        except (InvalidInputError, KeyError, *READ_ERRORS) as error:  # KeyError: a column name used twice
+                tables.append(_in_window(read_purchase_file(pq.ParquetFile(handle)), "event_time", since, until))
+        except UNREADABLE_PURCHASES as error:
             unreadable.append({"object": source.label(index), "reason": f"{type(error).__name__}: {error}"[:300]})
     purchases = pa.concat_tables(tables) if tables else PURCHASES_SCHEMA.empty_table()
     evidence = {"uploads_read": len(keys), "purchase_event_files_read": len(events), "purchases": purchases.num_rows,

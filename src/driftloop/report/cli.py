@@ -18,7 +18,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "report",
         help="write one self-contained HTML page (and PNG charts) auditing every run",
         description="Reads run records (runs/), drift reports and A/B decisions (reports/) and the feedback "
-        "log (feedback/) of the data bucket: of a local workspace, or of a bucket in AWS with --aws-bucket.",
+        "(the feedback log under feedback/, else Data Capture under datacapture/ joined with the purchases "
+        "under incoming/ and purchases/) of the data bucket: of a local workspace, or of a bucket in AWS with "
+        "--aws-bucket.",
     )
     parser.add_argument("--workspace", default=DEFAULT_WORKSPACE,
                         help=f"local workspace to read (default {DEFAULT_WORKSPACE})")

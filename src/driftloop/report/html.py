@@ -159,7 +159,7 @@ def _cards(content: ReportContent) -> str:
          if champion else "no model promoted yet"),
         ("Training cost", _e(format_usd(content.costs.total_usd)),
          f"{len(content.costs.rows)} jobs · spot saved {_e(format_usd(content.costs.total_saving_usd))}"),
-        ("Feedback", f"{served:,}", f"requests logged across {len(content.conversion.variants)} variants"),
+        ("Feedback", f"{served:,}", f"requests served across {len(content.conversion.variants)} variants"),
     ]
     return "<div class='cards'>" + "".join(
         f"<div class='card'><div class='label'>{_e(label)}</div><div class='value'>{value}</div>"
@@ -590,9 +590,9 @@ def render_page(content: ReportContent, charts: Charts) -> str:
     drift_caption = ("One point per run that compared new data with the champion's baseline. Dashed: the "
                      "threshold that run applied to the feature (per-feature overrides included); ringed: the "
                      "feature drifted (effect at or above a threshold and significant after correction).")
-    conversion_caption = (f"Share of logged requests that converted, per {_e(bucket)}; dashed lines mark "
-                          "promotions (green) and rollbacks (red); shaded spans are A/B tests. Counted from "
-                          "feedback/ as logged, so the latest buckets may still gain conversions.")
+    conversion_caption = (f"Share of served requests that converted, per {_e(bucket)}; dashed lines mark "
+                          "promotions (green) and rollbacks (red); shaded spans are A/B tests. The latest buckets "
+                          f"may still gain conversions. {_e(content.source.feedback_origin.describe())}")
     body = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
@@ -608,7 +608,7 @@ def render_page(content: ReportContent, charts: Charts) -> str:
         _decisions_table(content),
         "<h2 id='conversion'>Conversion per variant over time</h2>",
         _figure(charts.conversion, "conversion rate per variant over time", conversion_caption,
-                "No feedback logged under feedback/ yet."),
+                "No feedback yet. " + content.source.feedback_origin.describe()),
         "<h2 id='drift'>Drift score per feature and run</h2>",
         _figure(charts.drift, "PSI and JS distance per feature per run", drift_caption,
                 "No run has compared new data with a baseline yet."),

@@ -1,19 +1,24 @@
 """Everything the report shows, read once from a bucket's objects (in a local workspace or in S3).
 
-Only three prefixes matter: ``runs/<run_id>/record.json`` (run records), ``reports/<run_id>/...``
-(drift reports and A/B stage decisions) and ``feedback/<endpoint>/date=YYYY-MM-DD/*.parquet``.
+It reads ``runs/<run_id>/record.json`` (run records), ``reports/<run_id>/...`` (drift reports and A/B
+stage decisions) and the feedback, as the pipeline does (docs/feedback.md): the feedback log
+``feedback/<endpoint>/date=YYYY-MM-DD/*.parquet`` when there is one, else SageMaker Data Capture
+(``datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl``) joined with the purchases of the uploads
+(``incoming/``) and of the purchase events (``purchases/``) by :func:`driftloop.attribution.attribute`.
 
 Feedback is reduced file by file to counts per time unit, variant and endpoint, so the report's
-memory does not grow with the number of requests served. The unit (second, minute or hour) follows
-the days the feedback partitions span, which bounds the counts to about 86,400 per variant.
+memory does not grow with the number of requests served (the purchases, needed for the join, are held
+in memory). The unit (second, minute or hour) follows the days the feedback spans, which bounds the
+counts to about 86,400 per variant.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,12 +27,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from driftloop.attribution import PURCHASES_SCHEMA, UNREADABLE_PURCHASES, attribute, read_purchase_file
+from driftloop.capture import CaptureReader
 from driftloop.errors import InvalidInputError, NotFoundError
 from driftloop.layout import (
+    CAPTURE,
+    DEFAULT_INCOMING_PREFIX,
     FEEDBACK,
+    PURCHASE_EVENTS,
     RUNS,
     WorkspaceLayout,
     ab_look,
+    capture_hour,
     feedback_day,
     feedback_endpoint,
     is_record_key,
@@ -111,7 +122,7 @@ def _data_bucket(entries: Any, workspace: Path) -> str:
     buckets: dict[str, set[str]] = {}
     for entry in entries:
         buckets.setdefault(entry["bucket"], set()).add(entry["key"].split("/", 1)[0] + "/")
-    for prefix in (RUNS, FEEDBACK):
+    for prefix in (RUNS, FEEDBACK, CAPTURE):
         holding = sorted(name for name, prefixes in buckets.items() if prefix in prefixes)
         if holding:
             return holding[0]
@@ -146,6 +157,44 @@ COUNT_SCHEMA = pa.schema([
     ("conversions", pa.int64()),
 ])
 UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+DEFAULT_ATTRIBUTION_WINDOW_MINUTES = 60.0  # template.yaml AttributionWindowMinutes default
+_FOLD_EVERY = 64  # files whose counts are summed at once, so the counts held stay bounded
+
+
+@dataclass(frozen=True)
+class FeedbackOrigin:
+    """Where the conversion counts came from, and what could not be used, for the chart's caption.
+
+    ``source`` is ``feedback_log``, ``data_capture`` or ``none`` (the pipeline's ``feedback.source``);
+    ``window_from_runs`` says whether the attribution window was the one the runs used or the default.
+    """
+
+    source: str = "none"
+    files: int = 0
+    attribution_window_minutes: float | None = None
+    window_from_runs: bool = False
+    capture: dict[str, Any] = field(default_factory=dict)
+    purchases: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One or two sentences for the reader of the report."""
+        if self.source == "feedback_log":
+            return f"Counted from the feedback log under {FEEDBACK} ({self.files:,} files)."
+        if self.source != "data_capture":
+            return f"Neither a feedback log under {FEEDBACK} nor Data Capture under {CAPTURE} was found."
+        window = self.attribution_window_minutes
+        where = ("the window the runs used" if self.window_from_runs
+                 else "the template's default: no run recorded the window it used")
+        skipped = self.capture.get("skipped", {})
+        skipped_text = (", ".join(f"{count:,} {reason}" for reason, count in skipped.items()) if skipped
+                        else "none")
+        unreadable = self.purchases.get("unreadable", 0)
+        return (f"Counted from SageMaker Data Capture under {CAPTURE} ({self.files:,} files, "
+                f"{self.capture.get('records', 0):,} requests) joined with {self.purchases.get('purchases', 0):,} "
+                f"purchases ({self.purchases.get('objects_read', 0):,} objects under {DEFAULT_INCOMING_PREFIX} and "
+                f"{PURCHASE_EVENTS}" + (f"; {unreadable:,} unreadable" if unreadable else "") + ") "
+                f"within an attribution window of {window:g} minutes ({where}). "
+                f"Captured lines skipped: {skipped_text}.")
 
 
 @dataclass(frozen=True)
@@ -158,6 +207,7 @@ class ReportInput:
     ab_stages: dict[str, list[dict[str, Any]]]
     feedback: pa.Table
     feedback_unit: str = "minute"
+    feedback_origin: FeedbackOrigin = field(default_factory=FeedbackOrigin)
 
 
 def time_counts(feedback: pa.Table, endpoint: str, unit: str) -> pa.Table:
@@ -196,16 +246,84 @@ def combine_counts(tables: list[pa.Table]) -> pa.Table:
     return table.sort_by([("time", "ascending"), ("endpoint", "ascending"), ("variant", "ascending")])
 
 
-def load_feedback(store: ObjectStore) -> tuple[pa.Table, str]:
-    """Counts of every feedback file, and the unit they are counted in."""
+def load_feedback(store: ObjectStore, records: list[dict[str, Any]] | None = None
+                  ) -> tuple[pa.Table, str, FeedbackOrigin]:
+    """Counts per time unit, endpoint and variant, their unit and their origin: the feedback log when
+    there is one, else Data Capture joined with purchases (with the attribution window of ``records``)."""
     keys = [key for key in store.keys(FEEDBACK) if is_parquet_name(key)]
+    if not keys:
+        return load_captured_feedback(store, records or [])
     unit = count_unit(sorted({date.fromisoformat(day) for day in map(feedback_day, keys) if day}))
     counts = []
     for key in keys:
         endpoint = feedback_endpoint(key)
         table = pq.read_table(io.BytesIO(store.read(key)), columns=["variant", "served_at", "converted"])
         counts.append(time_counts(table, endpoint, unit))
-    return combine_counts(counts), unit
+    return combine_counts(counts), unit, FeedbackOrigin("feedback_log", len(keys))
+
+
+def recorded_attribution_window(records: list[dict[str, Any]]) -> float | None:
+    """The attribution window (minutes) of the latest run whose feedback evidence records one."""
+    for record in reversed(records):
+        for feedback in _feedback_evidence(record.get("evidence")):
+            window = feedback.get("attribution_window_minutes")
+            if isinstance(window, int | float) and not isinstance(window, bool) and window >= 0:
+                return float(window)
+    return None
+
+
+def _feedback_evidence(document: Any) -> Iterator[dict[str, Any]]:
+    """Every ``feedback`` object in a record's evidence (the A/B stage's and the concept check's)."""
+    if isinstance(document, dict):
+        for name, value in document.items():
+            if name == "feedback" and isinstance(value, dict):
+                yield value
+            yield from _feedback_evidence(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from _feedback_evidence(value)
+
+
+def load_purchases(store: ObjectStore) -> tuple[pa.Table, dict[str, Any]]:
+    """Every purchase of the uploads and purchase events, and how many objects were read or unreadable."""
+    keys = [key for prefix in (DEFAULT_INCOMING_PREFIX, PURCHASE_EVENTS) for key in store.keys(prefix)
+            if is_parquet_name(key)]
+    tables, unreadable = [], 0
+    for key in keys:
+        try:
+            tables.append(read_purchase_file(pq.ParquetFile(io.BytesIO(store.read(key)))))
+        except UNREADABLE_PURCHASES:
+            unreadable += 1
+    purchases = pa.concat_tables(tables) if tables else PURCHASES_SCHEMA.empty_table()
+    return purchases, {"objects_read": len(keys), "unreadable": unreadable, "purchases": purchases.num_rows}
+
+
+def load_captured_feedback(store: ObjectStore, records: list[dict[str, Any]]
+                           ) -> tuple[pa.Table, str, FeedbackOrigin]:
+    """Counts of the captured requests, attributed file by file against the bucket's purchases."""
+    located = []
+    for key in store.keys(CAPTURE):
+        endpoint = key.removeprefix(CAPTURE).split("/", 1)[0]
+        where = capture_hour(key, endpoint)
+        if where is not None:
+            located.append((key, endpoint, *where))
+    if not located:
+        return COUNT_SCHEMA.empty_table(), count_unit([]), FeedbackOrigin()
+    recorded = recorded_attribution_window(records)
+    minutes = DEFAULT_ATTRIBUTION_WINDOW_MINUTES if recorded is None else recorded
+    unit = count_unit(sorted({hour.date() for *_, hour in located}))
+    purchases, purchase_counts = load_purchases(store)
+    reader = CaptureReader()
+    counts: list[pa.Table] = []
+    for key, endpoint, variant, _ in located:
+        served = reader.read(store.read(key), variant, key)
+        if served:
+            counts.append(time_counts(attribute(served, purchases, timedelta(minutes=minutes)), endpoint, unit))
+        if len(counts) >= _FOLD_EVERY:
+            counts = [combine_counts(counts)]
+    origin = FeedbackOrigin("data_capture", len(located), minutes, recorded is not None, reader.evidence(),
+                            purchase_counts)
+    return combine_counts(counts), unit, origin
 
 
 def read_record(store: ObjectStore, key: str) -> dict[str, Any]:
@@ -238,8 +356,8 @@ def load_report_input(store: ObjectStore) -> ReportInput:
         stage_keys = sorted((key for key in available if ab_look(key)), key=ab_look)
         if stage_keys:
             ab_stages[run_id] = [read_json(store, key) for key in stage_keys]
-    feedback, unit = load_feedback(store)
-    return ReportInput(store.location, records, drift_reports, ab_stages, feedback, unit)
+    feedback, unit, origin = load_feedback(store, records)
+    return ReportInput(store.location, records, drift_reports, ab_stages, feedback, unit, origin)
 
 
 @dataclass(frozen=True)
@@ -267,6 +385,7 @@ class ReportContent:
             "runs": [run.to_dict() for run in self.runs],
             "decisions": [row.to_dict() for row in self.decisions],
             "conversion": self.conversion.to_dict(),
+            "conversion_source": asdict(self.source.feedback_origin),
             "drift": self.drift.to_dict(),
             "costs": self.costs.to_dict(),
             "lineage": self.lineage.to_dict(),

@@ -10,6 +10,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from driftloop.capture import capture_record
+from driftloop.layout import capture_key
+
 T0 = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
 BUCKET = "data-bucket"
 
@@ -130,3 +133,29 @@ def drift_report(psi_threshold: float = 0.2, js_threshold: float = 0.1,
                        "warn_fraction": 0.5, "completeness_tolerance": 0.01, "domain_tolerance": 0.0,
                        "correction": "benjamini-hochberg"}}
 
+
+
+def put_capture(store: MemoryStore, endpoint: str, variant: str, lines: list[str], name: str = "part-0") -> None:
+    """A Data Capture file of ``lines`` in the hour folder of its first line's ``inferenceTime``."""
+    first = json.loads(lines[0])["eventMetadata"]["inferenceTime"]
+    hour = datetime.fromisoformat(first.replace("Z", "+00:00"))
+    store.objects[capture_key(endpoint, variant, hour, name)] = ("\n".join(lines) + "\n").encode()
+
+
+def served_line(event_id: str, served_at: datetime, user: str, items: list[str],
+                inference_id: str | None = None) -> str:
+    """One captured request of ``user`` answered with ``items``."""
+    return capture_record(event_id, served_at, {"user_id": user, "k": len(items)},
+                          {"user_id": user, "items": items, "source": "model"}, inference_id)
+
+
+def put_purchases(store: MemoryStore, key: str, rows: list[tuple[str, str, datetime, str | None]]) -> None:
+    """An upload or purchase-events object of purchases (user, item, time, inference id)."""
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({
+        "user_id": [row[0] for row in rows], "item_id": [row[1] for row in rows],
+        "event_type": ["purchase"] * len(rows),
+        "event_time": pa.array([row[2] for row in rows], pa.timestamp("us", tz="UTC")),
+        "inference_id": pa.array([row[3] for row in rows], pa.string()),
+    }), buffer)
+    store.objects[key] = buffer.getvalue()

@@ -55,7 +55,7 @@ def test_empty_bucket_gives_a_page_without_charts(tmp_path: Path) -> None:
     (tmp_path / "drift.png").write_bytes(PNG_MAGIC)  # left over from an earlier report
     page = build_report(MemoryStore(), tmp_path).read_text()
     assert "No run records under runs/ yet." in page
-    assert "No feedback logged under feedback/ yet." in page
+    assert "No feedback yet. Neither a feedback log under feedback/ nor Data Capture under datacapture/" in page
     assert "data:image/png" not in page
     assert not list(tmp_path.glob("*.png"))
 
