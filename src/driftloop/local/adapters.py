@@ -13,10 +13,9 @@ import sys
 import tarfile
 import tempfile
 import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from driftloop.adapters.endpoint import IN_SERVICE, Endpoint, EndpointState, Gua
 from driftloop.adapters.s3 import split_uri
 from driftloop.adapters.training import Trainer
 from driftloop.errors import TransientError
+from driftloop.local import clock as local_clock
 
 _STATE_LOCK = threading.RLock()
 
@@ -43,7 +43,11 @@ def _write(path: Path, document: Any) -> None:
 
 
 def _epoch() -> float:
-    return time.time()
+    return local_clock.now()
+
+
+def _now() -> str:
+    return local_clock.utcnow().isoformat()
 
 
 class LocalTrainer(Trainer):
@@ -93,11 +97,12 @@ class LocalTrainer(Trainer):
             "ResourceConfig": request["ResourceConfig"],
             "EnableManagedSpotTraining": request.get("EnableManagedSpotTraining", False),
             "Tags": request.get("Tags", []),
-            "CreationTime": datetime.now(UTC).isoformat(),
+            "CreationTime": _now(),
             "pid_owner": os.getpid(),
         }
         self._save(name, job)
-        threading.Thread(target=self._run, args=(name,), name=f"train-{name}", daemon=True).start()
+        release = local_clock.hold()  # the clock does not jump while the job trains (it takes real time)
+        threading.Thread(target=self._run, args=(name, release), name=f"train-{name}", daemon=True).start()
         return job
 
     def _download_prefix(self, uri: str, target: Path) -> None:
@@ -111,18 +116,22 @@ class LocalTrainer(Trainer):
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 self._s3.download_file(bucket, entry["Key"], str(destination))
 
-    def _run(self, name: str) -> None:
-        job = self.describe(name) or {}
-        started = _epoch()
+    def _run(self, name: str, release: Callable[[], None]) -> None:
         try:
-            with tempfile.TemporaryDirectory(prefix=f"driftloop-{name}-") as folder:
-                outcome = self._train(job, Path(folder))
-        except Exception as error:  # noqa: BLE001 - a crashed job is a Failed job with its reason
-            outcome = {"TrainingJobStatus": "Failed", "FailureReason": f"{type(error).__name__}: {error}"[:1024]}
-        seconds = max(1, round(_epoch() - started))
-        self._save(name, {**job, **outcome, "SecondaryStatus": outcome["TrainingJobStatus"],
-                          "TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds,
-                          "TrainingEndTime": datetime.now(UTC).isoformat()})
+            job = self.describe(name) or {}
+            started = _epoch()
+            try:
+                with tempfile.TemporaryDirectory(prefix=f"driftloop-{name}-") as folder:
+                    outcome = self._train(job, Path(folder))
+            except Exception as error:  # noqa: BLE001 - a crashed job is a Failed job with its reason
+                outcome = {"TrainingJobStatus": "Failed",
+                           "FailureReason": f"{type(error).__name__}: {error}"[:1024]}
+            seconds = max(1, round(_epoch() - started))
+            self._save(name, {**job, **outcome, "SecondaryStatus": outcome["TrainingJobStatus"],
+                              "TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds,
+                              "TrainingEndTime": _now()})
+        finally:
+            release()
 
     def _train(self, job: dict[str, Any], root: Path) -> dict[str, Any]:
         hyperparameters = {key: json.loads(value) for key, value in job["HyperParameters"].items()}
@@ -214,7 +223,7 @@ class SimulatedEndpoint(Endpoint):
         return state
 
     def _commit(self, state: dict[str, Any], change: str) -> None:
-        state["history"].append({"at": datetime.now(UTC).isoformat(), "change": change,
+        state["history"].append({"at": _now(), "change": change,
                                  "endpoint": state["endpoint"]})
         _write(self._state_file, state)
 

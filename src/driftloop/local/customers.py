@@ -5,7 +5,9 @@ variant by weight and is answered by that variant's model through the real infer
 are drawn from the simulator's ground truth. The results go to the feedback log
 (``feedback/<endpoint>/date=…/``) that the A/B analysis and the report read. Two sources of traffic:
 a batch of each month's customers before the month's data is uploaded (the champion's conversion over
-time), and live traffic while an A/B test splits the endpoint (``requests_per_second × elapsed`` per tick).
+time), and live traffic while an A/B test splits the endpoint (``requests_per_hour`` of the local
+runtime's clock, served for each stretch of simulated time the clock passes). Requests are stamped in
+simulated time, spread evenly over the stretch they arrived in.
 Each request carries the customer's purchases since the serving model was trained (``recent_items``,
 from the months uploaded so far), as a shop's front end would send its recent-events log.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,12 +30,13 @@ import pyarrow.parquet as pq
 
 from driftloop.adapters.endpoint import EndpointState
 from driftloop.local.adapters import SimulatedEndpoint
+from driftloop.local.clock import VirtualClock
 from driftloop.model.inference import MAX_RECENT_ITEMS
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
 from driftloop.simulate.world import month_start_us
 
 K = 10
-MAX_REQUESTS_PER_TICK = 5000
+MAX_REQUESTS_PER_STRETCH = 5000
 
 
 @functools.lru_cache(maxsize=4)
@@ -63,11 +65,23 @@ def purchases_since(config_json: str, scenario: str, trained_until: datetime, th
     return {user: tuple(items[-MAX_RECENT_ITEMS:]) for user, items in recent.items()}
 
 
+def arrival_times(requests: int, since: float, until: float) -> list[datetime]:
+    """``requests`` arrivals spread evenly over epoch seconds ``[since, until)``.
+
+    >>> [t.isoformat() for t in arrival_times(2, 0.0, 60.0)]
+    ['1970-01-01T00:00:15+00:00', '1970-01-01T00:00:45+00:00']
+    """
+    step = (until - since) / max(requests, 1)
+    return [datetime.fromtimestamp(since + (index + 0.5) * step, UTC) for index in range(requests)]
+
+
 def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: dict[str, Any], requests: int,
-                      rng: np.random.Generator, uploaded_through: int | None = None) -> pa.Table | None:
+                      rng: np.random.Generator, uploaded_through: int | None = None,
+                      arrived: tuple[float, float] | None = None) -> pa.Table | None:
     """``requests`` customers served by the endpoint as it is now, with their purchases. Each request
     carries the customer's purchases since the variant's model was trained, from months
-    ``0..uploaded_through`` (default: the months before the shop's current one)."""
+    ``0..uploaded_through`` (default: the months before the shop's current one). ``arrived``: the epoch
+    seconds ``(since, until)`` the customers arrived in, evenly spread (default: all now)."""
     serving = [variant for variant in state.variants if variant.weight > 0]
     if requests <= 0 or not serving:
         return None
@@ -102,14 +116,14 @@ def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: d
         if bought.any():
             converted[i] = True
             purchased[i] = ranked[int(np.flatnonzero(bought)[0])]
-    now = datetime.now(UTC)
-    stamp = now.strftime("%Y%m%dT%H%M%S%f")
+    served_at = arrival_times(requests, *arrived) if arrived else [datetime.now(UTC)] * requests
+    stamp = served_at[0].strftime("%Y%m%dT%H%M%S%f")
     return pa.table({
         "request_id": [f"{stamp}-{i:06d}" for i in range(requests)],
         "user_id": pa.array([str(user) for user in users], pa.string()),
         "variant": pa.array([serving[index].name for index in routed], pa.string()),
         "items": pa.array(items, pa.list_(pa.string())),
-        "served_at": pa.array([now] * requests, pa.timestamp("us", tz="UTC")),
+        "served_at": pa.array(served_at, pa.timestamp("us", tz="UTC")),
         "purchased_item": pa.array(purchased, pa.string()),
         "converted": pa.array(converted, pa.bool_()),
         "latency_ms": pa.array(latency, pa.float64()),
@@ -118,9 +132,11 @@ def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: d
 
 
 def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, requests: int,
-                rng: np.random.Generator, only_when_split: bool = False, month_uploaded: bool = False) -> int:
-    """Serve ``requests`` customers at the endpoint's current weights; returns how many were served.
-    ``month_uploaded``: the shop's current month is already uploaded (its purchases count as recent)."""
+                rng: np.random.Generator, arrived: tuple[float, float], only_when_split: bool = False,
+                month_uploaded: bool = False) -> int:
+    """Serve ``requests`` customers who arrived in epoch seconds ``arrived`` = (since, until) at the
+    endpoint's current weights; returns how many were served. ``month_uploaded``: the shop's current
+    month is already uploaded (its purchases count as recent)."""
     shop_file = workspace / "world.json"
     endpoint = SimulatedEndpoint(workspace, endpoint_name, s3)
     state = endpoint.describe()
@@ -130,39 +146,35 @@ def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, reque
         return 0
     shop = json.loads(shop_file.read_text())
     uploaded_through = int(shop["month"]) if month_uploaded else None
-    table = simulate_requests(endpoint, state, shop, requests, rng, uploaded_through)
+    table = simulate_requests(endpoint, state, shop, requests, rng, uploaded_through, arrived)
     if table is None:
         return 0
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    served_at = datetime.now(UTC)
+    served_at = datetime.fromtimestamp(arrived[1], UTC)
     key = f"feedback/{endpoint_name}/date={served_at:%Y-%m-%d}/part-{served_at:%H%M%S%f}.parquet"
     s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
     return table.num_rows
 
 
-class LiveTraffic(threading.Thread):
-    """Background customers while an A/B test runs (started and stopped by LocalAWS)."""
+class LiveTraffic:
+    """Customers while an A/B test runs: ``requests_per_hour`` of simulated time, served for each stretch
+    the clock passes, before anyone who waited through it wakes up (started and stopped by LocalAWS)."""
 
-    def __init__(self, workspace: Path, endpoint_name: str, bucket: str, requests_per_second: float,
-                 tick_seconds: float = 1.0, seed: int = 0) -> None:
-        super().__init__(name="driftloop-live-traffic", daemon=True)
+    def __init__(self, workspace: Path, endpoint_name: str, bucket: str, requests_per_hour: float,
+                 clock: VirtualClock, seed: int = 0) -> None:
         self.workspace, self.endpoint_name, self.bucket = workspace, endpoint_name, bucket
-        self.requests_per_second, self.tick_seconds = requests_per_second, tick_seconds
+        self.requests_per_hour, self.clock = requests_per_hour, clock
         self.rng = np.random.default_rng(seed)
-        self._stop_event = threading.Event()
         self.served = 0
 
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=30)
+    def start(self) -> None:
+        self.clock.add_listener(self.serve)
 
-    def run(self) -> None:
-        s3 = boto3.client("s3")
-        last = time.time()
-        while not self._stop_event.wait(self.tick_seconds):
-            now = time.time()
-            requests = min(MAX_REQUESTS_PER_TICK, int(self.requests_per_second * (now - last)))
-            last = now
-            self.served += serve_batch(self.workspace, self.endpoint_name, self.bucket, s3, requests, self.rng,
-                                       only_when_split=True, month_uploaded=True)
+    def stop(self) -> None:
+        self.clock.remove_listener(self.serve)
+
+    def serve(self, since: float, until: float) -> None:
+        requests = min(MAX_REQUESTS_PER_STRETCH, int(self.requests_per_hour * (until - since) / 3600))
+        self.served += serve_batch(self.workspace, self.endpoint_name, self.bucket, boto3.client("s3"), requests,
+                                   self.rng, (since, until), only_when_split=True, month_uploaded=True)

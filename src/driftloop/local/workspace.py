@@ -9,7 +9,7 @@ from typing import Any
 
 
 class Workspace:
-    """S3 objects, DynamoDB items, one-time schedules and counters kept between commands under one folder."""
+    """S3 objects, DynamoDB items, one-time schedules, counters and the clock kept between commands under one folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -71,6 +71,14 @@ class Workspace:
         path = self.root / "schedules.json"
         for schedule in json.loads(path.read_text()) if path.exists() else []:
             scheduler.create_schedule(**schedule)
+
+    def load_clock(self) -> float | None:
+        """Epoch seconds the local runtime's clock showed when the last command ended (None: a new workspace)."""
+        path = self.root / "clock.json"
+        return float(json.loads(path.read_text())["now"]) if path.exists() else None
+
+    def save_clock(self, now: float) -> None:
+        (self.root / "clock.json").write_text(json.dumps({"now": now}))
 
     def counters(self) -> dict[str, int]:
         path = self.root / "deliveries.json"

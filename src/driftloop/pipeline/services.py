@@ -44,12 +44,15 @@ def build_services(settings: Settings, workspace: str | None = None) -> Services
         if not workspace:
             raise ConfigurationError("RUNTIME_BACKEND=local needs DRIFTLOOP_WORKSPACE (set by the local runtime)")
         from driftloop.local.adapters import LocalTrainer, SimulatedEndpoint
+        from driftloop.local.clock import now as local_now
 
         trainer: Trainer = LocalTrainer(workspace, s3)
         endpoint: Endpoint = SimulatedEndpoint(workspace, settings.endpoint_name, s3)
+        clock: Callable[[], float] = local_now  # simulated time: waits jump ahead (driftloop.local.clock)
     else:
         trainer = SageMakerTrainer(sagemaker)
         endpoint = SageMakerEndpoint(sagemaker, settings.endpoint_name)
+        clock = time.time
     return Services(
         settings=settings,
         s3=s3,
@@ -57,9 +60,10 @@ def build_services(settings: Settings, workspace: str | None = None) -> Services
         sns=session.client("sns"),
         states=session.client("stepfunctions"),
         events=session.client("events"),
-        ledger=Ledger(session.client("dynamodb"), settings.ledger_table),
+        ledger=Ledger(session.client("dynamodb"), settings.ledger_table, clock),
         trainer=trainer,
         endpoint=endpoint,
+        clock=clock,
         scheduler=session.client("scheduler"),
     )
 
