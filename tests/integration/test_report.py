@@ -18,7 +18,7 @@ GENERATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 def test_report_reads_the_same_from_the_workspace_and_from_s3(workspace: Path, tmp_path: Path) -> None:
     from_snapshot = build_report(WorkspaceStore(workspace), tmp_path / "snapshot", GENERATED_AT)
-    quiet = Profile(Profile.load(PROJECT).parameters, requests_per_second=0)  # no live traffic while reading
+    quiet = Profile(Profile.load(PROJECT).parameters, requests_per_hour=0)  # no live traffic while reading
     with LocalAWS(PROJECT, workspace, quiet) as world:
         from_s3 = build_report(S3Store(world.client("s3"), data_bucket(world)), tmp_path / "s3", GENERATED_AT)
     snapshot, s3 = (json.loads((page.parent / DATA_FILE).read_text()) for page in (from_snapshot, from_s3))

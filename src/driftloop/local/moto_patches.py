@@ -10,11 +10,11 @@ moto afterwards:
   call the way moto's unsynchronised backends would otherwise allow;
 - StartExecution no longer deep-copies running executions (their thread locks cannot be copied);
 - ``States.ALL`` does not catch ``States.DataLimitExceeded``, as in AWS;
-- time is the runtime's :class:`~driftloop.local.clock.VirtualClock`: a Wait state sleeps on it (it jumps
-  ahead when every execution waits), and the timestamps moto writes where driftloop reads them (S3's
-  LastModified and event times, EventBridge event times, execution start and stop, history events,
-  ``$$.State.EnteredTime``, the scheduler's "now") are its time; a handler's call counts as work, during
-  which the clock does not jump.
+- time is the runtime's :class:`~driftloop.local.clock.VirtualClock`: a Wait state and a Retry's backoff
+  sleep on it (it jumps ahead when every execution waits), and the timestamps moto writes where driftloop
+  reads them (S3's LastModified and event times, EventBridge event times, execution start and stop,
+  history events, ``$$.State.EnteredTime``, the scheduler's "now") are its time; a handler's call counts
+  as work, during which the clock does not jump.
 
 ``check_moto_internals`` fails with one clear message naming what moved when a moto upgrade changes the
 internals patched here.
@@ -26,6 +26,7 @@ import copy
 import datetime
 import re
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -36,6 +37,7 @@ import moto.s3.models
 import moto.s3.notifications
 import moto.scheduler.models
 import moto.stepfunctions.models
+import moto.stepfunctions.parser.asl.component.common.retry.retrier_decl as retrier_decl
 import moto.stepfunctions.parser.asl.component.state.state
 import moto.stepfunctions.parser.backend.execution
 import moto.stepfunctions.parser.models
@@ -60,6 +62,7 @@ PATCHED_INTERNALS = (
     (ErrorEqualsDecl, "_eval_body"),
     (ErrorEqualsDecl, "_STATE_ALL_ERROR"),
     (WaitFunction, "_wait_interval"),
+    (retrier_decl, "time"),
     (EventManager, "_get_current_timestamp"),
     (moto.s3.models, "utcnow"),
     (moto.stepfunctions.models, "utcnow"),
@@ -141,6 +144,7 @@ def _time_sources(clock: VirtualClock) -> list[tuple[Any, str, Any]]:
 
     return [
         (WaitFunction, "_wait_interval", wait_interval),
+        (retrier_decl, "time", types.SimpleNamespace(**{**vars(time), "sleep": clock.sleep})),  # Retry backoff
         (EventManager, "_get_current_timestamp", staticmethod(lambda: VirtualDateTime.now(datetime.UTC))),
         *[(module, "utcnow", naive_utcnow)
           for module in (moto.s3.models, moto.stepfunctions.models, moto.scheduler.models)],

@@ -84,6 +84,14 @@ def upload_month(world: LocalAWS, shop: Shop, month: int, advance_clock: bool = 
     return key
 
 
+def move_to_month(world: LocalAWS, shop: Shop, month: int) -> Shop:
+    """The shop's customers now live in ``month``: saved, and the local runtime's clock moves to its start."""
+    moved = Shop(shop.config, shop.scenario, month)
+    moved.save(world.workspace.root)
+    world.clock.advance_to(month_start_us(shop.config, month) / 1e6)
+    return moved
+
+
 def seed(world: LocalAWS, runner: Runner, shop: Shop, printer: Printer) -> dict[str, Any]:
     """Launch the original model: month 0 goes through the pipeline's first-deployment branch."""
     shop.save(world.workspace.root)
