@@ -114,8 +114,17 @@ def test_winner_is_promoted_and_becomes_champion_and_drift_baseline(workspace: P
         assert new["baseline_key"] == f"baselines/{world.app.environment['MODEL_NAME']}/{run['run_id']}.json"
         assert new["baseline_key"] in object_keys(world, "baselines/")
         assert package_status(world, run) == "Approved"
+        # Each bake lasted the template's BakeSeconds in the run's own (simulated) time.
+        events = history(world, run["execution"])
+        bakes = [(entered["timestamp"], exited["timestamp"])
+                 for entered, exited in zip(events, events[1:], strict=False)
+                 if entered["type"] == "WaitStateEntered" and exited["type"] == "WaitStateExited"
+                 and entered["stateEnteredEventDetails"]["name"] == "Bake"]
+        assert bakes and all((end - start).total_seconds() >= 3600 for start, end in bakes), bakes
 
-        # The same kind of data that drifted from the old baseline is compared with the new one now.
+        # The same kind of data that drifted from the old baseline is compared with the new one now, a day
+        # later (after the template's 24 h cool-down).
+        world.clock.advance_to(world.clock.now() + 24 * 3600)
         month = Shop.load(workspace).simulator().month(MONTH)
         buffer = io.BytesIO()
         pq.write_table(month.slice(0, month.num_rows // 2), buffer)
