@@ -26,6 +26,8 @@ def test_report_reads_the_same_from_the_workspace_and_from_s3(workspace: Path, t
     assert snapshot == s3
     runs = snapshot["runs"]
     assert [run["outcome"] for run in runs] == ["promoted"]  # the seeded first deployment
+    # in simulated time: month 0 (2025-01) was uploaded when it ended, and its run started then
+    assert runs[0]["started_at"].startswith("2025-02-01T00:0"), runs[0]["started_at"]
     page = from_s3.read_text()
     assert f"id='run-{runs[0]['run_id']}'" in page
     assert "first deployment" in page

@@ -29,7 +29,7 @@ BUCKETS = (
     TimeBucket("hour", 3600), TimeBucket("6 hours", 21600), TimeBucket("day", 86400),
     TimeBucket("week", 7 * 86400),
 )
-MONTH = TimeBucket("month", 30 * 86400)  # calendar months; ``seconds`` is the width drawn
+MONTH = TimeBucket("month", 31 * 86400)  # calendar months; ``seconds``, the longest, is what a chart spans
 MONTHS_FROM = timedelta(days=180)
 
 
