@@ -277,7 +277,11 @@ class LocalAWS:
 
 
 def _epoch_seconds(iso_time: str) -> float:
-    moment = datetime.fromisoformat(iso_time)
+    try:
+        moment = datetime.fromisoformat(iso_time)
+    except ValueError:
+        raise ConfigurationError(
+            f"[world] clock_start of {LOCAL_PROFILE} is not an ISO 8601 time: {iso_time!r}") from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 

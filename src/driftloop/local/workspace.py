@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from driftloop.errors import ConfigurationError
+
 
 class Workspace:
     """S3 objects, DynamoDB items, one-time schedules, counters and the clock kept between commands under one folder."""
@@ -75,7 +77,13 @@ class Workspace:
     def load_clock(self) -> float | None:
         """Epoch seconds the local runtime's clock showed when the last command ended (None: a new workspace)."""
         path = self.root / "clock.json"
-        return float(json.loads(path.read_text())["now"]) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return float(json.loads(path.read_text())["now"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ConfigurationError(f"{path} is not the local runtime's clock ({error}); remove it to restart the "
+                                     "clock at [world] clock_start of local.toml") from None
 
     def save_clock(self, now: float) -> None:
         (self.root / "clock.json").write_text(json.dumps({"now": now}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,20 @@ def test_holding_the_installed_clock_is_released_on_the_clock_that_was_held() ->
         assert clock.now() >= HOUR
     finally:
         local_clock.install(None)
+
+
+def test_a_corrupt_saved_clock_or_start_fails_with_one_clear_message(tmp_path: Path) -> None:
+    from driftloop.errors import ConfigurationError
+    from driftloop.local.runtime import _epoch_seconds
+    from driftloop.local.workspace import Workspace
+
+    workspace = Workspace(tmp_path)
+    assert workspace.load_clock() is None
+    workspace.save_clock(1_750_000_000.5)
+    assert workspace.load_clock() == 1_750_000_000.5
+    (tmp_path / "clock.json").write_text("{not json")
+    with pytest.raises(ConfigurationError, match="clock.json is not the local runtime's clock"):
+        workspace.load_clock()
+    assert _epoch_seconds("2025-01-01") == _epoch_seconds("2025-01-01T00:00:00+00:00")
+    with pytest.raises(ConfigurationError, match="clock_start"):
+        _epoch_seconds("January")
