@@ -256,7 +256,7 @@ def test_deferred_triggers_survive_throttled_and_refused_put_events(workspace: P
 
 # -- 6. the cool-down: deferred work runs when it ends, and handed-on triggers wait for it too ------------
 def test_a_trigger_deferred_by_the_cooldown_runs_when_it_ends(workspace: Path) -> None:
-    with running(workspace, FaultPlan(copy.deepcopy(STOP_AFTER_MERGE))) as (world, runner):  # the template's 24 h
+    with running(workspace, FaultPlan(copy.deepcopy(STOP_AFTER_MERGE)), CooldownHours="24") as (world, runner):
         champion = champion_model(world)
         store, model = ledger(world), model_name(world)
         store.put_champion(model, {**store.champion(model), "promoted_at": world.clock.datetime().isoformat()})
