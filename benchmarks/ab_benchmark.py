@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         Profile.from_parameters("Issue reference: 4,000 requests at 10 %, then 4,000 at 50 %", reference, 1000, 1.0),
         Profile.from_parameters("Default parameters at 1,000 requests per hourly bake", defaults, 1000),
         Profile.from_parameters("Local profile (local.toml)", local,
-                                int(float(world["requests_per_second"]) * float(local["BakeSeconds"])), 1.0),
+                                int(float(world["requests_per_hour"]) * float(local["BakeSeconds"]) / 3600)),
     ]
     started = time.time()
     for profile in profiles:

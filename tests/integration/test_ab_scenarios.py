@@ -118,6 +118,13 @@ def test_winner_is_promoted_and_becomes_champion_and_drift_baseline(workspace: P
         assert new["baseline_key"] == f"baselines/{world.app.environment['MODEL_NAME']}/{run['run_id']}.json"
         assert new["baseline_key"] in object_keys(world, "baselines/")
         assert package_status(world, run) == "Approved"
+        # Each bake lasted the template's BakeSeconds in the run's own (simulated) time.
+        events = history(world, run["execution"])
+        bakes = [(entered["timestamp"], exited["timestamp"])
+                 for entered, exited in zip(events, events[1:], strict=False)
+                 if entered["type"] == "WaitStateEntered" and exited["type"] == "WaitStateExited"
+                 and entered["stateEnteredEventDetails"]["name"] == "Bake"]
+        assert bakes and all((end - start).total_seconds() >= 3600 for start, end in bakes), bakes
 
         # The same kind of data that drifted from the old baseline is compared with the new one now.
         month = Shop.load(workspace).simulator().month(MONTH)

@@ -19,11 +19,12 @@ GENERATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_report_reads_the_same_from_the_workspace_and_from_s3(workspace: Path, tmp_path: Path) -> None:
-    quiet = Profile(Profile.load(PROJECT).parameters, requests_per_second=0)  # no live traffic while reading
+    quiet = Profile(Profile.load(PROJECT).parameters, requests_per_hour=0)  # no live traffic while reading
     with LocalAWS(PROJECT, workspace, quiet) as world:
         # The champion serves a batch of customers: Data Capture files and tagged purchase events.
+        now = world.clock.now()
         served_requests = serve_batch(workspace, world.app.environment["ENDPOINT_NAME"], data_bucket(world),
-                                      world.client("s3"), 300, np.random.default_rng(7))
+                                      world.client("s3"), 300, np.random.default_rng(7), (now - 3600, now))
         from_s3 = build_report(S3Store(world.client("s3"), data_bucket(world)), tmp_path / "s3", GENERATED_AT)
     from_snapshot = build_report(WorkspaceStore(workspace), tmp_path / "snapshot", GENERATED_AT)
     snapshot, s3 = (json.loads((page.parent / DATA_FILE).read_text()) for page in (from_snapshot, from_s3))
@@ -31,6 +32,8 @@ def test_report_reads_the_same_from_the_workspace_and_from_s3(workspace: Path, t
     assert snapshot == s3
     runs = snapshot["runs"]
     assert [run["outcome"] for run in runs] == ["promoted"]  # the seeded first deployment
+    # in simulated time: month 0 (2025-01) was uploaded when it ended, and its run started then
+    assert runs[0]["started_at"].startswith("2025-02-01T00:0"), runs[0]["started_at"]
     page = from_s3.read_text()
     assert f"id='run-{runs[0]['run_id']}'" in page
     assert "first deployment" in page

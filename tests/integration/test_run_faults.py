@@ -12,7 +12,6 @@ import copy
 import io
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from test_faults import (
 )
 
 from driftloop.adapters.ledger import Ledger
+from driftloop.local import clock as local_clock
 from driftloop.local.runner import Runner
 from driftloop.local.runtime import FaultPlan, LocalAWS
 from driftloop.local.shop import data_bucket, ledger, model_name
@@ -60,7 +60,7 @@ def corrupt_pages(table: pa.Table) -> bytes:
 def manual_request(reason: str = "hostile user test", force: bool = True) -> dict[str, Any]:
     event = copy.deepcopy(load_event("manual_retrain_request.json"))
     event["id"] = str(uuid.uuid4())
-    event["time"] = datetime.now(UTC).isoformat()
+    event["time"] = local_clock.utcnow().isoformat()  # the running local runtime's (simulated) time
     event["detail"].update(reason=reason, force=force)
     return event
 
@@ -176,15 +176,15 @@ def test_the_lock_is_released_when_admit_fails_after_taking_it_or_the_record_is_
         assert_settled(world, workspace, champion)
 
 
-@pytest.mark.parametrize("parameter, value, expected", [
+@pytest.mark.parametrize("parameters, expected", [
     # the lease must outlast the longest stretch without a renewal, and the message names that path
-    ("LockLeaseMinutes", "30", ["LockLeaseMinutes=30 is shorter than", " -> "]),
+    ({"LockLeaseMinutes": "30"}, ["LockLeaseMinutes=30 is shorter than", " -> "]),
     # 36,000 s of one-second training polls alone is 324,000 history events, past the 25,000 limit
-    ("MaxTrainingSeconds", "36000", ["25,000-event limit", "WaitForTraining 36001 x 9"]),
+    ({"MaxTrainingSeconds": "36000", "PollSeconds": "1"}, ["25,000-event limit", "WaitForTraining 36001 x 9"]),
 ], ids=["lease", "history"])
 def test_a_run_whose_settings_cannot_finish_safely_is_refused_when_it_starts(
-        workspace: Path, parameter: str, value: str, expected: list[str]) -> None:
-    with running(workspace, FaultPlan(copy.deepcopy(STOP_AFTER_MERGE)), **{parameter: value}) as (world, runner):
+        workspace: Path, parameters: dict[str, str], expected: list[str]) -> None:
+    with running(workspace, FaultPlan(copy.deepcopy(STOP_AFTER_MERGE)), **parameters) as (world, runner):
         champion = champion_model(world)
         refused = runner.replay(manual_request())
         runner.wait(timeout=300)
@@ -256,10 +256,10 @@ def test_deferred_triggers_survive_throttled_and_refused_put_events(workspace: P
 
 # -- 6. the cool-down: deferred work runs when it ends, and handed-on triggers wait for it too ------------
 def test_a_trigger_deferred_by_the_cooldown_runs_when_it_ends(workspace: Path) -> None:
-    with running(workspace, FaultPlan(copy.deepcopy(STOP_AFTER_MERGE)), CooldownHours="0.004") as (world, runner):
+    with running(workspace, FaultPlan(copy.deepcopy(STOP_AFTER_MERGE)), CooldownHours="24") as (world, runner):
         champion = champion_model(world)
         store, model = ledger(world), model_name(world)
-        store.put_champion(model, {**store.champion(model), "promoted_at": datetime.now(UTC).isoformat()})
+        store.put_champion(model, {**store.champion(model), "promoted_at": world.clock.datetime().isoformat()})
         table = month_slices(workspace, 7, 2)[0]
         put(world, "incoming/cooldown/during.parquet", parquet_bytes(table))
         deferred = runner.route()

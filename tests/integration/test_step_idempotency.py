@@ -60,7 +60,7 @@ class Stack:
 
 
 def open_stack(workspace: Path, parameters: dict[str, str]) -> Iterator[Stack]:
-    profile = dataclasses.replace(Profile.load(PROJECT, parameters), requests_per_second=0,
+    profile = dataclasses.replace(Profile.load(PROJECT, parameters), requests_per_hour=0,
                                   endpoint_update_seconds=0)  # each change is live at once: one call does it
     with LocalAWS(PROJECT, workspace, profile) as world:
         environment = world.app.environment

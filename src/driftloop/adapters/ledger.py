@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -45,8 +46,8 @@ def _dumps(value: Any) -> str:
 
 
 class Ledger:
-    def __init__(self, client: Any, table: str) -> None:
-        self._client, self._table = client, table
+    def __init__(self, client: Any, table: str, clock: Callable[[], float] = time.time) -> None:
+        self._client, self._table, self._clock = client, table, clock
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -249,7 +250,7 @@ class Ledger:
         self._put_document(
             f"MODEL#{model}", sort_key, record,
             outcome={"S": record["outcome"]}, run_id={"S": record["run_id"]},
-            recorded_at={"N": str(Decimal(str(round(time.time(), 3))))},
+            recorded_at={"N": str(Decimal(str(round(self._clock(), 3))))},
         )
 
     def runs(self, model: str) -> list[dict[str, Any]]:

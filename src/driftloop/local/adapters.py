@@ -13,8 +13,7 @@ import sys
 import tarfile
 import tempfile
 import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from driftloop.capture import capture_record
 from driftloop.config import Settings
 from driftloop.errors import TransientError
 from driftloop.layout import WorkspaceLayout, capture_key, s3_uri, training_output_key
+from driftloop.local import clock as local_clock
 
 _STATE_LOCK = threading.RLock()
 
@@ -46,7 +46,11 @@ def _write(path: Path, document: Any) -> None:
 
 
 def _epoch() -> float:
-    return time.time()
+    return local_clock.now()
+
+
+def _now() -> str:
+    return local_clock.utcnow().isoformat()
 
 
 class LocalTrainer(Trainer):
@@ -96,11 +100,12 @@ class LocalTrainer(Trainer):
             "ResourceConfig": request["ResourceConfig"],
             "EnableManagedSpotTraining": request.get("EnableManagedSpotTraining", False),
             "Tags": request.get("Tags", []),
-            "CreationTime": datetime.now(UTC).isoformat(),
+            "CreationTime": _now(),
             "pid_owner": os.getpid(),
         }
         self._save(name, job)
-        threading.Thread(target=self._run, args=(name,), name=f"train-{name}", daemon=True).start()
+        release = local_clock.hold()  # the clock does not jump while the job trains (it takes real time)
+        threading.Thread(target=self._run, args=(name, release), name=f"train-{name}", daemon=True).start()
         return job
 
     def _download_prefix(self, uri: str, target: Path) -> None:
@@ -114,18 +119,22 @@ class LocalTrainer(Trainer):
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 self._s3.download_file(bucket, entry["Key"], str(destination))
 
-    def _run(self, name: str) -> None:
-        job = self.describe(name) or {}
-        started = _epoch()
+    def _run(self, name: str, release: Callable[[], None]) -> None:
         try:
-            with tempfile.TemporaryDirectory(prefix=f"driftloop-{name}-") as folder:
-                outcome = self._train(job, Path(folder))
-        except Exception as error:  # noqa: BLE001 - a crashed job is a Failed job with its reason
-            outcome = {"TrainingJobStatus": "Failed", "FailureReason": f"{type(error).__name__}: {error}"[:1024]}
-        seconds = max(1, round(_epoch() - started))
-        self._save(name, {**job, **outcome, "SecondaryStatus": outcome["TrainingJobStatus"],
-                          "TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds,
-                          "TrainingEndTime": datetime.now(UTC).isoformat()})
+            job = self.describe(name) or {}
+            started = _epoch()
+            try:
+                with tempfile.TemporaryDirectory(prefix=f"driftloop-{name}-") as folder:
+                    outcome = self._train(job, Path(folder))
+            except Exception as error:  # noqa: BLE001 - a crashed job is a Failed job with its reason
+                outcome = {"TrainingJobStatus": "Failed",
+                           "FailureReason": f"{type(error).__name__}: {error}"[:1024]}
+            seconds = max(1, round(_epoch() - started))
+            self._save(name, {**job, **outcome, "SecondaryStatus": outcome["TrainingJobStatus"],
+                              "TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds,
+                              "TrainingEndTime": _now()})
+        finally:
+            release()
 
     def _train(self, job: dict[str, Any], root: Path) -> dict[str, Any]:
         hyperparameters = {key: json.loads(value) for key, value in job["HyperParameters"].items()}
@@ -225,7 +234,7 @@ class SimulatedEndpoint(Endpoint):
         return state
 
     def _commit(self, state: dict[str, Any], change: str) -> None:
-        state["history"].append({"at": datetime.now(UTC).isoformat(), "change": change,
+        state["history"].append({"at": _now(), "change": change,
                                  "endpoint": state["endpoint"]})
         _write(self._state_file, state)
 
@@ -359,16 +368,22 @@ class SimulatedEndpoint(Endpoint):
         return [entry["items"] for entry in prediction["predictions"]]
 
     def serve(self, variant: Variant, user_ids: list[str], k: int, recent: Mapping[str, Sequence[str]],
-              at: datetime, request_ids: Sequence[str]) -> list[list[str]]:
-        """Each user's own request to ``variant`` at ``at`` (with ``inferenceId`` = its request id, as a shop
-        that tags purchases sets it), answered in one batch, and captured when a capture bucket is set."""
+              at: Sequence[datetime], request_ids: Sequence[str]) -> list[list[str]]:
+        """Each user's own request to ``variant``, the i-th arriving at ``at[i]`` (with ``inferenceId`` = its
+        request id, as a shop that tags purchases sets it), answered in one batch, and captured when a
+        capture bucket is set: one file per hour the requests arrived in, in that hour's folder, as SageMaker
+        writes them."""
         ranked = self.recommend_batch(variant.model_name, user_ids, k, recent)
-        if self._capture_bucket is not None and user_ids:
-            lines = []
-            for user, items, request_id in zip(user_ids, ranked, request_ids, strict=True):
-                lines.append(capture_record(f"{self.name}-{request_id}", at, _request(user, k, recent),
-                                            {"user_id": user, "items": items}, inference_id=request_id))
-            key = capture_key(self.name, variant.name, at, f"{at:%Y%m%dT%H%M%S%f}-{request_ids[0]}")
+        if self._capture_bucket is None or not user_ids:
+            return ranked
+        hours: dict[datetime, list[str]] = {}
+        for user, items, request_id, moment in zip(user_ids, ranked, request_ids, at, strict=True):
+            hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            hours.setdefault(hour, []).append(capture_record(
+                f"{self.name}-{request_id}", moment, _request(user, k, recent), {"user_id": user, "items": items},
+                inference_id=request_id))
+        for hour, lines in hours.items():
+            key = capture_key(self.name, variant.name, hour, f"{hour:%Y%m%dT%H}-{request_ids[0]}")
             self._s3.put_object(Bucket=self._capture_bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
         return ranked
 
@@ -376,9 +391,13 @@ class SimulatedEndpoint(Endpoint):
 @dataclass(frozen=True)
 class LocalAdapters:
     """What the local runtime injects into the steps' services (``pipeline.services.Adapters``): the
-    local trainer and the simulated endpoint, both keeping their state in ``workspace``."""
+    local trainer and the simulated endpoint, both keeping their state in ``workspace``, on the runtime's
+    simulated time (waits jump ahead: :mod:`driftloop.local.clock`)."""
 
     workspace: Path
 
     def __call__(self, settings: Settings, s3: Any, sagemaker: Any) -> tuple[Trainer, Endpoint]:
         return LocalTrainer(self.workspace, s3), SimulatedEndpoint(self.workspace, settings.endpoint_name, s3)
+
+    def clock(self) -> float:
+        return local_clock.now()

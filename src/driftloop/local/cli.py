@@ -116,7 +116,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_seed(args: argparse.Namespace) -> int:
     from driftloop.local.runner import Runner
     from driftloop.local.samples import DRIFTED_MONTH, stage_sample_objects
-    from driftloop.local.shop import Shop, reset_workspace, seed
+    from driftloop.local.shop import Shop, move_to_month, reset_workspace, seed
     from driftloop.simulate import Scenario, SimulatorConfig
 
     config = SimulatorConfig(seed=args.seed, n_users=args.users, n_items=args.items,
@@ -132,7 +132,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
         shop = Shop(config, Scenario(args.scenario.replace("-", "_")), 0)
         run = seed(world, Runner(world, _printer(args)), shop, print)
         staged = stage_sample_objects(world, shop.simulator())
-        Shop(shop.config, shop.scenario, DRIFTED_MONTH).save(world.workspace.root)
+        move_to_month(world, shop, DRIFTED_MONTH)
     print(f"seeded: first deployment run {run.get('run_id')} ended {run.get('outcome')}")
     print("staged for the sample events (replay events/*.json to deliver them): " + ", ".join(staged))
     print(f"the simulated customers now live in month {DRIFTED_MONTH}, the month of the staged upload")

@@ -7,7 +7,9 @@ was served (``datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/``, each request ta
 ``inferenceId``) and the shop sends its purchases, tagged with the same id, as purchase events
 (``purchases/date=…/``); the A/B analysis joins the two (docs/feedback.md). Two sources of traffic:
 a batch of each month's customers before the month's data is uploaded (the champion's conversion over
-time), and live traffic while an A/B test splits the endpoint (``requests_per_second × elapsed`` per tick).
+time), and live traffic while an A/B test splits the endpoint (``requests_per_hour`` of the local
+runtime's clock, served for each stretch of simulated time the clock passes). Requests are stamped in
+simulated time, spread evenly over the stretch they arrived in.
 Each request carries the customer's purchases since the serving model was trained (``recent_items``,
 from the months uploaded so far), as a shop's front end would send its recent-events log.
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,12 +34,13 @@ from driftloop.adapters.endpoint import EndpointState
 from driftloop.attribution import INFERENCE_ID_COLUMN
 from driftloop.layout import WorkspaceLayout, purchase_events_key
 from driftloop.local.adapters import SimulatedEndpoint
+from driftloop.local.clock import VirtualClock
 from driftloop.model.inference import MAX_RECENT_ITEMS
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
 from driftloop.simulate.world import month_start_us
 
 K = 10
-MAX_REQUESTS_PER_TICK = 5000
+MAX_REQUESTS_PER_STRETCH = 5000
 
 
 @functools.lru_cache(maxsize=4)
@@ -67,11 +69,23 @@ def purchases_since(config_json: str, scenario: str, trained_until: datetime, th
     return {user: tuple(items[-MAX_RECENT_ITEMS:]) for user, items in recent.items()}
 
 
+def arrival_times(requests: int, since: float, until: float) -> list[datetime]:
+    """``requests`` arrivals spread evenly over epoch seconds ``[since, until)``.
+
+    >>> [t.isoformat() for t in arrival_times(2, 0.0, 60.0)]
+    ['1970-01-01T00:00:15+00:00', '1970-01-01T00:00:45+00:00']
+    """
+    step = (until - since) / max(requests, 1)
+    return [datetime.fromtimestamp(since + (index + 0.5) * step, UTC) for index in range(requests)]
+
+
 def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: dict[str, Any], requests: int,
-                      rng: np.random.Generator, uploaded_through: int | None = None) -> pa.Table | None:
+                      rng: np.random.Generator, uploaded_through: int | None = None,
+                      arrived: tuple[float, float] | None = None) -> pa.Table | None:
     """``requests`` customers served by the endpoint as it is now, with their purchases. Each request
     carries the customer's purchases since the variant's model was trained, from months
-    ``0..uploaded_through`` (default: the months before the shop's current one)."""
+    ``0..uploaded_through`` (default: the months before the shop's current one). ``arrived``: the epoch
+    seconds ``(since, until)`` the customers arrived in, evenly spread (default: all now)."""
     serving = [variant for variant in state.variants if variant.weight > 0]
     if requests <= 0 or not serving:
         return None
@@ -83,8 +97,8 @@ def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: d
     users = rng.choice(population, size=requests, replace=True)
     shares = np.array([variant.weight for variant in serving], dtype=float)
     routed = rng.choice(len(serving), size=requests, p=shares / shares.sum())
-    now = datetime.now(UTC)
-    stamp = now.strftime("%Y%m%dT%H%M%S%f")
+    served_at = arrival_times(requests, *arrived) if arrived else [datetime.now(UTC)] * requests
+    stamp = served_at[0].strftime("%Y%m%dT%H%M%S%f")
     request_ids = [f"{stamp}-{i:06d}" for i in range(requests)]
     items: list[list[str]] = [[] for _ in range(requests)]
     latency = np.zeros(requests)
@@ -93,8 +107,8 @@ def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: d
         if positions.size:
             recent = purchases_since(config_json, shop["scenario"], endpoint.trained_until(variant.model_name), through)
             started = time.perf_counter()
-            lists = endpoint.serve(variant, [str(u) for u in users[positions]], K, recent, now,
-                                   [request_ids[i] for i in positions])
+            lists = endpoint.serve(variant, [str(u) for u in users[positions]], K, recent,
+                                   [served_at[i] for i in positions], [request_ids[i] for i in positions])
             latency[positions] = 1000 * (time.perf_counter() - started) / positions.size
             for position, ranked in zip(positions, lists, strict=True):
                 items[position] = ranked
@@ -115,7 +129,7 @@ def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: d
         "user_id": pa.array([str(user) for user in users], pa.string()),
         "variant": pa.array([serving[index].name for index in routed], pa.string()),
         "items": pa.array(items, pa.list_(pa.string())),
-        "served_at": pa.array([now] * requests, pa.timestamp("us", tz="UTC")),
+        "served_at": pa.array(served_at, pa.timestamp("us", tz="UTC")),
         "purchased_item": pa.array(purchased, pa.string()),
         "converted": pa.array(converted, pa.bool_()),
         "latency_ms": pa.array(latency, pa.float64()),
@@ -124,9 +138,11 @@ def simulate_requests(endpoint: SimulatedEndpoint, state: EndpointState, shop: d
 
 
 def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, requests: int,
-                rng: np.random.Generator, only_when_split: bool = False, month_uploaded: bool = False) -> int:
-    """Serve ``requests`` customers at the endpoint's current weights; returns how many were served.
-    ``month_uploaded``: the shop's current month is already uploaded (its purchases count as recent)."""
+                rng: np.random.Generator, arrived: tuple[float, float], only_when_split: bool = False,
+                month_uploaded: bool = False) -> int:
+    """Serve ``requests`` customers who arrived in epoch seconds ``arrived`` = (since, until) at the
+    endpoint's current weights; returns how many were served. ``month_uploaded``: the shop's current
+    month is already uploaded (its purchases count as recent)."""
     shop_file = WorkspaceLayout(workspace).shop_file
     endpoint = SimulatedEndpoint(workspace, endpoint_name, s3, capture_bucket=bucket)
     state = endpoint.describe()
@@ -136,7 +152,7 @@ def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, reque
         return 0
     shop = json.loads(shop_file.read_text())
     uploaded_through = int(shop["month"]) if month_uploaded else None
-    table = simulate_requests(endpoint, state, shop, requests, rng, uploaded_through)
+    table = simulate_requests(endpoint, state, shop, requests, rng, uploaded_through, arrived)
     if table is None:
         return 0
     purchases = table.filter(table["converted"])
@@ -153,28 +169,24 @@ def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, reque
     return table.num_rows
 
 
-class LiveTraffic(threading.Thread):
-    """Background customers while an A/B test runs (started and stopped by LocalAWS)."""
+class LiveTraffic:
+    """Customers while an A/B test runs: ``requests_per_hour`` of simulated time, served for each stretch
+    the clock passes, before anyone who waited through it wakes up (started and stopped by LocalAWS)."""
 
-    def __init__(self, workspace: Path, endpoint_name: str, bucket: str, requests_per_second: float,
-                 tick_seconds: float = 1.0, seed: int = 0) -> None:
-        super().__init__(name="driftloop-live-traffic", daemon=True)
+    def __init__(self, workspace: Path, endpoint_name: str, bucket: str, requests_per_hour: float,
+                 clock: VirtualClock, seed: int = 0) -> None:
         self.workspace, self.endpoint_name, self.bucket = workspace, endpoint_name, bucket
-        self.requests_per_second, self.tick_seconds = requests_per_second, tick_seconds
+        self.requests_per_hour, self.clock = requests_per_hour, clock
         self.rng = np.random.default_rng(seed)
-        self._stop_event = threading.Event()
         self.served = 0
 
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=30)
+    def start(self) -> None:
+        self.clock.add_listener(self.serve)
 
-    def run(self) -> None:
-        s3 = boto3.client("s3")
-        last = time.time()
-        while not self._stop_event.wait(self.tick_seconds):
-            now = time.time()
-            requests = min(MAX_REQUESTS_PER_TICK, int(self.requests_per_second * (now - last)))
-            last = now
-            self.served += serve_batch(self.workspace, self.endpoint_name, self.bucket, s3, requests, self.rng,
-                                       only_when_split=True, month_uploaded=True)
+    def stop(self) -> None:
+        self.clock.remove_listener(self.serve)
+
+    def serve(self, since: float, until: float) -> None:
+        requests = min(MAX_REQUESTS_PER_STRETCH, int(self.requests_per_hour * (until - since) / 3600))
+        self.served += serve_batch(self.workspace, self.endpoint_name, self.bucket, boto3.client("s3"), requests,
+                                   self.rng, (since, until), only_when_split=True, month_uploaded=True)

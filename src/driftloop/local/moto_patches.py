@@ -9,7 +9,12 @@ moto afterwards:
   excepted, whose handler makes calls of its own), so a conditional write cannot interleave with another
   call the way moto's unsynchronised backends would otherwise allow;
 - StartExecution no longer deep-copies running executions (their thread locks cannot be copied);
-- ``States.ALL`` does not catch ``States.DataLimitExceeded``, as in AWS.
+- ``States.ALL`` does not catch ``States.DataLimitExceeded``, as in AWS;
+- time is the runtime's :class:`~driftloop.local.clock.VirtualClock`: a Wait state and a Retry's backoff
+  sleep on it (it jumps ahead when every execution waits), and the timestamps moto writes where driftloop
+  reads them (S3's LastModified and event times, EventBridge event times, execution start and stop,
+  history events, ``$$.State.EnteredTime``, the scheduler's "now") are its time; a handler's call counts
+  as work, during which the clock does not jump.
 
 ``check_moto_internals`` fails with one clear message naming what moved when a moto upgrade changes the
 internals patched here.
@@ -18,18 +23,34 @@ internals patched here.
 from __future__ import annotations
 
 import copy
+import datetime
 import re
 import threading
+import time
+import types
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import moto.events.models
+import moto.s3.models
+import moto.s3.notifications
+import moto.scheduler.models
+import moto.stepfunctions.models
+import moto.stepfunctions.parser.asl.component.common.retry.retrier_decl as retrier_decl
+import moto.stepfunctions.parser.asl.component.state.state
+import moto.stepfunctions.parser.backend.execution
+import moto.stepfunctions.parser.models
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
+from moto.core.utils import unix_time
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 
 from driftloop.errors import ConfigurationError
+from driftloop.local.clock import VirtualClock
 from driftloop.local.dispatcher import Dispatcher
 
 _AWS_CALL_LOCK = threading.RLock()
@@ -40,13 +61,25 @@ PATCHED_INTERNALS = (
     (BotocoreStubber, "process_request"),
     (ErrorEqualsDecl, "_eval_body"),
     (ErrorEqualsDecl, "_STATE_ALL_ERROR"),
+    (WaitFunction, "_wait_interval"),
+    (retrier_decl, "time"),
+    (EventManager, "_get_current_timestamp"),
+    (moto.s3.models, "utcnow"),
+    (moto.stepfunctions.models, "utcnow"),
+    (moto.scheduler.models, "utcnow"),
+    (moto.events.models, "unix_time"),
+    (moto.s3.notifications, "unix_time"),
+    (moto.stepfunctions.parser.models, "datetime"),
+    (moto.stepfunctions.parser.backend.execution, "datetime"),
+    (moto.stepfunctions.parser.asl.component.state.state, "datetime"),
 )
 
 
 def check_moto_internals() -> None:
     """Raise ``ConfigurationError`` naming every moto internal the local runtime relies on that is gone."""
-    missing = [f"{owner.__module__}.{owner.__name__}.{name}" for owner, name in PATCHED_INTERNALS
-               if not hasattr(owner, name)]
+    missing = [f"{getattr(owner, '__module__', None) or owner.__name__}.{owner.__name__}.{name}"
+               if isinstance(owner, type) else f"{owner.__name__}.{name}"
+               for owner, name in PATCHED_INTERNALS if not hasattr(owner, name)]
     if missing:
         raise ConfigurationError(
             "this moto version changed internals the local runtime patches (driftloop/local/moto_patches.py): "
@@ -81,7 +114,7 @@ def _atomic_aws_calls(process_request: Callable[..., Any]) -> Callable[..., Any]
 
 
 def _clone_without_executions(machine: StateMachine, memo: dict[int, Any]) -> StateMachine:
-    """moto 5.2.1 deep-copies the state machine, running executions (thread locks) included, on every
+    """moto 5.2 (5.2.1 to 5.2.5) deep-copies the state machine, running executions (thread locks) included, on every
     StartExecution, which fails from the second execution on; the clone needs only the definition."""
     executions, machine.executions = machine.executions, []
     try:
@@ -90,8 +123,50 @@ def _clone_without_executions(machine: StateMachine, memo: dict[int, Any]) -> St
         machine.executions = executions
 
 
+def _time_sources(clock: VirtualClock) -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, replacement) for every moto time source driftloop reads."""
+
+    class VirtualDateTime(datetime.datetime):
+        @classmethod
+        def now(cls, tz: datetime.tzinfo | None = None) -> datetime.datetime:  # type: ignore[override]
+            return datetime.datetime.fromtimestamp(clock.now(), tz)
+
+    virtual_datetime_module = types.SimpleNamespace(**{**vars(datetime), "datetime": VirtualDateTime})
+
+    def naive_utcnow() -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(clock.now(), datetime.UTC).replace(tzinfo=None)
+
+    def virtual_unix_time(dt: datetime.datetime | None = None) -> float:
+        return unix_time(dt) if dt is not None else clock.now()
+
+    def wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
+        clock.sleep(wait_seconds, cancelled=lambda: not env.is_running())
+
+    return [
+        (WaitFunction, "_wait_interval", wait_interval),
+        (retrier_decl, "time", types.SimpleNamespace(**{**vars(time), "sleep": clock.sleep})),  # Retry backoff
+        (EventManager, "_get_current_timestamp", staticmethod(lambda: VirtualDateTime.now(datetime.UTC))),
+        *[(module, "utcnow", naive_utcnow)
+          for module in (moto.s3.models, moto.stepfunctions.models, moto.scheduler.models)],
+        *[(module, "unix_time", virtual_unix_time) for module in (moto.events.models, moto.s3.notifications)],
+        *[(module, "datetime", virtual_datetime_module)
+          for module in (moto.stepfunctions.parser.models, moto.stepfunctions.parser.backend.execution,
+                         moto.stepfunctions.parser.asl.component.state.state)],
+    ]
+
+
 @contextmanager
-def patched_moto(dispatcher: Dispatcher) -> Iterator[None]:
+def _replaced(owner: Any, name: str, replacement: Any) -> Iterator[None]:
+    original = vars(owner)[name]
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+@contextmanager
+def patched_moto(dispatcher: Dispatcher, clock: VirtualClock) -> Iterator[None]:
     """moto with driftloop's changes, for the duration of the block."""
     check_moto_internals()
     original_invoke = LambdaSimpleBackend.invoke
@@ -99,14 +174,18 @@ def patched_moto(dispatcher: Dispatcher) -> Iterator[None]:
 
     def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
                response_headers: dict[str, str]) -> bytes:
-        return dispatcher.invoke(function_name, body, response_headers)
+        with clock.working():
+            return dispatcher.invoke(function_name, body, response_headers)
 
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
     BotocoreStubber.process_request = _atomic_aws_calls(original_process_request)  # type: ignore[method-assign]
     StateMachine.__deepcopy__ = _clone_without_executions  # type: ignore[attr-defined]
     ErrorEqualsDecl._eval_body = _error_equals_as_in_aws  # type: ignore[method-assign]
     try:
-        yield
+        with ExitStack() as stack:
+            for owner, name, replacement in _time_sources(clock):
+                stack.enter_context(_replaced(owner, name, replacement))
+            yield
     finally:
         LambdaSimpleBackend.invoke = original_invoke  # type: ignore[method-assign]
         BotocoreStubber.process_request = original_process_request  # type: ignore[method-assign]

@@ -140,8 +140,8 @@ class Runner:
         return None
 
     def wait(self, timeout: float = 600.0) -> dict[str, ExecutionResult]:
-        """Follow every execution (and the ones they cause, also through a one-time schedule due before the
-        timeout) until all have finished."""
+        """Follow every execution (and the ones they cause, also through a one-time schedule: when nothing
+        else runs, the clock moves on to it) until all have finished; ``timeout`` is in real seconds."""
         states = self.world.client("stepfunctions")
         deadline = time.time() + timeout
         while True:
@@ -160,8 +160,10 @@ class Runner:
             if not self._running:
                 self.route()
                 schedules = self.world.one_time_schedules()
-                if not self._running and not (schedules and schedules[0][0] <= deadline):
+                if not self._running and not schedules:
                     return self.finished
+                if not self._running:
+                    self.world.clock.advance_to(schedules[0][0])
             if time.time() > deadline:
                 raise TimeoutError(f"executions still running after {timeout:.0f} s: {sorted(self._running)}")
             time.sleep(self.poll_seconds)

@@ -16,7 +16,6 @@ import logging
 import os
 import sys
 import threading
-import time
 import tomllib
 import zipfile
 from dataclasses import dataclass
@@ -26,8 +25,12 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
+from driftloop.errors import ConfigurationError
+from driftloop.local import clock as local_clock
 from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE, LocalAdapters
+from driftloop.local.clock import VirtualClock
 from driftloop.local.customers import LiveTraffic
 from driftloop.local.dispatcher import Dispatcher, FaultPlan, HandlerOutput
 from driftloop.local.moto_patches import patched_moto
@@ -43,9 +46,10 @@ class Profile:
     """Local values for the template's parameters, and settings of the local world."""
 
     parameters: dict[str, Any]
-    requests_per_second: float = 800.0
+    requests_per_hour: float = 2000.0
     requests_per_month: int = 2000
     endpoint_update_seconds: float = 0.0
+    clock_start: str = "2025-01-01T00:00:00+00:00"
 
     @classmethod
     def load(cls, project_dir: Path, overrides: dict[str, Any] | None = None) -> Profile:
@@ -54,9 +58,10 @@ class Profile:
         parameters = {**document.get("parameters", {}), **(overrides or {})}
         world = document.get("world", {})
         return cls(parameters={k: str(v) for k, v in parameters.items()},
-                   requests_per_second=float(world.get("requests_per_second", cls.requests_per_second)),
+                   requests_per_hour=float(world.get("requests_per_hour", cls.requests_per_hour)),
                    requests_per_month=int(world.get("requests_per_month", cls.requests_per_month)),
-                   endpoint_update_seconds=float(world.get("endpoint_update_seconds", cls.endpoint_update_seconds)))
+                   endpoint_update_seconds=float(world.get("endpoint_update_seconds", cls.endpoint_update_seconds)),
+                   clock_start=str(world.get("clock_start", cls.clock_start)))
 
 
 def _zip_placeholder() -> bytes:
@@ -86,6 +91,8 @@ class LocalAWS:
         self.notification_queue = ""
         self.dispatcher: Dispatcher | None = None
         self.traffic: LiveTraffic | None = None
+        self.clock = VirtualClock(self.workspace.load_clock() or _epoch_seconds(profile.clock_start),
+                                  running=self._running_executions)
         self._console = sys.stdout
 
     # -- life cycle -------------------------------------------------------------------------
@@ -101,7 +108,8 @@ class LocalAWS:
         self.dispatcher = Dispatcher(self.app, {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
                                                 UPDATE_SECONDS_VARIABLE: str(self.profile.endpoint_update_seconds)},
                                      self.faults, output, self.adapters)
-        self._patches = patched_moto(self.dispatcher)
+        local_clock.install(self.clock)
+        self._patches = patched_moto(self.dispatcher, self.clock)
         self._patches.__enter__()
         try:
             self._provision()
@@ -109,9 +117,9 @@ class LocalAWS:
             self.__exit__(None, None, None)
             raise
         environment = self.app.environment
-        if self.profile.requests_per_second > 0:  # customers of the simulated endpoint the dispatcher injects
+        if self.profile.requests_per_hour > 0:  # customers of the simulated endpoint the dispatcher injects
             self.traffic = LiveTraffic(self.workspace.root, environment["ENDPOINT_NAME"],
-                                       environment["DATA_BUCKET"], self.profile.requests_per_second)
+                                       environment["DATA_BUCKET"], self.profile.requests_per_hour, self.clock)
             self.traffic.start()
         return self
 
@@ -126,6 +134,7 @@ class LocalAWS:
                 self._patches.__exit__(None, None, None)
                 self._patches = None
             self._mock.stop()
+            local_clock.install(None)
             os.environ.clear()
             os.environ.update(self._saved_environment)
 
@@ -137,6 +146,13 @@ class LocalAWS:
         for table in self.app.tables.values():
             self.workspace.save_table(self.client("dynamodb"), table["TableName"])
         self.workspace.save_schedules([schedule for _, schedule in self.one_time_schedules()])
+        self.workspace.save_clock(self.clock.now())
+
+    def _running_executions(self) -> int:
+        """Executions of the state machine that have not ended (the clock jumps when all of them wait)."""
+        machines = stepfunctions_parser_backends[ACCOUNT_ID][REGION].state_machines
+        return sum(getattr(execution.exec_status, "value", "RUNNING") == "RUNNING"  # None: starting
+                   for machine in machines for execution in machine.executions)
 
     # -- provisioning -----------------------------------------------------------------------
     def _provision(self) -> None:
@@ -217,7 +233,7 @@ class LocalAWS:
         bus, then delete the schedule (``ActionAfterCompletion: DELETE``). Returns how many fired."""
         fired = 0
         for due, schedule in self.one_time_schedules():
-            if due > time.time():
+            if due > self.clock.now():
                 break
             target = schedule["Target"]
             parameters = target.get("EventBridgeParameters", {})
@@ -258,3 +274,12 @@ class LocalAWS:
         return self.client("stepfunctions").start_execution(
             stateMachineArn=self.app.state_machine_arn, name=self.execution_name(event),
             input=json.dumps(event))["executionArn"]
+
+
+def _epoch_seconds(iso_time: str) -> float:
+    try:
+        moment = datetime.fromisoformat(iso_time)
+    except ValueError:
+        raise ConfigurationError(
+            f"[world] clock_start of {LOCAL_PROFILE} is not an ISO 8601 time: {iso_time!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

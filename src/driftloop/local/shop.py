@@ -19,6 +19,7 @@ from driftloop.local.customers import serve_batch
 from driftloop.local.runner import Printer, Runner
 from driftloop.local.runtime import LocalAWS
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
+from driftloop.simulate.world import month_start_us
 
 
 @dataclass(frozen=True)
@@ -61,22 +62,34 @@ def upload_bytes(world: LocalAWS, key: str, body: bytes) -> dict[str, Any]:
 
 
 def upload_month(world: LocalAWS, shop: Shop, month: int, advance_clock: bool = True) -> str:
-    """Month ``month`` of the shop: its customers are served by the endpoint as it stands (their
-    feedback is the champion's conversion that month), then their interactions are uploaded under the
-    incoming prefix. Without ``advance_clock`` the customers stay in the shop's current month (a month
-    of data that does not reflect who comes next)."""
+    """Month ``month`` of the shop: the local runtime's clock moves to the month's end, its customers are
+    served by the endpoint as it stands over the month (their feedback is the champion's conversion that
+    month), then their interactions are uploaded under the incoming prefix. Without ``advance_clock`` the
+    customers stay in the shop's current month and the clock where it is (a month of data that does not
+    reflect who comes next)."""
     simulator = shop.simulator()
+    arrived_since = world.clock.now()
     if advance_clock:
         Shop(shop.config, shop.scenario, month).save(world.workspace.root)
+        world.clock.advance_to(month_start_us(shop.config, month + 1) / 1e6)
+        arrived_since = max(arrived_since, month_start_us(shop.config, month) / 1e6)
     environment = world.app.environment
     serve_batch(world.workspace.root, environment["ENDPOINT_NAME"], environment["DATA_BUCKET"],
                 world.client("s3"), world.profile.requests_per_month,
-                np.random.default_rng([shop.config.seed, month]))
+                np.random.default_rng([shop.config.seed, month]), (arrived_since, world.clock.now()))
     buffer = io.BytesIO()
     pq.write_table(simulator.month(month), buffer)
     key = incoming_key(world, f"{simulator.month_label(month)}.parquet")
     upload_bytes(world, key, buffer.getvalue())
     return key
+
+
+def move_to_month(world: LocalAWS, shop: Shop, month: int) -> Shop:
+    """The shop's customers now live in ``month``: saved, and the local runtime's clock moves to its start."""
+    moved = Shop(shop.config, shop.scenario, month)
+    moved.save(world.workspace.root)
+    world.clock.advance_to(month_start_us(shop.config, month) / 1e6)
+    return moved
 
 
 def seed(world: LocalAWS, runner: Runner, shop: Shop, printer: Printer) -> dict[str, Any]:

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from driftloop.errors import ConfigurationError
 from driftloop.layout import WorkspaceLayout
 
 
 class Workspace:
-    """S3 objects, DynamoDB items, one-time schedules and counters kept between commands under one folder."""
+    """S3 objects, DynamoDB items, one-time schedules, counters and the clock kept between commands under one folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -74,6 +75,20 @@ class Workspace:
         path = self.layout.schedules_file
         for schedule in json.loads(path.read_text()) if path.exists() else []:
             scheduler.create_schedule(**schedule)
+
+    def load_clock(self) -> float | None:
+        """Epoch seconds the local runtime's clock showed when the last command ended (None: a new workspace)."""
+        path = self.root / "clock.json"
+        if not path.exists():
+            return None
+        try:
+            return float(json.loads(path.read_text())["now"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ConfigurationError(f"{path} is not the local runtime's clock ({error}); remove it to restart the "
+                                     "clock at [world] clock_start of local.toml") from None
+
+    def save_clock(self, now: float) -> None:
+        (self.root / "clock.json").write_text(json.dumps({"now": now}))
 
     def counters(self) -> dict[str, int]:
         path = self.layout.deliveries_file

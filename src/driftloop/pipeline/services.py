@@ -43,20 +43,32 @@ class Services:
 
 
 class Adapters(Protocol):
-    """Builds the trainer and the endpoint a deployment's steps drive, from its settings and AWS clients.
+    """Builds the trainer and the endpoint a deployment's steps drive, from its settings and AWS clients, and
+    tells the time they run on (``clock``: epoch seconds).
 
-    Must be hashable (a function, or a frozen dataclass): warm Services are cached by it.
+    Must be hashable (a frozen dataclass): warm Services are cached by it.
     """
 
     def __call__(self, settings: Settings, s3: Any, sagemaker: Any) -> tuple[Trainer, Endpoint]: ...
 
+    def clock(self) -> float: ...
 
-def sagemaker_adapters(settings: Settings, s3: Any, sagemaker: Any) -> tuple[Trainer, Endpoint]:
-    """The deployed adapters: SageMaker training jobs and the SageMaker endpoint."""
-    capture = DataCapture(capture_destination(settings.data_bucket), settings.data_capture_sampling_percent,
-                          settings.data_capture_kms_key)
-    tags = stack_tags(settings.stack_name)
-    return SageMakerTrainer(sagemaker, tags), SageMakerEndpoint(sagemaker, settings.endpoint_name, capture, tags)
+
+@dataclass(frozen=True)
+class SageMakerAdapters:
+    """The deployed adapters: SageMaker training jobs and the SageMaker endpoint, on the wall clock."""
+
+    def __call__(self, settings: Settings, s3: Any, sagemaker: Any) -> tuple[Trainer, Endpoint]:
+        capture = DataCapture(capture_destination(settings.data_bucket), settings.data_capture_sampling_percent,
+                              settings.data_capture_kms_key)
+        tags = stack_tags(settings.stack_name)
+        return SageMakerTrainer(sagemaker, tags), SageMakerEndpoint(sagemaker, settings.endpoint_name, capture, tags)
+
+    def clock(self) -> float:
+        return time.time()
+
+
+sagemaker_adapters = SageMakerAdapters()
 
 
 def build_services(settings: Settings, adapters: Adapters = sagemaker_adapters) -> Services:
@@ -64,6 +76,7 @@ def build_services(settings: Settings, adapters: Adapters = sagemaker_adapters) 
     sagemaker = session.client("sagemaker")
     s3 = session.client("s3")
     trainer, endpoint = adapters(settings, s3, sagemaker)
+    clock = adapters.clock
     return Services(
         settings=settings,
         s3=s3,
@@ -71,9 +84,10 @@ def build_services(settings: Settings, adapters: Adapters = sagemaker_adapters) 
         sns=session.client("sns"),
         states=session.client("stepfunctions"),
         events=session.client("events"),
-        ledger=Ledger(session.client("dynamodb"), settings.ledger_table),
+        ledger=Ledger(session.client("dynamodb"), settings.ledger_table, clock),
         trainer=trainer,
         endpoint=endpoint,
+        clock=clock,
         scheduler=session.client("scheduler"),
     )
 

@@ -29,12 +29,17 @@ BUCKETS = (
     TimeBucket("hour", 3600), TimeBucket("6 hours", 21600), TimeBucket("day", 86400),
     TimeBucket("week", 7 * 86400),
 )
+MONTH = TimeBucket("month", 31 * 86400)  # calendar months; ``seconds``, the longest, is what a chart spans
+MONTHS_FROM = timedelta(days=180)
 
 
 def choose_bucket(span: timedelta, max_buckets: int = 120, finest_seconds: int = 1) -> TimeBucket:
-    """The finest bucket (no finer than the counts) that cuts ``span`` into at most ``max_buckets``."""
+    """The finest bucket (no finer than the counts) that cuts ``span`` into at most ``max_buckets``;
+    half a year or more is counted per calendar month."""
     if max_buckets < 1:
         raise InvalidInputError("max_buckets must be at least 1")
+    if span >= MONTHS_FROM:
+        return MONTH
     usable = [bucket for bucket in BUCKETS if bucket.seconds >= finest_seconds] or [BUCKETS[-1]]
     for bucket in usable:
         if span.total_seconds() / bucket.seconds <= max_buckets:
@@ -121,7 +126,8 @@ def conversion_series(counts: pa.Table, unit_seconds: int = 1, bucket: TimeBucke
     names = pc.binary_join_element_wise(counts.column("endpoint"), counts.column("variant"), "/") \
         if several_endpoints else counts.column("variant")
     table = pa.table({
-        "start": pc.floor_temporal(times, multiple=bucket.seconds, unit="second"),
+        "start": pc.floor_temporal(times, unit="month") if bucket == MONTH
+        else pc.floor_temporal(times, multiple=bucket.seconds, unit="second"),
         "name": names,
         "served": counts.column("served"),
         "conversions": counts.column("conversions"),

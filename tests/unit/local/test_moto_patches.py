@@ -12,6 +12,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl
 
 from driftloop.errors import ConfigurationError
 from driftloop.local import moto_patches
+from driftloop.local.clock import VirtualClock
 from driftloop.local.moto_patches import check_moto_internals, patched_moto
 
 
@@ -38,7 +39,7 @@ def test_a_moto_without_a_patched_internal_fails_with_a_message_naming_it(monkey
 def test_the_patches_hold_inside_the_block_and_are_gone_after_it() -> None:
     originals = (LambdaSimpleBackend.invoke, BotocoreStubber.process_request, ErrorEqualsDecl._eval_body)
     dispatcher = _Dispatcher()
-    with patched_moto(dispatcher):  # type: ignore[arg-type]
+    with patched_moto(dispatcher, VirtualClock(0.0)):  # type: ignore[arg-type]
         assert LambdaSimpleBackend.invoke is not originals[0]
         assert LambdaSimpleBackend.invoke(None, "fn", None, b"{}", {}, {}) == b"{}"
         assert BotocoreStubber.process_request is not originals[1]
@@ -51,6 +52,20 @@ def test_the_patches_hold_inside_the_block_and_are_gone_after_it() -> None:
 
 def test_the_patches_are_removed_when_the_block_fails() -> None:
     original = LambdaSimpleBackend.invoke
-    with pytest.raises(RuntimeError), patched_moto(_Dispatcher()):  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError), patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
         raise RuntimeError("boom")
     assert LambdaSimpleBackend.invoke is original
+
+
+def test_moto_reads_the_virtual_clock_inside_the_block_and_real_time_after_it() -> None:
+    import datetime
+
+    import moto.s3.models
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+
+    clock = VirtualClock(start=datetime.datetime(2025, 3, 1, tzinfo=datetime.UTC).timestamp())
+    with patched_moto(_Dispatcher(), clock):  # type: ignore[arg-type]
+        assert moto.s3.models.utcnow().date() == datetime.date(2025, 3, 1)
+        assert EventManager._get_current_timestamp().date() == datetime.date(2025, 3, 1)
+    assert moto.s3.models.utcnow().year > 2025
+    assert EventManager._get_current_timestamp().year > 2025

@@ -36,7 +36,9 @@ def counts(rows: list[tuple[datetime, str, str, int, int]]) -> pa.Table:
     (timedelta(hours=3), "5 minutes"),
     (timedelta(days=2), "hour"),             # days in AWS: hours
     (timedelta(days=60), "day"),
-    (timedelta(days=3000), "week"),          # longer than any bucket allows: the coarsest
+    (timedelta(days=150), "week"),
+    (timedelta(days=365), "month"),          # the local demo's simulated year: twelve months
+    (timedelta(days=3000), "month"),
 ])
 def test_bucket_follows_the_time_span(span: timedelta, expected: str) -> None:
     assert choose_bucket(span).label == expected
@@ -68,6 +70,16 @@ def test_conversion_series_sums_per_bucket_and_variant() -> None:
     assert champion.served == [20, 20] and champion.conversions == [6, 1]
     assert champion.rates == [0.3, 0.05]
     assert series.total_served == 45
+
+
+def test_a_year_of_feedback_is_counted_per_calendar_month() -> None:
+    january, march = datetime(2025, 1, 31, 23, tzinfo=UTC), datetime(2025, 3, 15, tzinfo=UTC)
+    table = counts([(january, "ep", "champion", 10, 1), (march, "ep", "champion", 10, 3),
+                    (datetime(2025, 12, 31, tzinfo=UTC), "ep", "champion", 10, 2)])
+    (champion,) = conversion_series(table, unit_seconds=3600).variants
+    assert champion.starts == [datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC),
+                               datetime(2025, 12, 1, tzinfo=UTC)]
+    assert champion.conversions == [1, 3, 2]
 
 
 def test_conversion_series_names_variants_by_endpoint_when_there_are_several() -> None:
