@@ -137,9 +137,9 @@ def check_overrides(template_path: Path, overrides: Mapping[str, str],
 
 def parameter_overrides(template_path: Path, assignments: list[str] | None) -> dict[str, str]:
     """``--parameter NAME=VALUE`` assignments as a mapping, checked by :func:`check_overrides` together with the
-    local profile (local.toml beside the template)."""
+    local profile (local.toml beside the template), whose values must be ones the template accepts too."""
     from driftloop.local.runtime import Profile
 
     overrides = dict(assignment.split("=", 1) for assignment in assignments or [])
-    check_overrides(template_path, overrides, Profile.load(template_path.parent).parameters)
+    check_overrides(template_path, {**Profile.load(template_path.parent).parameters, **overrides})
     return overrides

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from driftloop.application import write_application
 from driftloop.cli import main
 from driftloop.console import ExitCode
 from driftloop.errors import ConfigurationError
@@ -220,3 +221,13 @@ def test_a_rule_is_checked_with_the_local_profile(tmp_path: Path) -> None:
     (tmp_path / "template.yaml").write_text(RULES_TEMPLATE)
     with pytest.raises(ConfigurationError, match="CanaryNeedsAlarms"):
         check_overrides(tmp_path / "template.yaml", {}, {"DeploymentMode": "canary"})
+
+
+def test_a_local_profile_value_the_template_refuses_stops_the_command(tmp_path, capsys):
+    project = tmp_path / "project"
+    write_application(project)
+    profile = project / "local.toml"
+    profile.write_text(profile.read_text().replace("[parameters]\n", "[parameters]\nPollSeconds = 1\n", 1))
+    assert main(["runs", "--project", str(project), "--workspace", str(tmp_path / "ws")]) == 2
+    error = capsys.readouterr().err
+    assert "PollSeconds" in error and error.count("\n") == 1
