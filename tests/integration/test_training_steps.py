@@ -44,7 +44,7 @@ class RecordingTrainer(Trainer):
 
 def test_start_adopts_a_live_job_and_moves_on_only_after_a_failed_one(workspace: Path) -> None:
     with running(workspace) as (world, _runner):
-        services = build_services(Settings.from_env(world.app.environment), str(workspace))
+        services = build_services(Settings.from_env(world.app.environment), world.adapters)
         invocation = StepInvocation.model_validate({
             "state": {"admission": {"run": {"run_id": "run-train", "model": "recommender",
                                             "trigger": {"type": "manual"}, "started_at": "2025-08-01T00:00:00Z",
