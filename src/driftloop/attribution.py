@@ -97,37 +97,55 @@ def attribute(served: Sequence[ServedRecommendation], purchases: pa.Table, windo
     >>> attribute(served, bought, timedelta(minutes=1))["converted"].to_pylist()
     [False, False]
     """
-    if window < timedelta(0):
-        raise InvalidInputError(f"attribution window must not be negative, got {window}")
-    by_user: dict[str, list[tuple[int, str]]] = {}
-    by_inference: dict[str, list[tuple[int, str]]] = {}
-    times = purchases["event_time"].cast(pa.int64()).to_pylist()
-    for user, item, moment, tag in zip(purchases["user_id"].to_pylist(), purchases["item_id"].to_pylist(), times,
-                                       purchases[INFERENCE_ID_COLUMN].to_pylist(), strict=True):
-        (by_user.setdefault(user, []) if tag is None else by_inference.setdefault(tag, [])).append((moment, item))
-    for events in (*by_user.values(), *by_inference.values()):
-        events.sort()
-    window_us = int(window / timedelta(microseconds=1))
-    converted, purchased = [], []
-    for row in served:
-        start = int(row.served_at.timestamp() * 1_000_000)
-        item = _first_in_window(by_inference.get(row.inference_id, []) if row.inference_id else [],
-                                start, start + window_us, None)
-        if item is None:
-            item = _first_in_window(by_user.get(row.user_id, []), start, start + window_us, set(row.items))
-        converted.append(item is not None)
-        purchased.append(item)
-    return pa.table({
-        "variant": pa.array([row.variant for row in served], pa.string()),
-        "served_at": pa.array([row.served_at for row in served], _TIME),
-        "converted": pa.array(converted, pa.bool_()),
-        "latency_ms": pa.nulls(len(served), pa.float64()),
-        "error": pa.nulls(len(served), pa.bool_()),
-        "user_id": pa.array([row.user_id for row in served], pa.string()),
-        "event_id": pa.array([row.event_id for row in served], pa.string()),
-        "inference_id": pa.array([row.inference_id for row in served], pa.string()),
-        "purchased_item": pa.array(purchased, pa.string()),
-    }, schema=ATTRIBUTED_SCHEMA)
+    return PurchaseIndex(purchases).attribute(served, window)
+
+
+class PurchaseIndex:
+    """Purchases indexed by user (untagged) and by ``inference_id`` (tagged), built once and searched for every
+    served request: attributing many capture files against the same purchases costs one index.
+
+    Parameters
+    ----------
+    purchases
+        Purchases as ``purchases_of`` returns them.
+    """
+
+    def __init__(self, purchases: pa.Table) -> None:
+        self._by_user: dict[str, list[tuple[int, str]]] = {}
+        self._by_inference: dict[str, list[tuple[int, str]]] = {}
+        times = purchases["event_time"].cast(pa.int64()).to_pylist()
+        for user, item, moment, tag in zip(purchases["user_id"].to_pylist(), purchases["item_id"].to_pylist(),
+                                           times, purchases[INFERENCE_ID_COLUMN].to_pylist(), strict=True):
+            index = self._by_user if tag is None else self._by_inference
+            index.setdefault(user if tag is None else tag, []).append((moment, item))
+        for events in (*self._by_user.values(), *self._by_inference.values()):
+            events.sort()
+
+    def attribute(self, served: Sequence[ServedRecommendation], window: timedelta) -> pa.Table:
+        """``attribute(served, purchases, window)`` against the indexed purchases."""
+        if window < timedelta(0):
+            raise InvalidInputError(f"attribution window must not be negative, got {window}")
+        window_us = int(window / timedelta(microseconds=1))
+        converted, purchased = [], []
+        for row in served:
+            start = int(row.served_at.timestamp() * 1_000_000)
+            item = _first_in_window(self._by_inference.get(row.inference_id, []) if row.inference_id else [],
+                                    start, start + window_us, None)
+            if item is None:
+                item = _first_in_window(self._by_user.get(row.user_id, []), start, start + window_us, set(row.items))
+            converted.append(item is not None)
+            purchased.append(item)
+        return pa.table({
+            "variant": pa.array([row.variant for row in served], pa.string()),
+            "served_at": pa.array([row.served_at for row in served], _TIME),
+            "converted": pa.array(converted, pa.bool_()),
+            "latency_ms": pa.nulls(len(served), pa.float64()),
+            "error": pa.nulls(len(served), pa.bool_()),
+            "user_id": pa.array([row.user_id for row in served], pa.string()),
+            "event_id": pa.array([row.event_id for row in served], pa.string()),
+            "inference_id": pa.array([row.inference_id for row in served], pa.string()),
+            "purchased_item": pa.array(purchased, pa.string()),
+        }, schema=ATTRIBUTED_SCHEMA)
 
 
 def _first_in_window(events: list[tuple[int, str]], start: int, end: int, items: set[str] | None) -> str | None:

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from driftloop.attribution import PURCHASES_SCHEMA, UNREADABLE_PURCHASES, attribute, read_purchase_file
+from driftloop.attribution import PURCHASES_SCHEMA, UNREADABLE_PURCHASES, PurchaseIndex, read_purchase_file
 from driftloop.capture import CaptureReader
 from driftloop.errors import InvalidInputError, NotFoundError
 from driftloop.layout import (
@@ -313,12 +313,13 @@ def load_captured_feedback(store: ObjectStore, records: list[dict[str, Any]]
     minutes = DEFAULT_ATTRIBUTION_WINDOW_MINUTES if recorded is None else recorded
     unit = count_unit(sorted({hour.date() for *_, hour in located}))
     purchases, purchase_counts = load_purchases(store)
+    index = PurchaseIndex(purchases)
     reader = CaptureReader()
     counts: list[pa.Table] = []
     for key, endpoint, variant, _ in located:
         served = reader.read(store.read(key), variant, key)
         if served:
-            counts.append(time_counts(attribute(served, purchases, timedelta(minutes=minutes)), endpoint, unit))
+            counts.append(time_counts(index.attribute(served, timedelta(minutes=minutes)), endpoint, unit))
         if len(counts) >= _FOLD_EVERY:
             counts = [combine_counts(counts)]
     origin = FeedbackOrigin("data_capture", len(located), minutes, recorded is not None, reader.evidence(),
