@@ -23,7 +23,7 @@ import boto3
 
 from driftloop.adapters.artifacts import fetch_model_dir
 from driftloop.adapters.endpoint import IN_SERVICE, Endpoint, EndpointState, GuardrailPolicy, ModelSpec, Variant
-from driftloop.adapters.s3 import split_uri
+from driftloop.adapters.s3 import list_objects, split_uri
 from driftloop.adapters.training import Trainer
 from driftloop.capture import capture_record
 from driftloop.config import Settings
@@ -110,14 +110,12 @@ class LocalTrainer(Trainer):
 
     def _download_prefix(self, uri: str, target: Path) -> None:
         bucket, prefix = split_uri(uri)
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for entry in page.get("Contents", []):
-                relative = entry["Key"][len(prefix):].lstrip("/")
-                destination = (target / relative).resolve()
-                if not str(destination).startswith(str(target.resolve())):
-                    continue
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                self._s3.download_file(bucket, entry["Key"], str(destination))
+        for obj in list_objects(self._s3, bucket, prefix):
+            destination = (target / obj.key[len(prefix):].lstrip("/")).resolve()
+            if not str(destination).startswith(str(target.resolve())):
+                continue
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            self._s3.download_file(bucket, obj.key, str(destination))
 
     def _run(self, name: str, release: Callable[[], None]) -> None:
         try:

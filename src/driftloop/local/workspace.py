@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from driftloop.adapters.s3 import list_objects
 from driftloop.errors import ConfigurationError
 from driftloop.layout import WorkspaceLayout
 
@@ -24,22 +25,29 @@ class Workspace:
         return json.loads(self.index_file.read_text()) if self.index_file.exists() else {}
 
     def save_s3(self, s3: Any, buckets: list[str]) -> None:
+        """Snapshot the buckets; an object whose ETag and size the last snapshot already holds is not read again."""
         self.objects.mkdir(parents=True, exist_ok=True)
+        previous = self.load_index()
         index: dict[str, dict[str, Any]] = {}
         for bucket in buckets:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                for entry in page.get("Contents", []):
-                    response = s3.get_object(Bucket=bucket, Key=entry["Key"])
-                    body = response["Body"].read()
-                    digest = hashlib.sha256(body).hexdigest()
-                    blob = self.objects / digest
-                    if not blob.exists():
-                        blob.write_bytes(body)
-                    index[f"{bucket}/{entry['Key']}"] = {
-                        "bucket": bucket, "key": entry["Key"], "sha256": digest,
-                        "content_type": response.get("ContentType", "binary/octet-stream"),
-                        "last_modified": entry["LastModified"].isoformat(),
-                    }
+            for obj in list_objects(s3, bucket, ""):
+                name = f"{bucket}/{obj.key}"
+                known = previous.get(name)
+                if known and (known.get("etag"), known.get("size")) == (obj.etag, obj.size) \
+                        and (self.objects / known["sha256"]).exists():
+                    index[name] = known | {"last_modified": obj.last_modified}
+                    continue
+                response = s3.get_object(Bucket=bucket, Key=obj.key)
+                body = response["Body"].read()
+                digest = hashlib.sha256(body).hexdigest()
+                blob = self.objects / digest
+                if not blob.exists():
+                    blob.write_bytes(body)
+                index[name] = {
+                    "bucket": bucket, "key": obj.key, "sha256": digest, "etag": obj.etag, "size": obj.size,
+                    "content_type": response.get("ContentType", "binary/octet-stream"),
+                    "last_modified": obj.last_modified,
+                }
         self.index_file.parent.mkdir(parents=True, exist_ok=True)
         self.index_file.write_text(json.dumps(index, indent=1, sort_keys=True))
 
