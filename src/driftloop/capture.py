@@ -21,7 +21,7 @@ import base64
 import binascii
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,8 +38,6 @@ UNDECODABLE = "undecodable_payload"
 UNKNOWN_VARIANT = "unknown_variant"
 BAD_TIME = "bad_inference_time"
 UNREADABLE_FILE = "unreadable_file"
-SKIP_REASONS = (TRUNCATED, MALFORMED, MISSING_FIELD, UNSUPPORTED_ENCODING, UNDECODABLE, UNKNOWN_VARIANT, BAD_TIME,
-                UNREADABLE_FILE)
 _EXAMPLES_PER_REASON = 3
 
 
@@ -246,11 +244,3 @@ def _pair(request: Any, response: Any) -> tuple[str, tuple[str, ...], tuple[str,
     recent = _strings(request.get("recent_items", []), "recent_items")
     items = _strings(_field(response, "items", list), "items")
     return str(user), recent, items
-
-
-def read_capture_lines(reader: CaptureReader, files: Iterable[tuple[str, str, bytes]]) -> list[ServedRecommendation]:
-    """All rows of ``(variant, source, content)`` files through one reader (its counts add up)."""
-    rows: list[ServedRecommendation] = []
-    for variant, source, content in files:
-        rows.extend(reader.read(content, variant, source))
-    return rows

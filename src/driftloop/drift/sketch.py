@@ -37,10 +37,6 @@ class QuantileSketch:
             raise ValueError(f"k must be at least {_MIN_CAPACITY}")
         self._rng = np.random.default_rng(self.seed + self.count)
 
-    @property
-    def error_bound(self) -> float:
-        return rank_error_bound(self.k)
-
     def _capacity(self, level: int) -> int:
         depth = len(self.levels) - 1 - level
         return max(_MIN_CAPACITY, int(self.k * _CAPACITY_DECAY**depth))

@@ -69,9 +69,6 @@ def _single_variant(services: Services, model_name: str, state: EndpointState | 
     return [Variant(settings.champion_variant, model_name, 1.0, count, settings.endpoint_instance_type)]
 
 
-CHANGING_STEPS = ("traffic", "promotion", "rollback")
-
-
 def _serves(state: EndpointState, variants: list[Variant]) -> bool:
     """The endpoint is InService with exactly these variants, models and traffic split."""
     return (state.status == IN_SERVICE
