@@ -4,7 +4,8 @@ Builds DriftloopLayer the way `sam build` does (layers/driftloop/Makefile: wheel
 trimmed, driftloop without ``local/``, ``.pyc`` by Python 3.12), for x86_64 so that this machine can
 import it; installs boto3 as the python3.12 runtime provides it (with ``.pyc``); then, per handler in
 ``functions/``, runs ``python3.12 -X importtime -c 'import app'`` in a fresh process, from ``/tmp``, with
-``PYTHONPATH`` = the function's folder, the layer and the runtime's boto3. Prints a Markdown table:
+``PYTHONPATH`` = the function's folder, the layer and the runtime's boto3, and the environment variables
+Lambda sets (``LAMBDA_TASK_ROOT`` among them). Prints a Markdown table:
 
 - wall: the smallest cumulative ``import app`` time of the runs (``-X importtime``);
 - CPU: the median user+sys seconds of the whole process, less the median of an empty interpreter's;
@@ -64,13 +65,26 @@ def install_runtime(target: Path, interpreter: str) -> Path:
     return target
 
 
-def run_once(interpreter: str, path: list[Path], code: str) -> tuple[float, dict[str, float], float]:
+def lambda_environment(function: Path | None) -> dict[str, str]:
+    """What the python3.12 runtime sets before it imports a handler, as far as imports look at it:
+    aws-xray-sdk, for one, builds a sampler with an X-Ray client of its own (about 0.2 s) unless
+    ``LAMBDA_TASK_ROOT`` says it runs in Lambda, where Lambda samples."""
+    if function is None:
+        return {}
+    return {"LAMBDA_TASK_ROOT": str(function), "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+            "AWS_REGION": "us-east-1"}
+
+
+def run_once(interpreter: str, path: list[Path], code: str,
+             function: Path | None = None) -> tuple[float, dict[str, float], float]:
     """(cumulative seconds of ``import app``, self seconds per top-level package, CPU seconds of the
-    process) of one fresh interpreter."""
+    process) of one fresh interpreter, in ``function``'s Lambda environment when one is given."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     completed = subprocess.run([interpreter, "-X", "importtime", "-c", code], cwd=tempfile.gettempdir(),
                                env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(map(str, path)),
-                                    "AWS_DEFAULT_REGION": "us-east-1", "PYTHONDONTWRITEBYTECODE": "1"},
+                                    "AWS_DEFAULT_REGION": "us-east-1", "PYTHONDONTWRITEBYTECODE": "1",
+                                    **lambda_environment(function)},
                                capture_output=True, text=True, check=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if completed.returncode != 0:
@@ -91,7 +105,7 @@ def measure(interpreter: str, layer: Path, runtime: Path, runs: int) -> list[dic
     for function in sorted(path for path in (ROOT / "functions").iterdir() if (path / "app.py").exists()):
         walls, cpus, packages = [], [], defaultdict(list)
         for _ in range(runs):
-            wall, selves, cpu = run_once(interpreter, [function, layer / "python", runtime], "import app")
+            wall, selves, cpu = run_once(interpreter, [function, layer / "python", runtime], "import app", function)
             walls.append(wall)
             cpus.append(cpu - empty)
             for name, seconds in selves.items():
