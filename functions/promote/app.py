@@ -1,7 +1,7 @@
 """Make the challenger the champion and the new drift baseline."""
 
 from driftloop.observability import step_handler
-from driftloop.pipeline import rollout
+from driftloop.pipeline import promotion
 from driftloop.pipeline.invocation import StepInvocation
 
-lambda_handler = step_handler(rollout.promote, StepInvocation)
+lambda_handler = step_handler(promotion.promote, StepInvocation)

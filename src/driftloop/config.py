@@ -8,7 +8,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from driftloop.drift.concept import PERIOD_UNITS
 from driftloop.errors import ConfigurationError
 
 AB_TEST = "ab"
@@ -17,6 +16,8 @@ DEPLOYMENT_MODES = (AB_TEST, *GUARDRAIL_MODES)
 MAX_ROLLBACK_ALARMS = 10
 RETRAIN_POLICIES = ("auto", "drift", "schedule")
 RETRAIN_CHALLENGERS = ("auto", "off")
+# The periods the concept-drift check compares conversion over (CONVERSION_PERIOD).
+PERIOD_UNITS = ("hour", "day", "week")
 # The retrain decision's parameters, in the drift step's environment only (template.yaml, DriftFunction).
 RETRAIN_ENVIRONMENT = ("RETRAIN_POLICY", "RETRAIN_EVERY_DAYS", "VALUE_PER_NDCG_POINT", "TRAINING_HOURLY_PRICE",
                        "TRAINING_STARTUP_SECONDS", "AB_EXPOSURE_COST", "RETRAIN_CHALLENGER")

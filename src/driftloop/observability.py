@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
@@ -90,14 +89,15 @@ def decision_summary(result: Any) -> dict[str, Any]:
 
 def step_handler(step: Callable[[Event, Services], dict[str, Any]], model: type[Event],
                  services: Callable[[], Services] = services_from_env) -> Callable[[dict, LambdaContext], dict]:
-    """The Lambda handler of ``step``: parses the event as ``model``, correlates the logs and the trace
-    with the run and the model, runs the step and logs its decision (or its error, then re-raises it
-    for the state machine's Retry and Catch)."""
+    """The Lambda handler of ``step``: validates the event as ``model`` (with pydantic alone: Powertools'
+    parser utility would load every AWS event model it knows, about 0.05 s of each cold start), correlates
+    the logs and the trace with the run and the model, runs the step and logs its decision (or its error,
+    then re-raises it for the state machine's Retry and Catch)."""
 
     @logger.inject_lambda_context(log_event=False)
     @tracer.capture_lambda_handler(capture_response=False)
-    @event_parser(model=model)
-    def handler(event: Event, context: LambdaContext) -> dict[str, Any]:
+    def handler(raw_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        event = model.model_validate(raw_event)
         built = services()
         keys = correlation_keys(event, built.settings.model_name)
         logger.thread_safe_append_keys(**keys)

@@ -22,7 +22,7 @@ from driftloop.errors import DriftloopError
 from driftloop.local.adapters import SimulatedEndpoint
 from driftloop.local.runtime import LocalAWS, Profile
 from driftloop.local.shop import data_bucket, model_name
-from driftloop.pipeline import rollout
+from driftloop.pipeline import ab_analysis, promotion, rollout
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, build_services
 
@@ -134,7 +134,7 @@ def test_promote_twice_leaves_one_new_champion(stack: Stack) -> None:
     traffic_result = rollout.update_weights(stack.invocation("UpdateWeights"), stack.services)
     previous = stack.champion()
     promote = stack.invocation("Promote", traffic=traffic_result, ab={"action": "promote"})
-    state, result = twice(rollout.promote, promote, stack)
+    state, result = twice(promotion.promote, promote, stack)
     champion = stack.champion()
     assert champion == result["champion"], "the second call did not rewrite the champion"
     assert [(v.name, v.model_name, v.weight) for v in state.variants] == [
@@ -164,9 +164,9 @@ def test_guarded_deployment_twice_is_one_swap_and_promotes(guarded_stack: Stack)
     assert [(v.name, v.model_name) for v in state.variants] == [("champion", challenger_model)]
     assert deployed["deployment_mode"] == "canary" and deployed["config_name"] == state.config_name
     assert list(deployed["guardrails"]["alarms"]) == [ALARM]
-    progress = rollout.analyse(stack.invocation("AnalyseAB", traffic=deployed), stack.services)
+    progress = ab_analysis.analyse(stack.invocation("AnalyseAB", traffic=deployed), stack.services)
     assert progress["action"] == "promote", progress["reason"]
-    promoted, _ = twice(rollout.promote, stack.invocation("Promote", traffic=deployed, ab=progress), stack)
+    promoted, _ = twice(promotion.promote, stack.invocation("Promote", traffic=deployed, ab=progress), stack)
     assert promoted == state, "promotion keeps the config the guarded deployment swapped to"
     assert stack.champion()["sagemaker_model"] == challenger_model
 
@@ -181,7 +181,7 @@ def test_guarded_deployment_rolled_back_by_an_alarm_leaves_the_champion(guarded_
     cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason="challenger errors")
     state, deployed = twice(rollout.update_weights, stack.invocation("UpdateWeights"), stack)
     assert state == before, "a rolled-back deployment leaves the endpoint on the champion's config"
-    first = rollout.analyse(stack.invocation("AnalyseAB", traffic=deployed), stack.services)
+    first = ab_analysis.analyse(stack.invocation("AnalyseAB", traffic=deployed), stack.services)
     assert first["action"] == "rollback" and "rolled the canary deployment" in first["reason"]
     restored, result = twice(rollout.rollback, stack.invocation("Rollback", traffic=deployed, ab=first), stack)
     assert restored == before
@@ -195,11 +195,11 @@ def test_guarded_deployment_under_way_waits_then_promotes(guarded_stack: Stack) 
     assert stack.world.app.definition["States"]["ABDecision"]["Choices"][0] == {
         "Variable": "$.ab.action", "StringEquals": "wait", "Next": "Bake"}
     updating = dataclasses.replace(stack.services, endpoint=EndpointShownAs(stack, "Updating"))
-    first = rollout.analyse(stack.invocation("AnalyseAB", traffic=deployed), updating)
-    second = rollout.analyse(stack.invocation("AnalyseAB", traffic=deployed, ab=first), updating)
+    first = ab_analysis.analyse(stack.invocation("AnalyseAB", traffic=deployed), updating)
+    second = ab_analysis.analyse(stack.invocation("AnalyseAB", traffic=deployed, ab=first), updating)
     assert [(d["action"], d["waits"]) for d in (first, second)] == [("wait", 0), ("wait", 1)]
-    done = rollout.analyse(stack.invocation("AnalyseAB", traffic=deployed, ab=second), stack.services)
+    done = ab_analysis.analyse(stack.invocation("AnalyseAB", traffic=deployed, ab=second), stack.services)
     assert (done["action"], done["waits"]) == ("promote", 2), "each analysis has its own report"
     failed = dataclasses.replace(stack.services, endpoint=EndpointShownAs(stack, "Failed"))
     with pytest.raises(DriftloopError, match="needs an operator"):
-        rollout.analyse(stack.invocation("AnalyseAB", traffic=deployed, ab=second), failed)
+        ab_analysis.analyse(stack.invocation("AnalyseAB", traffic=deployed, ab=second), failed)

@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftloop.drift.reading import iter_batches, read_source_schema
+from driftloop.config import PERIOD_UNITS
 from driftloop.errors import ConfigurationError, InvalidInputError
 from driftloop.storage import ParquetSource
 from driftloop.traffic.stratified import ArmCounts, two_proportion_information, two_proportion_z
 
-PERIOD_UNITS = ("hour", "day", "week")
 _NUMPY_UNITS = {"hour": "h", "day": "D", "week": "W"}
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-from driftloop.drift.compare import DriftReport
+if TYPE_CHECKING:
+    from driftloop.drift.compare import DriftReport
 
 METRIC_PREFIX = "feature_baseline_drift_"
 DEFAULT_NAMESPACE = "driftloop/drift"

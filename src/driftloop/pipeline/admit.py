@@ -20,9 +20,9 @@ from driftloop.admission import AdmissionRules, iso, respects_cooldown
 from driftloop.errors import ConfigurationError
 from driftloop.pipeline.contracts import Admission, returns
 from driftloop.pipeline.history import check_history
-from driftloop.pipeline.inputs import upload_already_merged
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.lease import check_lease
+from driftloop.pipeline.lineage import upload_already_merged
 from driftloop.pipeline.services import Services
 from driftloop.triggers import parse_trigger
 

@@ -34,9 +34,12 @@ Number = int | float  # an int stays an int in the JSON
 
 
 class Contract(BaseModel):
-    """A step result whose every field is declared: an unknown field is an error."""
+    """A step result whose every field is declared: an unknown field is an error.
 
-    model_config = ConfigDict(extra="forbid")
+    Each model builds its validator when first used (``defer_build``): a step uses two or three of them,
+    and building all of them would add about 0.02 s to every cold start."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_unset=True)

@@ -1,6 +1,6 @@
 """The one reader of feedback: which recommendations were served, and which converted.
 
-The A/B analysis (:mod:`driftloop.pipeline.rollout`) and the concept-drift check
+The A/B analysis (:mod:`driftloop.pipeline.ab_analysis`) and the concept-drift check
 (:mod:`driftloop.pipeline.drift`) both read it here, so they always see the same rows. Two inputs
 (docs/feedback.md):
 

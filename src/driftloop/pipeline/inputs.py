@@ -20,37 +20,10 @@ from driftloop.data.inputs import READ_ERRORS, inspect_file, quarantine
 from driftloop.data.schema import unify_schemas
 from driftloop.errors import InvalidInputError, UnsafeSchemaChangeError
 from driftloop.layout import inputs_key, object_path, quarantine_dir, quarantine_key, quarantine_marker_key, s3_uri
+from driftloop.pipeline.lineage import champion_manifest, consumed_sources
 from driftloop.pipeline.services import Services
 from driftloop.storage import ParquetSource, is_parquet_name, s3_filesystem, s3_source
 from driftloop.triggers import validate_object_key
-
-
-def champion_manifest(services: Services, champion: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not champion or not champion.get("dataset_manifest_key"):
-        return None
-    return get_json(services.s3, services.settings.data_bucket, champion["dataset_manifest_key"])
-
-
-def consumed_sources(manifest: dict[str, Any] | None) -> set[tuple[str, str]]:
-    """(URI, ETag) of every upload already merged into the champion's training data: a new version
-    of an object under the same key is new data, the same version is not."""
-    return {(entry["source"], entry.get("version") or "") for entry in (manifest or {}).get("consumed_sources", [])}
-
-
-def upload_already_merged(services: Services, key: str, champion: dict[str, Any] | None) -> str | None:
-    """Why an upload brings nothing new (the version its key holds now is already in the champion's
-    training data), or None. A missing object is left to the drift step to report."""
-    bucket = services.settings.data_bucket
-    try:
-        current = services.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-    except ClientError as error:
-        if error.response["Error"].get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise_for_client_error(error, s3_uri(bucket, key))
-    if (s3_uri(bucket, key), current) in consumed_sources(champion_manifest(services, champion)):
-        return (f"{s3_uri(bucket, key)} (ETag {current}) is already merged into the champion's training data "
-                f"({(champion or {}).get('dataset_dir')})")
-    return None
 
 
 def pin(services: Services, obj: ObjectInfo) -> ObjectInfo:

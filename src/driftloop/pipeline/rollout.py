@@ -1,9 +1,15 @@
-"""Move traffic between champion and challenger, judge each stage, promote or roll back."""
+"""Move traffic between champion and challenger and roll back: the endpoint changes every traffic step
+shares (:func:`move_endpoint`), one step of a change per call.
+
+The A/B verdict is :mod:`driftloop.pipeline.ab_analysis`, the promotion :mod:`driftloop.pipeline.promotion`:
+those two read data (feedback, the training set) and need numpy and pyarrow; the steps here only talk to
+SageMaker, so their Lambdas start without them.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
 
@@ -15,21 +21,13 @@ from driftloop.adapters.endpoint import (
     Variant,
     same_traffic_split,
 )
-from driftloop.adapters.registry import APPROVED, REJECTED, ModelRegistry
-from driftloop.adapters.s3 import put_json
-from driftloop.config import AB_TEST, GUARDRAIL_MODES
-from driftloop.data.merge import dataset_source
-from driftloop.drift import build_baseline
-from driftloop.errors import DriftloopError, EndpointChangeError, NotFoundError
-from driftloop.layout import ab_look_key, baseline_key, object_path
-from driftloop.pipeline.contracts import ABDecision, EndpointPoll, Promotion, Rollback, Traffic, returns
-from driftloop.pipeline.feedback import publish_variant_conversion, read_feedback
+from driftloop.adapters.registry import REJECTED, ModelRegistry
+from driftloop.config import AB_TEST
+from driftloop.errors import EndpointChangeError, NotFoundError
+from driftloop.pipeline.contracts import EndpointPoll, Rollback, Traffic, returns
 from driftloop.pipeline.history import MAX_ENDPOINT_CHANGE_POLLS, MAX_ENDPOINT_CHANGE_SECONDS
 from driftloop.pipeline.invocation import StepInvocation
 from driftloop.pipeline.services import Services, hold_lock
-from driftloop.storage import s3_filesystem
-from driftloop.traffic.judgement import ABJudge, ABTestConfig
-from driftloop.traffic.online import FeedbackWindow, analyse_stage
 from driftloop.traffic.stages import TrafficPlan
 
 
@@ -61,7 +59,7 @@ def challenger_spec(invocation: StepInvocation, services: Services) -> ModelSpec
     )
 
 
-def _single_variant(services: Services, model_name: str, state: EndpointState | None) -> list[Variant]:
+def single_variant(services: Services, model_name: str, state: EndpointState | None) -> list[Variant]:
     """The champion alone, at the instance count the champion variant runs with now."""
     settings = services.settings
     current = state.variant(settings.champion_variant) if state else None
@@ -214,7 +212,7 @@ def _deploy_guarded(invocation: StepInvocation, services: Services) -> dict[str,
         services.clock(), UTC).isoformat()
     challenger = challenger_spec(invocation, services)
     services.endpoint.ensure_model(challenger)
-    alone = _single_variant(services, challenger.name, services.endpoint.describe())
+    alone = single_variant(services, challenger.name, services.endpoint.describe())
     target = config_name(settings.endpoint_name, alone)
     policy = services.endpoint.deploy_with_guardrails(target, alone, settings.deployment_mode,
                                                       list(settings.rollback_alarm_names))
@@ -222,121 +220,6 @@ def _deploy_guarded(invocation: StepInvocation, services: Services) -> dict[str,
             "weights": {settings.champion_variant: 100}, "challenger_model": challenger.name,
             "ab_started_at": started, "waits": 0, "config_name": target, "guardrails": policy.to_dict(),
             "settled": True}
-
-
-@returns(ABDecision)
-def analyse(invocation: StepInvocation, services: Services) -> dict[str, Any]:
-    settings = services.settings
-    hold_lock(services, invocation.run["run_id"])
-    traffic = invocation.result("traffic")
-    if traffic.get("deployment_mode") in GUARDRAIL_MODES:
-        return _deployment_progress(invocation, services)
-    now = datetime.fromtimestamp(services.clock(), UTC)
-    started = datetime.fromisoformat(traffic["ab_started_at"])
-    stage = traffic["stage_index"]
-    looks = [*(invocation.result("ab").get("looks") or []), {"stage_index": stage, "at": now.isoformat()}]
-    judge = ABJudge(TrafficPlan(settings.traffic_stages, settings.ab_holdback_percent),
-                    ABTestConfig(alpha=settings.significance_level, minimum_lift=settings.minimum_lift,
-                                 min_samples_per_variant=settings.min_samples_per_variant,
-                                 max_waits=settings.max_bake_waits))
-    feedback = read_feedback(services, started, run_id=invocation.run["run_id"])
-    decision = analyse_stage(
-        feedback.table, feedback_windows(started, looks), now,
-        timedelta(minutes=settings.attribution_window_minutes), settings.champion_variant,
-        settings.challenger_variant, stage, judge, waits=traffic.get("waits", 0),
-    ).to_dict()
-    decision["evidence"]["feedback"] = feedback.evidence | {"published": publish_variant_conversion(
-        services, [decision["evidence"].get("champion"), decision["evidence"].get("challenger")])}
-    decision["looks"] = looks
-    decision["look"] = sum(look["stage_index"] == stage for look in looks) - 1  # this stage's looks, in order
-    _save_decision(invocation, services, decision)
-    return decision
-
-
-def feedback_windows(started: datetime, looks: list[dict[str, Any]]) -> list[FeedbackWindow]:
-    """One window per bake: from the A/B start or the previous look to each look, with the stage it served."""
-    windows, start = [], started
-    for look in looks:
-        end = datetime.fromisoformat(look["at"])
-        windows.append(FeedbackWindow(int(look["stage_index"]), start, end))
-        start = end
-    return windows
-
-
-def _save_decision(invocation: StepInvocation, services: Services, decision: dict[str, Any]) -> None:
-    put_json(services.s3, services.settings.data_bucket,
-             ab_look_key(invocation.run["run_id"], decision["stage_index"], decision.get("look", decision["waits"])),
-             decision)
-
-
-def _deployment_progress(invocation: StepInvocation, services: Services) -> dict[str, Any]:
-    """The guarded deployment UpdateWeights started: ``wait`` while SageMaker shifts traffic (or rolls
-    back), ``promote`` once the endpoint is InService on the challenger's config, ``rollback`` once it is
-    InService on any other config (SageMaker undid the update: an alarm fired or it timed out). The
-    deployment's own timeout bounds the waiting."""
-    traffic, previous = invocation.result("traffic"), invocation.result("ab")
-    mode, target = traffic["deployment_mode"], traffic["config_name"]
-    state = services.endpoint.describe()
-    if state is None:
-        raise NotFoundError(f"endpoint {services.settings.endpoint_name} disappeared during the {mode} deployment")
-    waits = previous.get("waits", 0) + 1 if previous.get("action") == "wait" else 0
-    if state.status in SETTLING_STATUSES:
-        action, reason = "wait", f"{mode} deployment of {target} under way: endpoint {state.status}"
-    elif state.status != IN_SERVICE:
-        raise DriftloopError(f"endpoint {state.name} is {state.status} during the {mode} deployment of {target}; "
-                             "it needs an operator")
-    elif state.config_name == target:
-        action, reason = "promote", f"{mode} deployment finished: endpoint InService on {target}, not rolled back"
-    else:
-        action, reason = "rollback", (f"SageMaker rolled the {mode} deployment of {target} back (a rollback alarm "
-                                      f"fired or it timed out): endpoint InService on {state.config_name}")
-    decision = {"action": action, "reason": reason, "stage_index": traffic["stage_index"],
-                "next_stage_index": None, "waits": waits, "weights": state.weights(),
-                "evidence": {"deployment_mode": mode, "guardrails": traffic.get("guardrails"),
-                             "endpoint": state.to_dict()}}
-    _save_decision(invocation, services, decision)
-    return decision
-
-
-@returns(Promotion)
-def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
-    """The challenger alone on the endpoint, then the new champion and the new drift baseline.
-
-    One step of the endpoint change per call (``move_endpoint``); the ledger names the new champion only
-    once the endpoint serves it alone, so a failure before that leaves the old champion in the ledger and
-    RestoreChampion puts it back on the endpoint."""
-    settings = services.settings
-    hold_lock(services, invocation.run["run_id"])
-    bucket = settings.data_bucket
-    run, merge = invocation.run, invocation.merge
-    evaluation, training = invocation.evaluation, invocation.training
-    challenger = challenger_spec(invocation, services)
-    services.endpoint.ensure_model(challenger)
-    alone = _single_variant(services, challenger.name, services.endpoint.describe())
-    progress = move_endpoint(services, alone, invocation.result("promotion"))
-    if not progress["settled"]:
-        return progress
-    promoted_baseline = baseline_key(settings.model_name, run["run_id"])
-    training_data = dataset_source(s3_filesystem(services.s3), object_path(bucket, merge.dataset_dir))
-    put_json(services.s3, bucket, promoted_baseline, build_baseline(training_data).to_dict())
-    registry = ModelRegistry(services.sagemaker, settings.model_name)
-    registry.set_status(evaluation.model_package_arn, APPROVED, f"promoted by run {run['run_id']}")
-    previous = services.ledger.champion(settings.model_name)
-    champion = {
-        "run_id": run["run_id"],
-        "sagemaker_model": challenger.name,
-        "model_data_url": training.model_artifact,
-        "model_package_arn": evaluation.model_package_arn,
-        "dataset_dir": merge.dataset_dir,
-        "dataset_manifest_key": merge.manifest_key,
-        "baseline_key": promoted_baseline,
-        "promoted_at": datetime.fromtimestamp(services.clock(), UTC).isoformat(),
-        "offline_metrics": evaluation.metrics,
-        "previous_champion": (previous or {}).get("run_id"),
-    }
-    if (previous or {}).get("run_id") != run["run_id"]:
-        services.ledger.put_champion(settings.model_name, champion)
-    return {**progress, "champion": champion, "endpoint": services.endpoint.describe().to_dict()}
 
 
 @returns(Rollback)
@@ -363,7 +246,7 @@ def rollback(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         variant.model_name == ours for variant in state.variants)
     actions = list(previous.get("actions", [])) if previous.get("settled") is False else []
     if settling or ours_serves:
-        alone = _single_variant(services, champion["sagemaker_model"], state)
+        alone = single_variant(services, champion["sagemaker_model"], state)
         drain = {settings.champion_variant: 1.0, settings.challenger_variant: 0.0}
         progress = move_endpoint(services, alone, previous, drain=drain)
         if not progress["settled"]:

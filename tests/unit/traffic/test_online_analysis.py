@@ -181,7 +181,7 @@ def test_a_stage_that_is_not_a_test_stage_rolls_back_instead_of_failing():
 
 
 def test_the_pipeline_cuts_one_window_per_bake_labelled_with_the_stage_that_served_it():
-    from driftloop.pipeline.rollout import feedback_windows
+    from driftloop.pipeline.ab_analysis import feedback_windows
 
     looks = [{"stage_index": 0, "at": (START + timedelta(hours=1)).isoformat()},
              {"stage_index": 1, "at": NOW.isoformat()}]
