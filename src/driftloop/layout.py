@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -418,3 +419,26 @@ class WorkspaceLayout:
     def is_workspace(self) -> bool:
         """Whether ``root`` holds a workspace (a shop or stored objects)."""
         return self.shop_file.exists() or (self.root / "s3").exists()
+
+
+# -- what an object key may be ----------------------------------------------------------------------
+MAX_KEY_LENGTH = 1024
+_FORBIDDEN_KEY_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+
+
+def validate_object_key(key: str, allowed_prefixes: tuple[str, ...]) -> str:
+    """Reject keys that could escape our prefixes or break names built from them."""
+    if not key:
+        raise InvalidInputError("object key is empty")
+    if len(key.encode()) > MAX_KEY_LENGTH:
+        raise InvalidInputError(f"object key is longer than {MAX_KEY_LENGTH} bytes")
+    if _FORBIDDEN_KEY_CHARACTERS.search(key):
+        raise InvalidInputError(f"object key {key[:80]!r} contains control characters or a backslash")
+    if unicodedata.normalize("NFC", key) != key:
+        raise InvalidInputError(f"object key {key[:80]!r} is not in Unicode normal form C")
+    segments = key.split("/")
+    if any(segment in ("..", ".") for segment in segments) or key.startswith("/"):
+        raise InvalidInputError(f"object key {key[:80]!r} contains a relative path segment")
+    if not key.startswith(allowed_prefixes):
+        raise InvalidInputError(f"object key {key[:80]!r} is outside the watched prefixes {list(allowed_prefixes)}")
+    return key

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,12 +21,10 @@ from aws_lambda_powertools.utilities.parser.models import (
 from pydantic import BaseModel, Field, ValidationError
 
 from driftloop.errors import InvalidInputError
-from driftloop.layout import CONSTRAINT_VIOLATIONS_NAME
+from driftloop.layout import CONSTRAINT_VIOLATIONS_NAME, validate_object_key
 
 TriggerType = Literal["upload", "monitor_report", "alarm", "schedule", "manual"]
 
-MAX_KEY_LENGTH = 1024
-_FORBIDDEN_KEY_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 SEQUENCER_WIDTH = 64
 _SEQUENCER = re.compile(rf"^[0-9A-Fa-f]{{1,{SEQUENCER_WIDTH}}}$")
@@ -99,24 +96,6 @@ class Trigger:
 
     def to_dict(self) -> dict[str, Any]:
         return {name: value for name, value in asdict(self).items() if value not in (None, {}, "")}
-
-
-def validate_object_key(key: str, allowed_prefixes: tuple[str, ...]) -> str:
-    """Reject keys that could escape our prefixes or break names built from them."""
-    if not key:
-        raise InvalidInputError("object key is empty")
-    if len(key.encode()) > MAX_KEY_LENGTH:
-        raise InvalidInputError(f"object key is longer than {MAX_KEY_LENGTH} bytes")
-    if _FORBIDDEN_KEY_CHARACTERS.search(key):
-        raise InvalidInputError(f"object key {key[:80]!r} contains control characters or a backslash")
-    if unicodedata.normalize("NFC", key) != key:
-        raise InvalidInputError(f"object key {key[:80]!r} is not in Unicode normal form C")
-    segments = key.split("/")
-    if any(segment in ("..", ".") for segment in segments) or key.startswith("/"):
-        raise InvalidInputError(f"object key {key[:80]!r} contains a relative path segment")
-    if not key.startswith(allowed_prefixes):
-        raise InvalidInputError(f"object key {key[:80]!r} is outside the watched prefixes {list(allowed_prefixes)}")
-    return key
 
 
 def _normalise_s3_event(event: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from driftloop.errors import InvalidInputError
-from driftloop.triggers import MAX_KEY_LENGTH, SEQUENCER_WIDTH, Trigger, parse_trigger, validate_object_key
+from driftloop.layout import MAX_KEY_LENGTH, validate_object_key
+from driftloop.triggers import SEQUENCER_WIDTH, Trigger, parse_trigger
 
 BUCKET = "recommender-data-123456789012-eu-west-1"
 INCOMING, REPORTS = "incoming/", "monitoring/"

@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftloop.drift.reading import iter_batches, read_source_schema
 from driftloop.config import PERIOD_UNITS
+from driftloop.drift.reading import iter_batches, read_source_schema
 from driftloop.errors import ConfigurationError, InvalidInputError
 from driftloop.storage import ParquetSource
 from driftloop.traffic.stratified import ArmCounts, two_proportion_information, two_proportion_z

@@ -19,11 +19,18 @@ from driftloop.adapters.s3 import ObjectInfo, exists, get_json, list_objects, pu
 from driftloop.data.inputs import READ_ERRORS, inspect_file, quarantine
 from driftloop.data.schema import unify_schemas
 from driftloop.errors import InvalidInputError, UnsafeSchemaChangeError
-from driftloop.layout import inputs_key, object_path, quarantine_dir, quarantine_key, quarantine_marker_key, s3_uri
+from driftloop.layout import (
+    inputs_key,
+    object_path,
+    quarantine_dir,
+    quarantine_key,
+    quarantine_marker_key,
+    s3_uri,
+    validate_object_key,
+)
 from driftloop.pipeline.lineage import champion_manifest, consumed_sources
 from driftloop.pipeline.services import Services
 from driftloop.storage import ParquetSource, is_parquet_name, s3_filesystem, s3_source
-from driftloop.triggers import validate_object_key
 
 
 def pin(services: Services, obj: ObjectInfo) -> ObjectInfo:
