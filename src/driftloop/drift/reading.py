@@ -13,7 +13,6 @@ from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from driftloop.errors import InvalidInputError, UnsafeSchemaChangeError
@@ -192,16 +191,15 @@ def for_each_batch(
 
 
 def numeric_values(array: pa.Array) -> tuple[np.ndarray, int]:
-    """Finite float64 values of a column chunk and how many were missing (null, NaN or infinite)."""
+    """Finite float64 values of a column chunk and how many were missing (null, NaN or infinite).
+    Arrow gives nulls as NaN when it converts to floats, so one finiteness mask drops both."""
     total = len(array)
     if pa.types.is_null(array.type):
         return np.empty(0), total
     if pa.types.is_decimal(array.type):
-        array = pc.cast(array, pa.float64())
-    if array.null_count:
-        array = pc.drop_null(array)
+        array = array.cast(pa.float64())
     values = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    if pa.types.is_floating(array.type):
+    if array.null_count or pa.types.is_floating(array.type):
         finite = np.isfinite(values)
         if not finite.all():
             values = values[finite]
@@ -214,12 +212,13 @@ def category_counts(array: pa.Array) -> tuple[dict[str, int], int]:
     if pa.types.is_null(array.type):
         return {}, total
     if not pa.types.is_dictionary(array.type):
-        array = pc.dictionary_encode(array)
+        array = array.dictionary_encode()
     indices = array.indices
     nulls = indices.null_count
+    codes = indices.to_numpy(zero_copy_only=False)
     if nulls:
-        indices = pc.drop_null(indices)
-    counts = np.bincount(indices.to_numpy(zero_copy_only=False), minlength=len(array.dictionary))
+        codes = codes[~np.isnan(codes)].astype(np.intp)
+    counts = np.bincount(codes, minlength=len(array.dictionary))
     labels = [_category_label(value) for value in array.dictionary.to_pylist()]
     result: dict[str, int] = {}
     for label, count in zip(labels, counts.tolist(), strict=True):
