@@ -62,10 +62,10 @@ class EdgeIndex:
         target = 1 << (buckets_per_edge * size - 1).bit_length()
         self._shift = np.uint64(max(0, ((self._high - self._low) // target).bit_length()))
         edge_buckets = self._buckets(keys)
-        self._table = np.searchsorted(edge_buckets, np.arange(int(edge_buckets[-1]) + 1), side="left").astype(
-            np.int32 if size < 2**31 - 1 else np.int64
-        )
-        self._rounds = int(np.bincount(edge_buckets).max())
+        per_bucket = np.bincount(edge_buckets)
+        self._table = np.concatenate([[0], np.cumsum(per_bucket)[:-1]]).astype(np.int32 if size < 2**31 else np.int64)
+        self._shared = per_bucket > 0
+        self._rounds = int(per_bucket.max())
 
     def _keys(self, values: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):  # beyond the float range is infinite: still in order
@@ -77,22 +77,30 @@ class EdgeIndex:
         clipped = np.clip(keys, self._low, self._high).view(np.uint64)
         return ((clipped - self._low_unsigned) >> self._shift).astype(np.intp)
 
+    def _locate(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each value's bin, and the positions and bins of the values sharing a bucket with an edge
+        (the only ones that can equal an edge)."""
+        buckets = self._buckets(self._keys(values))
+        index = self._table[buckets]
+        shared = np.flatnonzero(self._shared[buckets])
+        near, near_index = values[shared], index[shared]
+        for _ in range(min(self._rounds, MAX_ROUNDS)):
+            near_index += self._padded[near_index] < near
+        if self._rounds > MAX_ROUNDS:
+            unresolved = np.flatnonzero(self._padded[near_index] < near)
+            if unresolved.size:
+                near_index[unresolved] = np.searchsorted(self.edges, near[unresolved], side="left")
+        index[shared] = near_index
+        return index, near, near_index
+
     def bins(self, values: np.ndarray) -> np.ndarray:
         """Each value's bin, ``np.searchsorted(edges, values, side="left")`` (values must not be NaN)."""
-        values = np.asarray(values, dtype=np.float64)
-        index = self._table[self._buckets(self._keys(values))]
-        for _ in range(min(self._rounds, MAX_ROUNDS)):
-            index += self._padded[index] < values
-        if self._rounds > MAX_ROUNDS:
-            unresolved = np.flatnonzero(self._padded[index] < values)
-            if unresolved.size:
-                index[unresolved] = np.searchsorted(self.edges, values[unresolved], side="left")
-        return index
+        return self._locate(np.asarray(values, dtype=np.float64))[0]
 
     def counts_and_ties(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """How many values fall in each of the ``edges.size + 1`` bins, and how many of each bin's values
         equal its upper edge."""
-        bins = self.bins(values)
-        ties = bins[values == self._padded[bins]]
+        index, near, near_index = self._locate(np.asarray(values, dtype=np.float64))
+        ties = near_index[near == self._padded[near_index]]
         size = self.edges.size + 1
-        return np.bincount(bins, minlength=size), np.bincount(ties, minlength=size)
+        return np.bincount(index, minlength=size), np.bincount(ties, minlength=size)
