@@ -439,7 +439,7 @@ class _NumericProfile:
             self.at_maximum += int(np.count_nonzero(values == high))
 
     def _fix_grid(self) -> None:
-        self._set_grid(np.concatenate(self.pending))
+        self._set_grid(np.concatenate(self.pending)[:GRID_SAMPLE])
         pending, self.pending = self.pending, []
         for values in pending:
             self._count(values)

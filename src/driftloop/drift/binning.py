@@ -25,6 +25,7 @@ import numpy as np
 
 BUCKETS_PER_EDGE = 8
 MAX_ROUNDS = 4
+CHUNK = 32_768  # values at a time, so that the temporaries stay in the processor's cache
 
 
 class EdgeIndex:
@@ -57,32 +58,43 @@ class EdgeIndex:
         self._scale = max(spread, float(edges[-1] / 2 - edges[0] / 2) * 2.0**-29, float(np.finfo(np.float64).tiny))
         self._scale_bits = int(np.float64(self._scale).view(np.int64))
         keys = self._keys(edges)
-        self._low, self._high = int(keys[0]), int(keys[-1])
+        self._low, self._high = int(keys.min()), int(keys.max())
         self._low_unsigned = np.int64(self._low).view(np.uint64)
         target = 1 << (buckets_per_edge * size - 1).bit_length()
         self._shift = np.uint64(max(0, ((self._high - self._low) // target).bit_length()))
-        edge_buckets = self._buckets(keys)
+        edge_buckets = self._buckets(edges)
         per_bucket = np.bincount(edge_buckets)
         self._table = np.concatenate([[0], np.cumsum(per_bucket)[:-1]]).astype(np.int32 if size < 2**31 else np.int64)
         self._shared = per_bucket > 0
         self._rounds = int(per_bucket.max())
 
     def _keys(self, values: np.ndarray) -> np.ndarray:
+        """The monotone integer key of each value (in place of a fresh array, for speed)."""
         with np.errstate(over="ignore"):  # beyond the float range is infinite: still in order
             offset = values - self._centre
-            magnitude = (np.abs(offset) + self._scale).view(np.int64) - self._scale_bits
-        return np.where(offset < 0, -magnitude, magnitude)
+            sign = offset.view(np.int64) >> 63  # -1 for negative offsets (and -0.0), else 0
+            np.abs(offset, out=offset)
+            offset += self._scale
+        keys = offset.view(np.int64)
+        keys -= self._scale_bits
+        keys ^= sign
+        keys -= sign
+        return keys
 
-    def _buckets(self, keys: np.ndarray) -> np.ndarray:
-        clipped = np.clip(keys, self._low, self._high).view(np.uint64)
-        return ((clipped - self._low_unsigned) >> self._shift).astype(np.intp)
+    def _buckets(self, values: np.ndarray) -> np.ndarray:
+        keys = self._keys(values)
+        np.clip(keys, self._low, self._high, out=keys)
+        buckets = keys.view(np.uint64)
+        buckets -= self._low_unsigned
+        buckets >>= self._shift
+        return buckets.view(np.int64)
 
-    def _locate(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each value's bin, and the positions and bins of the values sharing a bucket with an edge
-        (the only ones that can equal an edge)."""
-        buckets = self._buckets(self._keys(values))
-        index = self._table[buckets]
-        shared = np.flatnonzero(self._shared[buckets])
+    def _locate(self, values: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Write each value's bin into ``index``; return the values that share a bucket with an edge
+        (the only ones that can equal an edge) and their bins."""
+        buckets = self._buckets(values)
+        np.take(self._table, buckets, out=index)
+        shared = np.flatnonzero(np.take(self._shared, buckets))
         near, near_index = values[shared], index[shared]
         for _ in range(min(self._rounds, MAX_ROUNDS)):
             near_index += self._padded[near_index] < near
@@ -91,16 +103,24 @@ class EdgeIndex:
             if unresolved.size:
                 near_index[unresolved] = np.searchsorted(self.edges, near[unresolved], side="left")
         index[shared] = near_index
-        return index, near, near_index
+        return near, near_index
 
     def bins(self, values: np.ndarray) -> np.ndarray:
         """Each value's bin, ``np.searchsorted(edges, values, side="left")`` (values must not be NaN)."""
-        return self._locate(np.asarray(values, dtype=np.float64))[0]
+        values = np.asarray(values, dtype=np.float64)
+        index = np.empty(values.size, dtype=self._table.dtype)
+        for start in range(0, values.size, CHUNK):
+            self._locate(values[start : start + CHUNK], index[start : start + CHUNK])
+        return index
 
     def counts_and_ties(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """How many values fall in each of the ``edges.size + 1`` bins, and how many of each bin's values
         equal its upper edge."""
-        index, near, near_index = self._locate(np.asarray(values, dtype=np.float64))
-        ties = near_index[near == self._padded[near_index]]
+        values = np.asarray(values, dtype=np.float64)
+        index = np.empty(values.size, dtype=self._table.dtype)
+        ties = [np.empty(0, dtype=index.dtype)]
+        for start in range(0, values.size, CHUNK):
+            near, near_index = self._locate(values[start : start + CHUNK], index[start : start + CHUNK])
+            ties.append(near_index[near == self._padded[near_index]])
         size = self.edges.size + 1
-        return np.bincount(index, minlength=size), np.bincount(ties, minlength=size)
+        return np.bincount(index, minlength=size), np.bincount(np.concatenate(ties), minlength=size)
