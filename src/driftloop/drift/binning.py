@@ -94,15 +94,18 @@ class EdgeIndex:
         (the only ones that can equal an edge) and their bins."""
         buckets = self._buckets(values)
         np.take(self._table, buckets, out=index)
-        shared = np.flatnonzero(np.take(self._shared, buckets))
-        near, near_index = values[shared], index[shared]
+        shared_mask = np.take(self._shared, buckets)
+        # Where most values share a bucket with an edge (few distinct values), work on all in place.
+        shared = None if 2 * np.count_nonzero(shared_mask) > values.size else np.flatnonzero(shared_mask)
+        near, near_index = (values, index) if shared is None else (values[shared], index[shared])
         for _ in range(min(self._rounds, MAX_ROUNDS)):
             near_index += self._padded[near_index] < near
         if self._rounds > MAX_ROUNDS:
             unresolved = np.flatnonzero(self._padded[near_index] < near)
             if unresolved.size:
                 near_index[unresolved] = np.searchsorted(self.edges, near[unresolved], side="left")
-        index[shared] = near_index
+        if shared is not None:
+            index[shared] = near_index
         return near, near_index
 
     def bins(self, values: np.ndarray) -> np.ndarray:
