@@ -2,8 +2,8 @@
 
 Numeric features keep exact counts over fine bins whose edges are reference quantiles (chosen among
 the edges of a finer grid counted in the same pass, see ``_NumericProfile``), exact moments, min and
-max, and a KLL sketch. Categorical features keep exact counts per category. Small references also
-keep their raw values so comparisons can be exact.
+max, and a KLL sketch of the grid's exact histogram. Categorical features keep exact counts per
+category. Small references also keep their raw values so comparisons can be exact.
 
 Merging: summaries over the same bin edges (``build_baseline(..., bins_from=...)``) merge exactly.
 Otherwise the merged edges are quantiles of the merged sketch and each side's counts are re-binned by
@@ -445,8 +445,8 @@ class _NumericProfile:
             self._count(values)
 
     def _set_grid(self, sample: np.ndarray) -> None:
-        sample = np.sort(sample)
-        edges = np.unique(sample[:: max(1, sample.size // GRID_CELLS)])
+        edges = np.sort(sample)[:: max(1, sample.size // GRID_CELLS)]
+        edges = edges[np.concatenate([[True], edges[1:] != edges[:-1]])]
         if self.fixed_edges is not None:
             edges = np.union1d(edges, self.fixed_edges)
         self.grid = EdgeIndex(edges)
