@@ -10,25 +10,34 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import import_module
 from importlib.metadata import entry_points
 
 import pyarrow as pa
 
-from driftloop import __version__, init_cli, teardown_cli
-from driftloop.backtest import cli as backtest_cli
+from driftloop import __version__
 from driftloop.console import EXIT_CODES_EPILOG, ExitCode, HelpFormatter, fail
-from driftloop.data import cli as merge_cli
-from driftloop.drift import cli as drift_cli
 from driftloop.errors import ConfigurationError, DriftloopError
-from driftloop.model import cli as train_cli
-from driftloop.report import cli as report_cli
-from driftloop.simulate import cli as simulate_cli
-from driftloop.traffic import cli as ab_cli
 
 COMMAND_PLUGINS = "driftloop.commands"
+# The core commands, in help order, and the module whose ``add_parser`` adds each. A run imports only its
+# own command's module: the others' imports (the report's matplotlib, the backtest's datasets) take
+# longer than ``driftloop drift`` on a million rows.
+CORE_COMMANDS = {
+    "drift": "driftloop.drift.cli",
+    "merge": "driftloop.data.cli",
+    "train": "driftloop.model.cli",
+    "simulate": "driftloop.simulate.cli",
+    "report": "driftloop.report.cli",
+    "backtest": "driftloop.backtest.cli",
+    "ab": "driftloop.traffic.cli",
+    "init": "driftloop.init_cli",
+    "teardown": "driftloop.teardown_cli",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command's parser, or only ``command``'s when it is a core command."""
     parser = argparse.ArgumentParser(
         prog="driftloop",
         description="Keep a SageMaker recommender fresh. Local commands run template.yaml and the state "
@@ -39,24 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"driftloop {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for plugin in sorted(entry_points(group=COMMAND_PLUGINS), key=lambda entry: entry.name):
-        plugin.load()(subparsers)
-    drift_cli.add_parser(subparsers)
-    merge_cli.add_parser(subparsers)
-    train_cli.add_parser(subparsers)
-    simulate_cli.add_parser(subparsers)
-    report_cli.add_parser(subparsers)
-    backtest_cli.add_parser(subparsers)
-    ab_cli.add_parser(subparsers)
-    init_cli.add_parser(subparsers)
-    teardown_cli.add_parser(subparsers)
+    if command not in CORE_COMMANDS:
+        for plugin in sorted(entry_points(group=COMMAND_PLUGINS), key=lambda entry: entry.name):
+            plugin.load()(subparsers)
+    for module in [CORE_COMMANDS[command]] if command in CORE_COMMANDS else CORE_COMMANDS.values():
+        import_module(module).add_parser(subparsers)
     for command in subparsers.choices.values():
         command.epilog, command.formatter_class = EXIT_CODES_EPILOG, HelpFormatter
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args.run(args))
     except BrokenPipeError:  # the reader went away (`| head`): nothing to say, and nothing left to flush

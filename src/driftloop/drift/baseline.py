@@ -2,8 +2,8 @@
 
 Numeric features keep exact counts over fine bins whose edges are reference quantiles (chosen among
 the edges of a finer grid counted in the same pass, see ``_NumericProfile``), exact moments, min and
-max, and a KLL sketch. Categorical features keep exact counts per category. Small references also
-keep their raw values so comparisons can be exact.
+max, and a KLL sketch of the grid's exact histogram. Categorical features keep exact counts per
+category. Small references also keep their raw values so comparisons can be exact.
 
 Merging: summaries over the same bin edges (``build_baseline(..., bins_from=...)``) merge exactly.
 Otherwise the merged edges are quantiles of the merged sketch and each side's counts are re-binned by
@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from driftloop.drift.binning import EdgeIndex
 from driftloop.drift.reading import (
     CATEGORICAL,
     NUMERIC,
@@ -145,16 +147,10 @@ class NumericSummary:
             cdf_error_bound=float(data.get("cdf_error_bound", 0.0)),
         )
 
-    def bin_counts(self, values: np.ndarray) -> np.ndarray:
-        """Counts of ``values`` over this summary's fine bins: ``<= min``, the quantile bins, ``> max``.
-        Sorting the values and searching the edges in them is faster than searching each value."""
-        at_or_below = np.searchsorted(np.sort(values), self.edges, side="right")
-        return np.diff(at_or_below, prepend=0, append=values.size)
-
-    def add_counts(self, array: pa.Array) -> None:
-        """Count a column chunk into ``counts`` (nulls and non-finite values are not counted)."""
-        values, _ = numeric_values(array)
-        self.counts += self.bin_counts(values)
+    @cached_property
+    def edge_index(self) -> EdgeIndex:
+        """Finds each value's fine bin: ``<= min``, the quantile bins, ``> max``."""
+        return EdgeIndex(self.edges)
 
     def merge(self, other: NumericSummary, exact_limit: int) -> NumericSummary:
         sketch = self.sketch.merge(other.sketch)
@@ -325,25 +321,27 @@ def build_baseline(
     names = _select_features(schema.types, features, exclude)
     numeric = [name for name in names if column_kind(schema.types[name]) == NUMERIC]
     categorical = [name for name in names if name not in numeric]
+    stride = max(1, schema.row_count // GRID_SAMPLE)
     profiles: dict[str, _NumericProfile | _CategoricalProfile] = {}
     for index, name in enumerate(numeric):
         reused = bins_from.features.get(name) if bins_from else None
         edges = reused.edges if isinstance(reused, NumericSummary) else None
-        profiles[name] = _NumericProfile(name, inferred_type(schema.types[name]), settings, index, edges)
+        profiles[name] = _NumericProfile(name, inferred_type(schema.types[name]), settings, index, edges, stride)
     for name in categorical:
         profiles[name] = _CategoricalProfile(name)
     for_each_batch(source, names, {name: profile.add for name, profile in profiles.items()})
     summaries: dict[str, FeatureSummary] = {}
-    second_pass: dict[str, NumericSummary] = {}
+    second_pass: dict[str, _NumericProfile] = {}
     for name, profile in profiles.items():
         if isinstance(profile, _CategoricalProfile):
             summaries[name] = profile.summary().truncate(settings.max_categories)
-            continue
-        summaries[name] = profile.summary()
-        if profile.needs_recount:
-            second_pass[name] = summaries[name]
+        elif profile.representative():
+            summaries[name] = profile.summary()
+        else:
+            second_pass[name] = profile.recount()
     if second_pass:
-        for_each_batch(source, list(second_pass), {name: second_pass[name].add_counts for name in second_pass})
+        for_each_batch(source, list(second_pass), {name: profile.add for name, profile in second_pass.items()})
+        summaries |= {name: profile.summary() for name, profile in second_pass.items()}
     ordered = {name: summaries[name] for name in names}
     return Baseline(ordered, tuple(schema.columns), schema.row_count, settings)
 
@@ -370,24 +368,34 @@ class _NumericProfile:
     """One numeric feature's profile, built in the same pass as everything else.
 
     Quantile edges cannot be known before the data is read, so the pass counts exactly over a much
-    finer grid instead: the edges of the grid are every ``GRID_STRIDE``-th value of the first
-    ``GRID_SAMPLE`` values (about 32,768 cells), and each record batch, sorted once, is counted at
-    every grid edge (values ``<=`` and ``<`` the edge) by binary search. At the end the fine bins'
-    edges are the grid edges closest above the reference's quantiles, so their counts are exact sums
-    of grid cells, and each fine bin holds at most ``1/fine_bins`` plus one grid cell's open interior.
+    finer grid instead: the edges of the grid are every other value of the first ``GRID_SAMPLE``
+    values, sorted (about 32,768 cells), and each value is counted in its grid cell, and as a tie when
+    it equals the cell's upper edge (``EdgeIndex``: no sort of the batch). At the end the fine bins'
+    edges are the grid edges closest above the reference's quantiles, so their counts are exact sums of
+    grid cells, and each fine bin holds at most ``1/fine_bins`` plus one grid cell's open interior. The
+    quantile sketch is the exact grid histogram, compacted (``QuantileSketch.from_counts``).
+
     When some cell's open interior holds more than ``1/fine_bins`` of the values (the first values did
-    not represent the rest, e.g. data sorted by the feature), the summary keeps sketch quantile edges
-    and its counts come from a second pass (``build_baseline``). The sorted batch also feeds the
-    sketch, whose compactions then merge sorted runs instead of sorting.
+    not represent the rest, e.g. data sorted by the feature), ``recount`` gives a profile whose grid is
+    every ``stride``-th value of the whole pass (``stride`` = rows / ``GRID_SAMPLE``, kept on the way),
+    for a second pass over that feature (``build_baseline``).
     """
 
     def __init__(
-        self, name: str, type_name: str, settings: BaselineSettings, seed: int, edges: np.ndarray | None
+        self,
+        name: str,
+        type_name: str,
+        settings: BaselineSettings,
+        seed: int,
+        edges: np.ndarray | None,
+        stride: int,
+        grid: np.ndarray | None = None,
     ) -> None:
         self.name = name
         self.type_name = type_name
         self.settings = settings
-        self.sketch = QuantileSketch(settings.sketch_k, seed=seed)
+        self.seed = seed
+        self.stride = stride
         self.moments = Moments()
         self.missing = 0
         self.minimum, self.maximum = np.inf, -np.inf
@@ -395,18 +403,19 @@ class _NumericProfile:
         self.raw: list[np.ndarray] | None = []
         self.fixed_edges = edges
         self.pending: list[np.ndarray] = []
-        self.grid = edges
-        self.at_or_below: np.ndarray | None = None
-        self.below: np.ndarray | None = None
-        self.needs_recount = False
+        self.sample: list[np.ndarray] = []
+        self.grid: EdgeIndex | None = None
+        self.in_cell: np.ndarray | None = None
+        self.ties: np.ndarray | None = None
+        if grid is not None:
+            self._set_grid(grid)
 
     def add(self, array: pa.Array) -> None:
         values, absent = numeric_values(array)
         self.missing += absent
         if not values.size:
             return
-        values = np.sort(values)
-        self.sketch.update(values)
+        self.sample.append(values[(-self.moments.count) % self.stride :: self.stride].copy())
         self.moments.add(values)
         self._extremes(values)
         if self.raw is not None:
@@ -419,80 +428,103 @@ class _NumericProfile:
             self._count(values)
 
     def _extremes(self, values: np.ndarray) -> None:
-        low, high = values[0], values[-1]
-        at_low = int(np.searchsorted(values, low, side="right"))
-        at_high = values.size - int(np.searchsorted(values, high, side="left"))
+        low, high = values.min(), values.max()
         if low < self.minimum:
-            self.minimum, self.at_minimum = low, at_low
-        elif low == self.minimum:
-            self.at_minimum += at_low
+            self.minimum, self.at_minimum = low, 0
+        if low == self.minimum:
+            self.at_minimum += int(np.count_nonzero(values == low))
         if high > self.maximum:
-            self.maximum, self.at_maximum = high, at_high
-        elif high == self.maximum:
-            self.at_maximum += at_high
+            self.maximum, self.at_maximum = high, 0
+        if high == self.maximum:
+            self.at_maximum += int(np.count_nonzero(values == high))
 
     def _fix_grid(self) -> None:
-        sample = np.sort(np.concatenate(self.pending), kind="stable")
-        self.grid = np.unique(sample[:: max(1, sample.size // GRID_CELLS)])
+        self._set_grid(np.concatenate(self.pending)[:GRID_SAMPLE])
         pending, self.pending = self.pending, []
         for values in pending:
             self._count(values)
 
-    def _count(self, values: np.ndarray) -> None:
-        assert self.grid is not None
-        at_or_below = np.searchsorted(values, self.grid, side="right")
-        if self.fixed_edges is None:
-            below = np.searchsorted(values, self.grid, side="left")
-            self.below = below if self.below is None else self.below + below
-        self.at_or_below = at_or_below if self.at_or_below is None else self.at_or_below + at_or_below
+    def _set_grid(self, sample: np.ndarray) -> None:
+        edges = np.sort(sample)[:: max(1, sample.size // GRID_CELLS)]
+        edges = edges[np.concatenate([[True], edges[1:] != edges[:-1]])]
+        if self.fixed_edges is not None:
+            edges = np.union1d(edges, self.fixed_edges)
+        self.grid = EdgeIndex(edges)
+        self.in_cell = np.zeros(edges.size + 1, dtype=np.int64)
+        self.ties = np.zeros(edges.size + 1, dtype=np.int64)
 
-    def summary(self) -> NumericSummary:
-        """The feature's summary; with ``needs_recount`` set afterwards, its counts are zeros to fill
-        by a second pass (``NumericSummary.add_counts``)."""
+    def _count(self, values: np.ndarray) -> None:
+        assert self.grid is not None and self.in_cell is not None and self.ties is not None
+        in_cell, ties = self.grid.counts_and_ties(values)
+        self.in_cell += in_cell
+        self.ties += ties
+
+    def _finish_grid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Grid edges and, at each, how many values are at or below it and strictly below it."""
         if self.moments.count == 0:
             raise InvalidInputError(f"reference column {self.name!r} has no values (all null)")
         if self.grid is None:
             self._fix_grid()
-        assert self.grid is not None and self.at_or_below is not None
+        assert self.grid is not None and self.in_cell is not None and self.ties is not None
+        at_or_below = np.cumsum(self.in_cell[:-1])
+        return self.grid.edges, at_or_below, at_or_below - self.ties[:-1]
+
+    def _points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``[min, grid edges strictly inside (min, max), max]``, how many values are at or below each,
+        and how many lie strictly between each and the one before (what no edge among them can split)."""
+        grid, at_or_below, below = self._finish_grid()
         total = self.moments.count
-        low, high = float(self.minimum), float(self.maximum)
+        if self.minimum == self.maximum:
+            return np.array([self.minimum]), np.array([total]), np.zeros(0, dtype=np.int64)
+        inside = (grid > self.minimum) & (grid < self.maximum)
+        points = np.concatenate([[self.minimum], grid[inside], [self.maximum]])
+        cumulative = np.concatenate([[self.at_minimum], at_or_below[inside], [total]])
+        right = np.concatenate([below[inside], [total - self.at_maximum]])
+        return points, cumulative, right - cumulative[:-1]
+
+    def representative(self) -> bool:
+        """Whether no grid cell's open interior holds more than ``1/fine_bins`` of the values."""
         if self.fixed_edges is not None:
+            return True
+        _, _, interiors = self._points()
+        return bool(interiors.max(initial=0) <= self.moments.count / self.settings.fine_bins)
+
+    def recount(self) -> _NumericProfile:
+        """A profile for a second pass whose grid is every ``stride``-th value of this pass."""
+        return _NumericProfile(
+            self.name, self.type_name, self.settings, self.seed, None, self.stride, np.concatenate(self.sample)
+        )
+
+    def summary(self) -> NumericSummary:
+        points, cumulative, _ = self._points()
+        total = self.moments.count
+        if self.fixed_edges is not None:
+            grid, at_or_below, _ = self._finish_grid()
             edges = self.fixed_edges
-            counts = np.diff(np.concatenate([[0], self.at_or_below, [total]])).astype(np.float64)
+            inner = at_or_below[np.searchsorted(grid, edges)]
+            counts = np.diff(np.concatenate([[0], inner, [total]]))
         else:
-            edges, counts = self._quantile_bins(total)
+            targets = np.arange(1, self.settings.fine_bins) * (total / self.settings.fine_bins)
+            chosen = np.unique(np.searchsorted(cumulative[1:-1], targets, side="left")) + 1
+            chosen = np.concatenate([[0], chosen[chosen < points.size - 1], [points.size - 1]])
+            edges = np.unique(points[chosen])
+            counts = np.diff(np.concatenate([[0], cumulative[np.unique(chosen)], [total]]))
+        sketch = QuantileSketch.from_counts(
+            points, np.diff(np.concatenate([[0], cumulative])), self.settings.sketch_k, self.seed
+        )
         chunks = self.raw
         return NumericSummary(
             self.name,
             self.type_name,
             self.missing,
-            low,
-            high,
+            float(self.minimum),
+            float(self.maximum),
             self.moments,
             edges,
-            counts,
-            self.sketch,
+            counts.astype(np.float64),
+            sketch,
             np.sort(np.concatenate(chunks)) if chunks is not None else None,
         )
-
-    def _quantile_bins(self, total: int) -> tuple[np.ndarray, np.ndarray]:
-        assert self.grid is not None and self.at_or_below is not None and self.below is not None
-        inside = (self.grid > self.minimum) & (self.grid < self.maximum)
-        grid, at_or_below, below = self.grid[inside], self.at_or_below[inside], self.below[inside]
-        # Values strictly between consecutive edges of [min, grid inside, max]: what no edge can split.
-        left = np.concatenate([[self.at_minimum], at_or_below])
-        right = np.concatenate([below, [total - self.at_maximum]])
-        if (right - left).max(initial=0) > total / self.settings.fine_bins:
-            self.needs_recount = True
-            edges = _edges(self.sketch, float(self.minimum), float(self.maximum), self.settings.fine_bins)
-            return edges, np.zeros(edges.size + 1)
-        targets = np.arange(1, self.settings.fine_bins) * (total / self.settings.fine_bins)
-        chosen = np.unique(np.searchsorted(at_or_below, targets, side="left"))
-        chosen = chosen[chosen < grid.size]
-        edges = np.unique(np.concatenate([[self.minimum], grid[chosen], [self.maximum]]))
-        cumulative = np.concatenate([[self.at_minimum], at_or_below[chosen], [total]])[: edges.size]
-        cumulative[-1] = total
-        return edges, np.diff(np.concatenate([[0], cumulative, [total]])).astype(np.float64)
 
 
 def _select_features(types: Mapping[str, Any], features: Sequence[str] | None, exclude: Sequence[str]) -> list[str]:

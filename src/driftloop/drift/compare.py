@@ -149,10 +149,13 @@ class _NumericAccumulator:
         self.missing += missing
         if not values.size:
             return
-        self.counts += self.summary.bin_counts(values)
-        low, high = self.summary.edges[0], self.summary.edges[-1]
-        self.gap_below += float(np.sum(low - values[values < low]))
-        self.gap_above += float(np.sum(values[values > high] - high))
+        bins = self.summary.edge_index.bins(values)
+        counts = np.bincount(bins, minlength=self.counts.size)
+        self.counts += counts
+        if counts[0]:
+            self.gap_below += float(np.sum(self.summary.edges[0] - values[bins == 0]))
+        if counts[-1]:
+            self.gap_above += float(np.sum(values[bins == counts.size - 1] - self.summary.edges[-1]))
         if self.check_integral and pa.types.is_floating(array.type):
             self.non_integral += int(np.count_nonzero(values != np.floor(values)))
         if self.raw is not None:

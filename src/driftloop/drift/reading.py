@@ -13,7 +13,6 @@ from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from driftloop.errors import InvalidInputError, UnsafeSchemaChangeError
@@ -197,15 +196,30 @@ def numeric_values(array: pa.Array) -> tuple[np.ndarray, int]:
     if pa.types.is_null(array.type):
         return np.empty(0), total
     if pa.types.is_decimal(array.type):
-        array = pc.cast(array, pa.float64())
-    if array.null_count:
-        array = pc.drop_null(array)
-    values = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        array = array.cast(pa.float64())
+    values = present_values(array).astype(np.float64, copy=False)
     if pa.types.is_floating(array.type):
         finite = np.isfinite(values)
         if not finite.all():
             values = values[finite]
     return values, total - values.size
+
+
+def present_values(array: pa.Array) -> np.ndarray:
+    """The non-null values of a chunk as numpy. Integers and floats are read from the chunk's buffers
+    (no copy without nulls): Arrow's ``to_numpy`` imports pandas, which takes longer than summarising
+    a million rows."""
+    data_type = array.type
+    if not (pa.types.is_integer(data_type) or pa.types.is_floating(data_type)):
+        return array.drop_null().to_numpy(zero_copy_only=False)
+    kind = "f" if pa.types.is_floating(data_type) else "i" if pa.types.is_signed_integer(data_type) else "u"
+    end = array.offset + len(array)
+    validity, data = array.buffers()[:2]
+    values = np.frombuffer(data, dtype=f"<{kind}{data_type.bit_width // 8}", count=end)[array.offset :]
+    if not array.null_count:
+        return values
+    present = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=end, bitorder="little")[array.offset :]
+    return values[present.view(bool)]
 
 
 def category_counts(array: pa.Array) -> tuple[dict[str, int], int]:
@@ -214,18 +228,14 @@ def category_counts(array: pa.Array) -> tuple[dict[str, int], int]:
     if pa.types.is_null(array.type):
         return {}, total
     if not pa.types.is_dictionary(array.type):
-        array = pc.dictionary_encode(array)
-    indices = array.indices
-    nulls = indices.null_count
-    if nulls:
-        indices = pc.drop_null(indices)
-    counts = np.bincount(indices.to_numpy(zero_copy_only=False), minlength=len(array.dictionary))
+        array = array.dictionary_encode()
+    counts = np.bincount(present_values(array.indices), minlength=len(array.dictionary))
     labels = [_category_label(value) for value in array.dictionary.to_pylist()]
     result: dict[str, int] = {}
     for label, count in zip(labels, counts.tolist(), strict=True):
         if count:
             result[label] = result.get(label, 0) + count
-    return result, nulls
+    return result, array.indices.null_count
 
 
 def _category_label(value: object) -> str:

@@ -86,6 +86,33 @@ class QuantileSketch:
         merged._compact()
         return merged
 
+    @classmethod
+    def from_counts(cls, values: np.ndarray, counts: np.ndarray, k: int = 2048, seed: int = 0) -> QuantileSketch:
+        """The sketch of ``counts[i]`` copies of each of the increasing ``values``: every count is split
+        into powers of two, each placed at its level, and the levels are compacted as usual. A
+        histogram given this way (each bin's values at its upper edge) adds, to the bound above, at most
+        the largest share of values strictly inside a bin.
+
+        Example
+        -------
+        >>> sketch = QuantileSketch.from_counts(np.array([1.0, 2.0, 3.0]), np.array([5, 0, 3]), k=8)
+        >>> sketch.count, sketch.quantiles(np.array([0.0, 0.5, 1.0])).tolist()
+        (8, [1.0, 1.0, 3.0])
+        """
+        values = np.asarray(values, dtype=np.float64)
+        counts = np.asarray(counts, dtype=np.int64)
+        if values.shape != counts.shape or (counts < 0).any() or (np.diff(values) <= 0).any():
+            raise ValueError("from_counts needs increasing values and as many non-negative counts")
+        total = int(counts.sum())
+        # As deep as a stream of ``total`` values would grow: a large count becomes copies at the top
+        # level, not a level of its own (which would shrink every level below it).
+        top = max(0, (total // k).bit_length() - 1)
+        levels = [values[(counts >> level) & 1 == 1] for level in range(top)]
+        levels.append(np.repeat(values, counts >> top))
+        sketch = cls(k, seed, levels, total)
+        sketch._compact()
+        return sketch
+
     def _weighted_items(self) -> tuple[np.ndarray, np.ndarray]:
         values = np.concatenate(self.levels) if self.levels else np.empty(0)
         weights = np.concatenate([np.full(items.size, 2.0**h) for h, items in enumerate(self.levels)])

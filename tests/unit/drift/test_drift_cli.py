@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -83,3 +85,17 @@ def test_a_bad_policy_file_is_one_line(
     assert main(["drift", "--baseline", str(baseline), "--current", str(current),
                  "--policy", str(tmp_path / "policy.json")]) == ExitCode.BAD_INPUT
     assert "policy.json" in one_line_error(capsys)
+
+
+def test_the_drift_command_imports_no_other_command(data: tuple[Path, Path], tmp_path: Path) -> None:
+    """Importing the report (matplotlib) and the backtest took longer than the check on a million rows."""
+    baseline, current = data
+    script = (
+        "import sys\nfrom driftloop.cli import main\n"
+        f"code = main(['drift', '--baseline', {str(baseline)!r}, '--current', {str(current)!r}])\n"
+        "heavy = [name for name in ('matplotlib', 'pandas', 'driftloop.report', 'driftloop.backtest', "
+        "'driftloop.local', 'pyarrow.compute') if name in sys.modules]\n"
+        "print(code, heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert result.stdout.splitlines()[-1] == "0 []"

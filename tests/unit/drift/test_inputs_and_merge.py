@@ -9,6 +9,7 @@ from conftest import interactions
 
 from driftloop.drift import Baseline, build_baseline, compare_to_baseline
 from driftloop.drift.baseline import NumericSummary
+from driftloop.drift.reading import numeric_values
 from driftloop.errors import InvalidInputError, UnsafeSchemaChangeError
 from driftloop.storage import local_source
 
@@ -130,3 +131,24 @@ def test_malformed_baseline_document_is_rejected():
         Baseline.from_dict({"features": {}})
     with pytest.raises(InvalidInputError, match="malformed"):
         Baseline.from_dict({"format": "driftloop-baseline", "version": 1, "features": {"x": {"kind": "numeric"}}})
+
+
+@pytest.mark.parametrize(
+    "data_type", [pa.int8(), pa.uint16(), pa.int32(), pa.int64(), pa.uint64(), pa.float16(), pa.float32(), pa.float64()]
+)
+def test_numeric_values_drop_nulls_and_non_finite_values_of_every_width_and_offset(data_type):
+    rng = np.random.default_rng(13)
+    raw = rng.integers(0, 100, 1000)
+    mask = rng.random(1000) < 0.2
+    floats = pa.types.is_floating(data_type)
+    numbers = raw.astype(np.float16 if data_type == pa.float16() else np.float64)
+    if floats:
+        numbers[[3, 7, 11]] = [np.nan, np.inf, -np.inf]
+    array = pa.array(numbers if floats else raw, mask=mask, type=data_type)
+    for start, length in [(0, 1000), (5, 600), (333, 1)]:
+        chunk = array.slice(start, length)
+        expected = np.array([value for value in chunk.to_pylist() if value is not None], dtype=np.float64)
+        expected = expected[np.isfinite(expected)]
+        values, missing = numeric_values(chunk)
+        assert values.dtype == np.float64 and np.array_equal(values, expected)
+        assert missing == length - expected.size

@@ -12,6 +12,7 @@ from scipy import stats
 from driftloop.drift import baseline as baseline_module
 from driftloop.drift import build_baseline, compare_to_baseline, reading
 from driftloop.drift.reading import prefetched
+from driftloop.drift.sketch import QuantileSketch, rank_error_bound
 from driftloop.errors import InvalidInputError
 from driftloop.storage import local_source
 
@@ -67,6 +68,39 @@ def test_data_sorted_by_the_feature_takes_a_second_pass_with_exact_counts(write_
     assert passes == [["x", "y"], ["x", "y"]]
     assert np.array_equal(summary.counts, _exact_counts(values, summary.edges))
     assert summary.counts.max() / values.size < 0.005
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda rng: rng.lognormal(3.0, 1.2, ROWS),
+        lambda rng: rng.integers(0, 40, ROWS).astype(np.float64),
+        lambda rng: np.where(rng.random(ROWS) < 0.3, 0.0, rng.exponential(5.0, ROWS)),
+        lambda rng: np.sort(rng.normal(size=ROWS)),
+    ],
+    ids=["lognormal", "integers", "point-mass", "sorted (second pass)"],
+)
+def test_the_sketch_of_the_exact_grid_stays_within_the_kll_bound(draw, write_parquet):
+    values = draw(np.random.default_rng(12))
+    path = write_parquet("ref.parquet", pa.table({"x": values}), row_group_size=30_000)
+    sketch = build_baseline(local_source(str(path))).features["x"].sketch
+    ordered = np.sort(values)
+    fractions = np.linspace(0.001, 0.999, 999)
+    estimates = sketch.quantiles(fractions)
+    below = np.searchsorted(ordered, estimates, side="left") / values.size
+    at_or_below = np.searchsorted(ordered, estimates, side="right") / values.size
+    assert sketch.count == values.size
+    assert np.maximum(below - fractions, fractions - at_or_below).max() <= rank_error_bound(sketch.k)
+    assert sum(level.size for level in sketch.levels) < 4 * sketch.k
+
+
+@pytest.mark.parametrize(
+    ("values", "counts"),
+    [([1.0, 2.0], [1]), ([1.0, 2.0], [1, -1]), ([2.0, 1.0], [1, 1]), ([1.0, 1.0], [1, 1])],
+)
+def test_a_sketch_from_counts_refuses_unordered_values_or_negative_counts(values, counts):
+    with pytest.raises(ValueError, match="increasing values"):
+        QuantileSketch.from_counts(np.array(values), np.array(counts))
 
 
 def test_bins_from_another_baseline_count_exactly_in_one_pass(write_parquet, monkeypatch):
