@@ -174,7 +174,7 @@ class LocalTrainer(Trainer):
             reason = failure.read_text() if failure.exists() else (completed.stderr.strip().splitlines() or ["?"])[-1]
             return {"TrainingJobStatus": "Failed", "FailureReason": reason[:1024]}
         archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w:gz") as model_tar:
+        with tarfile.open(fileobj=archive, mode="w:gz", compresslevel=1) as model_tar:  # gzip's fastest level
             for path in sorted(model_dir.rglob("*")):
                 model_tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
         out_bucket, out_prefix = split_uri(job["OutputDataConfig"]["S3OutputPath"])

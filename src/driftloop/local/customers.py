@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -173,9 +172,9 @@ class LiveTraffic:
     """Customers while an A/B test runs: ``requests_per_hour`` of simulated time, served for each stretch
     the clock passes, before anyone who waited through it wakes up (started and stopped by LocalAWS)."""
 
-    def __init__(self, workspace: Path, endpoint_name: str, bucket: str, requests_per_hour: float,
+    def __init__(self, workspace: Path, endpoint_name: str, bucket: str, s3: Any, requests_per_hour: float,
                  clock: VirtualClock, seed: int = 0) -> None:
-        self.workspace, self.endpoint_name, self.bucket = workspace, endpoint_name, bucket
+        self.workspace, self.endpoint_name, self.bucket, self.s3 = workspace, endpoint_name, bucket, s3
         self.requests_per_hour, self.clock = requests_per_hour, clock
         self.rng = np.random.default_rng(seed)
         self.served = 0
@@ -188,5 +187,5 @@ class LiveTraffic:
 
     def serve(self, since: float, until: float) -> None:
         requests = min(MAX_REQUESTS_PER_STRETCH, int(self.requests_per_hour * (until - since) / 3600))
-        self.served += serve_batch(self.workspace, self.endpoint_name, self.bucket, boto3.client("s3"), requests,
+        self.served += serve_batch(self.workspace, self.endpoint_name, self.bucket, self.s3, requests,
                                    self.rng, (since, until), only_when_split=True, month_uploaded=True)

@@ -8,6 +8,7 @@ moto afterwards:
 - each AWS API call is atomic, as in AWS: moto's request handling runs under one lock (a Lambda Invoke
   excepted, whose handler makes calls of its own), so a conditional write cannot interleave with another
   call the way moto's unsynchronised backends would otherwise allow;
+- a Lambda Task reuses one Lambda client per region (moto builds a new boto3 client for every call);
 - StartExecution no longer deep-copies running executions (their thread locks cannot be copied);
 - ``States.ALL`` does not catch ``States.DataLimitExceeded``, as in AWS;
 - time is the runtime's :class:`~driftloop.local.clock.VirtualClock`: a Wait state and a Retry's backoff
@@ -38,6 +39,7 @@ import moto.s3.notifications
 import moto.scheduler.models
 import moto.stepfunctions.models
 import moto.stepfunctions.parser.asl.component.common.retry.retrier_decl as retrier_decl
+import moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils as lambda_eval_utils
 import moto.stepfunctions.parser.asl.component.state.state
 import moto.stepfunctions.parser.backend.execution
 import moto.stepfunctions.parser.models
@@ -59,6 +61,7 @@ _NOT_MATCHED_BY_STATES_ALL = frozenset({"States.DataLimitExceeded"})
 PATCHED_INTERNALS = (
     (LambdaSimpleBackend, "invoke"),
     (BotocoreStubber, "process_request"),
+    (lambda_eval_utils, "boto_client_for"),
     (ErrorEqualsDecl, "_eval_body"),
     (ErrorEqualsDecl, "_STATE_ALL_ERROR"),
     (WaitFunction, "_wait_interval"),
@@ -123,6 +126,21 @@ def _clone_without_executions(machine: StateMachine, memo: dict[int, Any]) -> St
         machine.executions = executions
 
 
+def _reused_clients(boto_client_for: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's ``boto_client_for``, building each (region, service) client once: its clients differ only by
+    those two (the state's credentials are not used), and boto3 clients are thread-safe."""
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        with lock:
+            if (region, service) not in clients:
+                clients[region, service] = boto_client_for(region, service, state_credentials)
+            return clients[region, service]
+
+    return client_for
+
+
 def _time_sources(clock: VirtualClock) -> list[tuple[Any, str, Any]]:
     """(owner, attribute, replacement) for every moto time source driftloop reads."""
 
@@ -185,6 +203,8 @@ def patched_moto(dispatcher: Dispatcher, clock: VirtualClock) -> Iterator[None]:
         with ExitStack() as stack:
             for owner, name, replacement in _time_sources(clock):
                 stack.enter_context(_replaced(owner, name, replacement))
+            stack.enter_context(_replaced(lambda_eval_utils, "boto_client_for",
+                                          _reused_clients(lambda_eval_utils.boto_client_for)))
             yield
     finally:
         LambdaSimpleBackend.invoke = original_invoke  # type: ignore[method-assign]
