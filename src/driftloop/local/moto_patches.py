@@ -8,6 +8,8 @@ moto afterwards:
 - each AWS API call is atomic, as in AWS: moto's request handling runs under one lock (a Lambda Invoke
   excepted, whose handler makes calls of its own), so a conditional write cannot interleave with another
   call the way moto's unsynchronised backends would otherwise allow;
+- S3's URL table is read once, not re-imported twice at every S3 request (moto reloads it because
+  environment variables may change it; the runtime's environment does not change while it runs);
 - a Lambda Task reuses one Lambda client per region (moto builds a new boto3 client for every call);
 - StartExecution no longer deep-copies running executions (their thread locks cannot be copied);
 - ``States.ALL`` does not catch ``States.DataLimitExceeded``, as in AWS;
@@ -46,6 +48,7 @@ import moto.stepfunctions.parser.models
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.utils import unix_time
+from moto.s3.models import S3Backend
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
@@ -55,13 +58,14 @@ from driftloop.errors import ConfigurationError
 from driftloop.local.clock import VirtualClock
 from driftloop.local.dispatcher import Dispatcher
 
-_AWS_CALL_LOCK = threading.RLock()
+AWS_CALL_LOCK = threading.RLock()  # held by every AWS call but a Lambda Invoke, and by direct reads of moto's state
 _LAMBDA_INVOKE_PATH = re.compile(r"/functions/[^/]+/invocations")
 _NOT_MATCHED_BY_STATES_ALL = frozenset({"States.DataLimitExceeded"})
 PATCHED_INTERNALS = (
     (LambdaSimpleBackend, "invoke"),
     (BotocoreStubber, "process_request"),
     (lambda_eval_utils, "boto_client_for"),
+    (S3Backend, "_url_module"),
     (ErrorEqualsDecl, "_eval_body"),
     (ErrorEqualsDecl, "_STATE_ALL_ERROR"),
     (WaitFunction, "_wait_interval"),
@@ -110,7 +114,7 @@ def _atomic_aws_calls(process_request: Callable[..., Any]) -> Callable[..., Any]
     def process(stubber: Any, request: Any) -> Any:
         if _LAMBDA_INVOKE_PATH.search(request.url.split("?", 1)[0]):
             return process_request(stubber, request)
-        with _AWS_CALL_LOCK:
+        with AWS_CALL_LOCK:
             return process_request(stubber, request)
 
     return process
@@ -139,6 +143,11 @@ def _reused_clients(boto_client_for: Callable[..., Any]) -> Callable[..., Any]:
             return clients[region, service]
 
     return client_for
+
+
+def _s3_urls_read_once() -> property:
+    module = vars(S3Backend)["_url_module"].fget(None)  # the reload moto makes, once
+    return property(lambda backend: module)
 
 
 def _time_sources(clock: VirtualClock) -> list[tuple[Any, str, Any]]:
@@ -203,6 +212,7 @@ def patched_moto(dispatcher: Dispatcher, clock: VirtualClock) -> Iterator[None]:
         with ExitStack() as stack:
             for owner, name, replacement in _time_sources(clock):
                 stack.enter_context(_replaced(owner, name, replacement))
+            stack.enter_context(_replaced(S3Backend, "_url_module", _s3_urls_read_once()))
             stack.enter_context(_replaced(lambda_eval_utils, "boto_client_for",
                                           _reused_clients(lambda_eval_utils.boto_client_for)))
             yield

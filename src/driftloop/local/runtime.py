@@ -35,7 +35,7 @@ from driftloop.local.customers import LiveTraffic
 from driftloop.local.dispatcher import Dispatcher, FaultPlan, HandlerOutput
 from driftloop.local.moto_patches import patched_moto
 from driftloop.local.template import ACCOUNT_ID, REGION, load_app
-from driftloop.local.workspace import Workspace
+from driftloop.local.workspace import Workspace, stored_objects
 
 LOCAL_PROFILE = "local.toml"
 logging.getLogger("moto").setLevel(logging.CRITICAL)
@@ -149,7 +149,7 @@ class LocalAWS:
             return self._clients[service]
 
     def save(self) -> None:
-        self.workspace.save_s3(self.client("s3"), list(self.app.buckets.values()))
+        self.workspace.save_s3(stored_objects(ACCOUNT_ID, self.app.buckets.values()))
         for table in self.app.tables.values():
             self.workspace.save_table(self.client("dynamodb"), table["TableName"])
         self.workspace.save_schedules([schedule for _, schedule in self.one_time_schedules()])

@@ -4,12 +4,48 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from driftloop.adapters.s3 import list_objects
+from moto.s3.models import FakeDeleteMarker, s3_backends
+
 from driftloop.errors import ConfigurationError
 from driftloop.layout import WorkspaceLayout
+from driftloop.local.moto_patches import AWS_CALL_LOCK
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """The current version of an S3 object, as the snapshot keeps it; ``read()`` returns its body."""
+
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    last_modified: str
+    content_type: str
+    read: Callable[[], bytes]
+
+
+def stored_objects(account_id: str, buckets: Iterable[str]) -> list[StoredObject]:
+    """The current version of every object in ``buckets`` of the running moto, read from moto's store: the
+    snapshot of a workspace holding thousands of objects would otherwise make a ListObjects page and a
+    GetObject call (each a signed request, serialised and parsed) per object."""
+    stored = []
+    with AWS_CALL_LOCK:  # no call changes the buckets while they are listed
+        backend = s3_backends[account_id]["aws"]
+        for name in buckets:
+            for key in list(backend.get_bucket(name).keys.values()):
+                if isinstance(key, FakeDeleteMarker):
+                    continue
+                modified = key.last_modified.replace(tzinfo=UTC).isoformat()
+                stored.append(StoredObject(name, key.name, key.etag.strip('"'), key.size, modified,
+                                           key.metadata.get("Content-Type", "binary/octet-stream"),
+                                           lambda key=key: key.value))
+    return stored
 
 
 class Workspace:
@@ -24,30 +60,26 @@ class Workspace:
     def load_index(self) -> dict[str, dict[str, Any]]:
         return json.loads(self.index_file.read_text()) if self.index_file.exists() else {}
 
-    def save_s3(self, s3: Any, buckets: list[str]) -> None:
-        """Snapshot the buckets; an object whose ETag and size the last snapshot already holds is not read again."""
+    def save_s3(self, objects: Iterable[StoredObject]) -> None:
+        """Snapshot ``objects`` (every object of the buckets); one whose ETag and size the last snapshot already
+        holds is not read again."""
         self.objects.mkdir(parents=True, exist_ok=True)
         previous = self.load_index()
         index: dict[str, dict[str, Any]] = {}
-        for bucket in buckets:
-            for obj in list_objects(s3, bucket, ""):
-                name = f"{bucket}/{obj.key}"
-                known = previous.get(name)
-                if known and (known.get("etag"), known.get("size")) == (obj.etag, obj.size) \
-                        and (self.objects / known["sha256"]).exists():
-                    index[name] = known | {"last_modified": obj.last_modified}
-                    continue
-                response = s3.get_object(Bucket=bucket, Key=obj.key)
-                body = response["Body"].read()
-                digest = hashlib.sha256(body).hexdigest()
-                blob = self.objects / digest
-                if not blob.exists():
-                    blob.write_bytes(body)
-                index[name] = {
-                    "bucket": bucket, "key": obj.key, "sha256": digest, "etag": obj.etag, "size": obj.size,
-                    "content_type": response.get("ContentType", "binary/octet-stream"),
-                    "last_modified": obj.last_modified,
-                }
+        for obj in objects:
+            name = f"{obj.bucket}/{obj.key}"
+            known = previous.get(name)
+            if known and (known.get("etag"), known.get("size")) == (obj.etag, obj.size) \
+                    and (self.objects / known["sha256"]).exists():
+                index[name] = known | {"last_modified": obj.last_modified}
+                continue
+            body = obj.read()
+            digest = hashlib.sha256(body).hexdigest()
+            blob = self.objects / digest
+            if not blob.exists():
+                blob.write_bytes(body)
+            index[name] = {"bucket": obj.bucket, "key": obj.key, "sha256": digest, "etag": obj.etag,
+                           "size": obj.size, "content_type": obj.content_type, "last_modified": obj.last_modified}
         self.index_file.parent.mkdir(parents=True, exist_ok=True)
         self.index_file.write_text(json.dumps(index, indent=1, sort_keys=True))
 
