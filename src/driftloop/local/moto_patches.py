@@ -1,4 +1,4 @@
-"""Every change driftloop's local runtime makes to moto's internals, in one place, for moto 5.x.
+"""Every change driftloop's local runtime makes to moto's (and botocore's) internals, in one place, for moto 5.x.
 
 ``patched_moto`` installs them for the life of a :class:`~driftloop.local.runtime.LocalAWS` and restores
 moto afterwards:
@@ -10,6 +10,8 @@ moto afterwards:
   call the way moto's unsynchronised backends would otherwise allow;
 - S3's URL table is read once, not re-imported twice at every S3 request (moto reloads it because
   environment variables may change it; the runtime's environment does not change while it runs);
+- every botocore session shares one data loader, so the service models a client needs are parsed once,
+  not once per session (each function's services build a session of their own);
 - a Lambda Task reuses one Lambda client per region (moto builds a new boto3 client for every call);
 - StartExecution no longer deep-copies running executions (their thread locks cannot be copied);
 - ``States.ALL`` does not catch ``States.DataLimitExceeded``, as in AWS;
@@ -33,8 +35,10 @@ import time
 import types
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import lru_cache
 from typing import Any
 
+import botocore.session
 import moto.events.models
 import moto.s3.models
 import moto.s3.notifications
@@ -66,6 +70,7 @@ PATCHED_INTERNALS = (
     (BotocoreStubber, "process_request"),
     (lambda_eval_utils, "boto_client_for"),
     (S3Backend, "_url_module"),
+    (botocore.session, "create_loader"),
     (ErrorEqualsDecl, "_eval_body"),
     (ErrorEqualsDecl, "_STATE_ALL_ERROR"),
     (WaitFunction, "_wait_interval"),
@@ -213,6 +218,8 @@ def patched_moto(dispatcher: Dispatcher, clock: VirtualClock) -> Iterator[None]:
             for owner, name, replacement in _time_sources(clock):
                 stack.enter_context(_replaced(owner, name, replacement))
             stack.enter_context(_replaced(S3Backend, "_url_module", _s3_urls_read_once()))
+            stack.enter_context(_replaced(botocore.session, "create_loader",
+                                          lru_cache(maxsize=None)(botocore.session.create_loader)))
             stack.enter_context(_replaced(lambda_eval_utils, "boto_client_for",
                                           _reused_clients(lambda_eval_utils.boto_client_for)))
             yield

@@ -98,3 +98,12 @@ def test_s3_answers_inside_the_block_without_reimporting_its_url_table() -> None
         assert s3.get_object(Bucket="urls-test", Key="k")["Body"].read() == b"v"
         assert vars(S3Backend)["_url_module"].fget(None) is urls is moto.s3.urls
     assert vars(S3Backend)["_url_module"] is original
+
+
+def test_botocore_sessions_share_one_data_loader_inside_the_block() -> None:
+    import botocore.session
+
+    with patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
+        first, second = botocore.session.Session(), botocore.session.Session()
+        assert first.get_component("data_loader") is second.get_component("data_loader")
+    assert botocore.session.Session().get_component("data_loader") is not first.get_component("data_loader")
