@@ -202,7 +202,8 @@ class SimulatedEndpoint(Endpoint):
     """Records variant weights like a SageMaker endpoint and serves recommendations with the real
     inference code (``driftloop.local.customers`` sends it simulated customers). With ``capture_bucket``,
     ``serve`` writes what it served as SageMaker Data Capture does (:mod:`driftloop.capture`): one JSON
-    Lines file per call and variant under ``datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/``.
+    Lines file per call and variant under ``datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/``, by
+    ``capture_writer(bucket, key, body)`` (default: a PutObject with ``s3``).
 
     Like SageMaker, a change is not instant: for ``update_seconds`` (default: the local runtime's
     ``DRIFTLOOP_ENDPOINT_UPDATE_SECONDS``, from ``[world] endpoint_update_seconds`` of local.toml) the
@@ -210,9 +211,12 @@ class SimulatedEndpoint(Endpoint):
     with TransientError. ``describe`` applies a change whose time is up."""
 
     def __init__(self, workspace: str | os.PathLike[str], name: str, s3: Any,
-                 update_seconds: float | None = None, capture_bucket: str | None = None) -> None:
+                 update_seconds: float | None = None, capture_bucket: str | None = None,
+                 capture_writer: Callable[[str, str, bytes], object] | None = None) -> None:
         self.name = name
         self._capture_bucket = capture_bucket
+        self._write_capture = capture_writer or (lambda bucket, key, body: s3.put_object(Bucket=bucket, Key=key,
+                                                                                          Body=body))
         self._root = WorkspaceLayout(Path(workspace)).endpoints
         self._s3 = s3
         self._models: dict[str, Any] = {}
@@ -382,7 +386,7 @@ class SimulatedEndpoint(Endpoint):
                 inference_id=request_id))
         for hour, lines in hours.items():
             key = capture_key(self.name, variant.name, hour, f"{hour:%Y%m%dT%H}-{request_ids[0]}")
-            self._s3.put_object(Bucket=self._capture_bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+            self._write_capture(self._capture_bucket, key, ("\n".join(lines) + "\n").encode())
         return ranked
 
 

@@ -34,6 +34,8 @@ from driftloop.attribution import INFERENCE_ID_COLUMN
 from driftloop.layout import WorkspaceLayout, purchase_events_key
 from driftloop.local.adapters import SimulatedEndpoint
 from driftloop.local.clock import VirtualClock
+from driftloop.local.moto_store import put_object
+from driftloop.local.template import ACCOUNT_ID
 from driftloop.model.inference import MAX_RECENT_ITEMS
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
 from driftloop.simulate.world import month_start_us
@@ -141,9 +143,11 @@ def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, reque
                 month_uploaded: bool = False) -> int:
     """Serve ``requests`` customers who arrived in epoch seconds ``arrived`` = (since, until) at the
     endpoint's current weights; returns how many were served. ``month_uploaded``: the shop's current
-    month is already uploaded (its purchases count as recent)."""
+    month is already uploaded (its purchases count as recent). The endpoint's captured requests go into
+    ``bucket`` as SageMaker writes them, straight into S3's store; the shop's purchase events with ``s3``."""
     shop_file = WorkspaceLayout(workspace).shop_file
-    endpoint = SimulatedEndpoint(workspace, endpoint_name, s3, capture_bucket=bucket)
+    endpoint = SimulatedEndpoint(workspace, endpoint_name, s3, capture_bucket=bucket,
+                                 capture_writer=functools.partial(put_object, ACCOUNT_ID))
     state = endpoint.describe()
     if state is None or not shop_file.exists():
         return 0

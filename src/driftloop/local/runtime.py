@@ -34,8 +34,9 @@ from driftloop.local.clock import VirtualClock
 from driftloop.local.customers import LiveTraffic
 from driftloop.local.dispatcher import Dispatcher, FaultPlan, HandlerOutput
 from driftloop.local.moto_patches import patched_moto
+from driftloop.local.moto_store import stored_objects
 from driftloop.local.template import ACCOUNT_ID, REGION, load_app
-from driftloop.local.workspace import Workspace, stored_objects
+from driftloop.local.workspace import Workspace
 
 LOCAL_PROFILE = "local.toml"
 logging.getLogger("moto").setLevel(logging.CRITICAL)

@@ -6,15 +6,11 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from moto.s3.models import FakeDeleteMarker, s3_backends
-
 from driftloop.errors import ConfigurationError
 from driftloop.layout import WorkspaceLayout
-from driftloop.local.moto_patches import AWS_CALL_LOCK
 
 
 @dataclass(frozen=True)
@@ -28,24 +24,6 @@ class StoredObject:
     last_modified: str
     content_type: str
     read: Callable[[], bytes]
-
-
-def stored_objects(account_id: str, buckets: Iterable[str]) -> list[StoredObject]:
-    """The current version of every object in ``buckets`` of the running moto, read from moto's store: the
-    snapshot of a workspace holding thousands of objects would otherwise make a ListObjects page and a
-    GetObject call (each a signed request, serialised and parsed) per object."""
-    stored = []
-    with AWS_CALL_LOCK:  # no call changes the buckets while they are listed
-        backend = s3_backends[account_id]["aws"]
-        for name in buckets:
-            for key in list(backend.get_bucket(name).keys.values()):
-                if isinstance(key, FakeDeleteMarker):
-                    continue
-                modified = key.last_modified.replace(tzinfo=UTC).isoformat()
-                stored.append(StoredObject(name, key.name, key.etag.strip('"'), key.size, modified,
-                                           key.metadata.get("Content-Type", "binary/octet-stream"),
-                                           lambda key=key: key.value))
-    return stored
 
 
 class Workspace:

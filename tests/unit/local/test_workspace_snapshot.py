@@ -11,7 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from driftloop.local.workspace import Workspace, stored_objects
+from driftloop.local.moto_store import stored_objects
+from driftloop.local.workspace import Workspace
 
 BUCKET = "data"
 ACCOUNT = "123456789012"  # moto's default account
