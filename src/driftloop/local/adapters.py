@@ -5,6 +5,7 @@ Both keep their state as JSON in the workspace, so consecutive ``driftloop`` com
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -193,6 +194,17 @@ class LocalTrainer(Trainer):
 UPDATE_SECONDS_VARIABLE = "DRIFTLOOP_ENDPOINT_UPDATE_SECONDS"
 
 
+@functools.lru_cache(maxsize=16)
+def _load_served_model(model_dir: str, unpacked_ns: int) -> Any:
+    """The container's ``model_fn`` of an artifact unpacked in ``model_dir`` at ``unpacked_ns``, once per
+    process: the simulated customers make a new endpoint object for every stretch of time they are served
+    in, and an unpacked artifact is never rewritten (a folder unpacked again, e.g. in a reset workspace,
+    has a new time)."""
+    from driftloop.model.inference import model_fn
+
+    return model_fn(model_dir)
+
+
 def _request(user: str, k: int, recent: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """One user's recommendation request, with ``recent_items`` when the user has any."""
     return {"user_id": user, "k": k, **({"recent_items": list(recent[user])} if recent.get(user) else {})}
@@ -332,10 +344,9 @@ class SimulatedEndpoint(Endpoint):
             return self._state()["models"][model_name]["model_data_url"]
 
     def _served_model(self, model_name: str) -> Any:
-        from driftloop.model.inference import model_fn
-
         if model_name not in self._models:
-            self._models[model_name] = model_fn(str(fetch_model_dir(self._s3, self.model_artifact(model_name))))
+            model_dir = fetch_model_dir(self._s3, self.model_artifact(model_name))
+            self._models[model_name] = _load_served_model(str(model_dir), model_dir.stat().st_mtime_ns)
         return self._models[model_name]
 
     def trained_until(self, model_name: str) -> datetime:
