@@ -107,3 +107,21 @@ def test_botocore_sessions_share_one_data_loader_inside_the_block() -> None:
         first, second = botocore.session.Session(), botocore.session.Session()
         assert first.get_component("data_loader") is second.get_component("data_loader")
     assert botocore.session.Session().get_component("data_loader") is not first.get_component("data_loader")
+
+
+def test_a_definition_is_parsed_once_and_gets_fresh_components_inside_the_block() -> None:
+    import json
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
+
+    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+    original = vars(AmazonStateLanguageParser)["parse"]
+    with patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
+        first_program, first_tree = AmazonStateLanguageParser.parse(definition)
+        second_program, second_tree = AmazonStateLanguageParser.parse(definition)
+        assert second_tree is first_tree, "the parse tree is kept"
+        assert second_program is not first_program and type(second_program) is type(first_program)
+        for _ in range(2):
+            with pytest.raises(ASLParserException):
+                AmazonStateLanguageParser.parse('{"StartAt": 1}')
+    assert vars(AmazonStateLanguageParser)["parse"] is original
