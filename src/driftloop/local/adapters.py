@@ -5,6 +5,7 @@ Both keep their state as JSON in the workspace, so consecutive ``driftloop`` com
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -174,7 +175,7 @@ class LocalTrainer(Trainer):
             reason = failure.read_text() if failure.exists() else (completed.stderr.strip().splitlines() or ["?"])[-1]
             return {"TrainingJobStatus": "Failed", "FailureReason": reason[:1024]}
         archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w:gz") as model_tar:
+        with tarfile.open(fileobj=archive, mode="w:gz", compresslevel=1) as model_tar:  # gzip's fastest level
             for path in sorted(model_dir.rglob("*")):
                 model_tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
         out_bucket, out_prefix = split_uri(job["OutputDataConfig"]["S3OutputPath"])
@@ -193,6 +194,17 @@ class LocalTrainer(Trainer):
 UPDATE_SECONDS_VARIABLE = "DRIFTLOOP_ENDPOINT_UPDATE_SECONDS"
 
 
+@functools.lru_cache(maxsize=16)
+def _load_served_model(model_dir: str, unpacked_ns: int) -> Any:
+    """The container's ``model_fn`` of an artifact unpacked in ``model_dir`` at ``unpacked_ns``, once per
+    process: the simulated customers make a new endpoint object for every stretch of time they are served
+    in, and an unpacked artifact is never rewritten (a folder unpacked again, e.g. in a reset workspace,
+    has a new time)."""
+    from driftloop.model.inference import model_fn
+
+    return model_fn(model_dir)
+
+
 def _request(user: str, k: int, recent: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """One user's recommendation request, with ``recent_items`` when the user has any."""
     return {"user_id": user, "k": k, **({"recent_items": list(recent[user])} if recent.get(user) else {})}
@@ -202,7 +214,8 @@ class SimulatedEndpoint(Endpoint):
     """Records variant weights like a SageMaker endpoint and serves recommendations with the real
     inference code (``driftloop.local.customers`` sends it simulated customers). With ``capture_bucket``,
     ``serve`` writes what it served as SageMaker Data Capture does (:mod:`driftloop.capture`): one JSON
-    Lines file per call and variant under ``datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/``.
+    Lines file per call and variant under ``datacapture/<endpoint>/<variant>/yyyy/mm/dd/hh/``, by
+    ``capture_writer(bucket, key, body)`` (default: a PutObject with ``s3``).
 
     Like SageMaker, a change is not instant: for ``update_seconds`` (default: the local runtime's
     ``DRIFTLOOP_ENDPOINT_UPDATE_SECONDS``, from ``[world] endpoint_update_seconds`` of local.toml) the
@@ -210,9 +223,12 @@ class SimulatedEndpoint(Endpoint):
     with TransientError. ``describe`` applies a change whose time is up."""
 
     def __init__(self, workspace: str | os.PathLike[str], name: str, s3: Any,
-                 update_seconds: float | None = None, capture_bucket: str | None = None) -> None:
+                 update_seconds: float | None = None, capture_bucket: str | None = None,
+                 capture_writer: Callable[[str, str, bytes], object] | None = None) -> None:
         self.name = name
         self._capture_bucket = capture_bucket
+        self._write_capture = capture_writer or (lambda bucket, key, body: s3.put_object(Bucket=bucket, Key=key,
+                                                                                          Body=body))
         self._root = WorkspaceLayout(Path(workspace)).endpoints
         self._s3 = s3
         self._models: dict[str, Any] = {}
@@ -328,10 +344,9 @@ class SimulatedEndpoint(Endpoint):
             return self._state()["models"][model_name]["model_data_url"]
 
     def _served_model(self, model_name: str) -> Any:
-        from driftloop.model.inference import model_fn
-
         if model_name not in self._models:
-            self._models[model_name] = model_fn(str(fetch_model_dir(self._s3, self.model_artifact(model_name))))
+            model_dir = fetch_model_dir(self._s3, self.model_artifact(model_name))
+            self._models[model_name] = _load_served_model(str(model_dir), model_dir.stat().st_mtime_ns)
         return self._models[model_name]
 
     def trained_until(self, model_name: str) -> datetime:
@@ -382,7 +397,7 @@ class SimulatedEndpoint(Endpoint):
                 inference_id=request_id))
         for hour, lines in hours.items():
             key = capture_key(self.name, variant.name, hour, f"{hour:%Y%m%dT%H}-{request_ids[0]}")
-            self._s3.put_object(Bucket=self._capture_bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+            self._write_capture(self._capture_bucket, key, ("\n".join(lines) + "\n").encode())
         return ranked
 
 

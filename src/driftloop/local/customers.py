@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +34,8 @@ from driftloop.attribution import INFERENCE_ID_COLUMN
 from driftloop.layout import WorkspaceLayout, purchase_events_key
 from driftloop.local.adapters import SimulatedEndpoint
 from driftloop.local.clock import VirtualClock
+from driftloop.local.moto_store import put_object
+from driftloop.local.template import ACCOUNT_ID
 from driftloop.model.inference import MAX_RECENT_ITEMS
 from driftloop.simulate import Scenario, Simulator, SimulatorConfig
 from driftloop.simulate.world import month_start_us
@@ -142,9 +143,11 @@ def serve_batch(workspace: Path, endpoint_name: str, bucket: str, s3: Any, reque
                 month_uploaded: bool = False) -> int:
     """Serve ``requests`` customers who arrived in epoch seconds ``arrived`` = (since, until) at the
     endpoint's current weights; returns how many were served. ``month_uploaded``: the shop's current
-    month is already uploaded (its purchases count as recent)."""
+    month is already uploaded (its purchases count as recent). The endpoint's captured requests go into
+    ``bucket`` as SageMaker writes them, straight into S3's store; the shop's purchase events with ``s3``."""
     shop_file = WorkspaceLayout(workspace).shop_file
-    endpoint = SimulatedEndpoint(workspace, endpoint_name, s3, capture_bucket=bucket)
+    endpoint = SimulatedEndpoint(workspace, endpoint_name, s3, capture_bucket=bucket,
+                                 capture_writer=functools.partial(put_object, ACCOUNT_ID))
     state = endpoint.describe()
     if state is None or not shop_file.exists():
         return 0
@@ -173,9 +176,9 @@ class LiveTraffic:
     """Customers while an A/B test runs: ``requests_per_hour`` of simulated time, served for each stretch
     the clock passes, before anyone who waited through it wakes up (started and stopped by LocalAWS)."""
 
-    def __init__(self, workspace: Path, endpoint_name: str, bucket: str, requests_per_hour: float,
+    def __init__(self, workspace: Path, endpoint_name: str, bucket: str, s3: Any, requests_per_hour: float,
                  clock: VirtualClock, seed: int = 0) -> None:
-        self.workspace, self.endpoint_name, self.bucket = workspace, endpoint_name, bucket
+        self.workspace, self.endpoint_name, self.bucket, self.s3 = workspace, endpoint_name, bucket, s3
         self.requests_per_hour, self.clock = requests_per_hour, clock
         self.rng = np.random.default_rng(seed)
         self.served = 0
@@ -188,5 +191,5 @@ class LiveTraffic:
 
     def serve(self, since: float, until: float) -> None:
         requests = min(MAX_REQUESTS_PER_STRETCH, int(self.requests_per_hour * (until - since) / 3600))
-        self.served += serve_batch(self.workspace, self.endpoint_name, self.bucket, boto3.client("s3"), requests,
+        self.served += serve_batch(self.workspace, self.endpoint_name, self.bucket, self.s3, requests,
                                    self.rng, (since, until), only_when_split=True, month_uploaded=True)

@@ -1,4 +1,4 @@
-"""Every change driftloop's local runtime makes to moto's internals, in one place, for moto 5.x.
+"""Every change driftloop's local runtime makes to moto's (and botocore's) internals, in one place, for moto 5.x.
 
 ``patched_moto`` installs them for the life of a :class:`~driftloop.local.runtime.LocalAWS` and restores
 moto afterwards:
@@ -8,6 +8,13 @@ moto afterwards:
 - each AWS API call is atomic, as in AWS: moto's request handling runs under one lock (a Lambda Invoke
   excepted, whose handler makes calls of its own), so a conditional write cannot interleave with another
   call the way moto's unsynchronised backends would otherwise allow;
+- S3's URL table is read once, not re-imported twice at every S3 request (moto reloads it because
+  environment variables may change it; the runtime's environment does not change while it runs);
+- every botocore session shares one data loader, so the service models a client needs are parsed once,
+  not once per session (each function's services build a session of their own);
+- a state machine definition is parsed once: every execution used to parse the ASL again with ANTLR
+  (about 0.1 s of CPU each); its evaluation components are still built afresh for each execution;
+- a Lambda Task reuses one Lambda client per region (moto builds a new boto3 client for every call);
 - StartExecution no longer deep-copies running executions (their thread locks cannot be copied);
 - ``States.ALL`` does not catch ``States.DataLimitExceeded``, as in AWS;
 - time is the runtime's :class:`~driftloop.local.clock.VirtualClock`: a Wait state and a Retry's backoff
@@ -30,35 +37,45 @@ import time
 import types
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import lru_cache
 from typing import Any
 
+import botocore.session
 import moto.events.models
 import moto.s3.models
 import moto.s3.notifications
 import moto.scheduler.models
 import moto.stepfunctions.models
 import moto.stepfunctions.parser.asl.component.common.retry.retrier_decl as retrier_decl
+import moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils as lambda_eval_utils
 import moto.stepfunctions.parser.asl.component.state.state
 import moto.stepfunctions.parser.backend.execution
 import moto.stepfunctions.parser.models
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
 from moto.core.utils import unix_time
+from moto.s3.models import S3Backend
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
 from driftloop.errors import ConfigurationError
 from driftloop.local.clock import VirtualClock
 from driftloop.local.dispatcher import Dispatcher
 
-_AWS_CALL_LOCK = threading.RLock()
+AWS_CALL_LOCK = threading.RLock()  # held by every AWS call but a Lambda Invoke, and by direct reads of moto's state
 _LAMBDA_INVOKE_PATH = re.compile(r"/functions/[^/]+/invocations")
 _NOT_MATCHED_BY_STATES_ALL = frozenset({"States.DataLimitExceeded"})
 PATCHED_INTERNALS = (
     (LambdaSimpleBackend, "invoke"),
     (BotocoreStubber, "process_request"),
+    (lambda_eval_utils, "boto_client_for"),
+    (S3Backend, "_url_module"),
+    (AmazonStateLanguageParser, "parse"),
+    (botocore.session, "create_loader"),
     (ErrorEqualsDecl, "_eval_body"),
     (ErrorEqualsDecl, "_STATE_ALL_ERROR"),
     (WaitFunction, "_wait_interval"),
@@ -107,7 +124,7 @@ def _atomic_aws_calls(process_request: Callable[..., Any]) -> Callable[..., Any]
     def process(stubber: Any, request: Any) -> Any:
         if _LAMBDA_INVOKE_PATH.search(request.url.split("?", 1)[0]):
             return process_request(stubber, request)
-        with _AWS_CALL_LOCK:
+        with AWS_CALL_LOCK:
             return process_request(stubber, request)
 
     return process
@@ -121,6 +138,42 @@ def _clone_without_executions(machine: StateMachine, memo: dict[int, Any]) -> St
         return copy._reconstruct(machine, memo, *machine.__reduce_ex__(4))  # type: ignore[attr-defined]
     finally:
         machine.executions = executions
+
+
+def _reused_clients(boto_client_for: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's ``boto_client_for``, building each (region, service) client once: its clients differ only by
+    those two (the state's credentials are not used), and boto3 clients are thread-safe."""
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        with lock:
+            if (region, service) not in clients:
+                clients[region, service] = boto_client_for(region, service, state_credentials)
+            return clients[region, service]
+
+    return client_for
+
+
+def _parse_trees_once(parse: Callable[[str], tuple[Any, Any]]) -> staticmethod:
+    """moto's ASL parser, keeping each definition's parse tree (read-only once built) and building the
+    evaluation components from it for every caller, as moto's parser does after parsing. A definition
+    that does not parse raises every time, as before."""
+    trees: dict[str, Any] = {}
+
+    def parse_once(definition: str) -> tuple[Any, Any]:
+        tree = trees.get(definition)
+        if tree is None:
+            program, trees[definition] = parse(definition)
+            return program, trees[definition]
+        return Preprocessor().visit(tree), tree
+
+    return staticmethod(parse_once)
+
+
+def _s3_urls_read_once() -> property:
+    module = vars(S3Backend)["_url_module"].fget(None)  # the reload moto makes, once
+    return property(lambda backend: module)
 
 
 def _time_sources(clock: VirtualClock) -> list[tuple[Any, str, Any]]:
@@ -185,6 +238,13 @@ def patched_moto(dispatcher: Dispatcher, clock: VirtualClock) -> Iterator[None]:
         with ExitStack() as stack:
             for owner, name, replacement in _time_sources(clock):
                 stack.enter_context(_replaced(owner, name, replacement))
+            stack.enter_context(_replaced(S3Backend, "_url_module", _s3_urls_read_once()))
+            stack.enter_context(_replaced(AmazonStateLanguageParser, "parse",
+                                          _parse_trees_once(AmazonStateLanguageParser.parse)))
+            stack.enter_context(_replaced(botocore.session, "create_loader",
+                                          lru_cache(maxsize=None)(botocore.session.create_loader)))
+            stack.enter_context(_replaced(lambda_eval_utils, "boto_client_for",
+                                          _reused_clients(lambda_eval_utils.boto_client_for)))
             yield
     finally:
         LambdaSimpleBackend.invoke = original_invoke  # type: ignore[method-assign]

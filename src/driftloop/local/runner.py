@@ -50,6 +50,7 @@ class Runner:
     def __init__(self, world: LocalAWS, printer: Printer | None = print, poll_seconds: float = 0.2) -> None:
         self.world = world
         self.printer = printer or (lambda _line: None)
+        self._printing = printer is not None
         self.poll_seconds = poll_seconds
         self._seen: dict[str, int] = {}
         self._first_seen: dict[str, float] = {}
@@ -112,8 +113,10 @@ class Runner:
 
     # -- following -------------------------------------------------------------------------
     def _follow(self, arn: str) -> None:
-        history = self.world.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)
-        events = history["events"]
+        """Print the states the execution entered since the last look (nothing to do without a printer)."""
+        if not self._printing:
+            return
+        events = self.world.execution_history(arn)
         name = arn.rsplit(":", 1)[-1]
         elapsed = time.monotonic() - self._first_seen.setdefault(arn, time.monotonic())
         for event in events[self._seen.get(arn, 0):]:

@@ -34,6 +34,7 @@ from driftloop.local.clock import VirtualClock
 from driftloop.local.customers import LiveTraffic
 from driftloop.local.dispatcher import Dispatcher, FaultPlan, HandlerOutput
 from driftloop.local.moto_patches import patched_moto
+from driftloop.local.moto_store import stored_objects
 from driftloop.local.template import ACCOUNT_ID, REGION, load_app
 from driftloop.local.workspace import Workspace
 
@@ -86,6 +87,8 @@ class LocalAWS:
                                       "lambda": {"use_docker": False}})
         self._patches: Any = None
         self._naming = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         self._saved_environment: dict[str, str] = {}
         self.rule_queues: dict[str, str] = {}
         self.notification_queue = ""
@@ -118,8 +121,8 @@ class LocalAWS:
             raise
         environment = self.app.environment
         if self.profile.requests_per_hour > 0:  # customers of the simulated endpoint the dispatcher injects
-            self.traffic = LiveTraffic(self.workspace.root, environment["ENDPOINT_NAME"],
-                                       environment["DATA_BUCKET"], self.profile.requests_per_hour, self.clock)
+            self.traffic = LiveTraffic(self.workspace.root, environment["ENDPOINT_NAME"], environment["DATA_BUCKET"],
+                                       self.client("s3"), self.profile.requests_per_hour, self.clock)
             self.traffic.start()
         return self
 
@@ -139,10 +142,15 @@ class LocalAWS:
             os.environ.update(self._saved_environment)
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION)
+        """One client per service for the runtime's own calls (boto3 clients are thread-safe; building one
+        costs more than most calls to moto)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(service, region_name=REGION)
+            return self._clients[service]
 
     def save(self) -> None:
-        self.workspace.save_s3(self.client("s3"), list(self.app.buckets.values()))
+        self.workspace.save_s3(stored_objects(ACCOUNT_ID, self.app.buckets.values()))
         for table in self.app.tables.values():
             self.workspace.save_table(self.client("dynamodb"), table["TableName"])
         self.workspace.save_schedules([schedule for _, schedule in self.one_time_schedules()])
@@ -153,6 +161,12 @@ class LocalAWS:
         machines = stepfunctions_parser_backends[ACCOUNT_ID][REGION].state_machines
         return sum(getattr(execution.exec_status, "value", "RUNNING") == "RUNNING"  # None: starting
                    for machine in machines for execution in machine.executions)
+
+    def execution_history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """The execution's history events as GetExecutionHistory lists them, read from moto's record of them:
+        the API call would serialise and parse the whole history again at every poll of the runner."""
+        execution = stepfunctions_parser_backends[ACCOUNT_ID][REGION].describe_execution(execution_arn)
+        return list(execution.to_history_output()["events"])
 
     # -- provisioning -----------------------------------------------------------------------
     def _provision(self) -> None:

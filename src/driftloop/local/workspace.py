@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from driftloop.adapters.s3 import list_objects
 from driftloop.errors import ConfigurationError
 from driftloop.layout import WorkspaceLayout
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """The current version of an S3 object, as the snapshot keeps it; ``read()`` returns its body."""
+
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    last_modified: str
+    content_type: str
+    read: Callable[[], bytes]
 
 
 class Workspace:
@@ -24,30 +38,26 @@ class Workspace:
     def load_index(self) -> dict[str, dict[str, Any]]:
         return json.loads(self.index_file.read_text()) if self.index_file.exists() else {}
 
-    def save_s3(self, s3: Any, buckets: list[str]) -> None:
-        """Snapshot the buckets; an object whose ETag and size the last snapshot already holds is not read again."""
+    def save_s3(self, objects: Iterable[StoredObject]) -> None:
+        """Snapshot ``objects`` (every object of the buckets); one whose ETag and size the last snapshot already
+        holds is not read again."""
         self.objects.mkdir(parents=True, exist_ok=True)
         previous = self.load_index()
         index: dict[str, dict[str, Any]] = {}
-        for bucket in buckets:
-            for obj in list_objects(s3, bucket, ""):
-                name = f"{bucket}/{obj.key}"
-                known = previous.get(name)
-                if known and (known.get("etag"), known.get("size")) == (obj.etag, obj.size) \
-                        and (self.objects / known["sha256"]).exists():
-                    index[name] = known | {"last_modified": obj.last_modified}
-                    continue
-                response = s3.get_object(Bucket=bucket, Key=obj.key)
-                body = response["Body"].read()
-                digest = hashlib.sha256(body).hexdigest()
-                blob = self.objects / digest
-                if not blob.exists():
-                    blob.write_bytes(body)
-                index[name] = {
-                    "bucket": bucket, "key": obj.key, "sha256": digest, "etag": obj.etag, "size": obj.size,
-                    "content_type": response.get("ContentType", "binary/octet-stream"),
-                    "last_modified": obj.last_modified,
-                }
+        for obj in objects:
+            name = f"{obj.bucket}/{obj.key}"
+            known = previous.get(name)
+            if known and (known.get("etag"), known.get("size")) == (obj.etag, obj.size) \
+                    and (self.objects / known["sha256"]).exists():
+                index[name] = known | {"last_modified": obj.last_modified}
+                continue
+            body = obj.read()
+            digest = hashlib.sha256(body).hexdigest()
+            blob = self.objects / digest
+            if not blob.exists():
+                blob.write_bytes(body)
+            index[name] = {"bucket": obj.bucket, "key": obj.key, "sha256": digest, "etag": obj.etag,
+                           "size": obj.size, "content_type": obj.content_type, "last_modified": obj.last_modified}
         self.index_file.parent.mkdir(parents=True, exist_ok=True)
         self.index_file.write_text(json.dumps(index, indent=1, sort_keys=True))
 

@@ -92,7 +92,7 @@ def build_services(settings: Settings, adapters: Adapters = sagemaker_adapters) 
     )
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)  # room for one per function of a stack when all of them share a process
 def _cached(environment: frozenset[tuple[str, str]], adapters: Adapters) -> Services:
     return build_services(Settings.from_env(dict(environment)), adapters)
 

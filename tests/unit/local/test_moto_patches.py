@@ -69,3 +69,59 @@ def test_moto_reads_the_virtual_clock_inside_the_block_and_real_time_after_it() 
         assert EventManager._get_current_timestamp().date() == datetime.date(2025, 3, 1)
     assert moto.s3.models.utcnow().year > 2025
     assert EventManager._get_current_timestamp().year > 2025
+
+
+def test_a_lambda_task_reuses_one_client_per_region_inside_the_block() -> None:
+    from moto import mock_aws
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    original = lambda_eval_utils.boto_client_for
+    with mock_aws(), patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
+        first = lambda_eval_utils.boto_client_for(region="us-east-1", service="lambda", state_credentials=None)
+        assert lambda_eval_utils.boto_client_for("us-east-1", "lambda") is first
+        assert lambda_eval_utils.boto_client_for("eu-west-1", "lambda") is not first
+    assert lambda_eval_utils.boto_client_for is original
+
+
+def test_s3_answers_inside_the_block_without_reimporting_its_url_table() -> None:
+    import boto3
+    import moto.s3.urls
+    from moto import mock_aws
+    from moto.s3.models import S3Backend
+
+    original = vars(S3Backend)["_url_module"]
+    with mock_aws(), patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
+        urls = vars(S3Backend)["_url_module"].fget(None)
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="urls-test")
+        s3.put_object(Bucket="urls-test", Key="k", Body=b"v")
+        assert s3.get_object(Bucket="urls-test", Key="k")["Body"].read() == b"v"
+        assert vars(S3Backend)["_url_module"].fget(None) is urls is moto.s3.urls
+    assert vars(S3Backend)["_url_module"] is original
+
+
+def test_botocore_sessions_share_one_data_loader_inside_the_block() -> None:
+    import botocore.session
+
+    with patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
+        first, second = botocore.session.Session(), botocore.session.Session()
+        assert first.get_component("data_loader") is second.get_component("data_loader")
+    assert botocore.session.Session().get_component("data_loader") is not first.get_component("data_loader")
+
+
+def test_a_definition_is_parsed_once_and_gets_fresh_components_inside_the_block() -> None:
+    import json
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
+
+    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+    original = vars(AmazonStateLanguageParser)["parse"]
+    with patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
+        first_program, first_tree = AmazonStateLanguageParser.parse(definition)
+        second_program, second_tree = AmazonStateLanguageParser.parse(definition)
+        assert second_tree is first_tree, "the parse tree is kept"
+        assert second_program is not first_program and type(second_program) is type(first_program)
+        for _ in range(2):
+            with pytest.raises(ASLParserException):
+                AmazonStateLanguageParser.parse('{"StartAt": 1}')
+    assert vars(AmazonStateLanguageParser)["parse"] is original
