@@ -414,3 +414,6 @@ class LocalAdapters:
 
     def clock(self) -> float:
         return local_clock.now()
+
+    def sleep(self, seconds: float) -> None:
+        local_clock.pause(seconds)

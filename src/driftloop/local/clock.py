@@ -124,6 +124,21 @@ class VirtualClock:
                 del self._sleepers[token]
 
 
+    def pause_work(self, seconds: float) -> None:
+        """``sleep`` from inside work (a handler waiting between retries of an AWS call): the work stops
+        counting while it waits, so the clock may jump over the wait as over any other sleeper."""
+        with self._condition:
+            inside = self._working > 0
+            if inside:
+                self._working -= 1
+                self._condition.notify_all()
+        try:
+            self.sleep(seconds)
+        finally:
+            if inside:
+                self.begin_work()
+
+
 _installed: VirtualClock | None = None
 
 
@@ -150,3 +165,12 @@ def hold() -> Callable[[], None]:
         return lambda: None
     clock.begin_work()
     return clock.end_work
+
+
+def pause(seconds: float) -> None:
+    """Wait ``seconds`` inside a handler: on the running local runtime's clock, else in real time."""
+    clock = _installed
+    if clock is None:
+        time.sleep(seconds)
+    else:
+        clock.pause_work(seconds)

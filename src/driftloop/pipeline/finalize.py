@@ -156,7 +156,7 @@ def release_and_hand_on(services: Services, invocation: StepInvocation, run_id: 
     if not pending:
         return 0
     uploads = [trigger["key"] for trigger in pending.values() if trigger.get("type") == "upload"]
-    put_events(services.events, [{
+    put_events(services.events, sleep=services.sleep, entries=[{
         "Source": "driftloop",
         "DetailType": "Retrain Requested",
         "Detail": json.dumps({"reason": f"{len(pending)} triggers deferred during run {run_id}",

@@ -40,11 +40,12 @@ class Services:
     endpoint: Endpoint
     clock: Callable[[], float] = time.time
     scheduler: Any = None
+    sleep: Callable[[float], None] = time.sleep
 
 
 class Adapters(Protocol):
     """Builds the trainer and the endpoint a deployment's steps drive, from its settings and AWS clients, and
-    tells the time they run on (``clock``: epoch seconds).
+    tells the time they run on (``clock``: epoch seconds; ``sleep``: a wait inside a step).
 
     Must be hashable (a frozen dataclass): warm Services are cached by it.
     """
@@ -52,6 +53,9 @@ class Adapters(Protocol):
     def __call__(self, settings: Settings, s3: Any, sagemaker: Any) -> tuple[Trainer, Endpoint]: ...
 
     def clock(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of the adapters' time inside a step (between retries of an AWS call)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ class SageMakerAdapters:
 
     def clock(self) -> float:
         return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
 
 sagemaker_adapters = SageMakerAdapters()
@@ -89,6 +96,7 @@ def build_services(settings: Settings, adapters: Adapters = sagemaker_adapters) 
         endpoint=endpoint,
         clock=clock,
         scheduler=session.client("scheduler"),
+        sleep=adapters.sleep,
     )
 
 

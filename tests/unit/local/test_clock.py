@@ -69,6 +69,32 @@ def test_no_jump_until_every_running_execution_sleeps() -> None:
     assert clock.now() == pytest.approx(2 * HOUR, abs=1.0)
 
 
+def test_a_handler_pausing_between_retries_lets_the_clock_jump_and_works_again_after() -> None:
+    clock = VirtualClock(start=0.0, running=lambda: 1)
+    local_clock.install(clock)
+    try:
+        with clock.working():  # the handler, as the local runtime invokes it
+            started = time.monotonic()
+            local_clock.pause(5.0)
+            assert time.monotonic() - started < 1.0, "the pause waited in real time"
+            assert clock.now() >= 5.0
+            woke = threading.Event()
+            sleeper = threading.Thread(target=lambda: (clock.sleep(HOUR), woke.set()))
+            sleeper.start()
+            assert not woke.wait(0.3), "the handler works again after its pause: no jump"
+        assert woke.wait(5)
+        sleeper.join()
+    finally:
+        local_clock.install(None)
+
+
+def test_a_pause_outside_a_local_runtime_is_a_real_sleep() -> None:
+    local_clock.install(None)
+    started = time.monotonic()
+    local_clock.pause(0.2)
+    assert time.monotonic() - started >= 0.2
+
+
 def test_a_cancelled_sleep_returns_without_jumping() -> None:
     clock = VirtualClock(start=0.0, running=lambda: 2)
     clock.sleep(HOUR, cancelled=lambda: True)
