@@ -40,6 +40,7 @@ from driftloop.attribution import (
 from driftloop.capture import CaptureReader, ServedRecommendation
 from driftloop.drift.metrics import publish_conversion
 from driftloop.errors import InvalidInputError
+from driftloop.fetching import fetch_in_order
 from driftloop.layout import (
     PURCHASE_EVENTS,
     capture_hour,
@@ -128,21 +129,27 @@ def read_feedback_log(services: Services, since: datetime, until: datetime | Non
 def read_captured(services: Services, reader: CaptureReader, since: datetime,
                   until: datetime | None = None) -> list[ServedRecommendation]:
     """Requests captured in [``since``, ``until``), from the hour folders that can hold them (one hour
-    earlier too: a file lands in the folder of the hour it was written, which can follow its first record)."""
+    earlier too: a file lands in the folder of the hour it was written, which can follow its first record).
+    The files are fetched a few at a time (:func:`driftloop.fetching.fetch_in_order`) and read in order."""
     settings = services.settings
     bucket = settings.data_bucket
     first_hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    rows: list[ServedRecommendation] = []
-    for key in _capture_keys(services, first_hour, until):
-        located = capture_hour(key, settings.endpoint_name)
-        if located is None:
-            continue
-        variant, hour = located
+    located = [(key, where) for key in _capture_keys(services, first_hour, until)
+               if (where := capture_hour(key, settings.endpoint_name)) is not None]
+
+    def fetch(key: str) -> bytes | ClientError:
         try:
-            body = services.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return services.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as error:  # e.g. deleted between the listing and the read
-            reader.skip_file(s3_uri(bucket, key), f"{error.response['Error'].get('Code')}: {error}")
+            return error
+
+    variants = dict(located)
+    rows: list[ServedRecommendation] = []
+    for key, body in fetch_in_order(fetch, [key for key, _ in located]):
+        if isinstance(body, ClientError):
+            reader.skip_file(s3_uri(bucket, key), f"{body.response['Error'].get('Code')}: {body}")
             continue
+        variant, _ = variants[key]
         for row in reader.read(body, variant, s3_uri(bucket, key)):
             if row.served_at >= since and (until is None or row.served_at < until):
                 rows.append(row)

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from driftloop.attribution import PURCHASES_SCHEMA, UNREADABLE_PURCHASES, PurchaseIndex, read_purchase_file
 from driftloop.capture import CaptureReader
 from driftloop.errors import InvalidInputError, NotFoundError
+from driftloop.fetching import fetch_in_order
 from driftloop.layout import (
     CAPTURE,
     DEFAULT_INCOMING_PREFIX,
@@ -316,8 +317,10 @@ def load_captured_feedback(store: ObjectStore, records: list[dict[str, Any]]
     index = PurchaseIndex(purchases)
     reader = CaptureReader()
     counts: list[pa.Table] = []
-    for key, endpoint, variant, _ in located:
-        served = reader.read(store.read(key), variant, key)
+    where = {key: (endpoint, variant) for key, endpoint, variant, _ in located}
+    for key, content in fetch_in_order(store.read, list(where)):
+        endpoint, variant = where[key]
+        served = reader.read(content, variant, key)
         if served:
             counts.append(time_counts(index.attribute(served, timedelta(minutes=minutes)), endpoint, unit))
         if len(counts) >= _FOLD_EVERY:
