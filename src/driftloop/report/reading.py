@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from driftloop.attribution import PURCHASES_SCHEMA, UNREADABLE_PURCHASES, PurchaseIndex, read_purchase_file
-from driftloop.capture import CaptureReader
+from driftloop.capture import CaptureReader, ServedRecommendation
 from driftloop.errors import InvalidInputError, NotFoundError
 from driftloop.fetching import fetch_in_order
 from driftloop.layout import (
@@ -159,7 +159,8 @@ COUNT_SCHEMA = pa.schema([
 ])
 UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
 DEFAULT_ATTRIBUTION_WINDOW_MINUTES = 60.0  # template.yaml AttributionWindowMinutes default
-_FOLD_EVERY = 64  # files whose counts are summed at once, so the counts held stay bounded
+_FOLD_EVERY = 64  # batches whose counts are summed at once, so the counts held stay bounded
+_RECORDS_PER_COUNT = 50_000  # captured requests attributed and counted at once (one group-by per batch)
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,7 @@ def load_purchases(store: ObjectStore) -> tuple[pa.Table, dict[str, Any]]:
 
 def load_captured_feedback(store: ObjectStore, records: list[dict[str, Any]]
                            ) -> tuple[pa.Table, str, FeedbackOrigin]:
-    """Counts of the captured requests, attributed file by file against the bucket's purchases."""
+    """Counts of the captured requests, attributed against the bucket's purchases in batches of files."""
     located = []
     for key in store.keys(CAPTURE):
         endpoint = key.removeprefix(CAPTURE).split("/", 1)[0]
@@ -317,14 +318,24 @@ def load_captured_feedback(store: ObjectStore, records: list[dict[str, Any]]
     index = PurchaseIndex(purchases)
     reader = CaptureReader()
     counts: list[pa.Table] = []
+    batch: list[ServedRecommendation] = []
+    batch_endpoint = None
+
+    def count_batch() -> None:
+        if batch:
+            counts.append(time_counts(index.attribute(batch, timedelta(minutes=minutes)), batch_endpoint, unit))
+            batch.clear()
+        if len(counts) >= _FOLD_EVERY:
+            counts[:] = [combine_counts(counts)]
+
     where = {key: (endpoint, variant) for key, endpoint, variant, _ in located}
     for key, content in fetch_in_order(store.read, list(where)):
         endpoint, variant = where[key]
-        served = reader.read(content, variant, key)
-        if served:
-            counts.append(time_counts(index.attribute(served, timedelta(minutes=minutes)), endpoint, unit))
-        if len(counts) >= _FOLD_EVERY:
-            counts = [combine_counts(counts)]
+        if endpoint != batch_endpoint or len(batch) >= _RECORDS_PER_COUNT:
+            count_batch()
+            batch_endpoint = endpoint
+        batch.extend(reader.read(content, variant, key))
+    count_batch()
     origin = FeedbackOrigin("data_capture", len(located), minutes, recorded is not None, reader.evidence(),
                             purchase_counts)
     return combine_counts(counts), unit, origin

@@ -19,6 +19,7 @@ from report_fixtures import (
 
 from driftloop.layout import capture_key
 from driftloop.local.template import load_app
+from driftloop.report import reading
 from driftloop.report.html import Charts, render_page
 from driftloop.report.reading import DEFAULT_ATTRIBUTION_WINDOW_MINUTES, build_content, load_report_input
 
@@ -113,11 +114,19 @@ def test_the_default_window_is_the_templates() -> None:
     assert float(environment["ATTRIBUTION_WINDOW_MINUTES"]) == DEFAULT_ATTRIBUTION_WINDOW_MINUTES
 
 
-def test_counts_of_many_files_are_folded_without_loss() -> None:
+@pytest.mark.parametrize("records_per_count", [1, 7, 50_000])
+def test_counts_of_many_files_are_batched_and_folded_without_loss(records_per_count: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reading, "_RECORDS_PER_COUNT", records_per_count)
     store = MemoryStore()
-    for index in range(150):  # more files than are summed at once
-        put_capture(store, ENDPOINT, "champion", [served_line(f"e{index}", at(index), f"u{index}", ["i1"])],
-                    name=f"part-{index:03d}")
+    for endpoint in (ENDPOINT, "second-endpoint"):
+        for index in range(150):  # more files than are summed at once
+            put_capture(store, endpoint, "champion", [served_line(f"e{index}", at(index), f"u{index}", ["i1"])],
+                        name=f"part-{index:03d}")
     put_purchases(store, "purchases/date=2025-07-01/events-0.parquet",
                   [(f"u{index}", "i1", at(index + 1), None) for index in range(0, 150, 3)])
-    assert per_variant(store) == {"champion": (150, 50)}
+    counts = load_report_input(store).feedback
+    assert per_variant(store) == {"champion": (300, 100)}
+    for endpoint in (ENDPOINT, "second-endpoint"):
+        mine = counts.filter(pc.equal(counts["endpoint"], endpoint))
+        assert (sum(mine["served"].to_pylist()), sum(mine["conversions"].to_pylist())) == (150, 50)
