@@ -138,6 +138,7 @@ class _NumericAccumulator:
         self.missing = 0
         self.gap_below = 0.0
         self.gap_above = 0.0
+        self.below_minimum = 0
         self.non_integral = 0
         self.check_integral = summary.inferred_type == "Integral"
         self.exact_limit = exact_limit
@@ -152,10 +153,13 @@ class _NumericAccumulator:
         bins = self.summary.edge_index.bins(values)
         counts = np.bincount(bins, minlength=self.counts.size)
         self.counts += counts
-        if counts[0]:
-            self.gap_below += float(np.sum(self.summary.edges[0] - values[bins == 0]))
-        if counts[-1]:
-            self.gap_above += float(np.sum(values[bins == counts.size - 1] - self.summary.edges[-1]))
+        with np.errstate(over="ignore"):  # values near the float limit: the gap is then infinite, and says so
+            if counts[0]:
+                lowest = values[bins == 0]
+                self.below_minimum += int(np.count_nonzero(lowest < self.summary.edges[0]))
+                self.gap_below += float(np.sum(self.summary.edges[0] - lowest))
+            if counts[-1]:
+                self.gap_above += float(np.sum(values[bins == counts.size - 1] - self.summary.edges[-1]))
         if self.check_integral and pa.types.is_floating(array.type):
             self.non_integral += int(np.count_nonzero(values != np.floor(values)))
         if self.raw is not None:
@@ -241,8 +245,15 @@ def compare_to_baseline(baseline: Baseline, current: ParquetSource, policy: Drif
 def _numeric_drift(accumulator: _NumericAccumulator, coarse_bins: int) -> FeatureDrift:
     summary = accumulator.summary
     current_count = int(accumulator.counts.sum())
-    cuts = coarse_cuts(summary.counts, coarse_bins)
-    reference_bins, current_bins = coarsen(summary.counts, cuts), coarsen(accumulator.counts, cuts)
+    # Values below the reference's minimum or above its maximum get bins of their own, which the reference
+    # leaves empty: merged into the first or last quantile bin they would vanish into a point mass there
+    # (a constant feature moving from 5 to 3 kept PSI 0).
+    inner_reference, inner_current = summary.counts[:-1], accumulator.counts[:-1].copy()
+    inner_current[0] -= accumulator.below_minimum
+    cuts = coarse_cuts(inner_reference, coarse_bins) if inner_reference.size > 1 else np.zeros(0, dtype=np.int64)
+    reference_bins = np.concatenate([[0.0], coarsen(inner_reference, cuts), summary.counts[-1:]])
+    current_bins = np.concatenate([[accumulator.below_minimum], coarsen(inner_current, cuts),
+                                   accumulator.counts[-1:]]).astype(np.float64)
     statistics = {
         "psi": population_stability_index(reference_bins, current_bins),
         "js_distance": jensen_shannon_distance(reference_bins, current_bins),
@@ -262,9 +273,14 @@ def _numeric_drift(accumulator: _NumericAccumulator, coarse_bins: int) -> Featur
     if summary.values is not None and accumulator.raw is not None:
         comparison = compare_exact(summary.values, np.concatenate(accumulator.raw))
     else:
-        reference_side = BinnedSide(summary.counts)
-        current_side = BinnedSide(accumulator.counts, accumulator.gap_below, accumulator.gap_above)
-        comparison = compare_binned(summary.edges, reference_side, current_side)
+        # An edge one step below the reference's minimum, so that values below it are told apart from a
+        # point mass at it here too.
+        edges = np.concatenate([[np.nextafter(summary.edges[0], -np.inf)], summary.edges])
+        below = accumulator.below_minimum
+        reference_side = BinnedSide(np.concatenate([[0.0], summary.counts]))
+        current_side = BinnedSide(np.concatenate([[below], accumulator.counts[:1] - below, accumulator.counts[1:]]),
+                                  accumulator.gap_below, accumulator.gap_above)
+        comparison = compare_binned(edges, reference_side, current_side)
     scale = summary.moments.std
     statistics |= {
         "ks_statistic": comparison.ks_statistic,
@@ -278,7 +294,8 @@ def _numeric_drift(accumulator: _NumericAccumulator, coarse_bins: int) -> Featur
         "current_fraction_above_reference_max": float(accumulator.counts[-1] / current_count),
     }
     bounds = coarse_bounds(summary.edges, cuts)
-    labels = [f"{bounds[i]:.4g}..{bounds[i + 1]:.4g}" for i in range(len(reference_bins))]
+    labels = [f"< {bounds[0]:.4g}", *(f"{bounds[i]:.4g}..{bounds[i + 1]:.4g}" for i in range(len(bounds) - 1)),
+              f"> {bounds[-1]:.4g}"]
     distribution = Distribution(
         labels,
         (reference_bins / reference_bins.sum()).tolist(),

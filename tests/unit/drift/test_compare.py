@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from conftest import interactions
 
@@ -76,3 +78,29 @@ def test_html_is_self_contained(reference_baseline, write_parquet):
     page = compare_to_baseline(reference_baseline, current).to_html()
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "retrain" in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
+
+
+@pytest.mark.parametrize("moved_to", [3.0, 7.0])
+def test_a_point_mass_at_the_reference_edge_moving_out_of_range_drifts(write_parquet, moved_to):
+    """A constant feature moving off its value, and a zero-inflated one whose zeros turn negative, drift
+    either way; before, values below the reference's minimum shared its point mass's bin (PSI 0)."""
+    rng = np.random.default_rng(5)
+
+    def zero_inflated(low: np.ndarray) -> np.ndarray:
+        return np.where(rng.random(20_000) < 0.7, low, 5.0 + rng.exponential(1.0, 20_000))
+
+    reference = write_parquet("reference.parquet", pa.table({
+        "constant": np.full(20_000, 5.0), "zero_inflated": zero_inflated(np.full(20_000, 5.0)),
+        "steady": rng.normal(size=20_000)}))
+    baseline = build_baseline(local_source(str(reference)))
+    negative = moved_to < 5.0
+    current = write_parquet("current.parquet", pa.table({
+        "constant": np.full(20_000, moved_to),
+        "zero_inflated": zero_inflated(5.0 - rng.exponential(1.0, 20_000) if negative else np.full(20_000, 5.0)),
+        "steady": rng.normal(size=20_000)}))
+    report = compare_to_baseline(baseline, local_source(str(current)))
+    assert "constant" in report.drifted_features
+    assert ("zero_inflated" in report.drifted_features) == negative
+    assert "steady" not in report.drifted_features
+    labels = report.features["constant"].distribution.labels
+    assert labels[0].startswith("< ") and labels[-1].startswith("> ")
