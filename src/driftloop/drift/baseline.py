@@ -77,8 +77,9 @@ class Moments:
 
     def add(self, values: np.ndarray) -> None:
         if values.size:
-            batch_mean = float(values.mean())
-            self.merge(Moments(int(values.size), batch_mean, float(((values - batch_mean) ** 2).sum())))
+            with np.errstate(over="ignore", invalid="ignore"):  # values near the float limit: moments overflow
+                batch_mean = float(values.mean())
+                self.merge(Moments(int(values.size), batch_mean, float(((values - batch_mean) ** 2).sum())))
 
     def merge(self, other: Moments) -> None:
         total = self.count + other.count

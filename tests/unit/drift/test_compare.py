@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pyarrow as pa
@@ -104,3 +105,14 @@ def test_a_point_mass_at_the_reference_edge_moving_out_of_range_drifts(write_par
     assert "steady" not in report.drifted_features
     labels = report.features["constant"].distribution.labels
     assert labels[0].startswith("< ") and labels[-1].startswith("> ")
+
+
+def test_values_near_the_float_limit_drift_without_warnings(write_parquet):
+    rng = np.random.default_rng(6)
+    reference = write_parquet("reference.parquet", pa.table({"x": np.full(20_000, 1e308)}))
+    current = write_parquet("current.parquet", pa.table({"x": rng.normal(size=20_000)}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = compare_to_baseline(build_baseline(local_source(str(reference))), local_source(str(current)))
+        again = compare_to_baseline(build_baseline(local_source(str(current))), local_source(str(reference)))
+    assert report.drifted_features == again.drifted_features == ["x"]
