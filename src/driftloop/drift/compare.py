@@ -245,15 +245,16 @@ def compare_to_baseline(baseline: Baseline, current: ParquetSource, policy: Drif
 def _numeric_drift(accumulator: _NumericAccumulator, coarse_bins: int) -> FeatureDrift:
     summary = accumulator.summary
     current_count = int(accumulator.counts.sum())
-    # Values below the reference's minimum or above its maximum get bins of their own, which the reference
-    # leaves empty: merged into the first or last quantile bin they would vanish into a point mass there
-    # (a constant feature moving from 5 to 3 kept PSI 0).
-    inner_reference, inner_current = summary.counts[:-1], accumulator.counts[:-1].copy()
-    inner_current[0] -= accumulator.below_minimum
-    cuts = coarse_cuts(inner_reference, coarse_bins) if inner_reference.size > 1 else np.zeros(0, dtype=np.int64)
-    reference_bins = np.concatenate([[0.0], coarsen(inner_reference, cuts), summary.counts[-1:]])
-    current_bins = np.concatenate([[accumulator.below_minimum], coarsen(inner_current, cuts),
-                                   accumulator.counts[-1:]]).astype(np.float64)
+    # Fine bins with one more at the bottom, below the reference's minimum, which the reference leaves
+    # empty: values there are told apart from a point mass at the minimum (merged with it, a constant
+    # feature moving from 5 to 3 kept PSI 0 and KS 0). The coarse bins keep both out-of-range bins apart.
+    below = accumulator.below_minimum
+    reference_fine = np.concatenate([[0.0], summary.counts])
+    current_fine = np.concatenate([[below], accumulator.counts[:1] - below, accumulator.counts[1:]]).astype(np.float64)
+    inner = reference_fine[1:-1]
+    cuts = coarse_cuts(inner, coarse_bins) if inner.size > 1 else np.zeros(0, dtype=np.int64)
+    reference_bins, current_bins = (np.concatenate([fine[:1], coarsen(fine[1:-1], cuts), fine[-1:]])
+                                    for fine in (reference_fine, current_fine))
     statistics = {
         "psi": population_stability_index(reference_bins, current_bins),
         "js_distance": jensen_shannon_distance(reference_bins, current_bins),
@@ -273,14 +274,9 @@ def _numeric_drift(accumulator: _NumericAccumulator, coarse_bins: int) -> Featur
     if summary.values is not None and accumulator.raw is not None:
         comparison = compare_exact(summary.values, np.concatenate(accumulator.raw))
     else:
-        # An edge one step below the reference's minimum, so that values below it are told apart from a
-        # point mass at it here too.
         edges = np.concatenate([[np.nextafter(summary.edges[0], -np.inf)], summary.edges])
-        below = accumulator.below_minimum
-        reference_side = BinnedSide(np.concatenate([[0.0], summary.counts]))
-        current_side = BinnedSide(np.concatenate([[below], accumulator.counts[:1] - below, accumulator.counts[1:]]),
-                                  accumulator.gap_below, accumulator.gap_above)
-        comparison = compare_binned(edges, reference_side, current_side)
+        comparison = compare_binned(edges, BinnedSide(reference_fine),
+                                    BinnedSide(current_fine, accumulator.gap_below, accumulator.gap_above))
     scale = summary.moments.std
     statistics |= {
         "ks_statistic": comparison.ks_statistic,
