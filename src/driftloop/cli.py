@@ -53,8 +53,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             plugin.load()(subparsers)
     for module in [CORE_COMMANDS[command]] if command in CORE_COMMANDS else CORE_COMMANDS.values():
         import_module(module).add_parser(subparsers)
-    for command in subparsers.choices.values():
-        command.epilog, command.formatter_class = EXIT_CODES_EPILOG, HelpFormatter
+    for subparser in subparsers.choices.values():
+        subparser.epilog, subparser.formatter_class = EXIT_CODES_EPILOG, HelpFormatter
     return parser
 
 

@@ -123,7 +123,6 @@ class VirtualClock:
             with self._condition:
                 del self._sleepers[token]
 
-
     def pause_work(self, seconds: float) -> None:
         """``sleep`` from inside work (a handler waiting between retries of an AWS call): the work stops
         counting while it waits, so the clock may jump over the wait as over any other sleeper."""

@@ -134,8 +134,8 @@ def read_captured(services: Services, reader: CaptureReader, since: datetime,
     settings = services.settings
     bucket = settings.data_bucket
     first_hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    located = [(key, where) for key in _capture_keys(services, first_hour, until)
-               if (where := capture_hour(key, settings.endpoint_name)) is not None]
+    variants = {key: where[0] for key in _capture_keys(services, first_hour, until)
+                if (where := capture_hour(key, settings.endpoint_name)) is not None}
 
     def fetch(key: str) -> bytes | ClientError:
         try:
@@ -143,14 +143,12 @@ def read_captured(services: Services, reader: CaptureReader, since: datetime,
         except ClientError as error:  # e.g. deleted between the listing and the read
             return error
 
-    variants = dict(located)
     rows: list[ServedRecommendation] = []
-    for key, body in fetch_in_order(fetch, [key for key, _ in located]):
+    for key, body in fetch_in_order(fetch, list(variants)):
         if isinstance(body, ClientError):
             reader.skip_file(s3_uri(bucket, key), f"{body.response['Error'].get('Code')}: {body}")
             continue
-        variant, _ = variants[key]
-        for row in reader.read(body, variant, s3_uri(bucket, key)):
+        for row in reader.read(body, variants[key], s3_uri(bucket, key)):
             if row.served_at >= since and (until is None or row.served_at < until):
                 rows.append(row)
     return rows

@@ -318,27 +318,31 @@ def load_captured_feedback(store: ObjectStore, records: list[dict[str, Any]]
     index = PurchaseIndex(purchases)
     reader = CaptureReader()
     counts: list[pa.Table] = []
-    batch: list[ServedRecommendation] = []
-    batch_endpoint = None
-
-    def count_batch() -> None:
-        if batch:
-            counts.append(time_counts(index.attribute(batch, timedelta(minutes=minutes)), batch_endpoint, unit))
-            batch.clear()
+    for endpoint, served in _served_batches(store, reader, located):
+        counts.append(time_counts(index.attribute(served, timedelta(minutes=minutes)), endpoint, unit))
         if len(counts) >= _FOLD_EVERY:
-            counts[:] = [combine_counts(counts)]
-
-    where = {key: (endpoint, variant) for key, endpoint, variant, _ in located}
-    for key, content in fetch_in_order(store.read, list(where)):
-        endpoint, variant = where[key]
-        if endpoint != batch_endpoint or len(batch) >= _RECORDS_PER_COUNT:
-            count_batch()
-            batch_endpoint = endpoint
-        batch.extend(reader.read(content, variant, key))
-    count_batch()
+            counts = [combine_counts(counts)]
     origin = FeedbackOrigin("data_capture", len(located), minutes, recorded is not None, reader.evidence(),
                             purchase_counts)
     return combine_counts(counts), unit, origin
+
+
+def _served_batches(store: ObjectStore, reader: CaptureReader, located: list[tuple[str, str, str, datetime]]
+                    ) -> Iterator[tuple[str, list[ServedRecommendation]]]:
+    """(endpoint, its served requests) of the capture files ``located`` (key, endpoint, variant, hour), read
+    in order, up to ``_RECORDS_PER_COUNT`` requests at a time: counting a batch costs one group-by."""
+    where = {key: (endpoint, variant) for key, endpoint, variant, _ in located}
+    batch: list[ServedRecommendation] = []
+    batch_endpoint = ""
+    for key, content in fetch_in_order(store.read, list(where)):
+        endpoint, variant = where[key]
+        if batch and (endpoint != batch_endpoint or len(batch) >= _RECORDS_PER_COUNT):
+            yield batch_endpoint, batch
+            batch = []
+        batch_endpoint = endpoint
+        batch.extend(reader.read(content, variant, key))
+    if batch:
+        yield batch_endpoint, batch
 
 
 def read_record(store: ObjectStore, key: str) -> dict[str, Any]:
