@@ -67,13 +67,9 @@ def _open(source: ParquetSource, index: int, columns: Sequence[str] | None = Non
         handle = source.filesystem.open_input_file(source.paths[index])
         dictionary_columns = None
         if columns is not None:
-            schema = pq.read_schema(handle)
-            dictionary_columns = [
-                name
-                for name in columns
-                if name in schema.names
-                and (pa.types.is_string(schema.field(name).type) or pa.types.is_large_string(schema.field(name).type))
-            ]
+            types = {field.name: field.type for field in pq.read_schema(handle)}
+            dictionary_columns = [name for name in columns if name in types
+                                  and (pa.types.is_string(types[name]) or pa.types.is_large_string(types[name]))]
         return pq.ParquetFile(handle, read_dictionary=dictionary_columns)
     except FileNotFoundError as error:
         raise InvalidInputError(f"{label}: file not found") from error
@@ -116,7 +112,8 @@ def iter_batches(
     of a file come back as nulls so every batch has the same column order."""
     for index in range(len(source.paths)):
         parquet_file = _open(source, index, columns)
-        present = [name for name in columns if name in parquet_file.schema_arrow.names]
+        names = set(parquet_file.schema_arrow.names)
+        present = [name for name in columns if name in names]
         try:
             # One reader per row group: a single reader over the whole file keeps memory it no longer
             # needs (measured: ~700 MB at 6M rows x 20 columns, against ~190 MB row group by row group).

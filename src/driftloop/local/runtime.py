@@ -103,7 +103,11 @@ class LocalAWS:
         self._saved_environment = dict(os.environ)
         os.environ.update({"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
                            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-                           "DRIFTLOOP_ARTIFACT_CACHE": str(self.workspace.layout.cache)})
+                           "DRIFTLOOP_ARTIFACT_CACHE": str(self.workspace.layout.cache),
+                           # Checksums only where an API requires them: botocore's aws-chunked CRC32 body
+                           # encoding and moto's decoding of it run in pure Python over every byte put.
+                           "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+                           "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"})
         self.workspace.root.mkdir(parents=True, exist_ok=True)
         self._mock.start()
         output = HandlerOutput(self._console, self.workspace.layout.logs)
