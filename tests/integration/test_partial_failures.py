@@ -126,20 +126,21 @@ def test_a_merge_stopped_by_its_time_limit_commits_nothing_and_the_next_run_merg
     def slow_after_the_first_file(self: Any, *args: Any) -> None:
         write(self, *args)
         writes.append("file")
-        # S3 stalls for 40 s after the first file. The merge writes from worker threads while the handler's
-        # thread waits for them, so the 20 s time limit stops the handler as soon as that wait returns.
-        resumes = time.monotonic() + 40
+        # S3 stalls after the first file for longer than the 5 s time limit has left (the limit counts from
+        # the handler's start, not its module's import). The merge writes from worker threads while the
+        # handler's thread waits for them, so the limit stops the handler as soon as that wait returns.
+        resumes = time.monotonic() + 8
         while stalled and time.monotonic() < resumes:
             time.sleep(0.05)
 
     stalled = True
     monkeypatch.setattr(data_merge._Merger, "_write", slow_after_the_first_file)
-    faults = FaultPlan({"StartTrainingFunction": [STOP_AT_TRAINING]}, time_limits={"MergeFunction": 20.0})
+    faults = FaultPlan({"StartTrainingFunction": [STOP_AT_TRAINING]}, time_limits={"MergeFunction": 5.0})
     with running(workspace, faults) as (world, runner):
         uploads = upload_slices(world, workspace, "slow", 3)
         cut = manual_run(world, runner)
         assert cut["outcome"] == "failed" and cut["error"]["step"] == "MergeDatasets", cut.get("error")
-        assert cut["error"]["error"] == "Sandbox.Timedout" and "timed out after 20.00 seconds" in cut["error"]["cause"]
+        assert cut["error"]["error"] == "Sandbox.Timedout" and "timed out after 5.00 seconds" in cut["error"]["cause"]
         folder = f"datasets/{model_name(world)}/v={cut['run_id']}/"
         partial_files = object_keys(world, folder)
         assert partial_files, "the merge wrote part of its files before it was stopped"

@@ -3,9 +3,10 @@
 A handler exception comes back as a function error with ``errorType``/``errorMessage``, so the state
 machine's own Retry and Catch decide what happens next. Time limits are the dispatcher's: a call longer
 than the sooner of the function's ``Timeout`` and its Task's ``TimeoutSeconds`` is stopped mid-way and
-fails as AWS would fail it (``Sandbox.Timedout`` or ``States.Timeout``). Handlers run concurrently, each
-in the thread of the execution that called it, with its function's environment passed to it alone
-(``call_environment``, with the local adapters), never by rewriting ``os.environ``.
+fails as AWS would fail it (``Sandbox.Timedout`` or ``States.Timeout``); both count from the handler's
+start, after its module is loaded (Lambda's init, which the function's Timeout does not cover). Handlers
+run concurrently, each in the thread of the execution that called it, with its function's environment
+passed to it alone (``call_environment``, with the local adapters), never by rewriting ``os.environ``.
 """
 
 from __future__ import annotations
@@ -201,8 +202,10 @@ class Dispatcher:
         stopped_waiting: TimeoutError | None = None
         with call_environment(self._environment(function), self.adapters):
             self.output.local.function = function.logical_id
-            began = time.time()
             try:
+                # Lambda's init (loading the handler's module) does not count toward the function's Timeout.
+                handler = getattr(self._module(function), function.handler.rpartition(".")[2])
+                began = time.time()
                 delay = self.faults.delays.get(function.logical_id, 0.0)
                 if delay >= limit:
                     raise _CallTimedOut(timeout_error, limit)
@@ -212,7 +215,6 @@ class Dispatcher:
                 if injected:
                     raise _FAULT_ERRORS.get(injected, InjectedFault)(
                         f"fault injected into {function.logical_id} by the local fault plan")
-                handler = getattr(self._module(function), function.handler.rpartition(".")[2])
                 context = LambdaContext(function.name, function.arn, deadline=began + limit,
                                         log_group_name=f"/aws/lambda/{function.name}")
                 try:
