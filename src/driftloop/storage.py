@@ -78,13 +78,16 @@ def s3_source(client: Any, bucket: str, keys: Iterable[str],
 
 
 class _RangedS3Reader(io.RawIOBase):
-    """A seekable read-only file over one S3 object version, fetched with ranged GETs."""
+    """A seekable read-only file over one S3 object version, fetched with ranged GETs; ``tail`` is the
+    object's end already fetched (from its offset on), which reads within it are served from."""
 
-    def __init__(self, client: Any, bucket: str, key: str, size: int, etag: str, version: str | None = None) -> None:
+    def __init__(self, client: Any, bucket: str, key: str, size: int, etag: str, version: str | None = None,
+                 tail: tuple[int, bytes] | None = None) -> None:
         super().__init__()
         self._client, self._bucket, self._key = client, bucket, key
         self._size, self._etag, self._position = size, etag, 0
         self._version = {"VersionId": version} if version else {}
+        self._tail_start, self._tail = tail if tail is not None else (size, b"")
 
     @property
     def size(self) -> int:
@@ -104,13 +107,20 @@ class _RangedS3Reader(io.RawIOBase):
         self._position = max(0, base + offset)
         return self._position
 
+    def _from_tail(self, end: int) -> bytes | None:
+        if self._position < self._tail_start:
+            return None
+        return self._tail[self._position - self._tail_start : end - self._tail_start]
+
     def readall(self) -> bytes:
         if self._position >= self._size:
             return b""
-        data = self._client.get_object(
-            Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{self._size - 1}", IfMatch=self._etag,
-            **self._version,
-        )["Body"].read()
+        data = self._from_tail(self._size)
+        if data is None:
+            data = self._client.get_object(
+                Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{self._size - 1}",
+                IfMatch=self._etag, **self._version,
+            )["Body"].read()
         self._position += len(data)
         return data
 
@@ -119,14 +129,15 @@ class _RangedS3Reader(io.RawIOBase):
         end = min(self._position + len(view), self._size)
         if end <= self._position:
             return 0
-        response = self._client.get_object(
-            Bucket=self._bucket,
-            Key=self._key,
-            Range=f"bytes={self._position}-{end - 1}",
-            IfMatch=self._etag,
-            **self._version,
-        )
-        data = response["Body"].read()
+        data = self._from_tail(end)
+        if data is None:
+            data = self._client.get_object(
+                Bucket=self._bucket,
+                Key=self._key,
+                Range=f"bytes={self._position}-{end - 1}",
+                IfMatch=self._etag,
+                **self._version,
+            )["Body"].read()
         view[: len(data)] = data
         self._position += len(data)
         return len(data)
@@ -187,6 +198,15 @@ class _S3Writer(io.RawIOBase):
             super().close()
 
 
+def _content_range(header: str | None, received: int) -> tuple[int, int]:
+    """(first byte, object size) of a ranged GET's ``Content-Range: bytes first-last/size``; without the
+    header the whole object was sent."""
+    if not header:
+        return 0, received
+    span, _, size = header.removeprefix("bytes ").partition("/")
+    return int(span.partition("-")[0]), int(size)
+
+
 def _split(path: str) -> tuple[str, str]:
     bucket, _, key = path.lstrip("/").partition("/")
     return bucket, key
@@ -198,6 +218,9 @@ class Boto3S3Handler(pafs.FileSystemHandler):
     def __init__(self, client: Any, versions: Mapping[str, str] | None = None) -> None:
         self._client = client
         self._versions = dict(versions or {})
+        # A HEAD that ``get_file_info`` made, kept for the next open of that path only: the file then
+        # opened is the version whose size the caller was told (a newer one fails the GET's If-Match).
+        self._heads: dict[str, dict[str, Any]] = {}
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Boto3S3Handler) and other._client is self._client
@@ -227,6 +250,7 @@ class Boto3S3Handler(pafs.FileSystemHandler):
         if key:
             head = self._head(path)
             if head is not None:
+                self._heads[path] = head
                 return pafs.FileInfo(path, pafs.FileType.File, size=head["ContentLength"])
         listing = self._client.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
         if listing.get("KeyCount", 0) or not key:
@@ -285,6 +309,29 @@ class Boto3S3Handler(pafs.FileSystemHandler):
         )
 
     def _reader(self, path: str) -> _RangedS3Reader:
+        """A reader of the object at ``path``: after ``get_file_info``, of the version it found; else opened
+        by one GET of the object's last ``_WHOLE_OBJECT_LIMIT`` bytes (all of a small object; a Parquet
+        file's footer, which is read first, of a large one)."""
+        bucket, key = _split(path)
+        version = self._versions.get(f"{bucket}/{key}")
+        head = self._heads.pop(path, None)
+        if head is not None:
+            return _RangedS3Reader(self._client, bucket, key, head["ContentLength"], head["ETag"], version)
+        try:
+            response = self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{_WHOLE_OBJECT_LIMIT}",
+                                               **({"VersionId": version} if version else {}))
+        except self._client.exceptions.ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
+                raise FileNotFoundError(f"{path_uri(path)}: no such object") from error
+            if code != "InvalidRange":  # an empty object has no last bytes to send
+                raise
+            return self._reader_from_head(path)
+        tail = response["Body"].read()
+        tail_start, size = _content_range(response.get("ContentRange"), len(tail))
+        return _RangedS3Reader(self._client, bucket, key, size, response["ETag"], version, (tail_start, tail))
+
+    def _reader_from_head(self, path: str) -> _RangedS3Reader:
         head = self._head(path)
         if head is None:
             raise FileNotFoundError(f"{path_uri(path)}: no such object")

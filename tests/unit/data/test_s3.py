@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pyarrow.parquet as pq
 import pytest
+from botocore.exceptions import ClientError
 from conftest import make_events
 from moto import mock_aws
 
@@ -65,3 +66,67 @@ def test_merge_on_s3_quarantines_by_copy_and_commits_a_manifest(s3: Any) -> None
     files = dataset_source(filesystem, out_dir)
     assert sum(pq.ParquetFile(filesystem.open_input_file(path)).metadata.num_rows for path in files.paths) == 600
     assert {"source": f"s3://{BUCKET}/incoming/u1.parquet", "version": etag} in manifest.consumed_sources
+
+
+class Requests:
+    """The S3 operations a client sends, by name."""
+
+    def __init__(self, client: Any) -> None:
+        self.sent: list[str] = []
+        client.meta.events.register("before-call.s3", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.sent.append(model.name)
+
+
+def test_a_small_object_is_opened_and_read_with_one_get(s3: Any) -> None:
+    put_parquet(s3, "incoming/small.parquet", 200, seed=3)
+    requests = Requests(s3)
+    filesystem = s3_filesystem(s3)
+    table = pq.read_table(filesystem.open_input_file(f"{BUCKET}/incoming/small.parquet"))
+    assert table.num_rows == 200 and requests.sent == ["GetObject"]
+
+
+def test_a_size_asked_first_is_the_version_then_opened(s3: Any) -> None:
+    body = b"version one, longer than the next"
+    s3.put_object(Bucket=BUCKET, Key="incoming/changing.bin", Body=body)
+    requests = Requests(s3)
+    filesystem = s3_filesystem(s3)
+    info = filesystem.get_file_info(f"{BUCKET}/incoming/changing.bin")
+    assert filesystem.open_input_file(f"{BUCKET}/incoming/changing.bin").read() == body
+    assert info.size == len(body) and requests.sent == ["HeadObject", "GetObject"]
+    filesystem.get_file_info(f"{BUCKET}/incoming/changing.bin")
+    s3.put_object(Bucket=BUCKET, Key="incoming/changing.bin", Body=b"version two")
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        filesystem.open_input_file(f"{BUCKET}/incoming/changing.bin").read()
+    assert filesystem.open_input_file(f"{BUCKET}/incoming/changing.bin").read() == b"version two"
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 10_000])
+def test_objects_of_any_size_read_back_whole_and_in_ranges(s3: Any, monkeypatch: pytest.MonkeyPatch,
+                                                           size: int) -> None:
+    monkeypatch.setattr("driftloop.storage._WHOLE_OBJECT_LIMIT", 4096)
+    body = bytes(index % 251 for index in range(size))
+    s3.put_object(Bucket=BUCKET, Key="objects/sized.bin", Body=body)
+    filesystem = s3_filesystem(s3)
+    path = f"{BUCKET}/objects/sized.bin"
+    assert filesystem.open_input_file(path).read() == body
+    assert filesystem.open_input_stream(path).read() == body
+    handle = filesystem.open_input_file(path)
+    for start, length in [(0, 10), (size // 2, 3000), (max(0, size - 5), 5), (max(0, size - 4200), 200)]:
+        handle.seek(start)
+        assert handle.read(length) == body[start:start + length]
+    with pytest.raises(FileNotFoundError, match="no such object"):
+        filesystem.open_input_file(f"{BUCKET}/objects/missing.bin")
+
+
+def test_a_large_parquet_file_reads_its_footer_from_the_first_get(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("driftloop.storage._WHOLE_OBJECT_LIMIT", 64 * 1024)
+    buffer = io.BytesIO()
+    pq.write_table(make_events(20_000, seed=4), buffer, row_group_size=5_000)
+    assert buffer.getbuffer().nbytes > 64 * 1024
+    s3.put_object(Bucket=BUCKET, Key="incoming/large.parquet", Body=buffer.getvalue())
+    requests = Requests(s3)
+    parquet = pq.ParquetFile(s3_filesystem(s3).open_input_file(f"{BUCKET}/incoming/large.parquet"))
+    assert parquet.metadata.num_rows == 20_000 and requests.sent == ["GetObject"]
+    assert parquet.read().equals(pq.read_table(io.BytesIO(buffer.getvalue())))
