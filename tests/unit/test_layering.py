@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import boto3
 import pytest
 
 from driftloop.config import Settings
@@ -69,7 +70,7 @@ def test_deployed_services_drive_sagemaker(settings: Settings) -> None:
 
 def test_the_runtime_injects_its_adapters_for_one_call_only(settings: Settings, tmp_path: Path) -> None:
     environment = load_app(SOURCE.parents[1] / "template.yaml").environment
-    with call_environment(environment, LocalAdapters(tmp_path)):
+    with call_environment(environment, LocalAdapters(tmp_path, boto3.session.Session())):
         local = services_from_env()
         assert isinstance(local.trainer, LocalTrainer)
         assert isinstance(local.endpoint, SimulatedEndpoint)

@@ -15,7 +15,7 @@ import tarfile
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from driftloop.config import Settings
 from driftloop.errors import TransientError
 from driftloop.layout import WorkspaceLayout, capture_key, s3_uri, training_output_key
 from driftloop.local import clock as local_clock
+from driftloop.pipeline.services import AWSClients
 
 _STATE_LOCK = threading.RLock()
 
@@ -405,12 +406,18 @@ class SimulatedEndpoint(Endpoint):
 class LocalAdapters:
     """What the local runtime injects into the steps' services (``pipeline.services.Adapters``): the
     local trainer and the simulated endpoint, both keeping their state in ``workspace``, on the runtime's
-    simulated time (waits jump ahead: :mod:`driftloop.local.clock`)."""
+    simulated time (waits jump ahead: :mod:`driftloop.local.clock`). Every step's AWS clients come from
+    ``clients``: one per service for the whole runtime, since building a client costs more than most calls
+    to moto (in Lambda, each function builds its own once per process)."""
 
     workspace: Path
+    clients: AWSClients = field(compare=False, repr=False)
 
     def __call__(self, settings: Settings, s3: Any, sagemaker: Any) -> tuple[Trainer, Endpoint]:
         return LocalTrainer(self.workspace, s3), SimulatedEndpoint(self.workspace, settings.endpoint_name, s3)
+
+    def session(self) -> AWSClients:
+        return self.clients
 
     def clock(self) -> float:
         return local_clock.now()

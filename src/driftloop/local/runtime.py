@@ -81,7 +81,7 @@ class LocalAWS:
         self.workspace = Workspace(workspace.resolve())
         self.profile = profile
         self.faults = faults or FaultPlan()
-        self.adapters = LocalAdapters(self.workspace.root)  # what the dispatcher injects into the steps
+        self.adapters = LocalAdapters(self.workspace.root, self)  # what the dispatcher injects into the steps
         self.app = load_app(self.project_dir / template, profile.parameters)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                                       "lambda": {"use_docker": False}})
@@ -146,8 +146,8 @@ class LocalAWS:
             os.environ.update(self._saved_environment)
 
     def client(self, service: str) -> Any:
-        """One client per service for the runtime's own calls (boto3 clients are thread-safe; building one
-        costs more than most calls to moto)."""
+        """One client per service for the runtime's own calls and its steps' (boto3 clients are thread-safe;
+        building one costs more than most calls to moto)."""
         with self._clients_lock:
             if service not in self._clients:
                 self._clients[service] = boto3.client(service, region_name=REGION)

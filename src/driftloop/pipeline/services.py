@@ -43,6 +43,12 @@ class Services:
     sleep: Callable[[float], None] = time.sleep
 
 
+class AWSClients(Protocol):
+    """Makes the AWS clients of a step's services (a ``boto3.session.Session`` does)."""
+
+    def client(self, service_name: str) -> Any: ...
+
+
 class Adapters(Protocol):
     """Builds the trainer and the endpoint a deployment's steps drive, from its settings and AWS clients, and
     tells the time they run on (``clock``: epoch seconds; ``sleep``: a wait inside a step).
@@ -51,6 +57,9 @@ class Adapters(Protocol):
     """
 
     def __call__(self, settings: Settings, s3: Any, sagemaker: Any) -> tuple[Trainer, Endpoint]: ...
+
+    def session(self) -> AWSClients:
+        """Where the AWS clients of one Services come from."""
 
     def clock(self) -> float: ...
 
@@ -68,6 +77,9 @@ class SageMakerAdapters:
         tags = stack_tags(settings.stack_name)
         return SageMakerTrainer(sagemaker, tags), SageMakerEndpoint(sagemaker, settings.endpoint_name, capture, tags)
 
+    def session(self) -> AWSClients:
+        return boto3.session.Session()  # its own: a boto3 session is not thread-safe
+
     def clock(self) -> float:
         return time.time()
 
@@ -79,7 +91,7 @@ sagemaker_adapters = SageMakerAdapters()
 
 
 def build_services(settings: Settings, adapters: Adapters = sagemaker_adapters) -> Services:
-    session = boto3.session.Session()
+    session = adapters.session()
     sagemaker = session.client("sagemaker")
     s3 = session.client("s3")
     trainer, endpoint = adapters(settings, s3, sagemaker)
