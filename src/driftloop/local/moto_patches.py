@@ -10,10 +10,10 @@ moto afterwards:
   call the way moto's unsynchronised backends would otherwise allow;
 - S3's URL table is read once, not re-imported twice at every S3 request (moto reloads it because
   environment variables may change it; the runtime's environment does not change while it runs);
-- every botocore session shares one data loader, so the service models a client needs are parsed once,
-  not once per session (each function's services build a session of their own);
-- a state machine definition is parsed once: every execution used to parse the ASL again with ANTLR
-  (about 0.1 s of CPU each); its evaluation components are still built afresh for each execution;
+- every botocore session shares one data loader, so the service models a client needs are parsed once
+  per process, not once per session;
+- a state machine definition is parsed once per process: every execution used to parse the ASL again
+  with ANTLR (about 0.1 s of CPU each); its evaluation components are still built afresh for each execution;
 - a Lambda Task reuses one Lambda client per region (moto builds a new boto3 client for every call);
 - StartExecution no longer deep-copies running executions (their thread locks cannot be copied);
 - ``States.ALL`` does not catch ``States.DataLimitExceeded``, as in AWS;
@@ -155,17 +155,22 @@ def _reused_clients(boto_client_for: Callable[..., Any]) -> Callable[..., Any]:
     return client_for
 
 
+# Static data kept for the life of the process, so every runtime (each test's, say) shares it: ASL
+# definition -> its parse tree, and botocore's data loader with the service models it has parsed.
+_PARSE_TREES: dict[str, Any] = {}
+_SHARED_LOADER = lru_cache(maxsize=None)(botocore.session.create_loader)
+
+
 def _parse_trees_once(parse: Callable[[str], tuple[Any, Any]]) -> staticmethod:
     """moto's ASL parser, keeping each definition's parse tree (read-only once built) and building the
     evaluation components from it for every caller, as moto's parser does after parsing. A definition
     that does not parse raises every time, as before."""
-    trees: dict[str, Any] = {}
 
     def parse_once(definition: str) -> tuple[Any, Any]:
-        tree = trees.get(definition)
+        tree = _PARSE_TREES.get(definition)
         if tree is None:
-            program, trees[definition] = parse(definition)
-            return program, trees[definition]
+            program, _PARSE_TREES[definition] = parse(definition)
+            return program, _PARSE_TREES[definition]
         return Preprocessor().visit(tree), tree
 
     return staticmethod(parse_once)
@@ -241,8 +246,7 @@ def patched_moto(dispatcher: Dispatcher, clock: VirtualClock) -> Iterator[None]:
             stack.enter_context(_replaced(S3Backend, "_url_module", _s3_urls_read_once()))
             stack.enter_context(_replaced(AmazonStateLanguageParser, "parse",
                                           _parse_trees_once(AmazonStateLanguageParser.parse)))
-            stack.enter_context(_replaced(botocore.session, "create_loader",
-                                          lru_cache(maxsize=None)(botocore.session.create_loader)))
+            stack.enter_context(_replaced(botocore.session, "create_loader", _SHARED_LOADER))
             stack.enter_context(_replaced(lambda_eval_utils, "boto_client_for",
                                           _reused_clients(lambda_eval_utils.boto_client_for)))
             yield

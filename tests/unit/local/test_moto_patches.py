@@ -107,6 +107,9 @@ def test_botocore_sessions_share_one_data_loader_inside_the_block() -> None:
         first, second = botocore.session.Session(), botocore.session.Session()
         assert first.get_component("data_loader") is second.get_component("data_loader")
     assert botocore.session.Session().get_component("data_loader") is not first.get_component("data_loader")
+    with patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
+        later = botocore.session.Session()
+        assert later.get_component("data_loader") is first.get_component("data_loader"), "and across runtimes"
 
 
 def test_a_definition_is_parsed_once_and_gets_fresh_components_inside_the_block() -> None:
@@ -125,3 +128,5 @@ def test_a_definition_is_parsed_once_and_gets_fresh_components_inside_the_block(
             with pytest.raises(ASLParserException):
                 AmazonStateLanguageParser.parse('{"StartAt": 1}')
     assert vars(AmazonStateLanguageParser)["parse"] is original
+    with patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
+        assert AmazonStateLanguageParser.parse(definition)[1] is first_tree, "and kept across runtimes"
