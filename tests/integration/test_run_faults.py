@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -83,12 +84,9 @@ def wait_for(condition: Any, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def entered(world: LocalAWS, state: str) -> bool:
-    states = world.client("stepfunctions")
-    arns = [execution["executionArn"] for execution in
-            states.list_executions(stateMachineArn=world.app.state_machine_arn)["executions"]]
+def entered(world: LocalAWS, execution_arn: str, state: str) -> bool:
     return any(event["type"] == "TaskStateEntered" and event["stateEnteredEventDetails"]["name"] == state
-               for arn in arns for event in history(world, arn))
+               for event in history(world, execution_arn))
 
 
 # -- 1. poison uploads -------------------------------------------------------------------------------
@@ -214,15 +212,19 @@ def test_deferred_triggers_survive_throttled_and_refused_put_events(workspace: P
         return original(self, events)
 
     monkeypatch.setattr(EventsBackend, "put_events", flaky)
-    faults = FaultPlan(copy.deepcopy(STOP_AFTER_MERGE), delays={"DriftFunction": 3.0, "MergeFunction": 3.0})
+    merging = threading.Event()  # merges wait until it is set: their run holds the lock meanwhile
+    faults = FaultPlan(copy.deepcopy(STOP_AFTER_MERGE), holds={"MergeFunction": merging})
     with running(workspace, faults) as (world, runner):
         champion = champion_model(world)
         first, second, third = month_slices(workspace, 7, 3)
         put(world, "incoming/handover/first.parquet", parquet_bytes(first))
-        runner.route()
-        time.sleep(1.5)  # the first run holds the lock (its merge is slow)
+        holder = runner.route()
+        wait_for(lambda: entered(world, holder[0], "MergeDatasets"))
         plan.update(throttle=2, refuse=1)
         put(world, "incoming/handover/second.parquet", parquet_bytes(second))
+        deferred = runner.route()
+        wait_for(lambda: deferred[0] in by_execution(world))
+        merging.set()
         runner.wait(timeout=300)
         assert plan["calls"] == 4, "two throttled calls and a refused entry, then delivered"
         handed_on = [run for run in runs_of(world) if run["trigger"]["type"] == "manual"]
@@ -231,10 +233,14 @@ def test_deferred_triggers_survive_throttled_and_refused_put_events(workspace: P
 
         # EventBridge refusing for longer than Finalize's retries: the trigger stays pending, not lost.
         plan.update(refuse=10_000)
+        merging.clear()
         put(world, "incoming/handover/third.parquet", parquet_bytes(first.slice(0, 10)))
-        runner.route()
-        time.sleep(1.5)
+        holder = runner.route()
+        wait_for(lambda: entered(world, holder[0], "MergeDatasets"))
         put(world, "incoming/handover/fourth.parquet", parquet_bytes(third))
+        deferred = runner.route()
+        wait_for(lambda: deferred[0] in by_execution(world))
+        merging.set()
         runner.wait(timeout=600)
         pending = ledger(world).pending(model_name(world))
         assert [trigger["key"] for trigger in pending.values()] == ["incoming/handover/fourth.parquet"]
@@ -284,15 +290,17 @@ def test_a_trigger_deferred_by_the_cooldown_runs_when_it_ends(workspace: Path) -
 
 # -- 7. an object overwritten in the middle of a run --------------------------------------------------------
 def test_an_upload_overwritten_mid_run_is_merged_as_the_version_the_run_fixed(workspace: Path) -> None:
-    faults = FaultPlan(copy.deepcopy(STOP_AFTER_MERGE), delays={"MergeFunction": 3.0})
+    merging = threading.Event()
+    faults = FaultPlan(copy.deepcopy(STOP_AFTER_MERGE), holds={"MergeFunction": merging})
     with running(workspace, faults) as (world, runner):
         champion = champion_model(world)
         old, new = month_slices(workspace, 7, 2)
         key = "incoming/overwritten/2025-08.parquet"
         put(world, key, parquet_bytes(old))
         first = runner.route()
-        wait_for(lambda: entered(world, "MergeDatasets"))
+        wait_for(lambda: entered(world, first[0], "MergeDatasets"))
         put(world, key, parquet_bytes(new))  # the next version lands while the first run merges
+        merging.set()
         runner.wait(timeout=300)
         records = by_execution(world)
         first_run = records[first[0]]
@@ -356,13 +364,14 @@ def test_racing_duplicates_and_admits_interleaving_with_finalize_make_one_run_at
 
 # -- a lease that lapses ---------------------------------------------------------------------------------------
 def test_a_run_whose_lease_lapsed_loses_to_a_new_run_and_never_promotes(workspace: Path) -> None:
-    faults = FaultPlan(copy.deepcopy(STOP_AFTER_MERGE), delays={"MergeFunction": 3.0})
+    merging = threading.Event()
+    faults = FaultPlan(copy.deepcopy(STOP_AFTER_MERGE), holds={"MergeFunction": merging})
     with running(workspace, faults) as (world, runner):
         champion = champion_model(world)
         stale_data, new_data = month_slices(workspace, 7, 2)
         put(world, "incoming/lapse/stale.parquet", parquet_bytes(stale_data))
         stale = runner.route()
-        wait_for(lambda: entered(world, "MergeDatasets"))
+        wait_for(lambda: entered(world, stale[0], "MergeDatasets"))
         # Twelve hours pass in a blink: the stale run's lease runs out while it merges.
         world.client("dynamodb").update_item(
             TableName=world.app.environment["LEDGER_TABLE"],
@@ -370,6 +379,8 @@ def test_a_run_whose_lease_lapsed_loses_to_a_new_run_and_never_promotes(workspac
             UpdateExpression="SET lease_expires_at = :past", ExpressionAttributeValues={":past": {"N": "0"}})
         put(world, "incoming/lapse/new.parquet", parquet_bytes(new_data))
         taking_over = runner.route()
+        wait_for(lambda: entered(world, taking_over[0], "MergeDatasets"))  # admitted: it holds the lock now
+        merging.set()
         runner.wait(timeout=300)
         records = by_execution(world)
         stale_run, new_run = records[stale[0]], records[taking_over[0]]

@@ -44,12 +44,16 @@ class FaultPlan:
 
     ``time_limits`` (seconds, per logical id) shorten a function's time limit: its handler runs and is
     stopped mid-way when the limit is reached, keeping what it wrote so far (a Lambda timeout mid-merge).
+
+    ``holds`` (per logical id) make a function's calls wait, before their handler runs, while the event is
+    not set: a step kept mid-run (holding the model's lock, say) until whoever set the plan lets it go.
     """
 
     remaining: dict[str, list[list[Any]]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     time_limits: dict[str, float] = field(default_factory=dict)
+    holds: dict[str, threading.Event] = field(default_factory=dict)
 
     def take(self, logical_id: str) -> str | None:
         with self._lock:
@@ -211,6 +215,8 @@ class Dispatcher:
                     raise _CallTimedOut(timeout_error, limit)
                 if delay:
                     time.sleep(delay)
+                if function.logical_id in self.faults.holds:
+                    self.faults.holds[function.logical_id].wait()
                 injected = self.faults.take(function.logical_id)
                 if injected:
                     raise _FAULT_ERRORS.get(injected, InjectedFault)(
