@@ -85,13 +85,15 @@ def write_manifest(filesystem: pafs.FileSystem, manifest: Manifest) -> str:
 
 def find_manifest(filesystem: pafs.FileSystem, version_dir: str) -> Manifest | None:
     path = manifest_key(version_dir)
-    if filesystem.get_file_info(path).type != pafs.FileType.File:
+    try:
+        with filesystem.open_input_stream(path) as stream:  # one request on S3, none to ask first
+            body = stream.read()
+    except (FileNotFoundError, NotADirectoryError):  # no manifest, or ``version_dir`` is a file
         return None
-    with filesystem.open_input_stream(path) as stream:
-        try:
-            data = json.loads(stream.read())
-        except ValueError as error:
-            raise InvalidInputError(f"{path}: not a JSON manifest ({error})") from error
+    try:
+        data = json.loads(body)
+    except ValueError as error:
+        raise InvalidInputError(f"{path}: not a JSON manifest ({error})") from error
     manifest = Manifest.from_dict(data)
     return manifest if manifest.version_dir == version_dir.rstrip("/") else _relocated(manifest, version_dir)
 

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from conftest import make_events
 from moto import mock_aws
 
+from driftloop.data.manifest import find_manifest
 from driftloop.data.merge import dataset_source, merge_datasets, read_manifest
 from driftloop.storage import s3_filesystem, s3_source
 
@@ -130,3 +131,14 @@ def test_a_large_parquet_file_reads_its_footer_from_the_first_get(s3: Any, monke
     parquet = pq.ParquetFile(s3_filesystem(s3).open_input_file(f"{BUCKET}/incoming/large.parquet"))
     assert parquet.metadata.num_rows == 20_000 and requests.sent == ["GetObject"]
     assert parquet.read().equals(pq.read_table(io.BytesIO(buffer.getvalue())))
+
+
+def test_a_manifest_is_looked_for_with_one_request(s3: Any) -> None:
+    put_parquet(s3, "incoming/u1.parquet", 50, seed=5)
+    filesystem = s3_filesystem(s3)
+    out_dir = f"{BUCKET}/datasets/recommender/v=run2"
+    merge_datasets(s3_source(s3, BUCKET, ["incoming/u1.parquet"]), [], filesystem, out_dir)
+    requests = Requests(s3)
+    assert find_manifest(filesystem, out_dir) is not None
+    assert find_manifest(filesystem, f"{BUCKET}/datasets/recommender/v=none") is None
+    assert requests.sent == ["GetObject", "GetObject"]
