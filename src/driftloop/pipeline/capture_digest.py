@@ -1,0 +1,167 @@
+"""The capture digest: the Data Capture files one A/B look parsed, so the next look parses only newer ones.
+
+AnalyseAB reads every capture file written since the A/B test started, at every look. Without a digest
+a test of K looks fetches and parses the first hours' files K times. Each look therefore writes what it
+parsed to ``reports/<run_id>/ab-stage-<stage>-<look>-capture.parquet``
+(:func:`driftloop.layout.ab_capture_digest_key`): per file its key, its ETag from the listing and what
+:class:`driftloop.capture.CaptureReader` made of it (rows, lines, lines skipped per reason with their
+examples). The next look still lists the capture folders (a file can land late in any hour folder),
+reuses the files the digest holds with the same ETag, and fetches only the others. A file that could
+not be fetched is not in the digest, so it is fetched again next look. Counting a reused file gives the
+same numbers and examples as parsing it again, so the feedback and its evidence do not depend on the
+digest (docs/feedback.md).
+
+The digest is a cache: one that is missing, corrupt, of another format or of other variants is ignored,
+and every file is read again (the evidence says why).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
+
+from driftloop.adapters.s3 import put_bytes
+from driftloop.capture import CaptureFile, ServedRecommendation
+from driftloop.storage import s3_source
+
+FORMAT = 1
+_METADATA_KEY = b"driftloop.capture_digest"
+_TIME = pa.timestamp("us", tz="UTC")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_IDS = pa.list_(pa.string())
+ROWS_SCHEMA = pa.schema([("file", pa.int32()), ("variant", pa.string()), ("event_id", pa.string()),
+                         ("served_at", _TIME), ("user_id", pa.string()), ("items", _IDS), ("recent_items", _IDS),
+                         ("inference_id", pa.string())])
+# What reading a digest that is not one we wrote can raise; it is then rebuilt, never fatal.
+UNUSABLE_DIGEST = (ClientError, pa.ArrowException, OSError, ValueError, LookupError, TypeError)
+
+
+@dataclass(frozen=True)
+class DigestedFile:
+    """One capture file as it was parsed, and the ETag it had when listed."""
+
+    etag: str
+    parsed: CaptureFile
+
+
+@dataclass(frozen=True)
+class CaptureDigest:
+    """Capture files already parsed, by key in the order they were read, by a reader of ``known_variants``.
+
+    Example
+    -------
+    >>> from driftloop.capture import CaptureFile
+    >>> digest = CaptureDigest(("champion",), {"a.jsonl": DigestedFile('"e1"', CaptureFile((), 2, {}, {}))})
+    >>> CaptureDigest.from_parquet(digest.to_parquet()) == digest
+    True
+    >>> digest.reusable("a.jsonl", '"e1"') is not None, digest.reusable("a.jsonl", '"e2"')
+    (True, None)
+    """
+
+    known_variants: tuple[str, ...] | None
+    files: dict[str, DigestedFile]
+
+    def reusable(self, key: str, etag: str) -> CaptureFile | None:
+        """What ``key`` held when it had ``etag``, or None when it was not parsed with that ETag."""
+        kept = self.files.get(key)
+        return kept.parsed if kept is not None and kept.etag == etag else None
+
+    def to_parquet(self) -> bytes:
+        """The digest as Parquet: one row per served recommendation, the files in the schema metadata.
+        The same digest always gives the same bytes."""
+        files = list(self.files.items())
+        rows = [(index, row) for index, (_, kept) in enumerate(files) for row in kept.parsed.rows]
+        table = pa.table({
+            "file": pa.array([index for index, _ in rows], pa.int32()),
+            "variant": pa.array([row.variant for _, row in rows], pa.string()),
+            "event_id": pa.array([row.event_id for _, row in rows], pa.string()),
+            "served_at": pa.array([row.served_at for _, row in rows], _TIME),
+            "user_id": pa.array([row.user_id for _, row in rows], pa.string()),
+            "items": pa.array([list(row.items) for _, row in rows], _IDS),
+            "recent_items": pa.array([list(row.recent_items) for _, row in rows], _IDS),
+            "inference_id": pa.array([row.inference_id for _, row in rows], pa.string()),
+        }, schema=ROWS_SCHEMA)
+        described = {"format": FORMAT, "known_variants": self.known_variants,
+                     "files": [{"key": key, "etag": kept.etag, "lines": kept.parsed.lines,
+                                "skipped": kept.parsed.skipped,
+                                "examples": {reason: list(lines) for reason, lines in kept.parsed.examples.items()}}
+                               for key, kept in files]}
+        buffer = io.BytesIO()
+        pq.write_table(table.replace_schema_metadata({_METADATA_KEY: json.dumps(described, sort_keys=True)}), buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_parquet(cls, table: pa.Table | bytes) -> CaptureDigest:
+        """The digest :meth:`to_parquet` wrote; raises one of ``UNUSABLE_DIGEST`` for anything else."""
+        if isinstance(table, bytes):
+            table = pq.read_table(pa.BufferReader(table))
+        described = json.loads((table.schema.metadata or {})[_METADATA_KEY])
+        if described["format"] != FORMAT:
+            raise ValueError(f"digest format {described['format']!r}, this reader knows {FORMAT}")
+        if table.schema.remove_metadata() != ROWS_SCHEMA:
+            raise ValueError(f"digest columns {table.schema.names} are not {ROWS_SCHEMA.names}")
+        entries = described["files"]
+        rows: list[list[ServedRecommendation]] = [[] for _ in entries]
+        columns = [table[name].to_pylist() for name in ("file", "variant", "event_id")]
+        moments = table["served_at"].cast(pa.int64()).to_pylist()
+        for index, variant, event_id, moment, user, items, recent, inference_id in zip(
+                *columns, moments, *(table[name].to_pylist() for name in ROWS_SCHEMA.names[4:]), strict=True):
+            if index < 0:
+                raise IndexError(f"digest row of file {index}")
+            rows[index].append(ServedRecommendation(variant, event_id, _EPOCH + timedelta(microseconds=moment), user,
+                                                    tuple(items), tuple(recent), inference_id))
+        variants = described["known_variants"]
+        return cls(None if variants is None else _strings(variants),
+                   {_typed(entry["key"], str): _digested(entry, tuple(kept))
+                    for entry, kept in zip(entries, rows, strict=True)})
+
+
+def _digested(entry: Any, rows: tuple[ServedRecommendation, ...]) -> DigestedFile:
+    """One file's entry of the digest's metadata, with its rows, checked field by field."""
+    skipped = {_typed(reason, str): _typed(count, int) for reason, count in _typed(entry["skipped"], dict).items()}
+    examples = {_typed(reason, str): _strings(lines) for reason, lines in _typed(entry["examples"], dict).items()}
+    return DigestedFile(_typed(entry["etag"], str), CaptureFile(rows, _typed(entry["lines"], int), skipped, examples))
+
+
+def _typed(value: Any, kind: type) -> Any:
+    if not isinstance(value, kind):
+        raise TypeError(f"digest field is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def _strings(values: Any) -> tuple[str, ...]:
+    return tuple(_typed(value, str) for value in _typed(values, list))
+
+
+def load_digest(s3: Any, bucket: str, key: str, known_variants: set[str] | None) -> tuple[CaptureDigest | None, str]:
+    """The digest at ``key`` when a reader of ``known_variants`` can reuse it, else None and why not."""
+    try:
+        source = s3_source(s3, bucket, [key])
+        with source.filesystem.open_input_file(source.paths[0]) as handle:
+            digest = CaptureDigest.from_parquet(pq.read_table(handle))
+    except UNUSABLE_DIGEST as error:
+        return None, f"{type(error).__name__}: {error}"[:300]
+    wanted = None if known_variants is None else tuple(sorted(known_variants))
+    if digest.known_variants != wanted:
+        return None, f"digest of variants {digest.known_variants}, the reader knows {wanted}"
+    return digest, ""
+
+
+def save_digest(s3: Any, bucket: str, key: str, digest: CaptureDigest) -> str:
+    """Write ``digest`` to ``key``; its ``s3://`` URI."""
+    return put_bytes(s3, bucket, key, digest.to_parquet(), "application/vnd.apache.parquet")
+
+
+@dataclass(frozen=True)
+class DigestKeys:
+    """Where a read finds the digest it starts from (None: it starts from nothing) and leaves its own."""
+
+    previous: str | None
+    current: str
