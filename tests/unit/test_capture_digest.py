@@ -161,7 +161,7 @@ def test_a_retried_look_writes_the_same_digest_and_feedback(services: Services) 
 
 
 def other_schema() -> bytes:
-    return parquet(pa.table({"file": [0]}))
+    return parquet(pa.table({"variant": ["champion"]}))
 
 
 def with_metadata(change: dict[str, Any]) -> bytes:
@@ -173,19 +173,22 @@ def with_metadata(change: dict[str, Any]) -> bytes:
 
 
 @pytest.mark.parametrize(("body", "reason"), [
-    (None, "FileNotFoundError"),
+    (None, "NoSuchKey"),
     (b"PAR1 not a digest", "Arrow"),
     (b"", "Arrow"),
     (other_schema(), "KeyError"),
     (with_metadata({"format": 99}), "format 99"),
     (with_metadata({"known_variants": ["champion", "shadow"]}), "variants"),
-    (with_metadata({"files": [{"key": "k", "etag": 3, "lines": 1, "skipped": {}, "examples": {}}]}), "TypeError"),
-    (with_metadata({"files": [{"key": "k", "etag": "e", "lines": 1, "skipped": {"x": "1"}, "examples": {}}]}),
+    (with_metadata({"files": [{"key": "k", "etag": 3, "rows": 1, "lines": 1, "skipped": {}, "examples": {}}]}),
      "TypeError"),
+    (with_metadata({"files": [{"key": "k", "etag": "e", "rows": 1, "lines": 1, "skipped": {"x": "1"},
+                               "examples": {}}]}), "TypeError"),
     (with_metadata({"files": "k"}), "TypeError"),
-    (with_metadata({"files": []}), "IndexError"),
+    (with_metadata({"files": []}), "rows"),
+    (with_metadata({"files": [{"key": "k", "etag": "e", "rows": -1, "lines": 1, "skipped": {}, "examples": {}}]}),
+     "rows"),
 ], ids=["missing", "not-parquet", "empty", "other-columns", "other-format", "other-variants", "etag-type",
-        "count-type", "files-type", "rows-of-no-file"])
+        "count-type", "files-type", "rows-of-no-file", "negative-rows"])
 def test_a_missing_or_corrupt_digest_is_rebuilt_and_says_why(services: Services, body: bytes | None,
                                                              reason: str) -> None:
     put(services, capture_key(services.settings.endpoint_name, services.settings.champion_variant, AT, "p"),
@@ -209,14 +212,14 @@ def test_an_unreadable_digest_is_rebuilt(services: Services, monkeypatch: pytest
         (capture_record("e", AT, {"user_id": "u1"}, {"items": ["a"]}) + "\n").encode())
     read_feedback(services, STARTED, run_id=RUN, digest=look_keys(0))
 
-    head = services.s3.head_object
+    get = services.s3.get_object
 
-    def head_object(**arguments: Any) -> dict:
+    def get_object(**arguments: Any) -> dict:
         if arguments["Key"] == look_keys(1).previous:
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "HeadObject")
-        return head(**arguments)
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetObject")
+        return get(**arguments)
 
-    monkeypatch.setattr(services.s3, "head_object", head_object)
+    monkeypatch.setattr(services.s3, "get_object", get_object)
     digest = read_feedback(services, STARTED, run_id=RUN, digest=look_keys(1)).evidence["capture"]["digest"]
     assert "AccessDenied" in digest["rebuilt"] and digest["read_files"] == 1
 

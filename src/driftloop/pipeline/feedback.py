@@ -164,15 +164,15 @@ def read_captured(services: Services, reader: CaptureReader, since: datetime, un
     consumed: dict[str, DigestedFile] = {}
     with closing(fetch_in_order(fetch, unread)) as fetched:
         for key, etag, variant in listed:
-            parsed = known.reusable(key, etag)
-            if parsed is None:
+            kept = known.reusable(key, etag)
+            if kept is None:
                 _, body = next(fetched)
                 if isinstance(body, ClientError):
                     reader.skip_file(s3_uri(bucket, key), f"{body.response['Error'].get('Code')}: {body}")
                     continue
-                parsed = reader.parse(body, variant, s3_uri(bucket, key))
-            consumed[key] = DigestedFile(etag, parsed)
-            rows.extend(row for row in reader.add(parsed)
+                kept = DigestedFile(etag, reader.parse(body, variant, s3_uri(bucket, key)))
+            consumed[key] = kept
+            rows.extend(row for row in reader.add(kept.parsed)
                         if row.served_at >= since and (until is None or row.served_at < until))
     variants = None if reader.known_variants is None else tuple(sorted(reader.known_variants))
     return CaptureRead(rows, CaptureDigest(variants, consumed), len(listed) - len(unread), len(unread))
