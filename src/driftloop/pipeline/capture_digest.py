@@ -44,6 +44,19 @@ UNUSABLE_DIGEST = (ClientError, pa.ArrowException, OSError, ValueError, LookupEr
 
 
 @dataclass(frozen=True)
+class DigestKeys:
+    """Where a read finds the digest it starts from (None: it starts from nothing) and leaves its own."""
+
+    previous: str | None
+    current: str
+
+
+def variant_names(known_variants: set[str] | None) -> tuple[str, ...] | None:
+    """How a digest names the variants its reader knew (sorted; None: every variant)."""
+    return None if known_variants is None else tuple(sorted(known_variants))
+
+
+@dataclass(frozen=True)
 class DigestedFile:
     """One capture file as it was parsed, the ETag it had when listed, and (when it was loaded from a digest)
     its rows as stored there, written again as they are."""
@@ -173,7 +186,7 @@ def load_digest(s3: Any, bucket: str, key: str, known_variants: set[str] | None)
         digest = CaptureDigest.from_parquet(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except UNUSABLE_DIGEST as error:
         return None, f"{type(error).__name__}: {error}"[:300]
-    wanted = None if known_variants is None else tuple(sorted(known_variants))
+    wanted = variant_names(known_variants)
     if digest.known_variants != wanted:
         return None, f"digest of variants {digest.known_variants}, the reader knows {wanted}"
     return digest, ""
@@ -183,10 +196,3 @@ def save_digest(s3: Any, bucket: str, key: str, digest: CaptureDigest) -> str:
     """Write ``digest`` to ``key``; its ``s3://`` URI."""
     return put_bytes(s3, bucket, key, digest.to_parquet(), "application/vnd.apache.parquet")
 
-
-@dataclass(frozen=True)
-class DigestKeys:
-    """Where a read finds the digest it starts from (None: it starts from nothing) and leaves its own."""
-
-    previous: str | None
-    current: str

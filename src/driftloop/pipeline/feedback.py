@@ -52,7 +52,14 @@ from driftloop.layout import (
     partition_day,
     s3_uri,
 )
-from driftloop.pipeline.capture_digest import CaptureDigest, DigestedFile, DigestKeys, load_digest, save_digest
+from driftloop.pipeline.capture_digest import (
+    CaptureDigest,
+    DigestedFile,
+    DigestKeys,
+    load_digest,
+    save_digest,
+    variant_names,
+)
 from driftloop.pipeline.services import Services
 from driftloop.storage import ParquetSource, is_parquet_name, s3_source
 
@@ -174,8 +181,8 @@ def read_captured(services: Services, reader: CaptureReader, since: datetime, un
             consumed[key] = kept
             rows.extend(row for row in reader.add(kept.parsed)
                         if row.served_at >= since and (until is None or row.served_at < until))
-    variants = None if reader.known_variants is None else tuple(sorted(reader.known_variants))
-    return CaptureRead(rows, CaptureDigest(variants, consumed), len(listed) - len(unread), len(unread))
+    return CaptureRead(rows, CaptureDigest(variant_names(reader.known_variants), consumed),
+                       len(listed) - len(unread), len(unread))
 
 
 def _capture_objects(services: Services, first_hour: datetime, until: datetime | None) -> list[tuple[str, str]]:
