@@ -21,7 +21,7 @@ import base64
 import binascii
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -75,6 +75,17 @@ class ServedRecommendation:
     inference_id: str | None = None
 
 
+@dataclass(frozen=True)
+class CaptureFile:
+    """What one capture file held: its usable records, its non-blank lines, and the lines it could not
+    use per reason, with up to three examples each. :meth:`CaptureReader.add` counts it."""
+
+    rows: tuple[ServedRecommendation, ...]
+    lines: int
+    skipped: dict[str, int]
+    examples: dict[str, tuple[str, ...]]
+
+
 class _Skip(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -117,41 +128,50 @@ class CaptureReader:
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     def read(self, content: bytes | str, variant: str, source: str) -> list[ServedRecommendation]:
-        """The served recommendations of one file's content (``source`` names it in the evidence)."""
-        self.files += 1
+        """The served recommendations of one file's content (``source`` names it in the evidence), counted."""
+        return self.add(self.parse(content, variant, source))
+
+    def parse(self, content: bytes | str, variant: str, source: str) -> CaptureFile:
+        """One file's content read, not yet counted: what :meth:`add` counts, now or at a later read."""
+        skipped: Counter[str] = Counter()
+        examples: dict[str, list[str]] = {}
         if isinstance(content, bytes):
             try:
                 content = content.decode("utf-8")
             except UnicodeDecodeError as error:
-                self._skip(MALFORMED, f"{source}: not UTF-8 ({error})", max(1, content.count(b"\n")))
-                return []
+                _count(skipped, examples, MALFORMED, [f"{source}: not UTF-8 ({error})"],
+                       max(1, content.count(b"\n")))
+                return CaptureFile((), 0, dict(skipped), _frozen(examples))
         lines = content.split("\n")
         complete = content.endswith("\n")
         if complete:
             lines.pop()
         rows: list[ServedRecommendation] = []
+        read = 0
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            self.lines += 1
+            read += 1
             last_unterminated = number == len(lines) and not complete
             try:
                 rows.extend(self._parse(line, variant, last_unterminated))
             except _Skip as skip:
-                self._skip(skip.reason, f"{source}:{number}: {skip}")
-        self.records += len(rows)
-        return rows
+                _count(skipped, examples, skip.reason, [f"{source}:{number}: {skip}"])
+        return CaptureFile(tuple(rows), read, dict(skipped), _frozen(examples))
+
+    def add(self, parsed: CaptureFile) -> list[ServedRecommendation]:
+        """Count one parsed file (as :meth:`read` would have); its rows."""
+        self.files += 1
+        self.lines += parsed.lines
+        self.records += len(parsed.rows)
+        for reason, count in parsed.skipped.items():
+            _count(self.skipped, self.examples, reason, parsed.examples.get(reason, ()), count)
+        return list(parsed.rows)
 
     def skip_file(self, source: str, why: str) -> None:
         """A listed file that could not be fetched: counted as one ``unreadable_file``."""
         self.files += 1
-        self._skip(UNREADABLE_FILE, f"{source}: {why}")
-
-    def _skip(self, reason: str, detail: str, count: int = 1) -> None:
-        self.skipped[reason] += count
-        examples = self.examples.setdefault(reason, [])
-        if len(examples) < _EXAMPLES_PER_REASON:
-            examples.append(detail[:300])
+        _count(self.skipped, self.examples, UNREADABLE_FILE, [f"{source}: {why}"])
 
     def _parse(self, line: str, variant: str, last_unterminated: bool) -> list[ServedRecommendation]:
         try:
@@ -179,6 +199,18 @@ class CaptureReader:
         return {"files": self.files, "lines": self.lines, "records": self.records,
                 "skipped": dict(sorted(self.skipped.items())), "skipped_total": sum(self.skipped.values()),
                 "examples": {reason: list(lines) for reason, lines in sorted(self.examples.items())}}
+
+
+def _count(skipped: Counter[str], examples: dict[str, list[str]], reason: str, details: Iterable[str],
+           count: int = 1) -> None:
+    """``count`` lines skipped for ``reason``; the first examples are kept, up to three per reason."""
+    skipped[reason] += count
+    kept = examples.setdefault(reason, [])
+    kept.extend(detail[:300] for detail in list(details)[:_EXAMPLES_PER_REASON - len(kept)])
+
+
+def _frozen(examples: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    return {reason: tuple(lines) for reason, lines in examples.items()}
 
 
 def parse_inference_time(text: str) -> datetime:

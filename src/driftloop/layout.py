@@ -15,7 +15,7 @@ Bucket (``<ModelName>-data-<account>-<region>``)::
     runs/<run_id>/merge-parts.json  the scale-out plan
     runs/<run_id>/record.json       the run record, written last
     runs/_merge-parts-results/      the Distributed Map's ResultWriter (the ASL)
-    reports/<run_id>/...            drift, evaluation, decision, A/B looks
+    reports/<run_id>/...            drift, evaluation, decision, A/B looks (and their capture digests)
     datasets/<model>/v=<run_id>/    dataset versions, _manifest.json written last
     datasets/<model>/_partials/v=<run_id>/<part>/   the scale-out children's partial versions
     baselines/<model>/<run_id>.json the promoted model's drift baseline
@@ -210,6 +210,11 @@ def decision_report_key(run_id: str) -> str:
 def ab_look_key(run_id: str, stage_index: int, look: int) -> str:
     """One look of the A/B test at a traffic stage."""
     return report_key(run_id, f"ab-stage-{stage_index}-{look}.json")
+
+
+def ab_capture_digest_key(run_id: str, stage_index: int, look: int) -> str:
+    """The Data Capture files one A/B look parsed (Parquet), so the next look reads only newer files."""
+    return report_key(run_id, f"ab-stage-{stage_index}-{look}-capture.parquet")
 
 
 def ab_look(key: str) -> tuple[int, int] | None:

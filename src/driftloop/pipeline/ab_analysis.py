@@ -10,7 +10,8 @@ from driftloop.adapters.endpoint import IN_SERVICE, SETTLING_STATUSES
 from driftloop.adapters.s3 import put_json
 from driftloop.config import GUARDRAIL_MODES
 from driftloop.errors import DriftloopError, NotFoundError
-from driftloop.layout import ab_look_key
+from driftloop.layout import ab_capture_digest_key, ab_look_key
+from driftloop.pipeline.capture_digest import DigestKeys
 from driftloop.pipeline.contracts import ABDecision, returns
 from driftloop.pipeline.feedback import publish_variant_conversion, read_feedback
 from driftloop.pipeline.invocation import StepInvocation
@@ -35,7 +36,8 @@ def analyse(invocation: StepInvocation, services: Services) -> dict[str, Any]:
                     ABTestConfig(alpha=settings.significance_level, minimum_lift=settings.minimum_lift,
                                  min_samples_per_variant=settings.min_samples_per_variant,
                                  max_waits=settings.max_bake_waits))
-    feedback = read_feedback(services, started, run_id=invocation.run["run_id"])
+    run_id = invocation.run["run_id"]
+    feedback = read_feedback(services, started, run_id=run_id, digest=capture_digest_keys(run_id, looks))
     decision = analyse_stage(
         feedback.table, feedback_windows(started, looks), now,
         timedelta(minutes=settings.attribution_window_minutes), settings.champion_variant,
@@ -44,7 +46,7 @@ def analyse(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     decision["evidence"]["feedback"] = feedback.evidence | {"published": publish_variant_conversion(
         services, [decision["evidence"].get("champion"), decision["evidence"].get("challenger")])}
     decision["looks"] = looks
-    decision["look"] = sum(look["stage_index"] == stage for look in looks) - 1  # this stage's looks, in order
+    decision["look"] = stage_look(looks, len(looks) - 1)
     _save_decision(invocation, services, decision)
     return decision
 
@@ -57,6 +59,19 @@ def feedback_windows(started: datetime, looks: list[dict[str, Any]]) -> list[Fee
         windows.append(FeedbackWindow(int(look["stage_index"]), start, end))
         start = end
     return windows
+
+
+def stage_look(looks: list[dict[str, Any]], position: int) -> int:
+    """The index of look ``position`` among its stage's looks (as its report's key names it)."""
+    stage = looks[position]["stage_index"]
+    return sum(look["stage_index"] == stage for look in looks[:position + 1]) - 1
+
+
+def capture_digest_keys(run_id: str, looks: list[dict[str, Any]]) -> DigestKeys:
+    """The capture digest this look (the last of ``looks``) writes, and the one the look before it wrote."""
+    keys = [ab_capture_digest_key(run_id, int(looks[position]["stage_index"]), stage_look(looks, position))
+            for position in range(max(0, len(looks) - 2), len(looks))]
+    return DigestKeys(keys[0] if len(keys) == 2 else None, keys[-1])
 
 
 def _save_decision(invocation: StepInvocation, services: Services, decision: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,6 +51,14 @@ from driftloop.layout import (
     inputs_key,
     partition_day,
     s3_uri,
+)
+from driftloop.pipeline.capture_digest import (
+    CaptureDigest,
+    DigestedFile,
+    DigestKeys,
+    load_digest,
+    save_digest,
+    variant_names,
 )
 from driftloop.pipeline.services import Services
 from driftloop.storage import ParquetSource, is_parquet_name, s3_source
@@ -126,16 +135,30 @@ def read_feedback_log(services: Services, since: datetime, until: datetime | Non
     return _in_window(table, "served_at", since, until), len(source.paths)
 
 
-def read_captured(services: Services, reader: CaptureReader, since: datetime,
-                  until: datetime | None = None) -> list[ServedRecommendation]:
+@dataclass(frozen=True)
+class CaptureRead:
+    """What :func:`read_captured` found: the rows served in the window, every file parsed (the digest a
+    later read can start from), and how many files came from the given digest and how many were fetched."""
+
+    rows: list[ServedRecommendation]
+    digest: CaptureDigest
+    reused_files: int
+    read_files: int
+
+
+def read_captured(services: Services, reader: CaptureReader, since: datetime, until: datetime | None = None,
+                  digest: CaptureDigest | None = None) -> CaptureRead:
     """Requests captured in [``since``, ``until``), from the hour folders that can hold them (one hour
     earlier too: a file lands in the folder of the hour it was written, which can follow its first record).
-    The files are fetched a few at a time (:func:`driftloop.fetching.fetch_in_order`) and read in order."""
+    The files are fetched a few at a time (:func:`driftloop.fetching.fetch_in_order`) and counted in the
+    listing's order; a listed file that ``digest`` holds with the same ETag is counted from it, not fetched
+    (:mod:`driftloop.pipeline.capture_digest`)."""
     settings = services.settings
     bucket = settings.data_bucket
     first_hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    variants = {key: where[0] for key in _capture_keys(services, first_hour, until)
-                if (where := capture_hour(key, settings.endpoint_name)) is not None}
+    listed = [(key, etag, where[0]) for key, etag in _capture_objects(services, first_hour, until)
+              if (where := capture_hour(key, settings.endpoint_name)) is not None]
+    known = digest or CaptureDigest(None, {})
 
     def fetch(key: str) -> bytes | ClientError:
         try:
@@ -143,37 +166,45 @@ def read_captured(services: Services, reader: CaptureReader, since: datetime,
         except ClientError as error:  # e.g. deleted between the listing and the read
             return error
 
+    unread = [key for key, etag, _ in listed if known.reusable(key, etag) is None]
     rows: list[ServedRecommendation] = []
-    for key, body in fetch_in_order(fetch, list(variants)):
-        if isinstance(body, ClientError):
-            reader.skip_file(s3_uri(bucket, key), f"{body.response['Error'].get('Code')}: {body}")
-            continue
-        for row in reader.read(body, variants[key], s3_uri(bucket, key)):
-            if row.served_at >= since and (until is None or row.served_at < until):
-                rows.append(row)
-    return rows
+    consumed: dict[str, DigestedFile] = {}
+    with closing(fetch_in_order(fetch, unread)) as fetched:
+        for key, etag, variant in listed:
+            kept = known.reusable(key, etag)
+            if kept is None:
+                _, body = next(fetched)
+                if isinstance(body, ClientError):
+                    reader.skip_file(s3_uri(bucket, key), f"{body.response['Error'].get('Code')}: {body}")
+                    continue
+                kept = DigestedFile(etag, reader.parse(body, variant, s3_uri(bucket, key)))
+            consumed[key] = kept
+            rows.extend(row for row in reader.add(kept.parsed)
+                        if row.served_at >= since and (until is None or row.served_at < until))
+    return CaptureRead(rows, CaptureDigest(variant_names(reader.known_variants), consumed),
+                       len(listed) - len(unread), len(unread))
 
 
-def _capture_keys(services: Services, first_hour: datetime, until: datetime | None) -> list[str]:
-    """Capture objects of every variant folder from ``first_hour``'s folder on (one listing per variant,
-    starting at that hour), before ``until``'s hour ends."""
+def _capture_objects(services: Services, first_hour: datetime, until: datetime | None) -> list[tuple[str, str]]:
+    """(key, ETag) of the capture objects of every variant folder from ``first_hour``'s folder on (one
+    listing per variant, starting at that hour), before ``until``'s hour ends."""
     settings = services.settings
     base = endpoint_capture_prefix(settings.endpoint_name)
     paginator = services.s3.get_paginator("list_objects_v2")
     folders = [entry["Prefix"] for page in paginator.paginate(Bucket=settings.data_bucket, Prefix=base, Delimiter="/")
                for entry in page.get("CommonPrefixes", [])]
-    keys = []
+    objects = []
     for folder in folders:
         start = f"{folder}{first_hour:%Y/%m/%d/%H}"
         for page in paginator.paginate(Bucket=settings.data_bucket, Prefix=folder, StartAfter=start):
-            page_keys = [entry["Key"] for entry in page.get("Contents", [])]
-            hours = [capture_hour(key, settings.endpoint_name) for key in page_keys]
+            page_objects = [(entry["Key"], entry["ETag"]) for entry in page.get("Contents", [])]
+            hours = [capture_hour(key, settings.endpoint_name) for key, _ in page_objects]
             late = [index for index, located in enumerate(hours)
                     if located is not None and until is not None and located[1] >= until]
-            keys.extend(page_keys[:late[0]] if late else page_keys)
+            objects.extend(page_objects[:late[0]] if late else page_objects)
             if late:
                 break
-    return keys
+    return objects
 
 
 def _pinned_versions(services: Services, run_id: str | None) -> dict[str, str | None]:
@@ -211,26 +242,39 @@ def read_purchases(services: Services, since: datetime, until: datetime | None =
 
 
 def read_feedback(services: Services, since: datetime, until: datetime | None = None,
-                  run_id: str | None = None) -> Feedback:
+                  run_id: str | None = None, digest: DigestKeys | None = None) -> Feedback:
     """The feedback of requests served in [``since``, ``until``): the feedback log when it has rows there,
-    else Data Capture joined with the purchases made up to one attribution window after ``until``."""
+    else Data Capture joined with the purchases made up to one attribution window after ``until``.
+
+    With ``digest``, the capture files parsed by the read that wrote ``digest.previous`` are counted from
+    that digest instead of fetched again, this read's are written to ``digest.current``, and
+    ``capture.digest`` in the evidence says how many files were reused and read (and why the previous
+    digest was not used, when it was not). The feedback and the rest of its evidence are the same."""
     settings = services.settings
     log, log_files = read_feedback_log(services, since, until)
     if log.num_rows:
         return Feedback(log, {"source": "feedback_log", "feedback_log_files": log_files})
+    bucket = settings.data_bucket
     reader = CaptureReader(known_variants={settings.champion_variant, settings.challenger_variant})
-    served = read_captured(services, reader, since, until)
+    previous, rebuilt = (load_digest(services.s3, bucket, digest.previous, reader.known_variants)
+                         if digest is not None and digest.previous is not None else (None, ""))
+    captured = read_captured(services, reader, since, until, previous)
     window = timedelta(minutes=settings.attribution_window_minutes)
     purchases, purchase_evidence = read_purchases(
         services, since, None if until is None else until + window + timedelta(microseconds=1), run_id)
-    table = attribute(served, purchases, window)
-    capture = reader.evidence()
-    by_variant = Counter(row.variant for row in served)
+    table = attribute(captured.rows, purchases, window)
+    by_variant = Counter(row.variant for row in captured.rows)
+    capture = reader.evidence() | {"served_by_variant": dict(sorted(by_variant.items()))}
+    if digest is not None:
+        capture["digest"] = {
+            "previous": None if digest.previous is None else s3_uri(bucket, digest.previous),
+            "reused_files": captured.reused_files, "read_files": captured.read_files,
+            "saved": save_digest(services.s3, bucket, digest.current, captured.digest),
+        } | ({"rebuilt": rebuilt} if rebuilt else {})
     return Feedback(table, {"source": "data_capture" if reader.files else "none", "feedback_log_files": log_files,
                             "attribution_window_minutes": settings.attribution_window_minutes,
                             "converted": int(pc.sum(table["converted"]).as_py() or 0),
-                            "capture": capture | {"served_by_variant": dict(sorted(by_variant.items()))},
-                            "purchases": purchase_evidence})
+                            "capture": capture, "purchases": purchase_evidence})
 
 
 def publish_variant_conversion(services: Services, counts: Iterable[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
