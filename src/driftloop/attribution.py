@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +30,8 @@ PURCHASE = "purchase"
 PURCHASE_COLUMNS = ("user_id", "item_id", "event_time")
 INFERENCE_ID_COLUMN = "inference_id"
 _TIME = pa.timestamp("us", tz="UTC")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _PURCHASE_READ_COLUMNS = (*PURCHASE_COLUMNS, "event_type", INFERENCE_ID_COLUMN)
 # What reading one purchases object can raise; such an object is counted as unreadable (KeyError: a
 # column name used twice).
@@ -125,10 +127,11 @@ class PurchaseIndex:
         """``attribute(served, purchases, window)`` against the indexed purchases."""
         if window < timedelta(0):
             raise InvalidInputError(f"attribution window must not be negative, got {window}")
-        window_us = int(window / timedelta(microseconds=1))
+        window_us = window // _MICROSECOND
+        # Microseconds since the epoch: pyarrow takes them ten times faster than aware datetimes.
+        starts = [(row.served_at - _EPOCH) // _MICROSECOND for row in served]
         converted, purchased = [], []
-        for row in served:
-            start = int(row.served_at.timestamp() * 1_000_000)
+        for row, start in zip(served, starts, strict=True):
             item = _first_in_window(self._by_inference.get(row.inference_id, []) if row.inference_id else [],
                                     start, start + window_us, None)
             if item is None:
@@ -137,7 +140,7 @@ class PurchaseIndex:
             purchased.append(item)
         return pa.table({
             "variant": pa.array([row.variant for row in served], pa.string()),
-            "served_at": pa.array([row.served_at for row in served], _TIME),
+            "served_at": pa.array(starts, pa.int64()).cast(_TIME),
             "converted": pa.array(converted, pa.bool_()),
             "latency_ms": pa.nulls(len(served), pa.float64()),
             "error": pa.nulls(len(served), pa.bool_()),
