@@ -526,11 +526,10 @@ class Recommender:
         best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         best_scores = np.take_along_axis(scores, best, axis=1)
         ranked = np.take_along_axis(best, np.argsort(-best_scores, axis=1, kind="stable"), axis=1)
-        ranked_scores = np.take_along_axis(scores, ranked, axis=1)
-        return [
-            self.item_ids[row[np.isfinite(row_scores)]].tolist()
-            for row, row_scores in zip(ranked, ranked_scores, strict=True)
-        ]
+        finite = np.isfinite(np.take_along_axis(scores, ranked, axis=1))
+        if finite.all():  # one conversion for the whole chunk, unless some rows ran out of unseen items
+            return self.item_ids[ranked].tolist()
+        return [self.item_ids[row[keep]].tolist() for row, keep in zip(ranked, finite, strict=True)]
 
     def _top_k_candidates(self, entries: _Entries, n_rows: int, k: int, exclude_seen: bool) -> list[list[str]]:
         """``_top_k`` for large catalogs: scores only the items the rows' neighbour lists reach, then fills
