@@ -73,6 +73,10 @@ class Manifest:
     def file_paths(self) -> tuple[str, ...]:
         return tuple(f"{self.version_dir}/{output.path}" for output in self.files)
 
+    def source(self, filesystem: pafs.FileSystem) -> ParquetSource:
+        """The files this version lists, on ``filesystem`` (stray files of an interrupted run are ignored)."""
+        return ParquetSource(filesystem, self.file_paths())
+
 
 def write_manifest(filesystem: pafs.FileSystem, manifest: Manifest) -> str:
     path = manifest_key(manifest.version_dir)
@@ -113,5 +117,4 @@ def read_manifest(filesystem: pafs.FileSystem, version_dir: str) -> Manifest:
 
 def dataset_source(filesystem: pafs.FileSystem, version_dir: str) -> ParquetSource:
     """The files a committed version lists (stray files of an interrupted run are ignored)."""
-    manifest = read_manifest(filesystem, version_dir)
-    return ParquetSource(filesystem, manifest.file_paths())
+    return read_manifest(filesystem, version_dir).source(filesystem)

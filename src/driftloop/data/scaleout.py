@@ -18,7 +18,6 @@ import pyarrow.fs as pafs
 from driftloop.data.manifest import (
     Manifest,
     SourceRecord,
-    dataset_source,
     find_manifest,
     read_manifest,
     write_manifest,
@@ -78,7 +77,7 @@ def combine_partials(
 
     combined = build_version(
         previous,
-        [dataset_source(out_filesystem, partial.version_dir) for partial in merged],
+        [partial.source(out_filesystem) for partial in merged],
         out_filesystem,
         out_dir,
         config,

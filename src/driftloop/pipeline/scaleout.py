@@ -238,7 +238,7 @@ class _MergedSummaries:
 def _summary(filesystem: pafs.FileSystem, manifest: Manifest, reference: Baseline | None) -> Baseline:
     """The partial's rows summarised like the champion's baseline (same features, same bins), so that
     summaries of all parts merge exactly; without a champion, over their own quantile bins."""
-    source = dataset_source(filesystem, manifest.version_dir)
+    source = manifest.source(filesystem)
     if reference is None:
         return build_baseline(source)
     return build_baseline(source, features=list(reference.features), bins_from=reference)
