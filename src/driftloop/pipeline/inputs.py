@@ -51,31 +51,26 @@ def upload_source(services: Services, entries: list[dict[str, Any]]) -> ParquetS
                      {entry["key"]: entry.get("version_id") for entry in entries})
 
 
-def probe_parquet(services: Services, obj: ObjectInfo) -> str | None:
-    """None when the object is readable Parquet with at least one row, else the reason it is not."""
+def check_upload(services: Services, obj: ObjectInfo,
+                 reference: pa.Schema | None) -> tuple[str | None, pa.Schema | None]:
+    """Open the upload once and read it whole, as drift and merge will: the reason it cannot be used (not
+    Parquet, no rows, an unreadable footer, duplicate column names, a column whose type cannot be widened
+    from ``reference``, data pages that do not decode), else None and the reference widened by its
+    columns. One row group at a time, so memory stays at one group."""
     if not is_parquet_name(obj.key):
-        return "not a .parquet object"
+        return "not a .parquet object", None
     if obj.size == 0:
-        return "empty object (0 bytes)"
+        return "empty object (0 bytes)", None
     source = upload_source(services, [{"key": obj.key, "version_id": obj.version_id}])
     try:
-        with source.filesystem.open_input_file(source.paths[0]) as handle:
-            metadata = pq.ParquetFile(handle).metadata
+        handle = source.filesystem.open_input_file(source.paths[0])
+        parquet = pq.ParquetFile(handle)
     except Exception as error:  # noqa: BLE001 - any reader failure makes the file unusable; say why
-        return f"unreadable Parquet: {type(error).__name__}: {error}"[:300]
-    if metadata.num_rows == 0:
-        return "Parquet file with no rows"
-    return None
-
-
-def read_check(services: Services, obj: ObjectInfo, reference: pa.Schema | None) -> tuple[str | None, pa.Schema | None]:
-    """Read the whole file, as drift and merge will: the reason it cannot be used (duplicate column names,
-    a column whose type cannot be widened from ``reference``, data pages that do not decode), else None
-    and the reference widened by its columns. One row group at a time, so memory stays at one group."""
-    source = upload_source(services, [{"key": obj.key, "version_id": obj.version_id}])
-    try:
-        with source.filesystem.open_input_file(source.paths[0]) as handle:
-            parquet = pq.ParquetFile(handle)
+        return f"unreadable Parquet: {type(error).__name__}: {error}"[:300], None
+    with handle:
+        if parquet.metadata.num_rows == 0:
+            return "Parquet file with no rows", None
+        try:
             names = parquet.schema_arrow.names
             duplicated = sorted({name for name in names if names.count(name) > 1})
             if duplicated:
@@ -83,10 +78,10 @@ def read_check(services: Services, obj: ObjectInfo, reference: pa.Schema | None)
             widened = unify_schemas([(source.label(0), parquet.schema_arrow)], base=reference)
             for row_group in range(parquet.num_row_groups):
                 parquet.read_row_group(row_group)
-    except UnsafeSchemaChangeError as error:
-        return f"unsafe schema change: {error}"[:300], None
-    except READ_ERRORS as error:
-        return f"corrupt Parquet data: {type(error).__name__}: {error}"[:300], None
+        except UnsafeSchemaChangeError as error:
+            return f"unsafe schema change: {error}"[:300], None
+        except READ_ERRORS as error:
+            return f"corrupt Parquet data: {type(error).__name__}: {error}"[:300], None
     return None, widened
 
 
@@ -160,9 +155,7 @@ def fix_inputs(services: Services, run_id: str, champion: dict[str, Any] | None)
         obj = pin(services, listed)
         if (obj.uri(bucket), obj.etag) in consumed:
             continue
-        reason = probe_parquet(services, obj)
-        if reason is None:
-            reason, widened = read_check(services, obj, reference)
+        reason, widened = check_upload(services, obj, reference)
         if reason is None:
             reference = widened
             readable.append({"key": obj.key, "etag": obj.etag, "size": obj.size, "version_id": obj.version_id})
