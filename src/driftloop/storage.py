@@ -300,6 +300,7 @@ class Boto3S3Handler(pafs.FileSystemHandler):
         raise PermissionError("driftloop never moves S3 objects (inputs are read-only)")
 
     def copy_file(self, src: str, dest: str) -> None:
+        self._heads.pop(dest, None)
         src_bucket, src_key = _split(src)
         dest_bucket, dest_key = _split(dest)
         version = self._versions.get(f"{src_bucket}/{src_key}")
@@ -349,6 +350,7 @@ class Boto3S3Handler(pafs.FileSystemHandler):
         return pa.PythonFile(reader, mode="r")
 
     def open_output_stream(self, path: str, metadata: dict[str, str] | None = None) -> pa.NativeFile:
+        self._heads.pop(path, None)  # about to be replaced: the size asked before is no longer its size
         bucket, key = _split(path)
         return pa.PythonFile(_S3Writer(self._client, bucket, key), mode="w")
 

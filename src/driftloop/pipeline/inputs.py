@@ -64,10 +64,13 @@ def check_upload(services: Services, obj: ObjectInfo,
     source = upload_source(services, [{"key": obj.key, "version_id": obj.version_id}])
     try:
         handle = source.filesystem.open_input_file(source.paths[0])
-        parquet = pq.ParquetFile(handle)
     except Exception as error:  # noqa: BLE001 - any reader failure makes the file unusable; say why
         return f"unreadable Parquet: {type(error).__name__}: {error}"[:300], None
     with handle:
+        try:
+            parquet = pq.ParquetFile(handle)
+        except Exception as error:  # noqa: BLE001
+            return f"unreadable Parquet: {type(error).__name__}: {error}"[:300], None
         if parquet.metadata.num_rows == 0:
             return "Parquet file with no rows", None
         try:

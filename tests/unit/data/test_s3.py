@@ -142,3 +142,14 @@ def test_a_manifest_is_looked_for_with_one_request(s3: Any) -> None:
     assert find_manifest(filesystem, out_dir) is not None
     assert find_manifest(filesystem, f"{BUCKET}/datasets/recommender/v=none") is None
     assert requests.sent == ["GetObject", "GetObject"]
+
+
+def test_a_size_asked_before_a_write_is_not_used_after_it(s3: Any) -> None:
+    filesystem = s3_filesystem(s3)
+    path = f"{BUCKET}/reports/rewritten.json"
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(b"first body, the longer one")
+    filesystem.get_file_info(path)
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(b"second")
+    assert filesystem.open_input_file(path).read() == b"second"
