@@ -15,7 +15,9 @@ Bucket (``<ModelName>-data-<account>-<region>``)::
     runs/<run_id>/merge-parts.json  the scale-out plan
     runs/<run_id>/record.json       the run record, written last
     runs/_merge-parts-results/      the Distributed Map's ResultWriter (the ASL)
-    reports/<run_id>/...            drift, evaluation, decision, A/B looks (and their capture digests)
+    reports/<run_id>/...            drift, evaluation, decision, A/B looks
+    cache/<run_id>/...              what a step may lose and rebuild: the A/B looks' capture digests
+                                    (expired by the bucket's lifecycle after CACHE_DAYS)
     datasets/<model>/v=<run_id>/    dataset versions, _manifest.json written last
     datasets/<model>/_partials/v=<run_id>/<part>/   the scale-out children's partial versions
     baselines/<model>/<run_id>.json the promoted model's drift baseline
@@ -50,6 +52,8 @@ DEFAULT_INCOMING_PREFIX = "incoming/"  # template.yaml IncomingPrefix default
 DEFAULT_MONITOR_REPORT_PREFIX = "monitoring/"  # template.yaml MonitorReportPrefix default
 RUNS = "runs/"
 REPORTS = "reports/"
+CACHE = "cache/"
+CACHE_DAYS = 14  # template.yaml's lifecycle rule expire-caches
 DATASETS = "datasets/"
 BASELINES = "baselines/"
 QUARANTINE = "quarantine/"
@@ -61,7 +65,7 @@ CODE = "code/"
 CHECKPOINTS = "checkpoints/"
 MODELS = "models/"
 # Every prefix the stack's code writes or reads, with the template's own spelling of it checked against these.
-BUCKET_PREFIXES = (RUNS, REPORTS, DATASETS, BASELINES, QUARANTINE, FEEDBACK, CAPTURE, PURCHASE_EVENTS, CODE,
+BUCKET_PREFIXES = (RUNS, REPORTS, CACHE, DATASETS, BASELINES, QUARANTINE, FEEDBACK, CAPTURE, PURCHASE_EVENTS, CODE,
                    CHECKPOINTS, MODELS)
 
 RECORD_NAME = "record.json"
@@ -213,8 +217,9 @@ def ab_look_key(run_id: str, stage_index: int, look: int) -> str:
 
 
 def ab_capture_digest_key(run_id: str, stage_index: int, look: int) -> str:
-    """The Data Capture files one A/B look parsed (Parquet), so the next look reads only newer files."""
-    return report_key(run_id, f"ab-stage-{stage_index}-{look}-capture.parquet")
+    """The Data Capture files one A/B look parsed (Parquet), so the next look reads only newer files: a
+    cache, which the bucket expires (a look that finds none reads every file)."""
+    return f"{CACHE}{run_id}/ab-stage-{stage_index}-{look}-capture.parquet"
 
 
 def ab_look(key: str) -> tuple[int, int] | None:

@@ -220,3 +220,11 @@ def test_the_template_parameters_and_rules_match_the_layout() -> None:
 def test_the_state_machine_writes_the_map_results_where_the_layout_says() -> None:
     asl = (REPO / "statemachines" / "retrain.asl.json").read_text()
     assert re.findall(r'"Prefix":\s*"([^"]+)"', asl) == [layout.MERGE_RESULTS_PREFIX]
+
+
+def test_the_bucket_expires_the_cache_and_nothing_else() -> None:
+    bucket = load_yaml(REPO / "template.yaml")["Resources"]["DataBucket"]["Properties"]
+    rules = bucket["LifecycleConfiguration"]["Rules"]
+    expiring = [rule for rule in rules if "ExpirationInDays" in rule]
+    assert [(rule["Prefix"], rule["ExpirationInDays"]) for rule in expiring] == [(layout.CACHE, layout.CACHE_DAYS)]
+    assert layout.ab_capture_digest_key("r1", 0, 0).startswith(layout.CACHE)

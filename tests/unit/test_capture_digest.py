@@ -239,7 +239,7 @@ def test_each_look_finds_the_digest_of_the_look_before_it() -> None:
     def looks(*stages: int) -> list[dict[str, Any]]:
         return [{"stage_index": stage, "at": AT.isoformat()} for stage in stages]
 
-    assert ab_capture_digest_key("r1", 2, 5) == "reports/r1/ab-stage-2-5-capture.parquet"
+    assert ab_capture_digest_key("r1", 2, 5) == "cache/r1/ab-stage-2-5-capture.parquet"
     assert capture_digest_keys("r1", looks(0)) == DigestKeys(None, ab_capture_digest_key("r1", 0, 0))
     assert capture_digest_keys("r1", looks(0, 0)) == DigestKeys(ab_capture_digest_key("r1", 0, 0),
                                                                 ab_capture_digest_key("r1", 0, 1))
