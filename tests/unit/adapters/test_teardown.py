@@ -7,6 +7,7 @@ small fake answering with CloudFormation's shapes and its not-found text.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -82,11 +83,18 @@ def stack_record(name: str, status: str = "CREATE_COMPLETE", **extra: Any) -> di
             "Resources": {"CooldownScheduleRole": f"{name}-CooldownScheduleRole-ABC"}, **extra}
 
 
+@functools.cache
+def aws_client(service: str) -> Any:
+    """One client per service for the module (building one costs more than a test's calls to moto; every
+    test's ``mock_aws`` still starts from an empty account)."""
+    return boto3.client(service, region_name=REGION)
+
+
 def create_what_a_run_creates(stack: str) -> None:
     """The endpoint with two configs and two models, a registered package, a running training job and a
     cool-down schedule, made by the adapters the Lambdas use, tagged as the Lambdas tag them."""
     model, endpoint_name = NAMES[stack]
-    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    sagemaker = aws_client("sagemaker")
     tags = stack_tags(stack)
     endpoint = SageMakerEndpoint(sagemaker, endpoint_name, tags=tags)
     for suffix in ("champion", "challenger"):
@@ -104,7 +112,7 @@ def create_what_a_run_creates(stack: str) -> None:
         train_s3_uri="s3://data/datasets/v1/", source_s3_uri="s3://data/code/a/sourcedir.tar.gz",
         output_s3_uri="s3://data/models/"))
     sagemaker_backends[ACCOUNT][REGION].training_jobs[job].training_job_status = "InProgress"  # moto ends at once
-    boto3.client("scheduler", region_name=REGION).create_schedule(
+    aws_client("scheduler").create_schedule(
         Name=f"{model}-cooldown-20250801T000000", ScheduleExpression="at(2025-08-01T00:00:00)",
         FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion="DELETE",
         Target={"Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default",
@@ -114,8 +122,7 @@ def create_what_a_run_creates(stack: str) -> None:
 def inventory(stack: str) -> dict[str, list[str]]:
     """Every resource named like ``stack``'s, whatever its tags, and the running jobs."""
     model, endpoint = NAMES[stack]
-    sagemaker = boto3.client("sagemaker", region_name=REGION)
-    scheduler = boto3.client("scheduler", region_name=REGION)
+    sagemaker, scheduler = aws_client("sagemaker"), aws_client("scheduler")
     groups = [g["ModelPackageGroupName"] for g in sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]]
     return {
         "endpoints": [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]
@@ -181,8 +188,7 @@ class CompleteSageMaker:
 
 
 def clients() -> tuple[Any, Any]:
-    return (CompleteSageMaker(boto3.client("sagemaker", region_name=REGION)),
-            boto3.client("scheduler", region_name=REGION))
+    return CompleteSageMaker(aws_client("sagemaker")), aws_client("scheduler")
 
 
 def test_the_plan_lists_everything_a_run_created_endpoint_first(aws):
