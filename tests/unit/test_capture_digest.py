@@ -116,7 +116,8 @@ def test_looks_with_digests_read_what_a_read_from_scratch_reads_and_fetch_only_n
         if look and rng.random() < 0.7:  # a file read before is overwritten with other content
             put(services, rng.choice(written), random_file(rng, f"again-{look}", now))
         if look >= 2:  # a file read before is gone (lifecycle, a person): neither read counts it any more
-            gone = rng.choice([key for key in written if key in listed_capture(services)])
+            present = listed_capture(services)
+            gone = rng.choice([key for key in written if key in present])
             services.s3.delete_object(Bucket=settings.data_bucket, Key=gone)
         purchases = [(f"u{rng.randint(0, 30)}", f"i{rng.randint(0, 15)}", None) for _ in range(rng.randint(0, 12))]
         put(services, purchase_events_key(now, f"p-{look}"), parquet(pa.table({
