@@ -80,7 +80,7 @@ def test_a_drift_check_over_1500_features_keeps_the_state_small(workspace: Path)
         clear_incoming(world)
         s3.put_object(Bucket=bucket, Key="reference/wide.parquet", Body=parquet(wide_table(800, 0.0, 1)))
         baseline = build_baseline(s3_source(s3, bucket, ["reference/wide.parquet"]))
-        put_json(s3, bucket, f"baselines/{model}/wide.json", baseline.to_dict())
+        put_json(s3, bucket, f"baselines/{model}/wide.json", baseline.to_dict(), compact=True)  # as Promote writes it
         champion = ledger(world).champion(model)
         ledger(world).put_champion(model, {**champion, "baseline_key": f"baselines/{model}/wide.json"})
         world.drain_rule_queues()

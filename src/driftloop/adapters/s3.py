@@ -33,11 +33,14 @@ def get_json(s3: Any, bucket: str, key: str) -> Any:
     return json.loads(body)
 
 
-def put_json(s3: Any, bucket: str, key: str, document: Any) -> str:
+def put_json(s3: Any, bucket: str, key: str, document: Any, *, compact: bool = False) -> str:
+    """``document`` as JSON, indented for people, or ``compact`` for what only a step reads back (a drift
+    baseline: Python encodes indented JSON without its C encoder, twice as slowly, and it is 60% larger)."""
     s3.put_object(
         Bucket=bucket,
         Key=key,
-        Body=json.dumps(document, indent=2, sort_keys=True, default=str).encode(),
+        Body=json.dumps(document, indent=None if compact else 2, separators=(",", ":") if compact else None,
+                        sort_keys=True, default=str).encode(),
         ContentType="application/json",
     )
     return s3_uri(bucket, key)

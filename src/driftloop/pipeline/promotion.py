@@ -37,7 +37,7 @@ def promote(invocation: StepInvocation, services: Services) -> dict[str, Any]:
         return progress
     promoted_baseline = baseline_key(settings.model_name, run["run_id"])
     training_data = dataset_source(s3_filesystem(services.s3), object_path(bucket, merge.dataset_dir))
-    put_json(services.s3, bucket, promoted_baseline, build_baseline(training_data).to_dict())
+    put_json(services.s3, bucket, promoted_baseline, build_baseline(training_data).to_dict(), compact=True)
     registry = ModelRegistry(services.sagemaker, settings.model_name)
     registry.set_status(evaluation.model_package_arn, APPROVED, f"promoted by run {run['run_id']}")
     previous = services.ledger.champion(settings.model_name)

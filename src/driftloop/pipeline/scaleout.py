@@ -171,7 +171,7 @@ def merge_parts(item: MergePartsItem, services: Services) -> dict[str, Any]:
     key = None
     if merged.summary is not None:
         key = partial_summary_key(settings.model_name, item.run_id, item.item)
-        put_json(services.s3, bucket, key, merged.summary.to_dict())
+        put_json(services.s3, bucket, key, merged.summary.to_dict(), compact=True)
     return {"item": item.item, "parts": results, "summary_key": key, "summaries_skipped": merged.skipped}
 
 
@@ -214,7 +214,7 @@ def combine(invocation: StepInvocation, services: Services) -> dict[str, Any]:
     drift_summary_key = None
     if merged.summary is not None:
         drift_summary_key = new_data_summary_key(run_id)
-        put_json(services.s3, bucket, drift_summary_key, merged.summary.to_dict())
+        put_json(services.s3, bucket, drift_summary_key, merged.summary.to_dict(), compact=True)
 
     return {
         **result,
