@@ -1,4 +1,4 @@
-"""The merge through the boto3-backed S3 filesystem, against moto's in-process S3."""
+"""The S3 filesystem and JSON documents (boto3-backed), and the merge through them, against moto's in-process S3."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from conftest import make_events
 from moto import mock_aws
 
+from driftloop.adapters.s3 import get_json, put_json
 from driftloop.data.manifest import find_manifest
 from driftloop.data.merge import dataset_source, merge_datasets, read_manifest
 from driftloop.storage import s3_filesystem, s3_source
@@ -153,3 +154,13 @@ def test_a_size_asked_before_a_write_is_not_used_after_it(s3: Any) -> None:
     with filesystem.open_output_stream(path) as stream:
         stream.write(b"second")
     assert filesystem.open_input_file(path).read() == b"second"
+
+
+def test_reports_are_indented_json_and_baselines_compact_with_the_same_content(s3: Any) -> None:
+    document = {"b": [1.5, 2, None], "a": {"nested": "value"}}
+    put_json(s3, BUCKET, "reports/r1/decision.json", document)
+    put_json(s3, BUCKET, "baselines/m/r1.json", document, compact=True)
+    assert s3.get_object(Bucket=BUCKET, Key="reports/r1/decision.json")["Body"].read().startswith(b'{\n  "a": {')
+    assert s3.get_object(Bucket=BUCKET, Key="baselines/m/r1.json")["Body"].read() == \
+        b'{"a":{"nested":"value"},"b":[1.5,2,null]}'
+    assert get_json(s3, BUCKET, "reports/r1/decision.json") == get_json(s3, BUCKET, "baselines/m/r1.json") == document
