@@ -2,14 +2,14 @@
 
 AnalyseAB reads every capture file written since the A/B test started, at every look. Without a digest
 a test of K looks fetches and parses the first hours' files K times. Each look therefore writes what it
-parsed to ``reports/<run_id>/ab-stage-<stage>-<look>-capture.parquet``
-(:func:`driftloop.layout.ab_capture_digest_key`): per file its key, its ETag from the listing and what
-:class:`driftloop.capture.CaptureReader` made of it (rows, lines, lines skipped per reason with their
-examples). The next look still lists the capture folders (a file can land late in any hour folder),
-reuses the files the digest holds with the same ETag, and fetches only the others. A file that could
-not be fetched is not in the digest, so it is fetched again next look. Counting a reused file gives the
-same numbers and examples as parsing it again, so the feedback and its evidence do not depend on the
-digest (docs/feedback.md).
+parsed to ``cache/<run_id>/ab-stage-<stage>-<look>-capture.parquet``
+(:func:`driftloop.layout.ab_capture_digest_key`; the bucket expires it after 14 days): per file its
+key, its ETag from the listing and what :class:`driftloop.capture.CaptureReader` made of it (rows,
+lines, lines skipped per reason with their examples). The next look still lists the capture folders (a
+file can land late in any hour folder), reuses the files the digest holds with the same ETag, and
+fetches only the others. A file that could not be fetched is not in the digest, so it is fetched again
+next look. Counting a reused file gives the same numbers and examples as parsing it again, so the
+feedback and its evidence do not depend on the digest (docs/feedback.md).
 
 The digest is a cache: one that is missing, corrupt, of another format or of other variants is ignored,
 and every file is read again (the evidence says why).

@@ -7,6 +7,7 @@ steps all see the same files, and uploads arriving later go to the next run inst
 from __future__ import annotations
 
 import hashlib
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any
 
@@ -62,14 +63,10 @@ def check_upload(services: Services, obj: ObjectInfo,
     if obj.size == 0:
         return "empty object (0 bytes)", None
     source = upload_source(services, [{"key": obj.key, "version_id": obj.version_id}])
-    try:
-        handle = source.filesystem.open_input_file(source.paths[0])
-    except Exception as error:  # noqa: BLE001 - any reader failure makes the file unusable; say why
-        return f"unreadable Parquet: {type(error).__name__}: {error}"[:300], None
-    with handle:
+    with ExitStack() as opened:
         try:
-            parquet = pq.ParquetFile(handle)
-        except Exception as error:  # noqa: BLE001
+            parquet = pq.ParquetFile(opened.enter_context(source.filesystem.open_input_file(source.paths[0])))
+        except Exception as error:  # noqa: BLE001 - any reader failure makes the file unusable; say why
             return f"unreadable Parquet: {type(error).__name__}: {error}"[:300], None
         if parquet.metadata.num_rows == 0:
             return "Parquet file with no rows", None
