@@ -164,3 +164,17 @@ def test_reports_are_indented_json_and_baselines_compact_with_the_same_content(s
     assert s3.get_object(Bucket=BUCKET, Key="baselines/m/r1.json")["Body"].read() == \
         b'{"a":{"nested":"value"},"b":[1.5,2,null]}'
     assert get_json(s3, BUCKET, "reports/r1/decision.json") == get_json(s3, BUCKET, "baselines/m/r1.json") == document
+
+
+def test_an_empty_object_that_s3_refuses_a_range_of_reads_as_empty(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3.put_object(Bucket=BUCKET, Key="incoming/empty.parquet", Body=b"")
+    get_object = s3.get_object
+
+    def as_aws_answers(**kwargs: Any) -> Any:  # S3 answers a range of an empty object with 416 InvalidRange
+        if "Range" in kwargs and kwargs["Key"] == "incoming/empty.parquet":
+            raise ClientError({"Error": {"Code": "InvalidRange", "Message": "not satisfiable"}}, "GetObject")
+        return get_object(**kwargs)
+
+    monkeypatch.setattr(s3, "get_object", as_aws_answers)
+    handle = s3_filesystem(s3).open_input_file(f"{BUCKET}/incoming/empty.parquet")
+    assert handle.size() == 0 and handle.read() == b""
