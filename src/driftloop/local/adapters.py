@@ -9,8 +9,6 @@ import functools
 import io
 import json
 import os
-import subprocess
-import sys
 import tarfile
 import tempfile
 import threading
@@ -31,9 +29,11 @@ from driftloop.config import Settings
 from driftloop.errors import TransientError
 from driftloop.layout import WorkspaceLayout, capture_key, s3_uri, training_output_key
 from driftloop.local import clock as local_clock
+from driftloop.local.training_host import TrainingHost
 from driftloop.pipeline.services import AWSClients
 
 _STATE_LOCK = threading.RLock()
+_TRAINING_HOST = TrainingHost()
 
 
 def _read(path: Path, default: Any) -> Any:
@@ -56,7 +56,8 @@ def _now() -> str:
 
 
 class LocalTrainer(Trainer):
-    """Runs ``train.py`` from the job's ``sourcedir.tar.gz`` in a subprocess, as the container would:
+    """Runs ``train.py`` from the job's ``sourcedir.tar.gz`` in its own process, as the container would (a
+    fork of the warm :class:`~driftloop.local.training_host.TrainingHost`, shared by the process's jobs):
     channels under ``input/data/<channel>``, ``SM_MODEL_DIR``, ``SM_OUTPUT_DATA_DIR``, ``SM_HPS``;
     the model folder goes back to S3 as ``<output path>/<job>/output/model.tar.gz``."""
 
@@ -168,12 +169,13 @@ class LocalTrainer(Trainer):
             **{f"SM_HP_{name.upper()}": str(value) for name, value in user_hyperparameters.items()},
         }
         program = hyperparameters.get("sagemaker_program", "train.py")
-        completed = subprocess.run([sys.executable, program], cwd=code, env=environment,
-                                   capture_output=True, text=True, check=False)
-        (self._root / f"{job['TrainingJobName']}.log").write_text(completed.stdout + completed.stderr)
-        if completed.returncode != 0:
+        stdout, stderr = root / "stdout", root / "stderr"
+        returncode = _TRAINING_HOST.run(program, str(code), environment, str(stdout), str(stderr))
+        errors = stderr.read_text(errors="replace")
+        (self._root / f"{job['TrainingJobName']}.log").write_text(stdout.read_text(errors="replace") + errors)
+        if returncode != 0:
             failure = output_dir / "failure"
-            reason = failure.read_text() if failure.exists() else (completed.stderr.strip().splitlines() or ["?"])[-1]
+            reason = failure.read_text() if failure.exists() else (errors.strip().splitlines() or ["?"])[-1]
             return {"TrainingJobStatus": "Failed", "FailureReason": reason[:1024]}
         archive = io.BytesIO()
         with tarfile.open(fileobj=archive, mode="w:gz", compresslevel=1) as model_tar:  # gzip's fastest level
