@@ -56,8 +56,8 @@ def _now() -> str:
 
 
 class LocalTrainer(Trainer):
-    """Runs ``train.py`` from the job's ``sourcedir.tar.gz`` in its own process, as the container would (a
-    fork of the warm :class:`~driftloop.local.training_host.TrainingHost`, shared by the process's jobs):
+    """Runs ``train.py`` from the job's ``sourcedir.tar.gz`` in its own process, as the container would (on
+    Linux a fork of the warm :class:`~driftloop.local.training_host.TrainingHost` the process's jobs share):
     channels under ``input/data/<channel>``, ``SM_MODEL_DIR``, ``SM_OUTPUT_DATA_DIR``, ``SM_HPS``;
     the model folder goes back to S3 as ``<output path>/<job>/output/model.tar.gz``."""
 

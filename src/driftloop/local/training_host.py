@@ -9,7 +9,9 @@ job's own code, the bundle's ``driftloop`` modules, is imported afresh by each j
 ``driftloop`` module, since this file runs by path and imports only the standard library.
 
 Jobs run concurrently, each in its own process. The host ends when the process that started it closes
-it or exits.
+it or exits. Forking a process that has loaded numpy is safe on Linux; macOS's system libraries (which
+numpy's BLAS may use) are not, which is why Python no longer forks there by default: elsewhere than on
+Linux, each job starts a new Python, as before.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from concurrent.futures import Future
 from typing import IO, Any
 
 PRELOADED = ("numpy", "scipy.sparse", "pyarrow", "pyarrow.compute", "pyarrow.fs", "pyarrow.parquet")
+FORK_IS_SAFE = sys.platform.startswith("linux")
 
 
 class TrainingHostError(RuntimeError):
@@ -40,10 +43,13 @@ class TrainingHost:
     ----------
     preload
         Modules the host imports once, before any fork.
+    fork
+        Fork the host for each job; with ``False``, each job starts a new Python (no host).
     """
 
-    def __init__(self, preload: Sequence[str] = PRELOADED) -> None:
+    def __init__(self, preload: Sequence[str] = PRELOADED, *, fork: bool = FORK_IS_SAFE) -> None:
         self._preload = tuple(preload)
+        self._fork = fork
         self._lock = threading.Lock()
         self._process: subprocess.Popen[str] | None = None
         self._pending: dict[int, tuple[subprocess.Popen[str], Future[int]]] = {}
@@ -51,6 +57,10 @@ class TrainingHost:
 
     def run(self, program: str, cwd: str, environment: Mapping[str, str], stdout: str, stderr: str) -> int:
         """Run ``program`` as ``python program`` would, stdout and stderr into those files; its exit status."""
+        if not self._fork:
+            with open(stdout, "wb") as out, open(stderr, "wb") as err:
+                return subprocess.run([sys.executable, program], cwd=cwd, env=dict(environment),
+                                      stdin=subprocess.DEVNULL, stdout=out, stderr=err, check=False).returncode
         outcome: Future[int] = Future()
         with self._lock:
             process = self._started()

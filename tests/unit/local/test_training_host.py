@@ -15,9 +15,10 @@ import pytest
 from driftloop.local.training_host import TrainingHost, TrainingHostError
 
 
-@pytest.fixture(scope="module")
-def host() -> Iterator[TrainingHost]:
-    warm = TrainingHost(preload=("json",))
+@pytest.fixture(scope="module", params=[True, False], ids=["fork", "new-python"])
+def host(request: pytest.FixtureRequest) -> Iterator[TrainingHost]:
+    """The warm host, and a new Python per job (off Linux): the same behaviour."""
+    warm = TrainingHost(preload=("json",), fork=request.param)
     yield warm
     warm.close()
 
@@ -52,10 +53,19 @@ def test_a_job_imports_its_own_code_first_and_none_of_the_host(host: TrainingHos
         import sys
         import driftloop
         print(driftloop.SOURCE)
-        print(any(path.endswith("driftloop/local") for path in sys.path), "json" in sys.modules)
+        print(any(path.endswith("driftloop/local") for path in sys.path))
     """, {"PYTHONPATH": str(bundle)})
     assert code == 0
-    assert out.splitlines() == ["the bundle", "False True"], "the bundle's driftloop; the host's preloads"
+    assert out.splitlines() == ["the bundle", "False"], "the bundle's driftloop, never the host's folder"
+
+
+def test_the_host_has_imported_its_preloads_before_the_job_starts(tmp_path: Path) -> None:
+    host = TrainingHost(preload=("json",), fork=True)
+    try:
+        code, out, _ = run(host, tmp_path, "import sys; print('json' in sys.modules)")
+        assert code == 0 and out == "True\n"
+    finally:
+        host.close()
 
 
 @pytest.mark.parametrize(("source", "expected_code", "expected_error"), [
@@ -91,7 +101,7 @@ def test_jobs_run_at_the_same_time(host: TrainingHost, tmp_path: Path) -> None:
 
 
 def test_a_host_that_dies_fails_its_running_jobs_and_the_next_job_starts_a_new_one(tmp_path: Path) -> None:
-    host = TrainingHost(preload=())
+    host = TrainingHost(preload=(), fork=True)
     try:
         code, out, _ = run(host, tmp_path / "first", "import os; print(os.getppid())")
         host_pid = int(out)
@@ -106,7 +116,7 @@ def test_a_host_that_dies_fails_its_running_jobs_and_the_next_job_starts_a_new_o
 
 
 def test_a_closed_host_waits_for_its_running_job(tmp_path: Path) -> None:
-    host = TrainingHost(preload=())
+    host = TrainingHost(preload=(), fork=True)
     results: list[int] = []
     job = threading.Thread(target=lambda: results.append(run(host, tmp_path, """
         import pathlib, time
@@ -123,7 +133,7 @@ def test_a_closed_host_waits_for_its_running_job(tmp_path: Path) -> None:
 
 
 def test_a_module_the_host_cannot_preload_fails_only_the_jobs_that_import_it(tmp_path: Path) -> None:
-    host = TrainingHost(preload=("json", "no_such_library"))
+    host = TrainingHost(preload=("json", "no_such_library"), fork=True)
     try:
         assert run(host, tmp_path / "plain", "import json")[0] == 0
         code, _, err = run(host, tmp_path / "needs", "import no_such_library")
