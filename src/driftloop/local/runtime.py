@@ -29,6 +29,7 @@ from moto import mock_aws
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from driftloop.errors import ConfigurationError
+from driftloop.local import YOUNG_GENERATION_THRESHOLD
 from driftloop.local import clock as local_clock
 from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE, LocalAdapters
 from driftloop.local.clock import VirtualClock
@@ -40,10 +41,6 @@ from driftloop.local.template import ACCOUNT_ID, REGION, load_app
 from driftloop.local.workspace import Workspace
 
 LOCAL_PROFILE = "local.toml"
-# While a runtime runs, moto's state and the calls in flight keep many objects alive past a young
-# collection; with CPython's default of 700 they were promoted, and set off a full collection of the whole
-# heap every few seconds (4.5 s of the demo's 70). The other generations keep their defaults.
-YOUNG_GENERATION_THRESHOLD = 10_000
 logging.getLogger("moto").setLevel(logging.CRITICAL)
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from driftloop.local.runtime import YOUNG_GENERATION_THRESHOLD, LocalAWS, Profile
+from driftloop.local import YOUNG_GENERATION_THRESHOLD
+from driftloop.local.runtime import LocalAWS, Profile
 
 PROJECT = Path(__file__).resolve().parents[3]
 
