@@ -140,3 +140,10 @@ def test_a_module_the_host_cannot_preload_fails_only_the_jobs_that_import_it(tmp
         assert code == 1 and err.endswith("ModuleNotFoundError: No module named 'no_such_library'\n")
     finally:
         host.close()
+
+
+def test_a_request_larger_than_one_pipe_read_reaches_the_job_whole(host: TrainingHost, tmp_path: Path) -> None:
+    large = "x" * 100_000  # the host reads its requests 64 KiB at a time (exec takes up to 128 KiB a variable)
+    code, out, _ = run(host, tmp_path, "import os; print(len(os.environ['SM_HPS']))",
+                       {"PATH": os.environ["PATH"], "SM_HPS": large})
+    assert code == 0 and out == "100000\n"
