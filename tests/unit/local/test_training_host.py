@@ -122,12 +122,14 @@ def test_a_closed_host_waits_for_its_running_job(tmp_path: Path) -> None:
         import pathlib, time
         pathlib.Path("started").touch()
         time.sleep(0.5)
+        pathlib.Path("finished").touch()
     """)[0]))
     job.start()
     while not (tmp_path / "started").exists():
         assert job.is_alive()
         time.sleep(0.01)
     host.close()
+    assert (tmp_path / "finished").exists(), "close returned before the running job ended"
     job.join(timeout=30)
     assert results == [0]
 
