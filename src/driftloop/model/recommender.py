@@ -17,7 +17,9 @@ the users' histories as CSR (``history_indptr``, ``history_items`` int32, ``hist
 float32 log-weights, ``history_bought`` bool), ``neighbour_items``/``neighbour_weights``
 (items x ``neighbours``, int32/float32; an item's unused slots point to itself with weight 0)
 and ``item_popularity``. In memory a model takes about ``items x neighbours x 8`` bytes plus its
-histories, whatever the catalog size.
+histories, whatever the catalog size; a catalog of at most 2,048 items also gets, at its first
+recommendation, the item x item matrix of its neighbour lists (at most 32 MB), which scores a chunk of
+users by one matrix product when that costs less than adding up their neighbours.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ MODEL_META = "recommender.json"
 FORMAT_VERSION = 1
 _MICROS_PER_DAY = 86_400 * 1_000_000
 _SCORE_BUDGET = 8_000_000  # scored cells (users x items) per chunk: bounds recommend()'s memory
+# Up to this many items a model also keeps its neighbour lists as an item x item matrix (32 MB of float64),
+# and a chunk is scored by one matrix product when that costs less than adding up its users' neighbours.
+_NEIGHBOUR_MATRIX_MAX_ITEMS = 2_048
+# How many multiply-adds of a matrix product cost as much as one scattered add: about 190 with OpenBLAS on
+# AVX-512 (benchmarks/recommend_benchmark.py); 128 leaves room for machines with half the vector width.
+_PRODUCT_ADVANTAGE = 128
 # Above this many items recommend() scores only the candidates the neighbour lists reach.
 _DENSE_SCORING_MAX_ITEMS = 20_000
 _CANDIDATE_ROWS = 1_024  # users per chunk of candidate scoring (memory: their histories x neighbours)
@@ -514,12 +522,31 @@ class Recommender:
             bought=np.bincount(inverse, weights=bought, minlength=keys.size) > 0,
         )
 
-    def _top_k(self, entries: _Entries, n_rows: int, k: int, exclude_seen: bool) -> list[list[str]]:
+    @cached_property
+    def _neighbour_matrix(self) -> np.ndarray:
+        """The neighbour lists as an item x item matrix (row: the history item; column: its neighbour)."""
+        sources = np.repeat(np.arange(self.n_items, dtype=np.int64), self.neighbour_items.shape[1])
+        cells = sources * self.n_items + self.neighbour_items.ravel()
+        matrix = np.bincount(cells, weights=self.neighbour_weights.ravel(), minlength=self.n_items * self.n_items)
+        return matrix.reshape(self.n_items, self.n_items)
+
+    def _scores(self, entries: _Entries, n_rows: int) -> np.ndarray:
+        """Rows x items: each row's history items' neighbour weights, weighted by the history's values and
+        summed. Either the histories as a matrix times the neighbour matrix (small catalogs, long
+        histories), or every (history item, neighbour) pair added where it lands; both sum the same terms."""
+        pairs = entries.items.size * self.neighbour_items.shape[1]
+        if self.n_items <= _NEIGHBOUR_MATRIX_MAX_ITEMS and n_rows * self.n_items**2 <= _PRODUCT_ADVANTAGE * pairs:
+            cells = entries.rows * self.n_items + entries.items
+            histories = np.bincount(cells, weights=entries.values, minlength=n_rows * self.n_items)
+            return histories.reshape(n_rows, self.n_items) @ self._neighbour_matrix
         targets = self.neighbour_items[entries.items]
         contributions = entries.values[:, None] * self.neighbour_weights[entries.items]
         flat = (entries.rows[:, None] * self.n_items + targets).ravel()
         scores = np.bincount(flat, weights=contributions.ravel(), minlength=n_rows * self.n_items)
-        scores = scores.reshape(n_rows, self.n_items) + self._popularity_bonus
+        return scores.reshape(n_rows, self.n_items)
+
+    def _top_k(self, entries: _Entries, n_rows: int, k: int, exclude_seen: bool) -> list[list[str]]:
+        scores = self._scores(entries, n_rows) + self._popularity_bonus
         if exclude_seen:
             scores[entries.rows[entries.bought], entries.items[entries.bought]] = -np.inf
         k = min(k, self.n_items)

@@ -165,6 +165,25 @@ def test_candidate_scoring_of_large_catalogs_ranks_like_dense_scoring(
         assert sorted(sparse_list) == sorted(dense_list)
 
 
+@pytest.mark.parametrize("algorithm", ["ease", "item_knn"])
+def test_the_matrix_product_scores_like_the_sum_over_neighbour_pairs(
+    interactions: pa.Table, monkeypatch: pytest.MonkeyPatch, algorithm: str
+) -> None:
+    model = Recommender.fit(interactions, RecommenderConfig(algorithm=algorithm, neighbours=20))
+    users = [*model.user_ids[:60].tolist(), "newcomer"]
+    recent = {users[0]: model.seen_items(users[5]), "newcomer": model.seen_items(users[7])}
+    entries = model._with_recent(model._history_entries(users), [model._recent_codes(users, recent).get(
+        position, np.empty(0, dtype=np.int64)) for position in range(len(users))])
+    ways = {}
+    for way, advantage in (("pairs", 0), ("product", 10**12)):
+        monkeypatch.setattr(recommender_module, "_PRODUCT_ADVANTAGE", advantage)
+        ways[way] = (model._scores(entries, len(users)), model.recommend(users, k=10, recent=recent))
+    assert model.n_items <= recommender_module._NEIGHBOUR_MATRIX_MAX_ITEMS
+    assert np.allclose(ways["pairs"][0], ways["product"][0], rtol=1e-6, atol=1e-9)
+    assert ways["pairs"][1] == ways["product"][1]
+    assert np.count_nonzero(ways["product"][0]) > 0
+
+
 def test_a_fit_that_would_not_fit_in_memory_fails_first_naming_the_parameter(interactions: pa.Table) -> None:
     with pytest.raises(InvalidInputError, match=r"memory_limit_gb=0\.001.*raise memory_limit_gb"):
         Recommender.fit(interactions, RecommenderConfig(algorithm="item_knn", memory_limit_gb=0.001))
