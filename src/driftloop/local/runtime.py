@@ -9,7 +9,6 @@ process with that function's environment. moto's internals that this needs chang
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import io
 import json
@@ -29,7 +28,6 @@ from moto import mock_aws
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from driftloop.errors import ConfigurationError
-from driftloop.local import YOUNG_GENERATION_THRESHOLD
 from driftloop.local import clock as local_clock
 from driftloop.local.adapters import UPDATE_SECONDS_VARIABLE, LocalAdapters
 from driftloop.local.clock import VirtualClock
@@ -37,6 +35,7 @@ from driftloop.local.customers import LiveTraffic
 from driftloop.local.dispatcher import Dispatcher, FaultPlan, HandlerOutput
 from driftloop.local.moto_patches import patched_moto
 from driftloop.local.moto_store import stored_objects
+from driftloop.local.process import tuned_process
 from driftloop.local.template import ACCOUNT_ID, REGION, load_app
 from driftloop.local.workspace import Workspace
 
@@ -92,7 +91,7 @@ class LocalAWS:
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self._saved_environment: dict[str, str] = {}
-        self._saved_gc_thresholds = gc.get_threshold()
+        self._tuning: Any = None
         self.rule_queues: dict[str, str] = {}
         self.notification_queue = ""
         self.dispatcher: Dispatcher | None = None
@@ -111,8 +110,8 @@ class LocalAWS:
                            # encoding and moto's decoding of it run in pure Python over every byte put.
                            "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
                            "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"})
-        self._saved_gc_thresholds = gc.get_threshold()
-        gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *self._saved_gc_thresholds[1:])
+        self._tuning = tuned_process()
+        self._tuning.__enter__()
         self.workspace.root.mkdir(parents=True, exist_ok=True)
         self._mock.start()
         output = HandlerOutput(self._console, self.workspace.layout.logs)
@@ -149,7 +148,9 @@ class LocalAWS:
             local_clock.install(None)
             os.environ.clear()
             os.environ.update(self._saved_environment)
-            gc.set_threshold(*self._saved_gc_thresholds)
+            if self._tuning is not None:
+                self._tuning.__exit__(None, None, None)
+                self._tuning = None
 
     def client(self, service: str) -> Any:
         """One client per service for the runtime's own calls and its steps' (boto3 clients are thread-safe;

@@ -1,0 +1,43 @@
+"""What the local runtime changes in the process it runs in, for as long as it runs.
+
+The local runtime is one process: the steps' handlers, moto, the simulated customers and the report share it,
+and the training jobs run beside it. Two of CPython's and numpy's defaults, right for a program of its own,
+cost that process time:
+
+- **The collector's young generation.** moto's state and the calls in flight keep many objects alive past a
+  young collection; with CPython's default of 700 they were promoted, and set off a full collection of the
+  whole heap every few seconds (4.5 s of the demo's 70). The runtime raises it to 10,000; the other
+  generations keep their defaults.
+- **BLAS's threads.** OpenBLAS starts a thread per core for any product above about 260,000 multiply-adds,
+  and its threads spin for a while after each one. The recommender scores a chunk of users with such a
+  product (:meth:`driftloop.model.recommender.Recommender._scores`), hundreds of times in the demo's year;
+  with a thread per core, those spinning threads took a core from the handlers and the training jobs (the
+  demo's CPU time rose by 6-13 s). The runtime keeps BLAS to one thread.
+
+Both come back as they were when the runtime stops.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from threadpoolctl import threadpool_limits
+
+YOUNG_GENERATION_THRESHOLD = 10_000
+BLAS_THREADS = 1
+
+
+@contextmanager
+def tuned_process() -> Iterator[None]:
+    """The collector's young generation at ``YOUNG_GENERATION_THRESHOLD`` and the BLAS libraries loaded now
+    at ``BLAS_THREADS`` thread(s), until the block ends."""
+    saved_thresholds = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *saved_thresholds[1:])
+    blas = threadpool_limits(limits=BLAS_THREADS, user_api="blas")
+    try:
+        yield
+    finally:
+        blas.restore_original_limits()
+        gc.set_threshold(*saved_thresholds)
