@@ -34,7 +34,7 @@ from driftloop.local.clock import VirtualClock
 from driftloop.local.customers import LiveTraffic
 from driftloop.local.dispatcher import Dispatcher, FaultPlan, HandlerOutput
 from driftloop.local.moto_patches import patched_moto
-from driftloop.local.moto_store import stored_objects
+from driftloop.local.moto_store import queue_holds_messages, schedules_exist, stored_objects
 from driftloop.local.process import tuned_process
 from driftloop.local.template import ACCOUNT_ID, REGION, load_app
 from driftloop.local.workspace import Workspace
@@ -231,7 +231,7 @@ class LocalAWS:
         sqs = self.client("sqs")
         delivered = []
         for rule, queue_url in self.rule_queues.items():
-            while True:
+            while queue_holds_messages(ACCOUNT_ID, REGION, queue_url):
                 messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
                 if not messages:
                     break
@@ -244,6 +244,8 @@ class LocalAWS:
 
     def one_time_schedules(self) -> list[tuple[float, dict[str, Any]]]:
         """(due epoch seconds, schedule) of every one-time ``at(...)`` schedule, soonest first."""
+        if not schedules_exist(ACCOUNT_ID, REGION):
+            return []
         scheduler, found = self.client("scheduler"), []
         for summary in scheduler.list_schedules().get("Schedules", []):
             schedule = scheduler.get_schedule(Name=summary["Name"], GroupName=summary.get("GroupName", "default"))
@@ -271,7 +273,7 @@ class LocalAWS:
 
     def drain_notifications(self) -> list[dict[str, Any]]:
         sqs, received = self.client("sqs"), []
-        while self.notification_queue:
+        while self.notification_queue and queue_holds_messages(ACCOUNT_ID, REGION, self.notification_queue):
             messages = sqs.receive_message(QueueUrl=self.notification_queue, MaxNumberOfMessages=10).get(
                 "Messages", [])
             if not messages:

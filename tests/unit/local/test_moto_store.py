@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from driftloop.local.moto_store import put_object, stored_objects
+from driftloop.local.moto_store import put_object, queue_holds_messages, schedules_exist, stored_objects
 
 ACCOUNT = "123456789012"  # moto's default account
 BUCKET = "captures"
@@ -55,3 +55,34 @@ def test_stored_objects_are_the_current_versions_with_their_bodies(aws: tuple[An
     (kept,) = stored_objects(ACCOUNT, [BUCKET])
     listed = s3.list_objects_v2(Bucket=BUCKET)["Contents"][0]
     assert (kept.key, kept.etag, kept.size, kept.read()) == ("kept", listed["ETag"].strip('"'), 3, b"new")
+
+
+def test_a_queue_holds_messages_exactly_while_a_receive_would_return_one() -> None:
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue = sqs.create_queue(QueueName="rule", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+        assert not queue_holds_messages(ACCOUNT, "us-east-1", queue)
+        assert not queue_holds_messages(ACCOUNT, "us-east-1", queue.replace("/rule", "/no-such-queue"))
+        sqs.send_message(QueueUrl=queue, MessageBody="event")
+        assert queue_holds_messages(ACCOUNT, "us-east-1", queue)
+        [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
+        assert not queue_holds_messages(ACCOUNT, "us-east-1", queue), "a received message is invisible"
+        sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+        assert queue_holds_messages(ACCOUNT, "us-east-1", queue)
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        assert not queue_holds_messages(ACCOUNT, "us-east-1", queue)
+
+
+def test_schedules_exist_in_any_group() -> None:
+    with mock_aws():
+        scheduler = boto3.client("scheduler", region_name="us-east-1")
+        assert not schedules_exist(ACCOUNT, "us-east-1")
+        scheduler.create_schedule_group(Name="runs")
+        assert not schedules_exist(ACCOUNT, "us-east-1"), "an empty group holds no schedule"
+        scheduler.create_schedule(Name="later", GroupName="runs", ScheduleExpression="at(2030-01-01T00:00:00)",
+                                  FlexibleTimeWindow={"Mode": "OFF"},
+                                  Target={"Arn": "arn:aws:events:us-east-1:123456789012:event-bus/default",
+                                          "RoleArn": "arn:aws:iam::123456789012:role/scheduler"})
+        assert schedules_exist(ACCOUNT, "us-east-1")
+        scheduler.delete_schedule(Name="later", GroupName="runs")
+        assert not schedules_exist(ACCOUNT, "us-east-1")
