@@ -1,4 +1,4 @@
-"""Every change driftloop's local runtime makes to moto's (and botocore's) internals, in one place, for moto 5.x.
+"""Every change driftloop's local runtime makes to moto's internals, in one place, for moto 5.x.
 
 ``patched_moto`` installs them for the life of a :class:`~driftloop.local.runtime.LocalAWS` and restores
 moto afterwards:
@@ -10,8 +10,6 @@ moto afterwards:
   call the way moto's unsynchronised backends would otherwise allow;
 - S3's URL table is read once, not re-imported twice at every S3 request (moto reloads it because
   environment variables may change it; the runtime's environment does not change while it runs);
-- every botocore session shares one data loader, so the service models a client needs are parsed once
-  per process, not once per session;
 - a state machine definition is parsed once per process: every execution used to parse the ASL again
   with ANTLR (about 0.1 s of CPU each); its evaluation components are still built afresh for each execution;
 - a Lambda Task reuses one Lambda client per region (moto builds a new boto3 client for every call);
@@ -37,10 +35,8 @@ import time
 import types
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from functools import lru_cache
 from typing import Any
 
-import botocore.session
 import moto.events.models
 import moto.s3.models
 import moto.s3.notifications
@@ -75,7 +71,6 @@ PATCHED_INTERNALS = (
     (lambda_eval_utils, "boto_client_for"),
     (S3Backend, "_url_module"),
     (AmazonStateLanguageParser, "parse"),
-    (botocore.session, "create_loader"),
     (ErrorEqualsDecl, "_eval_body"),
     (ErrorEqualsDecl, "_STATE_ALL_ERROR"),
     (WaitFunction, "_wait_interval"),
@@ -155,10 +150,9 @@ def _reused_clients(boto_client_for: Callable[..., Any]) -> Callable[..., Any]:
     return client_for
 
 
-# Static data kept for the life of the process, so every runtime (each test's, say) shares it: ASL
-# definition -> its parse tree, and botocore's data loader with the service models it has parsed.
+# Kept for the life of the process, so every runtime (each test's, say) shares it: ASL definition -> its
+# parse tree.
 _PARSE_TREES: dict[str, Any] = {}
-_SHARED_LOADER = lru_cache(maxsize=None)(botocore.session.create_loader)
 
 
 def _parse_trees_once(parse: Callable[[str], tuple[Any, Any]]) -> staticmethod:
@@ -246,7 +240,6 @@ def patched_moto(dispatcher: Dispatcher, clock: VirtualClock) -> Iterator[None]:
             stack.enter_context(_replaced(S3Backend, "_url_module", _s3_urls_read_once()))
             stack.enter_context(_replaced(AmazonStateLanguageParser, "parse",
                                           _parse_trees_once(AmazonStateLanguageParser.parse)))
-            stack.enter_context(_replaced(botocore.session, "create_loader", _SHARED_LOADER))
             stack.enter_context(_replaced(lambda_eval_utils, "boto_client_for",
                                           _reused_clients(lambda_eval_utils.boto_client_for)))
             yield

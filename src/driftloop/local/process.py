@@ -13,8 +13,11 @@ cost that process time:
   product (:meth:`driftloop.model.recommender.Recommender._scores`), hundreds of times in the demo's year;
   with a thread per core, those spinning threads took a core from the handlers and the training jobs (the
   demo's CPU time rose by 6-13 s). The runtime keeps BLAS to one thread.
+- **botocore's data loader.** Each botocore session gets its own loader, which parses the JSON service
+  models again (S3's alone is over a megabyte); boto3 and moto build sessions all the time. Every session
+  shares one loader instead, so each model is parsed once per process.
 
-Both come back as they were when the runtime stops.
+All three come back as they were when the runtime stops.
 """
 
 from __future__ import annotations
@@ -22,22 +25,27 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 
+import botocore.session
 from threadpoolctl import threadpool_limits
 
 YOUNG_GENERATION_THRESHOLD = 10_000
 BLAS_THREADS = 1
+_SHARED_LOADER = lru_cache(maxsize=None)(botocore.session.create_loader)
 
 
 @contextmanager
 def tuned_process() -> Iterator[None]:
-    """The collector's young generation at ``YOUNG_GENERATION_THRESHOLD`` and the BLAS libraries loaded now
-    at ``BLAS_THREADS`` thread(s), until the block ends."""
+    """The collector's young generation at ``YOUNG_GENERATION_THRESHOLD``, the BLAS libraries loaded now at
+    ``BLAS_THREADS`` thread(s) and one botocore data loader for every session, until the block ends."""
     saved_thresholds = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *saved_thresholds[1:])
     blas = threadpool_limits(limits=BLAS_THREADS, user_api="blas")
+    saved_loader, botocore.session.create_loader = botocore.session.create_loader, _SHARED_LOADER
     try:
         yield
     finally:
+        botocore.session.create_loader = saved_loader
         blas.restore_original_limits()
         gc.set_threshold(*saved_thresholds)

@@ -100,18 +100,6 @@ def test_s3_answers_inside_the_block_without_reimporting_its_url_table() -> None
     assert vars(S3Backend)["_url_module"] is original
 
 
-def test_botocore_sessions_share_one_data_loader_inside_the_block() -> None:
-    import botocore.session
-
-    with patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
-        first, second = botocore.session.Session(), botocore.session.Session()
-        assert first.get_component("data_loader") is second.get_component("data_loader")
-    assert botocore.session.Session().get_component("data_loader") is not first.get_component("data_loader")
-    with patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
-        later = botocore.session.Session()
-        assert later.get_component("data_loader") is first.get_component("data_loader"), "and across runtimes"
-
-
 def test_a_definition_is_parsed_once_and_gets_fresh_components_inside_the_block() -> None:
     import json
 
