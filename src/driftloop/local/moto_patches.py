@@ -12,6 +12,8 @@ moto afterwards:
   environment variables may change it; the runtime's environment does not change while it runs);
 - a state machine definition is parsed once per process: every execution used to parse the ASL again
   with ANTLR (about 0.1 s of CPU each); its evaluation components are still built afresh for each execution;
+  and a definition CreateStateMachine has found valid is not built again only to be validated (every
+  runtime creates the state machine);
 - a Lambda Task reuses one Lambda client per region (moto builds a new boto3 client for every call);
 - StartExecution no longer deep-copies running executions (their thread locks cannot be copied);
 - ``States.ALL`` does not catch ``States.DataLimitExceeded``, as in AWS;
@@ -57,6 +59,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from driftloop.errors import ConfigurationError
 from driftloop.local.clock import VirtualClock
@@ -71,6 +74,7 @@ PATCHED_INTERNALS = (
     (lambda_eval_utils, "boto_client_for"),
     (S3Backend, "_url_module"),
     (AmazonStateLanguageParser, "parse"),
+    (StepFunctionsParserBackend, "_validate_definition"),
     (ErrorEqualsDecl, "_eval_body"),
     (ErrorEqualsDecl, "_STATE_ALL_ERROR"),
     (WaitFunction, "_wait_interval"),
@@ -150,9 +154,10 @@ def _reused_clients(boto_client_for: Callable[..., Any]) -> Callable[..., Any]:
     return client_for
 
 
-# Kept for the life of the process, so every runtime (each test's, say) shares it: ASL definition -> its
-# parse tree.
+# Kept for the life of the process, so every runtime (each test's, say) shares them: ASL definition -> its
+# parse tree, and the definitions CreateStateMachine found valid.
 _PARSE_TREES: dict[str, Any] = {}
+_VALID_DEFINITIONS: set[str] = set()
 
 
 def _parse_trees_once(parse: Callable[[str], tuple[Any, Any]]) -> staticmethod:
@@ -168,6 +173,18 @@ def _parse_trees_once(parse: Callable[[str], tuple[Any, Any]]) -> staticmethod:
         return Preprocessor().visit(tree), tree
 
     return staticmethod(parse_once)
+
+
+def _validated_once(validate: Callable[[str], None]) -> staticmethod:
+    """moto's definition check, run once per valid definition (an invalid one is checked, and refused, every
+    time)."""
+
+    def validate_once(definition: str) -> None:
+        if definition not in _VALID_DEFINITIONS:
+            validate(definition)
+            _VALID_DEFINITIONS.add(definition)
+
+    return staticmethod(validate_once)
 
 
 def _s3_urls_read_once() -> property:
@@ -240,6 +257,8 @@ def patched_moto(dispatcher: Dispatcher, clock: VirtualClock) -> Iterator[None]:
             stack.enter_context(_replaced(S3Backend, "_url_module", _s3_urls_read_once()))
             stack.enter_context(_replaced(AmazonStateLanguageParser, "parse",
                                           _parse_trees_once(AmazonStateLanguageParser.parse)))
+            stack.enter_context(_replaced(StepFunctionsParserBackend, "_validate_definition",
+                                          _validated_once(StepFunctionsParserBackend._validate_definition)))
             stack.enter_context(_replaced(lambda_eval_utils, "boto_client_for",
                                           _reused_clients(lambda_eval_utils.boto_client_for)))
             yield

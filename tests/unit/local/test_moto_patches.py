@@ -100,6 +100,31 @@ def test_s3_answers_inside_the_block_without_reimporting_its_url_table() -> None
     assert vars(S3Backend)["_url_module"] is original
 
 
+def test_a_valid_definition_is_validated_once_and_an_invalid_one_is_refused_every_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    monkeypatch.setattr(moto_patches, "_VALID_DEFINITIONS", set())
+    checked = []
+
+    def validate(definition: str) -> None:
+        checked.append(definition)
+        if definition == "invalid":
+            raise ValueError("InvalidDefinition")
+
+    validate_once = moto_patches._validated_once(validate).__func__
+    for _ in range(3):
+        validate_once("valid")
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            validate_once("invalid")
+    assert checked == ["valid", "invalid", "invalid"]
+    original = vars(StepFunctionsParserBackend)["_validate_definition"]
+    with patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
+        assert vars(StepFunctionsParserBackend)["_validate_definition"] is not original
+    assert vars(StepFunctionsParserBackend)["_validate_definition"] is original
+
+
 def test_a_definition_is_parsed_once_and_gets_fresh_components_inside_the_block() -> None:
     import json
 
