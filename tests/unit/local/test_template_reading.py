@@ -1,4 +1,5 @@
-"""template.yaml is parsed once per process and version of the file, and every caller gets its own copy."""
+"""template.yaml is parsed and translated once per process, version of the file and parameter values, and every
+caller gets its own copy."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from driftloop.local.template import load_yaml
+from driftloop.local.template import load_app, load_yaml
 
 
 def test_each_caller_gets_its_own_copy_and_a_changed_file_is_read_again(tmp_path: Path) -> None:
@@ -30,3 +31,15 @@ def test_a_file_that_does_not_parse_fails_every_time(tmp_path: Path) -> None:
     for _ in range(2):
         with pytest.raises(yaml.YAMLError):
             load_yaml(template)
+
+
+def test_the_translation_is_kept_per_parameter_values_and_each_app_is_its_own() -> None:
+    template = Path(__file__).resolve().parents[3] / "template.yaml"
+    first, second = load_app(template), load_app(template)
+    assert first.definition == second.definition and first.definition is not second.definition
+    first.functions.clear()
+    assert second.functions, "an app is its caller's own"
+    assert load_app(template).environment == second.environment
+    renamed = load_app(template, {"ModelName": "shoes"})
+    assert renamed.environment["MODEL_NAME"] == "shoes" != second.environment["MODEL_NAME"]
+    assert load_app(template).environment["MODEL_NAME"] == second.environment["MODEL_NAME"]
