@@ -61,13 +61,17 @@ def _file_version(path: Path) -> FileVersion:
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    """The file parsed, once per process and version of the file; each caller gets its own copy."""
+    """The file parsed, once per process and version of the file; each caller gets its own copy.
+    ``ConfigurationError`` when it is not YAML."""
     key = _file_version(path)
     parsed = _PARSED_FILES.get(key)
     if parsed is None:
         with open(path, encoding="utf-8") as handle:
-            parsed = pickle.dumps(yaml.load(handle, Loader=_CloudFormationLoader))  # noqa: S506 - SafeLoader subclass
-        _PARSED_FILES[key] = parsed
+            try:
+                template = yaml.load(handle, Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader subclass
+            except yaml.YAMLError as error:
+                raise ConfigurationError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from error
+        parsed = _PARSED_FILES[key] = pickle.dumps(template)
     return pickle.loads(parsed)
 
 

@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
+from driftloop.cli import main
+from driftloop.console import ExitCode
+from driftloop.errors import ConfigurationError
 from driftloop.local.template import load_app, load_yaml
 
 
@@ -25,12 +27,19 @@ def test_each_caller_gets_its_own_copy_and_a_changed_file_is_read_again(tmp_path
     assert list(load_yaml(template)["Resources"]) == ["Queue"]
 
 
-def test_a_file_that_does_not_parse_fails_every_time(tmp_path: Path) -> None:
+def test_a_file_that_does_not_parse_fails_every_time_naming_the_file_and_the_place(tmp_path: Path) -> None:
     template = tmp_path / "template.yaml"
     template.write_text("Resources: [unclosed\n")
     for _ in range(2):
-        with pytest.raises(yaml.YAMLError):
+        with pytest.raises(ConfigurationError, match=r"template\.yaml: not valid YAML \(.*line 2, column 1"):
             load_yaml(template)
+
+
+def test_a_corrupt_template_is_one_line_and_the_usage_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "template.yaml").write_text("Resources: [unclosed\n")
+    assert main(["runs", "--project", str(tmp_path)]) == ExitCode.USAGE
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("driftloop runs: ") and "not valid YAML" in line
 
 
 def test_the_translation_is_kept_per_parameter_values_and_each_app_is_its_own() -> None:
