@@ -1,8 +1,8 @@
 """What the local runtime changes in the process it runs in, for as long as it runs.
 
 The local runtime is one process: the steps' handlers, moto, the simulated customers and the report share it,
-and the training jobs run beside it. Two of CPython's and numpy's defaults, right for a program of its own,
-cost that process time:
+and the training jobs run beside it. Three defaults of CPython, OpenBLAS and botocore, right for a program
+of its own, cost that process time:
 
 - **The collector's young generation.** moto's state and the calls in flight keep many objects alive past a
   young collection; with CPython's default of 700 they were promoted, and set off a full collection of the
