@@ -60,17 +60,20 @@ def _file_version(path: Path) -> FileVersion:
     return os.path.realpath(path), version.st_size, version.st_mtime_ns
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
-    """The file parsed, once per process and version of the file; each caller gets its own copy.
-    ``ConfigurationError`` when it is not YAML."""
-    key = _file_version(path)
+def load_yaml(path: Path, version: FileVersion | None = None) -> dict[str, Any]:
+    """The template parsed, once per process and ``version`` of the file (by default, the one there now);
+    each caller gets its own copy. ``ConfigurationError`` when it is not a YAML mapping in UTF-8."""
+    key = version or _file_version(path)
     parsed = _PARSED_FILES.get(key)
     if parsed is None:
         with open(path, encoding="utf-8") as handle:
             try:
                 template = yaml.load(handle, Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader subclass
-            except yaml.YAMLError as error:
+            except (yaml.YAMLError, UnicodeDecodeError) as error:
                 raise ConfigurationError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from error
+        if not isinstance(template, dict):
+            raise ConfigurationError(f"{path}: not a template (a YAML mapping of Resources, Parameters ...), "
+                                     f"but a {type(template).__name__}")
         parsed = _PARSED_FILES[key] = pickle.dumps(template)
     return pickle.loads(parsed)
 
@@ -305,7 +308,8 @@ def load_app(template_path: Path, overrides: Mapping[str, Any] | None = None) ->
 
     template_path = template_path.resolve()
     template_dir = template_path.parent
-    sam = load_yaml(template_path)
+    version = _file_version(template_path)  # before the read: a later change gets its own translation
+    sam = load_yaml(template_path, version)
     parameters = _parameter_values(sam, overrides or {})
     code_dirs: dict[str, Path] = {}
     definitions: dict[str, Path] = {}
@@ -323,7 +327,7 @@ def load_app(template_path: Path, overrides: Mapping[str, Any] | None = None) ->
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": STACK_NAME,
               "AWS::Partition": "aws"}
-    key = (_file_version(template_path), json.dumps(parameters, sort_keys=True))
+    key = (version, json.dumps(parameters, sort_keys=True))
     translated = _TRANSLATED.get(key)
     if translated is None:
         translated = _TRANSLATED[key] = pickle.dumps(transform(sam, {**parameters, **pseudo}, _PolicyLoader()))

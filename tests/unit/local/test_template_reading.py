@@ -35,6 +35,16 @@ def test_a_file_that_does_not_parse_fails_every_time_naming_the_file_and_the_pla
             load_yaml(template)
 
 
+@pytest.mark.parametrize(("content", "problem"), [(b"[]\n", "not a template.*list"),
+                                                 (b"hello\n", "not a template.*str"),
+                                                 (b"\xff\xfe\x00bad", "not valid YAML.*utf-8")])
+def test_a_file_that_is_not_a_template_fails_naming_what_it_is(tmp_path: Path, content: bytes, problem: str) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_bytes(content)
+    with pytest.raises(ConfigurationError, match=problem):
+        load_yaml(template)
+
+
 def test_a_corrupt_template_is_one_line_and_the_usage_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "template.yaml").write_text("Resources: [unclosed\n")
     assert main(["runs", "--project", str(tmp_path)]) == ExitCode.USAGE
