@@ -8,7 +8,7 @@ of its own, cost that process time:
   young collection; with CPython's default of 700 they were promoted, and set off a full collection of the
   whole heap every few seconds (4.5 s of the demo's 70). The runtime raises it to 10,000; the other
   generations keep their defaults.
-- **BLAS's threads.** OpenBLAS starts a thread per core for any product above about 260,000 multiply-adds,
+- **BLAS's threads.** OpenBLAS starts a thread per core for all but small products,
   and its threads spin for a while after each one. The recommender scores a chunk of users with such a
   product (:meth:`driftloop.model.recommender.Recommender._scores`), hundreds of times in the demo's year;
   with a thread per core, those spinning threads took a core from the handlers and the training jobs (the
