@@ -4,6 +4,7 @@ caller gets its own copy."""
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from driftloop.cli import main
 from driftloop.console import ExitCode
 from driftloop.errors import ConfigurationError
+from driftloop.local import template as template_module
 from driftloop.local.template import load_app, load_yaml
 
 
@@ -52,7 +54,7 @@ def test_a_corrupt_template_is_one_line_and_the_usage_exit_code(tmp_path: Path, 
     assert line.startswith("driftloop runs: ") and "not valid YAML" in line
 
 
-def test_the_translation_is_kept_per_parameter_values_and_each_app_is_its_own() -> None:
+def test_each_app_is_its_own_and_follows_its_parameter_values() -> None:
     template = Path(__file__).resolve().parents[3] / "template.yaml"
     first, second = load_app(template), load_app(template)
     assert first.definition == second.definition and first.definition is not second.definition
@@ -62,3 +64,28 @@ def test_the_translation_is_kept_per_parameter_values_and_each_app_is_its_own() 
     renamed = load_app(template, {"ModelName": "shoes"})
     assert renamed.environment["MODEL_NAME"] == "shoes" != second.environment["MODEL_NAME"]
     assert load_app(template).environment["MODEL_NAME"] == second.environment["MODEL_NAME"]
+
+
+ALIASED_FUNCTION = """Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Alias: {Type: String, Default: live}
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: fn/, Handler: app.handler, Runtime: python3.12, AutoPublishAlias: !Ref Alias}
+"""
+
+
+def test_the_translation_is_kept_per_parameter_values(tmp_path: Path) -> None:
+    """SAM bakes some parameter values into what it generates (an alias is named after its value), so the
+    translation kept for one set of values must not serve another."""
+    (tmp_path / "fn").mkdir()
+    template = tmp_path / "template.yaml"
+    template.write_text(ALIASED_FUNCTION)
+    for alias in ("live", "beta", "live"):
+        with pytest.raises(ConfigurationError, match="one state machine"):  # translated, then found incomplete
+            load_app(template, {"Alias": alias})
+    kept = [pickle.loads(translated) for (version, _), translated in template_module._TRANSLATED.items()
+            if version[0] == os.path.realpath(template)]
+    assert sorted(name for translation in kept for name in translation["Resources"] if "Alias" in name) == [
+        "FnAliasbeta", "FnAliaslive"]
