@@ -13,6 +13,7 @@ from typing import Any
 from driftloop.local.runtime import LocalAWS
 
 Printer = Callable[[str], None]
+_NEWS_CHECK_SECONDS = 0.01
 
 
 @dataclass
@@ -169,7 +170,16 @@ class Runner:
                     self.world.clock.advance_to(schedules[0][0])
             if time.time() > deadline:
                 raise TimeoutError(f"executions still running after {timeout:.0f} s: {sorted(self._running)}")
-            time.sleep(self.poll_seconds)
+            self._pause()
+
+    def _pause(self) -> None:
+        """Wait ``poll_seconds`` for the next look, or less once every execution has ended or an event waits
+        for a rule (both seen in moto's memory: a look at each execution costs API calls, these cost none)."""
+        until = time.monotonic() + self.poll_seconds
+        while (remaining := until - time.monotonic()) > 0:
+            time.sleep(min(_NEWS_CHECK_SECONDS, remaining))
+            if self.world.running_executions() == 0 or self.world.events_waiting():
+                return
 
 
 def _message(cause: Any) -> str:
