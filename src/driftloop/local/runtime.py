@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from moto import mock_aws
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
@@ -73,6 +74,23 @@ def _zip_placeholder() -> bytes:
     return buffer.getvalue()
 
 
+_CLIENTS: dict[str, Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _shared_client(service: str) -> Any:
+    """One boto3 client per service for every runtime of the process: they differ by nothing else here (one
+    region, the runtime's credentials and checksum settings), hold none of moto's state and are thread-safe,
+    and building one costs more than most calls to moto."""
+    with _CLIENTS_LOCK:
+        if service not in _CLIENTS:
+            _CLIENTS[service] = boto3.client(
+                service, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local",
+                config=Config(request_checksum_calculation="when_required",
+                              response_checksum_validation="when_required"))
+        return _CLIENTS[service]
+
+
 class LocalAWS:
     """A provisioned, running copy of the stack. Use as a context manager: state is saved on exit."""
 
@@ -88,8 +106,6 @@ class LocalAWS:
                                       "lambda": {"use_docker": False}})
         self._patches: Any = None
         self._naming = threading.Lock()
-        self._clients: dict[str, Any] = {}
-        self._clients_lock = threading.Lock()
         self._saved_environment: dict[str, str] = {}
         self._tuning: Any = None
         self.rule_queues: dict[str, str] = {}
@@ -97,7 +113,7 @@ class LocalAWS:
         self.dispatcher: Dispatcher | None = None
         self.traffic: LiveTraffic | None = None
         self.clock = VirtualClock(self.workspace.load_clock() or _epoch_seconds(profile.clock_start),
-                                  running=self._running_executions)
+                                  running=self.running_executions)
         self._console = sys.stdout
 
     # -- life cycle -------------------------------------------------------------------------
@@ -153,12 +169,8 @@ class LocalAWS:
                 self._tuning = None
 
     def client(self, service: str) -> Any:
-        """One client per service for the runtime's own calls and its steps' (boto3 clients are thread-safe;
-        building one costs more than most calls to moto)."""
-        with self._clients_lock:
-            if service not in self._clients:
-                self._clients[service] = boto3.client(service, region_name=REGION)
-            return self._clients[service]
+        """The service's client for the runtime's own calls and its steps' (see ``_shared_client``)."""
+        return _shared_client(service)
 
     def save(self) -> None:
         self.workspace.save_s3(stored_objects(ACCOUNT_ID, self.app.buckets.values()))
@@ -167,7 +179,7 @@ class LocalAWS:
         self.workspace.save_schedules([schedule for _, schedule in self.one_time_schedules()])
         self.workspace.save_clock(self.clock.now())
 
-    def _running_executions(self) -> int:
+    def running_executions(self) -> int:
         """Executions of the state machine that have not ended (the clock jumps when all of them wait)."""
         machines = stepfunctions_parser_backends[ACCOUNT_ID][REGION].state_machines
         return sum(getattr(execution.exec_status, "value", "RUNNING") == "RUNNING"  # None: starting
@@ -241,6 +253,10 @@ class LocalAWS:
                     delivered.append((rule, event))
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return delivered
+
+    def events_waiting(self) -> bool:
+        """Whether a rule's queue holds an event for the runner (looked up in moto's memory, not by a call)."""
+        return any(queue_holds_messages(ACCOUNT_ID, REGION, queue_url) for queue_url in self.rule_queues.values())
 
     def one_time_schedules(self) -> list[tuple[float, dict[str, Any]]]:
         """(due epoch seconds, schedule) of every one-time ``at(...)`` schedule, soonest first."""

@@ -54,3 +54,14 @@ def test_botocore_sessions_share_one_data_loader_inside_the_block_and_across_blo
             assert later.get_component("data_loader") is first.get_component("data_loader"), "and across blocks"
     finally:
         botocore.session.create_loader = callers_loader
+
+
+def test_runtimes_share_their_clients_and_each_client_reaches_the_running_runtimes_own_state(tmp_path: Path) -> None:
+    with LocalAWS(PROJECT, tmp_path / "first", Profile.load(PROJECT)) as first:
+        s3 = first.client("s3")
+        s3.create_bucket(Bucket="only-in-the-first-runtime")
+    with LocalAWS(PROJECT, tmp_path / "second", Profile.load(PROJECT)) as second:
+        assert second.client("s3") is s3
+        buckets = {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}
+        assert "only-in-the-first-runtime" not in buckets
+        assert second.app.environment["DATA_BUCKET"] in buckets
