@@ -35,6 +35,7 @@ from driftloop.storage import s3_filesystem
 
 KEY = ("user_id", "item_id", "event_type", "event_time")
 STOP_AT_TRAINING = ["InjectedFault", -1]
+TIME_LIMIT = 3.0  # seconds: the merge writes its first file well within it, and the test waits for it in full
 
 
 def parquet(table: pa.Table) -> bytes:
@@ -126,21 +127,21 @@ def test_a_merge_stopped_by_its_time_limit_commits_nothing_and_the_next_run_merg
     def slow_after_the_first_file(self: Any, *args: Any) -> None:
         write(self, *args)
         writes.append("file")
-        # S3 stalls after the first file for longer than the 5 s time limit has left (the limit counts from
-        # the handler's start, not its module's import). The merge writes from worker threads while the
+        # S3 stalls after the first file until the time limit has passed (it counts from the handler's start,
+        # before this write, not from its module's import). The merge writes from worker threads while the
         # handler's thread waits for them, so the limit stops the handler as soon as that wait returns.
-        resumes = time.monotonic() + 8
+        resumes = time.monotonic() + TIME_LIMIT + 0.5
         while stalled and time.monotonic() < resumes:
             time.sleep(0.05)
 
     stalled = True
     monkeypatch.setattr(data_merge._Merger, "_write", slow_after_the_first_file)
-    faults = FaultPlan({"StartTrainingFunction": [STOP_AT_TRAINING]}, time_limits={"MergeFunction": 5.0})
+    faults = FaultPlan({"StartTrainingFunction": [STOP_AT_TRAINING]}, time_limits={"MergeFunction": TIME_LIMIT})
     with running(workspace, faults) as (world, runner):
         uploads = upload_slices(world, workspace, "slow", 3)
         cut = manual_run(world, runner)
         assert cut["outcome"] == "failed" and cut["error"]["step"] == "MergeDatasets", cut.get("error")
-        assert cut["error"]["error"] == "Sandbox.Timedout" and "timed out after 5.00 seconds" in cut["error"]["cause"]
+        assert cut["error"]["error"] == "Sandbox.Timedout" and f"timed out after {TIME_LIMIT:.2f} seconds" in cut["error"]["cause"]
         folder = f"datasets/{model_name(world)}/v={cut['run_id']}/"
         partial_files = object_keys(world, folder)
         assert partial_files, "the merge wrote part of its files before it was stopped"
