@@ -141,7 +141,8 @@ def test_a_merge_stopped_by_its_time_limit_commits_nothing_and_the_next_run_merg
         uploads = upload_slices(world, workspace, "slow", 3)
         cut = manual_run(world, runner)
         assert cut["outcome"] == "failed" and cut["error"]["step"] == "MergeDatasets", cut.get("error")
-        assert cut["error"]["error"] == "Sandbox.Timedout" and f"timed out after {TIME_LIMIT:.2f} seconds" in cut["error"]["cause"]
+        assert cut["error"]["error"] == "Sandbox.Timedout"
+        assert f"timed out after {TIME_LIMIT:.2f} seconds" in cut["error"]["cause"]
         folder = f"datasets/{model_name(world)}/v={cut['run_id']}/"
         partial_files = object_keys(world, folder)
         assert partial_files, "the merge wrote part of its files before it was stopped"
