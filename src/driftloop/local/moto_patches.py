@@ -17,6 +17,8 @@ moto afterwards:
 - a Lambda Task reuses one Lambda client per region (moto builds a new boto3 client for every call);
 - StartExecution no longer deep-copies running executions (their thread locks cannot be copied);
 - ``States.ALL`` does not catch ``States.DataLimitExceeded``, as in AWS;
+- GetExecutionHistory leaves out each event's input and output when asked to (``includeExecutionData``
+  false), as AWS does; moto always sends them (a run's history is about 3 MB of them);
 - time is the runtime's :class:`~driftloop.local.clock.VirtualClock`: a Wait state and a Retry's backoff
   sleep on it (it jumps ahead when every execution waits), and the timestamps moto writes where driftloop
   reads them (S3's LastModified and event times, EventBridge event times, execution start and stop,
@@ -51,6 +53,7 @@ import moto.stepfunctions.parser.backend.execution
 import moto.stepfunctions.parser.models
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.botocore_stubber import BotocoreStubber
+from moto.core.responses import ActionResult
 from moto.core.utils import unix_time
 from moto.s3.models import S3Backend
 from moto.stepfunctions.models import StateMachine
@@ -60,6 +63,7 @@ from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.responses import StepFunctionResponse
 
 from driftloop.errors import ConfigurationError
 from driftloop.local.clock import VirtualClock
@@ -78,6 +82,7 @@ PATCHED_INTERNALS = (
     (ErrorEqualsDecl, "_eval_body"),
     (ErrorEqualsDecl, "_STATE_ALL_ERROR"),
     (WaitFunction, "_wait_interval"),
+    (StepFunctionResponse, "get_execution_history"),
     (retrier_decl, "time"),
     (EventManager, "_get_current_timestamp"),
     (moto.s3.models, "utcnow"),
@@ -114,6 +119,26 @@ def _error_equals_as_in_aws(self: ErrorEqualsDecl, env: Any) -> None:
 
 
 _MOTO_ERROR_EQUALS = ErrorEqualsDecl._eval_body
+_EXECUTION_DATA = ("input", "output")
+
+
+def _history_with_data_on_request(get_execution_history: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's GetExecutionHistory, without each event's input and output when ``includeExecutionData`` is
+    false (moto's stored events are copied, never changed)."""
+
+    def history(response: StepFunctionResponse) -> Any:
+        result = get_execution_history(response)
+        if response._get_param("includeExecutionData", True) is not False:
+            return result
+        return ActionResult({**result.result, "events": [_without_data(event) for event in result.result["events"]]})
+
+    return history
+
+
+def _without_data(event: dict[str, Any]) -> dict[str, Any]:
+    return {key: {name: value for name, value in detail.items() if name not in _EXECUTION_DATA}
+            if key.endswith("EventDetails") and isinstance(detail, dict) else detail
+            for key, detail in event.items()}
 
 
 def _atomic_aws_calls(process_request: Callable[..., Any]) -> Callable[..., Any]:
@@ -259,6 +284,8 @@ def patched_moto(dispatcher: Dispatcher, clock: VirtualClock) -> Iterator[None]:
                                           _parse_trees_once(AmazonStateLanguageParser.parse)))
             stack.enter_context(_replaced(StepFunctionsParserBackend, "_validate_definition",
                                           _validated_once(StepFunctionsParserBackend._validate_definition)))
+            stack.enter_context(_replaced(StepFunctionResponse, "get_execution_history",
+                                          _history_with_data_on_request(StepFunctionResponse.get_execution_history)))
             stack.enter_context(_replaced(lambda_eval_utils, "boto_client_for",
                                           _reused_clients(lambda_eval_utils.boto_client_for)))
             yield

@@ -63,8 +63,10 @@ def steps_from_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def execution_history(services: Services, execution_arn: str) -> list[dict[str, Any]]:
+    """The execution's events without their input and output (a run's state rides on every one of them;
+    the record needs only the states, attempts, times and errors)."""
     events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000, "includeExecutionData": False}
     while True:
         page = services.states.get_execution_history(**kwargs)
         events.extend(page["events"])
@@ -92,6 +94,8 @@ def _serving(state: dict[str, Any]) -> str | None:
         if isinstance(value, dict) and value.get("serving"):
             return str(value["serving"])
     return None
+
+
 def decision_summary(drift: dict[str, Any]) -> dict[str, Any]:
     """The record's answer to "why did this trigger retrain, or not?": the step's decision, its reasons,
     and the retrain policy's money (its signals stay in ``evidence.drift.retrain``)."""

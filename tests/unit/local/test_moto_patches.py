@@ -143,3 +143,30 @@ def test_a_definition_is_parsed_once_and_gets_fresh_components_inside_the_block(
     assert vars(AmazonStateLanguageParser)["parse"] is original
     with patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
         assert AmazonStateLanguageParser.parse(definition)[1] is first_tree, "and kept across runtimes"
+
+
+def test_the_execution_history_leaves_out_inputs_and_outputs_only_when_asked_to() -> None:
+    import json
+    import time
+
+    import boto3
+    from moto import mock_aws
+
+    definition = json.dumps({"StartAt": "Carry", "States": {"Carry": {"Type": "Pass", "End": True}}})
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), \
+            patched_moto(_Dispatcher(), VirtualClock(0.0)):  # type: ignore[arg-type]
+        states = boto3.client("stepfunctions", region_name="us-east-1")
+        machine = states.create_state_machine(name="m", definition=definition,
+                                              roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+        execution = states.start_execution(stateMachineArn=machine, input='{"state": "large"}')["executionArn"]
+        while states.describe_execution(executionArn=execution)["status"] == "RUNNING":
+            time.sleep(0.01)
+
+        def data_fields(**request: Any) -> set[str]:
+            events = states.get_execution_history(executionArn=execution, **request)["events"]
+            return {name for event in events for key, details in event.items() if key.endswith("EventDetails")
+                    for name in details if name in ("input", "output")}
+
+        assert data_fields() == {"input", "output"}
+        assert data_fields(includeExecutionData=False) == set()
+        assert data_fields(includeExecutionData=True) == {"input", "output"}, "the stored events keep their data"
