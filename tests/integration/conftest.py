@@ -51,9 +51,10 @@ def runs_of(world: LocalAWS) -> list[dict[str, Any]]:
     return sorted(ledger(world).runs(model_name(world)), key=lambda run: run["started_at"])
 
 
-def history(world: LocalAWS, execution_arn: str) -> list[dict[str, Any]]:
-    return world.client("stepfunctions").get_execution_history(executionArn=execution_arn,
-                                                               maxResults=1000)["events"]
+def history(world: LocalAWS, execution_arn: str, *, with_data: bool = False) -> list[dict[str, Any]]:
+    """The execution's history events; ``with_data`` brings each event's input and output too."""
+    return world.client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000,
+                                                               includeExecutionData=with_data)["events"]
 
 
 def states_entered(events: list[dict[str, Any]]) -> list[str]:

@@ -43,7 +43,8 @@ def only_run(world: LocalAWS, runner: Runner) -> dict[str, Any]:
 
 def state_sizes(world: LocalAWS, execution: str) -> list[int]:
     """Bytes of every state's output in the execution history."""
-    return [len(event["stateExitedEventDetails"]["output"].encode()) for event in history(world, execution)
+    events = history(world, execution, with_data=True)
+    return [len(event["stateExitedEventDetails"]["output"].encode()) for event in events
             if event["type"].endswith("StateExited") and "output" in event.get("stateExitedEventDetails", {})]
 
 
