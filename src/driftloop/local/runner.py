@@ -152,6 +152,8 @@ class Runner:
             self.route()
             for arn in sorted(self._running):
                 self._follow(arn)
+                if self.world.execution_running(arn):
+                    continue
                 description = states.describe_execution(executionArn=arn)
                 if description["status"] != "RUNNING":
                     self._follow(arn)

@@ -185,6 +185,12 @@ class LocalAWS:
         return sum(getattr(execution.exec_status, "value", "RUNNING") == "RUNNING"  # None: starting
                    for machine in machines for execution in machine.executions)
 
+    def execution_running(self, execution_arn: str) -> bool:
+        """Whether the execution has not ended, read from moto's record of it: DescribeExecution would
+        serialise and parse the run's whole state at every poll of the runner."""
+        execution = stepfunctions_parser_backends[ACCOUNT_ID][REGION].describe_execution(execution_arn)
+        return getattr(execution.exec_status, "value", "RUNNING") == "RUNNING"  # None: starting
+
     def execution_history(self, execution_arn: str) -> list[dict[str, Any]]:
         """The execution's history events as GetExecutionHistory lists them, read from moto's record of them:
         the API call would serialise and parse the whole history again at every poll of the runner."""
