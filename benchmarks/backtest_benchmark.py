@@ -102,6 +102,7 @@ def main() -> int:
         )
     print(f"value per point: ${args.value_per_point:g} per NDCG@10 point per day")
     print_targets(results)
+    print_held_out(results)
     if args.targets_only:
         return 0
     for name, result in results:
@@ -133,6 +134,27 @@ def print_targets(results: list[tuple[str, BacktestResult]]) -> None:
             f"{_mark(retrains <= 0.75)} | {frontier:.4f} | {ndcg / frontier:.3f} {_mark(ndcg >= 0.97 * frontier)} | "
             f"{cost_ratio:.2f} {_mark(cost_ratio <= 1.10)} | {versus_drift:.3f} {_mark(versus_drift >= 0.99)} | "
             f"{oracle.retrains} |"
+        )
+
+
+def print_held_out(results: list[tuple[str, BacktestResult]]) -> None:
+    """How much of the oracle's margin is hindsight on which users each period had (``held_out``)."""
+    print("\nTotal cost (USD) on random halves of each period's users (`held_out`, mean over 100 halves)")
+    print(
+        "| case | oracle (all users) | oracle chosen and priced on a half | oracle chosen on the other half | "
+        "its retrains | auto | auto / held-out oracle | every | D |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, result in results:
+        held_out, oracle = result.held_out, result.strategies["oracle"]
+        if held_out is None:
+            continue
+        auto = held_out.strategies["auto"]
+        print(
+            f"| {name} | {oracle.total_cost or 0.0:.2f} | {held_out.oracle_in_sample:.2f} | "
+            f"{held_out.oracle_held_out:.2f} | {held_out.oracle_held_out_retrains:.1f} | {auto:.2f} | "
+            f"{auto / held_out.oracle_held_out:.2f} | {held_out.strategies['every']:.2f} | "
+            f"{held_out.strategies['D']:.2f} |"
         )
 
 

@@ -13,14 +13,23 @@ A schedule keeps a model in force until it retrains before some period ``p``, wh
   programming over the model in force (O(P^2)).
 - **Frontier**: for each number of retrains R, the highest mean NDCG@10 any schedule with exactly R
   retrains reaches (dynamic programming over model in force and retrains used).
+- **Held-out pricing** (:func:`held_out_costs`): the oracle picks its schedule from the very scores it is
+  then priced on, so part of its margin is hindsight on which users a period happened to have. Splitting
+  each period's users at random into two halves, choosing the oracle's schedule on one half and pricing
+  it on the other measures that part: the gap between the oracle priced on the half it chose from and on
+  the other half. Every other strategy's schedule is priced on the same halves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from driftloop.decision import RetrainCostModel
+from driftloop.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -104,3 +113,124 @@ def frontier(scores: Mapping[int, Mapping[int, float | None]], periods: Sequence
     for (_, used), total in states.items():
         best[used] = max(best.get(used, float("-inf")), total / len(scored))
     return dict(sorted(best.items()))
+
+
+def staleness_total(
+    models: Sequence[int],
+    scores: Mapping[int, Mapping[int, float | None]],
+    periods: Sequence[int],
+    days: Mapping[int, float],
+    cost: RetrainCostModel,
+) -> float:
+    """The staleness cost of serving ``models[i]`` in ``periods[i]``, priced against ``scores``."""
+    fresh = fresh_scores(scores, periods)
+    return sum(staleness_of(scores[t].get(p), fresh[p], days[p], cost) for t, p in zip(models, periods, strict=True))
+
+
+def retraining_total(models: Sequence[int], retrain_costs: Mapping[int, float]) -> float:
+    return sum(retrain_costs[after] for before, after in zip(models, models[1:], strict=False) if after != before)
+
+
+@dataclass(frozen=True)
+class HeldOutCosts:
+    """Total costs (USD) priced on random halves of each period's users, means over ``2 x splits`` halves.
+
+    ``oracle_in_sample``: the oracle chosen on a half and priced on that half; ``oracle_held_out``: chosen on
+    a half and priced on the other one; ``oracle_held_out - oracle_in_sample`` is what seeing the priced
+    users' scores was worth to it. ``strategies``: each given schedule (its own training cost plus its
+    staleness on each half). Halves have half the users, so their scores are noisier than the whole
+    period's: the in-sample gap overstates the whole-sample one (by about sqrt(2) where the noise is
+    sampling noise), and an oracle choosing from a half sees the future less clearly than one choosing
+    from all of a period's users would.
+    """
+
+    splits: int
+    seed: int
+    oracle_in_sample: float
+    oracle_held_out: float
+    oracle_held_out_retrains: float
+    strategies: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "splits": self.splits,
+            "seed": self.seed,
+            "oracle_in_sample": round(self.oracle_in_sample, 6),
+            "oracle_held_out": round(self.oracle_held_out, 6),
+            "oracle_held_out_retrains": round(self.oracle_held_out_retrains, 3),
+            "strategies": {name: round(total, 6) for name, total in self.strategies.items()},
+        }
+
+
+def held_out_costs(
+    per_user: Mapping[int, Mapping[int, np.ndarray | None]],
+    periods: Sequence[int],
+    days: Mapping[int, float],
+    retrain_costs: Mapping[int, float],
+    cost: RetrainCostModel,
+    schedules: Mapping[str, tuple[Sequence[int], float]],
+    splits: int = 50,
+    seed: int = 0,
+) -> HeldOutCosts:
+    """Price the oracle, chosen on one half of each period's users, on the other half; and price every
+    schedule in ``schedules`` (name -> (model per period, training cost)) on the same halves.
+
+    ``per_user[t][p]``: per-user NDCG@10 of model ``t`` on period ``p``, the same users in the same order
+    for every ``t`` (``None`` when the period has no users). Halves are drawn with a seeded generator.
+
+    >>> scores = {1: {1: np.array([0.1, 0.3]), 2: np.array([0.0, 0.2])}, 2: {2: np.array([0.3, 0.5])}}
+    >>> costs = held_out_costs(scores, [1, 2], {1: 1.0, 2: 1.0}, {1: 0.0, 2: 5.0},
+    ...                        RetrainCostModel(value_per_point=1.0, hourly_price=1.0),
+    ...                        {"never": ((1, 1), 0.0)}, splits=4)
+    >>> round(costs.strategies["never"], 6), round(costs.oracle_held_out, 6)
+    (30.0, 5.0)
+    """
+    if splits < 1:
+        raise InvalidInputError(f"splits must be >= 1, not {splits}")
+    rng = np.random.default_rng(seed)
+    in_sample, held_out, retrains = [], [], []
+    strategies: dict[str, list[float]] = {name: [] for name in schedules}
+    for _ in range(splits):
+        first_half: dict[int, np.ndarray] = {}
+        for p in periods:
+            users = next((row[p] for row in per_user.values() if row.get(p) is not None), None)
+            count = 0 if users is None else len(users)
+            first_half[p] = rng.permutation(count) < count // 2
+        halves = [_half_scores(per_user, first_half, True), _half_scores(per_user, first_half, False)]
+        for chosen_on, priced_on in ((0, 1), (1, 0)):
+            oracle = oracle_schedule(halves[chosen_on], periods, days, retrain_costs, cost)
+            in_sample.append(oracle.total_cost)
+            held_out.append(
+                retraining_total(oracle.models, retrain_costs)
+                + staleness_total(oracle.models, halves[priced_on], periods, days, cost)
+            )
+            retrains.append(oracle.retrains)
+        for name, (models, training_cost) in schedules.items():
+            strategies[name].extend(
+                training_cost + staleness_total(models, half, periods, days, cost) for half in halves
+            )
+    return HeldOutCosts(
+        splits,
+        seed,
+        float(np.mean(in_sample)),
+        float(np.mean(held_out)),
+        float(np.mean(retrains)),
+        {name: float(np.mean(totals)) for name, totals in strategies.items()},
+    )
+
+
+def _half_scores(
+    per_user: Mapping[int, Mapping[int, np.ndarray | None]], first_half: Mapping[int, np.ndarray], first: bool
+) -> dict[int, dict[int, float | None]]:
+    scores: dict[int, dict[int, float | None]] = {t: {} for t in per_user}
+    for p, chosen in first_half.items():
+        models = [t for t, row in per_user.items() if p in row]
+        scored = [t for t in models if per_user[t][p] is not None]
+        mask = chosen == first
+        for t in models:
+            scores[t][p] = None
+        if scored and mask.any():
+            means = np.stack([per_user[t][p] for t in scored])[:, mask].mean(axis=1)
+            for t, mean in zip(scored, means, strict=True):
+                scores[t][p] = float(mean)
+    return scores

@@ -65,6 +65,19 @@ def _frontier(result: BacktestResult) -> list[str]:
     ]
 
 
+def _held_out(result: BacktestResult) -> list[str]:
+    held_out = result.held_out
+    if held_out is None:
+        return []
+    others = ", ".join(f"{name} {total:.2f}" for name, total in held_out.strategies.items())
+    return [
+        f"held out (mean over {2 * held_out.splits} random halves of each period's users): the oracle chosen on a "
+        "half costs",
+        f"  {held_out.oracle_in_sample:.2f} priced on that half and {held_out.oracle_held_out:.2f} priced on the "
+        f"other ({held_out.oracle_held_out_retrains:.1f} retrains); on the same halves: {others}",
+    ]
+
+
 def _auto_decisions(result: BacktestResult) -> list[str]:
     auto = result.strategies.get("auto")
     if auto is None or not auto.decisions:
@@ -111,6 +124,9 @@ def format_result(result: BacktestResult) -> str:
     blocks = [header, _metric_table(result, NDCG, "NDCG@10"), _metric_table(result, HIT_RATE, "HitRate@10")]
     blocks.append(_summary(result))
     blocks.append(_frontier(result))
+    held_out = _held_out(result)
+    if held_out:
+        blocks.append(held_out)
     decisions = _auto_decisions(result)
     if decisions:
         blocks.append(decisions)

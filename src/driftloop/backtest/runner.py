@@ -37,7 +37,14 @@ import pyarrow.parquet as pq
 
 from driftloop.backtest.config import STRATEGIES, BacktestConfig
 from driftloop.backtest.datasets import History
-from driftloop.backtest.hindsight import fresh_scores, frontier, oracle_schedule, staleness_of
+from driftloop.backtest.hindsight import (
+    HeldOutCosts,
+    fresh_scores,
+    frontier,
+    held_out_costs,
+    oracle_schedule,
+    staleness_of,
+)
 from driftloop.backtest.periods import period_of
 from driftloop.decision import (
     ChallengerGain,
@@ -199,6 +206,7 @@ class BacktestResult:
     initial_training_seconds: float
     config: BacktestConfig
     frontier: dict[int, float] = field(default_factory=dict)
+    held_out: HeldOutCosts | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -211,6 +219,7 @@ class BacktestResult:
             "strategies": {name: result.to_dict() for name, result in self.strategies.items()},
             POPULARITY: self.popularity.to_dict(),
             "frontier": {str(retrains): ndcg for retrains, ndcg in self.frontier.items()},
+            "held_out": None if self.held_out is None else self.held_out.to_dict(),
             "config": self.config.to_dict(),
         }
 
@@ -313,6 +322,7 @@ class _Ledger:
     pending_gain: tuple[float, float, float] | None = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
     challenger_fits: int = 0
+    models: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -385,6 +395,7 @@ class _Backtest:
             for ledger in ledgers:
                 if ledger.name in _FROM_MATRIX or ledger.name == "never":
                     scored = self.matrix[ledger.trained_until][p]
+                    ledger.models.append(ledger.trained_until)
                 else:
                     scored = self._score_model(ledger.model, ledger.trained_until, users, seen, holdout)
                 ledger.scores.append(_as_score(period.label, scored, ledger.retrained))
@@ -423,6 +434,14 @@ class _Backtest:
         if ORACLE in self.config.strategies:
             results[ORACLE] = oracle_result
         oracle_total = oracle_result.total_cost or 0.0
+        held_out = held_out_costs(
+            {t: {p: scored.per_user for p, scored in row.items()} for t, row in self.matrix.items()},
+            evaluated,
+            days,
+            retrain_costs,
+            self.cost,
+            {ledger.name: (ledger.models, ledger.training_cost) for ledger in ledgers if ledger.models},
+        )
         ordered = {
             name: replace(results[name], regret=(results[name].total_cost or 0.0) - oracle_total)
             for name in self.config.strategies
@@ -443,6 +462,7 @@ class _Backtest:
             initial_training_seconds=initial.seconds,
             config=self.config,
             frontier=frontier(ndcg, evaluated),
+            held_out=held_out,
         )
 
     def _oracle_result(

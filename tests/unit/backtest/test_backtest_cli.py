@@ -131,6 +131,7 @@ def test_costs_regret_and_frontier_reach_the_json(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "frontier (hindsight)" in printed and "regret" in printed and "auto decisions" in printed
     assert "missed days" in printed  # each decision's challenger
+    assert "held out (mean over 100 random halves" in printed
     result = json.loads(out.read_text())
     strategies = result["strategies"]
     assert strategies["oracle"]["regret"] == 0.0
@@ -141,3 +142,8 @@ def test_costs_regret_and_frontier_reach_the_json(tmp_path, capsys):
     assert result["frontier"]["2"] == pytest.approx(strategies["every"]["mean_ndcg_at_10"])
     assert result["config"]["cost_model"]["value_per_point"] == 2.0
     assert len(strategies["auto"]["decisions"]) == 2
+    held_out = result["held_out"]
+    assert set(held_out["strategies"]) == {"never", "every", "auto", "schedule"}
+    assert held_out["oracle_held_out"] >= held_out["oracle_in_sample"] - 1e-6
+    # `every` serves the fresh model in every period: on any half it pays its training cost only.
+    assert held_out["strategies"]["every"] == pytest.approx(strategies["every"]["training_cost"], abs=1e-5)

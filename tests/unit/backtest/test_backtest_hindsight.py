@@ -7,8 +7,17 @@ import itertools
 import numpy as np
 import pytest
 
-from driftloop.backtest.hindsight import fresh_scores, frontier, oracle_schedule, staleness_of
+from driftloop.backtest.hindsight import (
+    fresh_scores,
+    frontier,
+    held_out_costs,
+    oracle_schedule,
+    retraining_total,
+    staleness_of,
+    staleness_total,
+)
 from driftloop.decision import RetrainCostModel
+from driftloop.errors import InvalidInputError
 
 COST = RetrainCostModel(value_per_point=1.0, hourly_price=1.0, startup_seconds=0, ab_exposure_cost=0)
 
@@ -72,3 +81,54 @@ def test_free_retraining_makes_the_oracle_retrain_whenever_it_helps():
     scores = {1: {1: 0.1, 2: 0.1, 3: 0.1}, 2: {2: 0.2, 3: 0.2}, 3: {3: 0.3}}
     oracle = oracle_schedule(scores, periods, dict.fromkeys(periods, 1.0), dict.fromkeys(periods, 0.0), COST)
     assert oracle.models == (1, 2, 3) and oracle.total_cost == 0.0 and oracle.retrains == 2
+
+
+def _per_user(means, users, noise, seed):
+    """per_user[t][p]: ``users[p]`` values around ``means[t][p]`` (the same users for every t)."""
+    rng = np.random.default_rng(seed)
+    draws = {p: rng.normal(0.0, noise, (len(means), count)) for p, count in users.items()}
+    return {t: {p: None if users[p] == 0 else means[t][p] + draws[p][index] for p in means[t]}
+            for index, t in enumerate(means)}
+
+
+def test_without_noise_halves_price_every_schedule_as_all_users_do():
+    periods = [1, 2, 3, 4]
+    means = {t: {p: 0.1 + 0.02 * t - 0.005 * (p - t) for p in periods if p >= t} for t in periods}
+    per_user = _per_user(means, dict.fromkeys(periods, 10), noise=0.0, seed=0)
+    days, retrain_costs = dict.fromkeys(periods, 10.0), dict.fromkeys(periods, 15.0)
+    oracle = oracle_schedule(means, periods, days, retrain_costs, COST)
+    never = (1, 1, 1, 1)
+    costs = held_out_costs(per_user, periods, days, retrain_costs, COST, {"never": (never, 0.0)}, splits=3)
+    assert costs.oracle_in_sample == pytest.approx(oracle.total_cost)
+    assert costs.oracle_held_out == pytest.approx(oracle.total_cost)
+    assert costs.oracle_held_out_retrains == oracle.retrains
+    assert costs.strategies["never"] == pytest.approx(staleness_total(never, means, periods, days, COST))
+    assert retraining_total(oracle.models, retrain_costs) == pytest.approx(15.0 * oracle.retrains)
+
+
+def test_on_pure_noise_the_oracle_chosen_on_the_priced_users_looks_cheaper_than_it_is():
+    """Every model is as good as every other. Choosing from the users it is priced on, the oracle keeps and
+    retrains where the noise favoured it; priced on other users, the same schedule costs far more."""
+    periods = [1, 2, 3, 4, 5, 6]
+    means = {t: {p: 0.15 for p in periods if p >= t} for t in periods}
+    per_user = _per_user(means, dict.fromkeys(periods, 40), noise=0.2, seed=1)
+    days, retrain_costs = dict.fromkeys(periods, 30.0), dict.fromkeys(periods, 20.0)
+    never = (1,) * len(periods)
+    costs = held_out_costs(per_user, periods, days, retrain_costs, COST, {"never": (never, 0.0)}, splits=20)
+    assert costs.oracle_in_sample < costs.strategies["never"]
+    assert costs.oracle_held_out > 2 * costs.oracle_in_sample
+
+
+def test_periods_without_users_or_with_one_user_are_priced_as_unscored():
+    periods = [1, 2, 3]
+    means = {t: {p: 0.1 * t for p in periods if p >= t} for t in periods}
+    per_user = _per_user(means, {1: 5, 2: 1, 3: 0}, noise=0.01, seed=2)
+    costs = held_out_costs(per_user, periods, dict.fromkeys(periods, 1.0), dict.fromkeys(periods, 1.0), COST,
+                           {"never": ((1, 1, 1), 0.0)}, splits=2)
+    assert np.isfinite(costs.oracle_held_out) and np.isfinite(costs.strategies["never"])
+    assert costs.to_dict()["splits"] == 2
+
+
+def test_held_out_pricing_needs_at_least_one_split():
+    with pytest.raises(InvalidInputError, match="splits must be >= 1"):
+        held_out_costs({1: {1: np.ones(2)}}, [1], {1: 1.0}, {1: 0.0}, COST, {}, splits=0)
