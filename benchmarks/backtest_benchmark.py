@@ -103,6 +103,7 @@ def main() -> int:
     print(f"value per point: ${args.value_per_point:g} per NDCG@10 point per day")
     print_targets(results)
     print_held_out(results)
+    print_held_out_frontier(results)
     if args.targets_only:
         return 0
     for name, result in results:
@@ -155,6 +156,26 @@ def print_held_out(results: list[tuple[str, BacktestResult]]) -> None:
             f"{held_out.oracle_held_out:.2f} | {held_out.oracle_held_out_retrains:.1f} | {auto:.2f} | "
             f"{auto / held_out.oracle_held_out:.2f} | {held_out.strategies['every']:.2f} | "
             f"{held_out.strategies['D']:.2f} |"
+        )
+
+
+def print_held_out_frontier(results: list[tuple[str, BacktestResult]]) -> None:
+    """The frontier at ``auto``'s retrains, chosen on one half of each period's users, on each half."""
+    print("\nMean NDCG@10 at `auto`'s retrains: the frontier's schedule chosen on a half (mean over 100 halves)")
+    print(
+        "| case | auto's retrains | frontier (all users) | on the half it was chosen on | on the other half | "
+        "auto | auto / held-out frontier | every |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, result in results:
+        held_out, auto = result.held_out, result.strategies["auto"]
+        if held_out is None or auto.retrains not in held_out.frontier_held_out:
+            continue
+        ndcg, outside = auto.mean_ndcg_at_10 or 0.0, held_out.frontier_held_out[auto.retrains]
+        print(
+            f"| {name} | {auto.retrains} | {result.frontier.get(auto.retrains, float('nan')):.4f} | "
+            f"{held_out.frontier_in_sample[auto.retrains]:.4f} | {outside:.4f} | {ndcg:.4f} | {ndcg / outside:.3f} | "
+            f"{result.strategies['every'].mean_ndcg_at_10 or 0.0:.4f} |"
         )
 
 

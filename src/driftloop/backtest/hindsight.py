@@ -22,7 +22,7 @@ A schedule keeps a model in force until it retrains before some period ``p``, wh
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,48 @@ def frontier(scores: Mapping[int, Mapping[int, float | None]], periods: Sequence
     return dict(sorted(best.items()))
 
 
+def frontier_schedules(
+    scores: Mapping[int, Mapping[int, float | None]], periods: Sequence[int], retrains: Iterable[int]
+) -> dict[int, tuple[int, ...]]:
+    """For each number of retrains asked for (and reachable), a schedule (model per period) reaching the
+    frontier's best mean NDCG@10 with that many retrains (the same dynamic program as :func:`frontier`,
+    with back-pointers)."""
+    count, wanted = len(periods), sorted({r for r in retrains if 0 <= r < len(periods)})
+    if not wanted or not periods:
+        return {}
+    most = wanted[-1]
+    matrix = np.array([[scores[t].get(p) or 0.0 if p >= t else 0.0 for p in periods] for t in periods])
+    best = np.full((count, most + 1), -np.inf)  # [model in force, retrains used] -> best sum so far
+    best[0, 0] = matrix[0, 0]
+    came_from = np.zeros((count, most + 1), dtype=int)  # [period, retrains used] -> model before installing it
+    for j in range(1, count):
+        came_from[j] = best.argmax(axis=0)
+        before_retraining = best.max(axis=0)
+        best = best + matrix[:, j][:, None]
+        best[j, 1:] = before_retraining[:-1] + matrix[j, j]
+    schedules = {}
+    for r in wanted:
+        if not np.isfinite(best[:, r].max()):
+            continue
+        model, used, path = int(best[:, r].argmax()), r, []
+        for j in range(count - 1, 0, -1):
+            path.append(periods[model])
+            if model == j:
+                model, used = int(came_from[j][used - 1]), used - 1
+        path.append(periods[model])
+        schedules[r] = tuple(reversed(path))
+    return schedules
+
+
+def mean_score(
+    models: Sequence[int], scores: Mapping[int, Mapping[int, float | None]], periods: Sequence[int]
+) -> float:
+    """Mean NDCG@10 of serving ``models[i]`` in ``periods[i]`` over the scored periods (as :func:`frontier`)."""
+    values = [scores[t].get(p) for t, p in zip(models, periods, strict=True)]
+    scored = [value for value in values if value is not None]
+    return float(np.mean(scored)) if scored else 0.0
+
+
 def staleness_total(
     models: Sequence[int],
     scores: Mapping[int, Mapping[int, float | None]],
@@ -138,7 +180,9 @@ class HeldOutCosts:
     ``oracle_in_sample``: the oracle chosen on a half and priced on that half; ``oracle_held_out``: chosen on
     a half and priced on the other one; ``oracle_held_out - oracle_in_sample`` is what seeing the priced
     users' scores was worth to it. ``strategies``: each given schedule (its own training cost plus its
-    staleness on each half). Halves have half the users, so their scores are noisier than the whole
+    staleness on each half). ``frontier_in_sample`` / ``frontier_held_out``: for each number of retrains
+    a given schedule makes, the mean NDCG@10 of the frontier's schedule chosen on a half, on that half /
+    on the other one. Halves have half the users, so their scores are noisier than the whole
     period's: the in-sample gap overstates the whole-sample one (by about sqrt(2) where the noise is
     sampling noise), and an oracle choosing from a half sees the future less clearly than one choosing
     from all of a period's users would.
@@ -150,6 +194,8 @@ class HeldOutCosts:
     oracle_held_out: float
     oracle_held_out_retrains: float
     strategies: dict[str, float] = field(default_factory=dict)
+    frontier_in_sample: dict[int, float] = field(default_factory=dict)
+    frontier_held_out: dict[int, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,6 +205,8 @@ class HeldOutCosts:
             "oracle_held_out": round(self.oracle_held_out, 6),
             "oracle_held_out_retrains": round(self.oracle_held_out_retrains, 3),
             "strategies": {name: round(total, 6) for name, total in self.strategies.items()},
+            "frontier_in_sample": {str(r): round(ndcg, 6) for r, ndcg in self.frontier_in_sample.items()},
+            "frontier_held_out": {str(r): round(ndcg, 6) for r, ndcg in self.frontier_held_out.items()},
         }
 
 
@@ -190,6 +238,9 @@ def held_out_costs(
     rng = np.random.default_rng(seed)
     in_sample, held_out, retrains = [], [], []
     strategies: dict[str, list[float]] = {name: [] for name in schedules}
+    counts = {_retrains(models) for models, _ in schedules.values()}
+    frontier_in: dict[int, list[float]] = {}
+    frontier_out: dict[int, list[float]] = {}
     for _ in range(splits):
         first_half: dict[int, np.ndarray] = {}
         for p in periods:
@@ -205,6 +256,9 @@ def held_out_costs(
                 + staleness_total(oracle.models, halves[priced_on], periods, days, cost)
             )
             retrains.append(oracle.retrains)
+            for count, models in frontier_schedules(halves[chosen_on], periods, counts).items():
+                frontier_in.setdefault(count, []).append(mean_score(models, halves[chosen_on], periods))
+                frontier_out.setdefault(count, []).append(mean_score(models, halves[priced_on], periods))
         for name, (models, training_cost) in schedules.items():
             strategies[name].extend(
                 training_cost + staleness_total(models, half, periods, days, cost) for half in halves
@@ -216,6 +270,8 @@ def held_out_costs(
         float(np.mean(held_out)),
         float(np.mean(retrains)),
         {name: float(np.mean(totals)) for name, totals in strategies.items()},
+        {count: float(np.mean(values)) for count, values in sorted(frontier_in.items())},
+        {count: float(np.mean(values)) for count, values in sorted(frontier_out.items())},
     )
 
 

@@ -75,6 +75,11 @@ def _held_out(result: BacktestResult) -> list[str]:
         "half costs",
         f"  {held_out.oracle_in_sample:.2f} priced on that half and {held_out.oracle_held_out:.2f} priced on the "
         f"other ({held_out.oracle_held_out_retrains:.1f} retrains); on the same halves: {others}",
+        "  frontier's schedule chosen on a half, mean NDCG@10 on that half / on the other: "
+        + "  ".join(
+            f"{count}: {held_out.frontier_in_sample[count]:.4f} / {held_out.frontier_held_out[count]:.4f}"
+            for count in held_out.frontier_held_out
+        ),
     ]
 
 

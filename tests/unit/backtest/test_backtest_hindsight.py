@@ -10,7 +10,9 @@ import pytest
 from driftloop.backtest.hindsight import (
     fresh_scores,
     frontier,
+    frontier_schedules,
     held_out_costs,
+    mean_score,
     oracle_schedule,
     retraining_total,
     staleness_of,
@@ -70,6 +72,20 @@ def test_frontier_is_the_best_mean_for_each_number_of_retrains(seed):
     assert frontier(scores, periods) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_frontier_schedules_reach_the_frontier_with_their_number_of_retrains(seed):
+    periods = [1, 2, 3, 4, 5]
+    scores = _matrix(periods, seed)
+    best = frontier(scores, periods)
+    schedules = frontier_schedules(scores, periods, range(-1, 6))
+    assert sorted(schedules) == sorted(best)
+    for retrains, models in schedules.items():
+        assert models[0] == periods[0] and len(models) == len(periods)
+        assert sum(1 for a, b in zip(models, models[1:], strict=False) if b != a) == retrains
+        assert all(b in (a, p) for a, b, p in zip(models, models[1:], periods[1:], strict=False))
+        assert mean_score(models, scores, periods) == pytest.approx(best[retrains])
+
+
 def test_staleness_counts_only_shortfalls_against_the_fresh_model():
     assert staleness_of(0.10, 0.12, 10, COST) == pytest.approx(2 * 10)
     assert staleness_of(0.15, 0.12, 10, COST) == 0.0
@@ -114,9 +130,15 @@ def test_on_pure_noise_the_oracle_chosen_on_the_priced_users_looks_cheaper_than_
     per_user = _per_user(means, dict.fromkeys(periods, 40), noise=0.2, seed=1)
     days, retrain_costs = dict.fromkeys(periods, 30.0), dict.fromkeys(periods, 20.0)
     never = (1,) * len(periods)
-    costs = held_out_costs(per_user, periods, days, retrain_costs, COST, {"never": (never, 0.0)}, splits=20)
+    twice = (1, 1, 3, 3, 5, 5)
+    schedules = {"never": (never, 0.0), "twice": (twice, 40.0)}
+    costs = held_out_costs(per_user, periods, days, retrain_costs, COST, schedules, splits=20)
     assert costs.oracle_in_sample < costs.strategies["never"]
     assert costs.oracle_held_out > 2 * costs.oracle_in_sample
+    # The best schedule with 0 retrains is `never` itself: nothing to choose, nothing to gain by choosing.
+    assert costs.frontier_in_sample[0] == pytest.approx(costs.frontier_held_out[0])
+    assert sorted(costs.frontier_held_out) == [0, 2]
+    assert costs.frontier_held_out[2] < costs.frontier_in_sample[2] - 0.01
 
 
 def test_periods_without_users_or_with_one_user_are_priced_as_unscored():
