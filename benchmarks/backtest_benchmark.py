@@ -103,7 +103,6 @@ def main() -> int:
     print(f"value per point: ${args.value_per_point:g} per NDCG@10 point per day")
     print_targets(results)
     print_held_out(results)
-    print_held_out_frontier(results)
     if args.targets_only:
         return 0
     for name, result in results:
@@ -138,45 +137,47 @@ def print_targets(results: list[tuple[str, BacktestResult]]) -> None:
         )
 
 
+def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    print(f"\n{title}")
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def print_held_out(results: list[tuple[str, BacktestResult]]) -> None:
-    """How much of the oracle's margin is hindsight on which users each period had (``held_out``)."""
-    print("\nTotal cost (USD) on random halves of each period's users (`held_out`, mean over 100 halves)")
-    print(
-        "| case | oracle (all users) | oracle chosen and priced on a half | oracle chosen on the other half | "
-        "its retrains | auto | auto / held-out oracle | every | D |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, result in results:
-        held_out, oracle = result.held_out, result.strategies["oracle"]
-        if held_out is None:
-            continue
-        auto = held_out.strategies["auto"]
-        print(
-            f"| {name} | {oracle.total_cost or 0.0:.2f} | {held_out.oracle_in_sample:.2f} | "
-            f"{held_out.oracle_held_out:.2f} | {held_out.oracle_held_out_retrains:.1f} | {auto:.2f} | "
-            f"{auto / held_out.oracle_held_out:.2f} | {held_out.strategies['every']:.2f} | "
-            f"{held_out.strategies['D']:.2f} |"
-        )
-
-
-def print_held_out_frontier(results: list[tuple[str, BacktestResult]]) -> None:
-    """The frontier at ``auto``'s retrains, chosen on one half of each period's users, on each half."""
-    print("\nMean NDCG@10 at `auto`'s retrains: the frontier's schedule chosen on a half (mean over 100 halves)")
-    print(
-        "| case | auto's retrains | frontier (all users) | on the half it was chosen on | on the other half | "
-        "auto | auto / held-out frontier | every |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    """How much of the oracle's and the frontier's margins is hindsight on which users each period had."""
+    costs, frontiers = [], []
     for name, result in results:
         held_out, auto = result.held_out, result.strategies["auto"]
-        if held_out is None or auto.retrains not in held_out.frontier_held_out:
+        if held_out is None:
             continue
-        ndcg, outside = auto.mean_ndcg_at_10 or 0.0, held_out.frontier_held_out[auto.retrains]
-        print(
-            f"| {name} | {auto.retrains} | {result.frontier.get(auto.retrains, float('nan')):.4f} | "
-            f"{held_out.frontier_in_sample[auto.retrains]:.4f} | {outside:.4f} | {ndcg:.4f} | {ndcg / outside:.3f} | "
-            f"{result.strategies['every'].mean_ndcg_at_10 or 0.0:.4f} |"
-        )
+        auto_cost, oracle = held_out.strategies["auto"], result.strategies["oracle"]
+        costs.append([
+            name, f"{oracle.total_cost or 0.0:.2f}", f"{held_out.oracle_in_sample:.2f}",
+            f"{held_out.oracle_held_out:.2f}", f"{held_out.oracle_held_out_retrains:.1f}", f"{auto_cost:.2f}",
+            f"{auto_cost / held_out.oracle_held_out:.2f}", f"{held_out.strategies['every']:.2f}",
+            f"{held_out.strategies['D']:.2f}",
+        ])  # fmt: skip
+        if auto.retrains in held_out.frontier_held_out:
+            ndcg, outside = auto.mean_ndcg_at_10 or 0.0, held_out.frontier_held_out[auto.retrains]
+            frontiers.append([
+                name, str(auto.retrains), f"{result.frontier.get(auto.retrains, float('nan')):.4f}",
+                f"{held_out.frontier_in_sample[auto.retrains]:.4f}", f"{outside:.4f}", f"{ndcg:.4f}",
+                f"{ndcg / outside:.3f}", f"{result.strategies['every'].mean_ndcg_at_10 or 0.0:.4f}",
+            ])  # fmt: skip
+    print_table(
+        "Total cost (USD) on random halves of each period's users (`held_out`, mean over 100 halves)",
+        ["case", "oracle (all users)", "oracle chosen and priced on a half", "oracle chosen on the other half",
+         "its retrains", "auto", "auto / held-out oracle", "every", "D"],
+        costs,
+    )  # fmt: skip
+    print_table(
+        "Mean NDCG@10 at `auto`'s retrains: the frontier's schedule chosen on a half (mean over 100 halves)",
+        ["case", "auto's retrains", "frontier (all users)", "on the half it was chosen on", "on the other half",
+         "auto", "auto / held-out frontier", "every"],
+        frontiers,
+    )  # fmt: skip
 
 
 def print_periods(result: BacktestResult) -> None:
