@@ -239,15 +239,12 @@ def held_out_costs(
     in_sample, held_out, retrains = [], [], []
     strategies: dict[str, list[float]] = {name: [] for name in schedules}
     counts = {_retrains(models) for models, _ in schedules.values()}
+    by_period = _by_period(per_user, periods)
     frontier_in: dict[int, list[float]] = {}
     frontier_out: dict[int, list[float]] = {}
     for _ in range(splits):
-        first_half: dict[int, np.ndarray] = {}
-        for p in periods:
-            users = next((row[p] for row in per_user.values() if row.get(p) is not None), None)
-            count = 0 if users is None else len(users)
-            first_half[p] = rng.permutation(count) < count // 2
-        halves = [_half_scores(per_user, first_half, True), _half_scores(per_user, first_half, False)]
+        first_half = {p: rng.permutation(users) < users // 2 for p, (_, users) in by_period.items()}
+        halves = [_half_scores(per_user, by_period, first_half, first) for first in (True, False)]
         for chosen_on, priced_on in ((0, 1), (1, 0)):
             oracle = oracle_schedule(halves[chosen_on], periods, days, retrain_costs, cost)
             in_sample.append(oracle.total_cost)
@@ -275,18 +272,32 @@ def held_out_costs(
     )
 
 
+def _by_period(
+    per_user: Mapping[int, Mapping[int, np.ndarray | None]], periods: Sequence[int]
+) -> dict[int, tuple[np.ndarray | None, int]]:
+    """Per period: the scored models' per-user values stacked (one row per model of ``_scored_models``), and
+    the number of users."""
+    stacked: dict[int, tuple[np.ndarray | None, int]] = {}
+    for p in periods:
+        rows = [per_user[t][p] for t in _scored_models(per_user, p)]
+        stacked[p] = (np.stack(rows), len(rows[0])) if rows else (None, 0)
+    return stacked
+
+
+def _scored_models(per_user: Mapping[int, Mapping[int, np.ndarray | None]], p: int) -> list[int]:
+    return [t for t, row in per_user.items() if row.get(p) is not None]
+
+
 def _half_scores(
-    per_user: Mapping[int, Mapping[int, np.ndarray | None]], first_half: Mapping[int, np.ndarray], first: bool
+    per_user: Mapping[int, Mapping[int, np.ndarray | None]],
+    by_period: Mapping[int, tuple[np.ndarray | None, int]],
+    first_half: Mapping[int, np.ndarray],
+    first: bool,
 ) -> dict[int, dict[int, float | None]]:
-    scores: dict[int, dict[int, float | None]] = {t: {} for t in per_user}
-    for p, chosen in first_half.items():
-        models = [t for t, row in per_user.items() if p in row]
-        scored = [t for t in models if per_user[t][p] is not None]
-        mask = chosen == first
-        for t in models:
-            scores[t][p] = None
-        if scored and mask.any():
-            means = np.stack([per_user[t][p] for t in scored])[:, mask].mean(axis=1)
-            for t, mean in zip(scored, means, strict=True):
+    scores: dict[int, dict[int, float | None]] = {t: dict.fromkeys(row) for t, row in per_user.items()}
+    for p, (stacked, _) in by_period.items():
+        mask = first_half[p] == first
+        if stacked is not None and mask.any():
+            for t, mean in zip(_scored_models(per_user, p), stacked[:, mask].mean(axis=1), strict=True):
                 scores[t][p] = float(mean)
     return scores

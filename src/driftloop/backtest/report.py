@@ -70,17 +70,22 @@ def _held_out(result: BacktestResult) -> list[str]:
     if held_out is None:
         return []
     others = ", ".join(f"{name} {total:.2f}" for name, total in held_out.strategies.items())
-    return [
+    on_the_same_halves = f"; on the same halves: {others}" if others else ""
+    lines = [
         f"held out (mean over {2 * held_out.splits} random halves of each period's users): the oracle chosen on a "
         "half costs",
         f"  {held_out.oracle_in_sample:.2f} priced on that half and {held_out.oracle_held_out:.2f} priced on the "
-        f"other ({held_out.oracle_held_out_retrains:.1f} retrains); on the same halves: {others}",
-        "  frontier's schedule chosen on a half, mean NDCG@10 on that half / on the other: "
-        + "  ".join(
-            f"{count}: {held_out.frontier_in_sample[count]:.4f} / {held_out.frontier_held_out[count]:.4f}"
-            for count in held_out.frontier_held_out
-        ),
+        f"other ({held_out.oracle_held_out_retrains:.1f} retrains){on_the_same_halves}",
     ]
+    if held_out.frontier_held_out:
+        lines.append(
+            "  frontier's schedule chosen on a half, mean NDCG@10 on that half / on the other: "
+            + "  ".join(
+                f"{count}: {held_out.frontier_in_sample[count]:.4f} / {held_out.frontier_held_out[count]:.4f}"
+                for count in held_out.frontier_held_out
+            )
+        )
+    return lines
 
 
 def _auto_decisions(result: BacktestResult) -> list[str]:

@@ -147,3 +147,14 @@ def test_costs_regret_and_frontier_reach_the_json(tmp_path, capsys):
     assert held_out["oracle_held_out"] >= held_out["oracle_in_sample"] - 1e-6
     # `every` serves the fresh model in every period: on any half it pays its training cost only.
     assert held_out["strategies"]["every"] == pytest.approx(strategies["every"]["training_cost"], abs=1e-5)
+
+
+def test_held_out_pricing_without_a_strategy_from_the_matrix_prints_only_the_oracle(capsys):
+    args = _parse(
+        "--data", "synthetic", "--users", "150", "--items", "40", "--events-per-month", "1500", "--months", "3",
+        "--strategies", "A",
+    )  # fmt: skip
+    assert args.run(args) == 0
+    held_out = capsys.readouterr().out.split("held out (")[1]
+    assert "priced on the other" in held_out and "on the same halves" not in held_out
+    assert "frontier's schedule chosen on a half" not in held_out
