@@ -41,7 +41,7 @@ class Schedule:
 
     @property
     def retrains(self) -> int:
-        return sum(1 for before, after in zip(self.models, self.models[1:], strict=False) if after != before)
+        return len(installed(self.models))
 
 
 def fresh_scores(scores: Mapping[int, Mapping[int, float | None]], periods: Sequence[int]) -> dict[int, float | None]:
@@ -89,8 +89,13 @@ def oracle_schedule(
     return Schedule(path, total)
 
 
+def installed(models: Sequence[int]) -> list[int]:
+    """The models a schedule retrains into, in order (each change of the model in force)."""
+    return [after for before, after in zip(models, models[1:], strict=False) if after != before]
+
+
 def _retrains(path: Sequence[int]) -> int:
-    return sum(1 for before, after in zip(path, path[1:], strict=False) if after != before)
+    return len(installed(path))
 
 
 def frontier(scores: Mapping[int, Mapping[int, float | None]], periods: Sequence[int]) -> dict[int, float]:
@@ -170,7 +175,7 @@ def staleness_total(
 
 
 def retraining_total(models: Sequence[int], retrain_costs: Mapping[int, float]) -> float:
-    return sum(retrain_costs[after] for before, after in zip(models, models[1:], strict=False) if after != before)
+    return sum(retrain_costs[model] for model in installed(models))
 
 
 @dataclass(frozen=True)
@@ -240,10 +245,11 @@ def held_out_costs(
     strategies: dict[str, list[float]] = {name: [] for name in schedules}
     counts = {_retrains(models) for models, _ in schedules.values()}
     by_period = _by_period(per_user, periods)
+    user_counts = _user_counts(by_period)
     frontier_in: dict[int, list[float]] = {}
     frontier_out: dict[int, list[float]] = {}
     for _ in range(splits):
-        first_half = {p: rng.permutation(users) < users // 2 for p, (_, users) in by_period.items()}
+        first_half = {p: rng.permutation(users) < users // 2 for p, users in user_counts.items()}
         halves = [_half_scores(per_user, by_period, first_half, first) for first in (True, False)]
         for chosen_on, priced_on in ((0, 1), (1, 0)):
             oracle = oracle_schedule(halves[chosen_on], periods, days, retrain_costs, cost)
@@ -274,30 +280,29 @@ def held_out_costs(
 
 def _by_period(
     per_user: Mapping[int, Mapping[int, np.ndarray | None]], periods: Sequence[int]
-) -> dict[int, tuple[np.ndarray | None, int]]:
-    """Per period: the scored models' per-user values stacked (one row per model of ``_scored_models``), and
-    the number of users."""
-    stacked: dict[int, tuple[np.ndarray | None, int]] = {}
+) -> dict[int, tuple[list[int], np.ndarray | None]]:
+    """Per period: the models scored on it, and their per-user values stacked (one row per model)."""
+    stacked: dict[int, tuple[list[int], np.ndarray | None]] = {}
     for p in periods:
-        rows = [per_user[t][p] for t in _scored_models(per_user, p)]
-        stacked[p] = (np.stack(rows), len(rows[0])) if rows else (None, 0)
+        models = [t for t, row in per_user.items() if row.get(p) is not None]
+        stacked[p] = (models, np.stack([per_user[t][p] for t in models]) if models else None)
     return stacked
 
 
-def _scored_models(per_user: Mapping[int, Mapping[int, np.ndarray | None]], p: int) -> list[int]:
-    return [t for t, row in per_user.items() if row.get(p) is not None]
+def _user_counts(by_period: Mapping[int, tuple[list[int], np.ndarray | None]]) -> dict[int, int]:
+    return {p: 0 if values is None else values.shape[1] for p, (_, values) in by_period.items()}
 
 
 def _half_scores(
     per_user: Mapping[int, Mapping[int, np.ndarray | None]],
-    by_period: Mapping[int, tuple[np.ndarray | None, int]],
+    by_period: Mapping[int, tuple[list[int], np.ndarray | None]],
     first_half: Mapping[int, np.ndarray],
     first: bool,
 ) -> dict[int, dict[int, float | None]]:
     scores: dict[int, dict[int, float | None]] = {t: dict.fromkeys(row) for t, row in per_user.items()}
-    for p, (stacked, _) in by_period.items():
+    for p, (models, values) in by_period.items():
         mask = first_half[p] == first
-        if stacked is not None and mask.any():
-            for t, mean in zip(_scored_models(per_user, p), stacked[:, mask].mean(axis=1), strict=True):
+        if values is not None and mask.any():
+            for t, mean in zip(models, values[:, mask].mean(axis=1), strict=True):
                 scores[t][p] = float(mean)
     return scores
